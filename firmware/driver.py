@@ -1,0 +1,336 @@
+"""The host driver of the accelerator, written once against ``firmware.transport.Transport``.
+
+``Accelerator(transport)`` identifies the SoC, loads a compiled model's memory image and runs images,
+returning the integer logits and the hardware's performance counters. It awaits nothing but the
+transport's methods, so it runs on Amaranth's simulator, the compiled simulator and a board alike.
+
+A run never hangs: ``wait_irq`` has a cycle budget, and a timeout or an error reported by the
+hardware raises ``AcceleratorError`` with a one-line message naming the status bits, the error code
+and the failing descriptor.
+"""
+
+import types
+from dataclasses import dataclass, field
+
+from accel import isa
+
+from . import regs as _regs
+
+
+__all__ = ["Accelerator", "AcceleratorError", "RunResult", "HardwareInfo", "CSR_BASE", "REG",
+           "ID_VALUE"]
+
+
+# Register map ----------------------------------------------------------------------------------
+# Byte offsets inside the CSR block come from firmware/regs.py (generated from accel/registers.py);
+# the specification's table below only documents them (and is checked against regs.py by the tests).
+CSR_BASE = _regs.CSR_BASE // 4      # word address of the CSR block (byte 0x4000_0000)
+ID_VALUE = _regs.ID_VALUE           # "PEA1"
+
+_SPEC_OFFSETS = {
+    "ID": 0x00, "VERSION": 0x04, "CONFIG0": 0x08, "CONFIG1": 0x0C, "CTRL": 0x10, "STATUS": 0x14,
+    "ERROR": 0x18, "PROG_ADDR": 0x1C, "WINDOW_BASE": 0x20, "WINDOW_LIMIT": 0x24, "CYCLES": 0x28,
+    "MAC_BUSY": 0x2C, "LAYER_SEL": 0x30, "LAYER_CYCLES": 0x34, "PC": 0x38, "SCRATCH": 0x3C,
+}
+
+
+_OFFSETS = {name: _regs.REGISTERS.get(name, default) for name, default in _SPEC_OFFSETS.items()}
+
+
+# Word addresses of the CSRs on the Wishbone bus: REG.ID, REG.STATUS, ...
+REG = types.SimpleNamespace(**{name: CSR_BASE + off // 4 for name, off in _OFFSETS.items()})
+
+
+CTRL_START = _regs.CTRL_START_MASK
+CTRL_ABORT = _regs.CTRL_ABORT_MASK
+STATUS_BUSY = _regs.STATUS_BUSY_MASK
+STATUS_DONE = _regs.STATUS_DONE_MASK
+STATUS_ERROR = _regs.STATUS_ERROR_MASK
+
+try:
+    from accel.sequencer import MAX_PROFILED_DESCRIPTORS
+except ImportError:                       # the gateware package is optional on a pure host
+    MAX_PROFILED_DESCRIPTORS = 64
+
+
+def _error_name(code):
+    try:
+        from accel.errors import ErrorCode
+        return ErrorCode(code).name
+    except (ImportError, ValueError):
+        return f"UNKNOWN_{code}"
+
+
+def _status_text(status):
+    bits = [name for bit, name in ((STATUS_BUSY, "busy"), (STATUS_DONE, "done"),
+                                   (STATUS_ERROR, "error")) if status & bit]
+    return f"{status:#x}({'|'.join(bits) or 'idle'})"
+
+
+class AcceleratorError(RuntimeError):
+    """A run failed (error reported by the hardware, timeout, or wrong device).
+
+    Members
+    -------
+    status : int or None
+    code : int or None
+        ``ERROR.code``.
+    descriptor : int or None
+        Index of the failing descriptor (``ERROR.pc``) in the program that was run.
+    """
+    def __init__(self, message, *, status=None, code=None, descriptor=None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.descriptor = descriptor
+
+
+@dataclass
+class HardwareInfo:
+    """What ``Accelerator.identify`` read.
+
+    Members
+    -------
+    id, version, config0, config1 : int
+        Raw register values.
+    isa_version : int
+    config : dict
+        The configuration fields CONFIG0/CONFIG1 report (``AccelConfig`` names, and ``mem_words``).
+    """
+    id: int
+    version: int
+    isa_version: int
+    config0: int
+    config1: int
+    config: object = None
+
+
+@dataclass
+class RunResult:
+    """Result of one image.
+
+    Members
+    -------
+    logits_int : list of int
+        The integer logits (``compiled.decode_logits``).
+    cycles : int
+        CYCLES: clock cycles from start to done.
+    mac_busy : int
+        MAC_BUSY: cycles in which the MAC array accepted a word-set.
+    layer_cycles : list of int
+        LAYER_CYCLES of each descriptor of the program that ran.
+    error : None
+        Always ``None`` in a returned result (errors raise ``AcceleratorError``); kept so that
+        callers collecting results of many images can record failures in the same structure.
+    """
+    logits_int: list
+    cycles: int
+    mac_busy: int
+    layer_cycles: list = field(default_factory=list)
+    error: object = None
+
+
+def _field(value, name):
+    """Field ``name`` (e.g. ``"VERSION_ISA"``) of a register value, by firmware.regs' masks."""
+    mask = getattr(_regs, f"{name}_MASK")
+    return (value & mask) >> getattr(_regs, f"{name}_SHIFT")
+
+
+# Fields of CONFIG0/CONFIG1 that must equal those of the AccelConfig a model was compiled for.
+_CONFIG_FIELDS = (("CONFIG0_P_O", "p_o"), ("CONFIG0_P_I", "p_i"), ("CONFIG0_A_PLANES", "a_planes"),
+                  ("CONFIG0_N_CODE_BANKS", "n_code_banks"), ("CONFIG0_ACC_BITS", "acc_bits"),
+                  ("CONFIG1_RES_BITS", "res_bits"), ("CONFIG1_EMB_CHANNELS", "emb_channels"))
+
+
+def _decode_config(config0, config1):
+    """CONFIG0/CONFIG1 as a dict of ``AccelConfig`` field names (plus ``mem_words``)."""
+    out = {}
+    for reg_field, name in _CONFIG_FIELDS:
+        out[name] = _field(config0 if reg_field.startswith("CONFIG0") else config1, reg_field)
+    out["mem_words"] = 1 << _field(config1, "CONFIG1_LOG2_MEM_WORDS")
+    return out
+
+
+def _memory_image(compiled):
+    """``(base_word_address, words)`` of a compiled model's memory image."""
+    return int(compiled.window_base), [int(w) & 0xFFFF_FFFF for w in compiled.memory]
+
+
+class Accelerator:
+    """Host driver for one accelerator behind a ``Transport``.
+
+    Parameters
+    ----------
+    transport : Transport
+    timeout_cycles : int
+        Default cycle budget of one run before ``AcceleratorError`` (the run is then aborted).
+
+    Members
+    -------
+    transport : Transport
+    info : HardwareInfo or None
+        Set by ``identify``.
+    """
+
+    def __init__(self, transport, *, timeout_cycles=50_000_000):
+        self.transport = transport
+        self.timeout_cycles = int(timeout_cycles)
+        self.info = None
+        self._compiled = None
+        self._image = None
+        self._params_loaded = False
+
+    async def _read(self, reg):
+        return await self.transport.read_word(reg)
+
+    async def _write(self, reg, value):
+        await self.transport.write_word(reg, value)
+
+    async def identify(self):
+        """Read ID, VERSION, CONFIG0 and CONFIG1; check the ID and the ISA version.
+
+        Returns
+        -------
+        HardwareInfo
+        """
+        ident, version, config0, config1 = await self.transport.read_words(REG.ID, 4)
+        if ident != ID_VALUE:
+            raise AcceleratorError(f"no accelerator: ID register reads {ident:#010x}, "
+                                   f"expected {ID_VALUE:#010x}")
+        isa_version = _field(version, "VERSION_ISA")
+        if isa_version != isa.ISA_VERSION:
+            raise AcceleratorError(f"accelerator speaks ISA version {isa_version}, this driver "
+                                   f"version {isa.ISA_VERSION}")
+        self.info = HardwareInfo(ident, version, isa_version, config0, config1,
+                                 _decode_config(config0, config1))
+        return self.info
+
+    async def load(self, compiled):
+        """Write a compiled model's memory image and set the access window.
+
+        If ``identify`` ran, the model's configuration is checked against the hardware's first. The
+        next ``run_image`` runs the parameter-loading program (``prog_load_addr``).
+        """
+        if self.info is not None:
+            hw = self.info.config
+            mine = dict(compiled.config.as_dict())
+            wrong = [f"{k}={mine[k]} (hardware {hw[k]})" for k in hw
+                     if k != "mem_words" and mine.get(k) != hw[k]]
+            if int(compiled.window_limit) > hw["mem_words"]:
+                wrong.append(f"memory image up to word {int(compiled.window_limit)} "
+                             f"(hardware has {hw['mem_words']} words)")
+            if wrong:
+                raise AcceleratorError("model compiled for another configuration: " + ", ".join(wrong))
+        base, words = _memory_image(compiled)
+        await self.transport.write_words(base, words)
+        await self.transport.write_words(REG.WINDOW_BASE,
+                                         [int(compiled.window_base), int(compiled.window_limit)])
+        self._compiled = compiled
+        self._image = (base, words)
+        self._params_loaded = False
+
+    def _program(self, prog_addr):
+        """Descriptors (as field dicts) from ``prog_addr`` up to, not including, END, decoded from
+        the host's copy of the memory image."""
+        base, words = self._image
+        out = []
+        addr = prog_addr - base
+        while 0 <= addr and addr + isa.DESCRIPTOR_WORDS <= len(words) and len(out) < 65536:
+            desc = isa.unpack(words[addr:addr + isa.DESCRIPTOR_WORDS])
+            if desc["op"] == isa.Op.END:
+                break
+            out.append(desc)
+            addr += isa.DESCRIPTOR_WORDS
+        return out
+
+    def _describe(self, prog_addr, index):
+        """`` (OP, note)`` for descriptor ``index`` of the program at ``prog_addr``."""
+        program = self._program(prog_addr)
+        if index >= len(program):
+            return " (END or past the program)"
+        text = isa.Op.NAMES.get(program[index]["op"], "?")
+        addr = prog_addr + index * isa.DESCRIPTOR_WORDS
+        for d in getattr(self._compiled, "descriptors", None) or ():
+            if isinstance(d, dict) and d.get("addr") == addr and d.get("note"):
+                text += f" {d['note']}"
+                break
+        return f" ({text})"
+
+    async def _fail(self, what, prog_addr, timed_out=False):
+        """Read STATUS/ERROR (and PC), abort a run still going, and raise a one-line
+        ``AcceleratorError``."""
+        status, error = await self.transport.read_words(REG.STATUS, 2)
+        code, index = _field(error, "ERROR_CODE"), _field(error, "ERROR_PC")
+        if timed_out and not status & STATUS_ERROR:
+            index = await self._read(REG.PC) & 0xFFFF     # the descriptor it was stuck in
+        if status & STATUS_BUSY:
+            await self._write(REG.CTRL, CTRL_ABORT)
+        raise AcceleratorError(
+            f"{what}: status {_status_text(status)}, error {_error_name(code)} ({code}), "
+            f"descriptor {index}{self._describe(prog_addr, index)} of the program at word "
+            f"{prog_addr:#x}", status=status, code=code, descriptor=index)
+
+    async def run_image(self, image_uint8, compiled=None, *, reload_params=False,
+                        timeout_cycles=None, profile=True):
+        """Run one image.
+
+        Parameters
+        ----------
+        image_uint8 : array (C, H, W) of uint8
+        compiled : CompiledModel
+            The model to run; loaded first if it is not the one last given to ``load``.
+        reload_params : bool
+            Run the program that also loads weights, thresholds and the embedding table
+            (``prog_load_addr``); otherwise that program runs only on the first image after
+            ``load`` and later images run ``prog_image_addr``.
+        timeout_cycles : int
+            Cycle budget (default: the ``timeout_cycles`` given to the constructor).
+        profile : bool
+            Read LAYER_CYCLES of every descriptor (two bus transfers each; at most the first
+            ``MAX_PROFILED_DESCRIPTORS`` are counted by the hardware).
+
+        Returns
+        -------
+        RunResult
+
+        Raises
+        ------
+        AcceleratorError
+            The run ended with an error or did not finish within ``timeout_cycles``.
+        """
+        if compiled is None:
+            compiled = self._compiled
+        if compiled is None:
+            raise ValueError("run_image: no compiled model loaded")
+        if compiled is not self._compiled:
+            await self.load(compiled)
+        timeout = self.timeout_cycles if timeout_cycles is None else int(timeout_cycles)
+
+        prepare = getattr(compiled, "prepare_input", None) or compiled.encode_image
+        await self.transport.write_words(int(compiled.input_addr),
+                                         [int(w) for w in prepare(image_uint8)])
+        if reload_params or not self._params_loaded:
+            prog_addr = int(compiled.prog_load_addr)
+        else:
+            prog_addr = int(compiled.prog_image_addr)
+        await self._write(REG.PROG_ADDR, prog_addr)
+        await self._write(REG.CTRL, CTRL_START)
+        if not await self.transport.wait_irq(timeout):
+            await self._fail(f"timeout: no interrupt within {timeout} cycles", prog_addr,
+                             timed_out=True)
+        status = await self._read(REG.STATUS)
+        if status & STATUS_ERROR or not status & STATUS_DONE:
+            await self._fail("accelerator error", prog_addr)
+        self._params_loaded = True
+
+        out_words = await self.transport.read_words(int(compiled.output_addr),
+                                                    int(compiled.output_words))
+        logits = [int(v) for v in compiled.decode_logits(out_words)]
+        cycles, mac_busy = await self.transport.read_words(REG.CYCLES, 2)
+        layer_cycles = []
+        if profile:
+            n = min(len(self._program(prog_addr)), MAX_PROFILED_DESCRIPTORS)
+            for i in range(n):
+                await self._write(REG.LAYER_SEL, i)
+                layer_cycles.append(await self._read(REG.LAYER_CYCLES))
+        return RunResult(logits, cycles, mac_busy, layer_cycles)

@@ -1,0 +1,202 @@
+"""A ``Transport`` over Amaranth's Python simulator (pysim).
+
+``PySimTransport`` puts a component with a ``host`` Wishbone target port and an ``irq`` output (the
+SoC, ``accel.soc.SoC``, or any stand-in) into one ``amaranth.sim.Simulator`` and keeps it alive for
+the transport's lifetime. One testbench coroutine, the *bus server*, owns the host port and serves a
+queue of operations; the transport's async methods append an operation and call
+``Simulator.advance()`` until the server has completed it. Simulated time therefore only moves while a
+request is being served, and the cycle-level behaviour of the host port is fixed (the compiled
+simulator, ``firmware/cxxrtl_sim.py``, reproduces it exactly, so both report the same cycle counts):
+
+- every operation begins with one idle cycle (``cyc`` low);
+- a word transfer drives ``cyc stb we adr dat_w sel=0xF`` and clocks until ``ack`` or ``err`` is
+  seen high before a rising edge; that edge ends the transfer, ``cyc``/``stb`` drop, and the next
+  word of the same operation follows after one idle cycle;
+- ``wait_irq(n)`` looks at ``irq`` before each rising edge and clocks at most ``n`` edges.
+
+Back door: when the DUT exposes its main memory as a ``MemoryData`` attribute ``mem`` (as
+``accel.soc.SoC`` does; ``mem_data`` is also accepted; word 0 of the bus = row 0), ``write_words``/``read_words`` wholly inside ``[0, len(mem_data))`` set or get the
+rows directly instead of running bus cycles (a 16k-word memory image would otherwise take ~50k
+simulated cycles). Pass ``backdoor=False`` to force bus transfers (the cross-check with the compiled
+simulator does, so that cycle counts match).
+
+With the environment variable ``PEA_VCD=1`` a VCD of the whole session is written to
+``build/vcd/pysim_transport.vcd``.
+"""
+
+import collections
+import os
+
+from amaranth.hdl import MemoryData
+from amaranth.sim import Simulator
+
+from .transport import Transport, TransportError
+
+
+__all__ = ["PySimTransport"]
+
+
+_READ, _WRITE, _PEEK, _POKE, _WAIT_IRQ, _RESET = range(6)
+
+
+class _Op:
+    __slots__ = ("kind", "addr", "data", "count", "done", "result", "error")
+
+    def __init__(self, kind, addr=0, data=None, count=0):
+        self.kind = kind
+        self.addr = addr
+        self.data = data
+        self.count = count
+        self.done = False
+        self.result = None
+        self.error = None
+
+
+class PySimTransport(Transport):
+    """Transport running a DUT in Amaranth's Python simulator.
+
+    Parameters
+    ----------
+    dut : wiring.Component or AccelConfig
+        The design: a component with ``host`` (Wishbone target, the ``accel.wishbone`` member names)
+        and ``irq``; or an ``AccelConfig``, from which ``accel.soc.SoC(config)`` is built.
+    backdoor : bool
+        Use ``dut.mem`` (if it is a ``MemoryData``) for memory-range reads and writes (see the module
+        docstring).
+    clock_period : float
+        Period of the ``sync`` clock in seconds (only matters for VCD time stamps).
+
+    Members
+    -------
+    dut : the simulated component
+    cycles : int
+        Rising clock edges simulated so far (the same count as ``CxxrtlTransport.cycles``).
+    fmax_hz : None
+    """
+
+    fmax_hz = None
+
+    def __init__(self, dut, *, backdoor=True, clock_period=1e-6):
+        from accel.config import AccelConfig
+        if isinstance(dut, AccelConfig):
+            from accel.soc import SoC
+            dut = SoC(dut)
+        for name in ("host", "irq"):
+            if not hasattr(dut, name):
+                raise TypeError(f"PySimTransport: dut must have a '{name}' port, "
+                                f"{type(dut).__name__} has none")
+        self.dut = dut
+        self.cycles = 0
+        self._mem = None
+        if backdoor:
+            for name in ("mem", "mem_data"):
+                if isinstance(getattr(dut, name, None), MemoryData):
+                    self._mem = getattr(dut, name)
+                    break
+        self._queue = collections.deque()
+        self._closed = False
+        self.sim = Simulator(dut)
+        self.sim.add_clock(clock_period)
+        self.sim.add_testbench(self._server)
+        self._vcd = None
+        if os.environ.get("PEA_VCD") == "1":
+            os.makedirs("build/vcd", exist_ok=True)
+            self._vcd = self.sim.write_vcd("build/vcd/pysim_transport.vcd")
+            self._vcd.__enter__()
+
+    # The bus server -------------------------------------------------------------------------------
+    async def _server(self, ctx):
+        bus = self.dut.host
+        irq = self.dut.irq
+        while True:
+            await ctx.tick()                      # the idle cycle that begins every operation
+            self.cycles += 1
+            if not self._queue:
+                continue
+            op = self._queue.popleft()
+            try:
+                if op.kind in (_READ, _WRITE):
+                    result = []
+                    for i in range(op.count):
+                        if i:
+                            await ctx.tick()      # one idle cycle between words
+                            self.cycles += 1
+                        ctx.set(bus.adr, op.addr + i)
+                        ctx.set(bus.sel, 0xF)
+                        ctx.set(bus.we, op.kind == _WRITE)
+                        if op.kind == _WRITE:
+                            ctx.set(bus.dat_w, op.data[i])
+                        ctx.set(bus.cyc, 1)
+                        ctx.set(bus.stb, 1)
+                        while True:
+                            ack, err, dat_r = ctx.get(bus.ack), ctx.get(bus.err), ctx.get(bus.dat_r)
+                            await ctx.tick()
+                            self.cycles += 1
+                            if ack or err:
+                                break
+                        ctx.set(bus.cyc, 0)
+                        ctx.set(bus.stb, 0)
+                        ctx.set(bus.we, 0)
+                        if err:
+                            op.error = f"Wishbone error at word address {op.addr + i:#010x}"
+                            break
+                        result.append(dat_r)
+                    op.result = result
+                elif op.kind == _POKE:
+                    for i, value in enumerate(op.data):
+                        ctx.set(self._mem[op.addr + i], value)
+                elif op.kind == _PEEK:
+                    op.result = [ctx.get(self._mem[op.addr + i]) for i in range(op.count)]
+                elif op.kind == _WAIT_IRQ:
+                    n = 0
+                    while not ctx.get(irq) and n < op.count:
+                        await ctx.tick()
+                        n += 1
+                    self.cycles += n
+                    op.result = (bool(ctx.get(irq)), n)
+            except Exception as exc:              # surface it in the caller, not inside the sim
+                op.error = f"{type(exc).__name__}: {exc}"
+            op.done = True
+
+    def _run(self, op):
+        if self._closed:
+            raise TransportError("the simulation transport is closed")
+        self._queue.append(op)
+        while not op.done:
+            self.sim.advance()
+        if op.error is not None:
+            raise TransportError(op.error)
+        return op.result
+
+    def _in_memory(self, addr, count):
+        return self._mem is not None and 0 <= addr and addr + count <= self._mem.depth
+
+    # Transport ------------------------------------------------------------------------------------
+    async def write_words(self, addr, words):
+        words = [int(w) & 0xFFFF_FFFF for w in words]
+        if not words:
+            return
+        if self._in_memory(addr, len(words)):
+            self._run(_Op(_POKE, addr, words))
+        else:
+            self._run(_Op(_WRITE, addr, words, len(words)))
+
+    async def read_words(self, addr, count):
+        if count <= 0:
+            return []
+        if self._in_memory(addr, count):
+            return self._run(_Op(_PEEK, addr, count=count))
+        return self._run(_Op(_READ, addr, count=count))
+
+    async def wait_irq(self, timeout_cycles):
+        fired, _ = self._run(_Op(_WAIT_IRQ, count=int(timeout_cycles)))
+        return fired
+
+    async def wait_irq_cycles(self, timeout_cycles):
+        """Like ``wait_irq``, but returns ``(fired, cycles_waited)`` (for tests and benchmarks)."""
+        return self._run(_Op(_WAIT_IRQ, count=int(timeout_cycles)))
+
+    async def close(self):
+        if not self._closed and self._vcd is not None:
+            self._vcd.__exit__(None, None, None)
+        self._closed = True
