@@ -81,7 +81,7 @@ class StandInSoC(wiring.Component):
         count = Signal(32)
         data = Signal(32)
 
-        m.d.comb += [self.irq.eq(done | error), self.busy.eq(busy)]
+        m.d.comb += [self.irq.eq(done), self.busy.eq(busy)]
 
         wb = self.host
         is_csr = Signal()
@@ -150,7 +150,7 @@ class StandInSoC(wiring.Component):
                     m.next = "CHECK"
             with m.State("CHECK"):
                 with m.If((pc < win_base) | (pc + 4 > win_limit)):
-                    m.d.sync += [err_code.eq(2), err_index.eq(0), error.eq(1), busy.eq(0)]
+                    m.d.sync += [err_code.eq(2), err_index.eq(0), error.eq(1), done.eq(1), busy.eq(0)]
                     m.next = "IDLE"
                 with m.Else():
                     m.d.comb += [rp.addr.eq(pc), rp.en.eq(1)]
@@ -175,7 +175,7 @@ class StandInSoC(wiring.Component):
             with m.State("WAIT"):
                 with m.If(pc == 0):
                     with m.If(err_code != 0):
-                        m.d.sync += [error.eq(1), busy.eq(0)]
+                        m.d.sync += [error.eq(1), done.eq(1), busy.eq(0)]
                         m.next = "IDLE"
                     with m.Else():
                         m.next = "COPY_READ"

@@ -1,0 +1,202 @@
+"""The host driver, written once against Transport, on Amaranth's simulator and the compiled one.
+
+Until the SoC's engine lands, the driver runs on the stand-in SoC (tests/standin_soc.py), whose fake
+engine copies ``count`` words from ``src`` to ``dst`` adding 1 and can be told to fail; the fake
+compiled model below places its pseudo-descriptors where the real compiler places programs.
+"""
+
+import asyncio
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st, HealthCheck
+
+from accel.config import TINY, SMALL
+from firmware import regs
+from firmware.driver import (Accelerator, AcceleratorError, REG, CSR_BASE, ID_VALUE, _SPEC_OFFSETS,
+                             RunResult)
+from firmware.cxxrtl_sim import CxxrtlTransport
+from firmware.sim_transport import PySimTransport
+from firmware.transport import Transport
+
+from standin_soc import StandInSoC
+
+
+MEM_WORDS = 1024
+N_OUT = 6
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+@dataclass
+class FakeCompiled:
+    """The parts of firmware.compiler.CompiledModel the driver uses."""
+    load_wait: int = 40
+    image_wait: int = 7
+    error: int = 0
+    error_index: int = 0
+    config: object = TINY
+    window_base: int = 0
+    window_limit: int = 512
+    prog_load_addr: int = 64
+    prog_image_addr: int = 96
+    input_addr: int = 200
+    output_addr: int = 300
+    output_words: int = N_OUT
+    num_classes: int = N_OUT
+    input_shape: tuple = (1, 4, 6)
+    memory: np.ndarray = None
+    descriptors: list = field(default_factory=list)
+
+    def __post_init__(self):
+        mem = np.zeros(self.window_limit - self.window_base, np.uint32)
+
+        def desc(wait):
+            return [1 | wait << 4 | self.error << 16 | self.error_index << 24,
+                    self.input_addr, self.output_addr, N_OUT, 0, 0, 0, 0]
+        mem[self.prog_load_addr:self.prog_load_addr + 8] = desc(self.load_wait)
+        mem[self.prog_image_addr:self.prog_image_addr + 8] = desc(self.image_wait)
+        self.memory = mem
+        self.descriptors = [{"addr": self.prog_load_addr, "note": "load+layer"},
+                            {"addr": self.prog_image_addr, "note": "layer"}]
+
+    def prepare_input(self, image):
+        image = np.asarray(image, np.uint8)
+        assert image.shape == self.input_shape
+        return image.reshape(-1).view("<u4").tolist()
+
+    def decode_logits(self, words):
+        assert len(words) == N_OUT
+        return [int(w) - 2**32 if w >= 2**31 else int(w) for w in words]
+
+
+def expected_logits(image):
+    return [(int(w) + 1) & 0xFFFF_FFFF for w in np.asarray(image, np.uint8).reshape(-1).view("<u4")]
+
+
+@pytest.fixture(scope="module")
+def cxx_lib():
+    return CxxrtlTransport(StandInSoC(MEM_WORDS), quiet=True)
+
+
+@pytest.fixture(params=["pysim", "cxxrtl"])
+def new_transport(request, cxx_lib):
+    """A factory of fresh transports (a new pysim, or the compiled one reset)."""
+    def make():
+        if request.param == "pysim":
+            return PySimTransport(StandInSoC(MEM_WORDS))
+        cxx_lib.sim.reset()
+        return cxx_lib
+    return make
+
+
+@pytest.fixture
+def transport(new_transport):
+    return new_transport()
+
+
+def test_register_offsets_match_the_specification():
+    # The driver takes offsets from firmware/regs.py; they must be the documented ones.
+    assert {k: regs.REGISTERS[k] for k in _SPEC_OFFSETS} == _SPEC_OFFSETS
+    assert CSR_BASE == 0x1000_0000 and REG.STATUS == 0x1000_0005 and ID_VALUE == 0x5045_4131
+
+
+def test_identify(transport):
+    info = run(Accelerator(transport).identify())
+    assert info.isa_version == 1 and info.id == ID_VALUE
+    assert info.config == {"p_o": TINY.p_o, "p_i": TINY.p_i, "a_planes": TINY.a_planes,
+                           "n_code_banks": TINY.n_code_banks, "acc_bits": TINY.acc_bits,
+                           "res_bits": TINY.res_bits, "emb_channels": TINY.emb_channels,
+                           "mem_words": MEM_WORDS}
+
+
+class FakeBus(Transport):
+    """A register file answering reads with fixed values (for identification failures)."""
+    def __init__(self, values):
+        self.values = values
+
+    async def write_words(self, addr, words):
+        pass
+
+    async def read_words(self, addr, count):
+        return [self.values.get(addr + i, 0) for i in range(count)]
+
+    async def wait_irq(self, timeout_cycles):
+        return False
+
+    async def close(self):
+        pass
+
+
+def test_identify_rejects_wrong_device_and_isa():
+    with pytest.raises(AcceleratorError, match="ID register reads 0xdeadbeef"):
+        run(Accelerator(FakeBus({REG.ID: 0xDEADBEEF})).identify())
+    with pytest.raises(AcceleratorError, match="ISA version 2"):
+        run(Accelerator(FakeBus({REG.ID: ID_VALUE, REG.VERSION: 2 << 16 | 1})).identify())
+
+
+def test_load_rejects_other_configuration(transport):
+    acc = Accelerator(transport)
+    run(acc.identify())
+    with pytest.raises(AcceleratorError, match=r"p_o=16 \(hardware 16\)|p_i=16 \(hardware 8\)"):
+        run(acc.load(FakeCompiled(config=SMALL)))
+    with pytest.raises(AcceleratorError, match="memory image up to word 2048"):
+        run(acc.load(FakeCompiled(window_limit=2048)))
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.binary(min_size=24, max_size=24), min_size=3, max_size=3))
+def test_runs(new_transport, images):
+    transport = new_transport()
+    images = [np.frombuffer(b, np.uint8).reshape(1, 4, 6) for b in images]
+    compiled = FakeCompiled()
+    acc = Accelerator(transport)
+
+    async def go():
+        await acc.identify()
+        await acc.load(compiled)
+        return [await acc.run_image(images[0], compiled),
+                await acc.run_image(images[1], compiled),
+                await acc.run_image(images[2], compiled, reload_params=True)]
+    results = run(go())
+    for img, r in zip(images, results):
+        assert isinstance(r, RunResult) and r.error is None
+        assert r.logits_int == FakeCompiled().decode_logits(expected_logits(img))
+        assert r.mac_busy == N_OUT
+    # The first run and a reload run the parameter-loading program, the others the image program:
+    # the stand-in's LAYER_CYCLES(i) reads wait + i, and CYCLES grows with the wait.
+    assert [r.layer_cycles for r in results] == [[40], [7], [40]]
+    assert results[0].cycles - results[1].cycles == 40 - 7
+    assert results[2].cycles == results[0].cycles
+
+
+def test_error_names_code_and_descriptor(transport):
+    acc = Accelerator(transport)
+    compiled = FakeCompiled(error=5, error_index=0)
+    with pytest.raises(AcceleratorError) as info:
+        run(acc.run_image(np.zeros((1, 4, 6), np.uint8), compiled))
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert "error BAD_DESCRIPTOR (5)" in msg and "descriptor 0 (LOAD load+layer)" in msg
+    assert "status 0x6(done|error)" in msg
+    assert info.value.code == 5 and info.value.descriptor == 0
+
+
+def test_window_error(transport):
+    acc = Accelerator(transport)
+    compiled = FakeCompiled(window_base=0, window_limit=512)
+    run(acc.load(compiled))
+    run(transport.write_words(REG.WINDOW_BASE, [80]))      # excludes the load program at 64
+    with pytest.raises(AcceleratorError, match=r"error WINDOW \(2\), descriptor 0"):
+        run(acc.run_image(np.zeros((1, 4, 6), np.uint8), compiled))
+
+
+def test_timeout_never_hangs(transport):
+    acc = Accelerator(transport)
+    compiled = FakeCompiled(load_wait=4000)
+    with pytest.raises(AcceleratorError, match=r"timeout: no interrupt within 100 cycles: "
+                                               r"status 0x1\(busy\)"):
+        run(acc.run_image(np.zeros((1, 4, 6), np.uint8), compiled, timeout_cycles=100))
