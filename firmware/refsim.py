@@ -43,17 +43,13 @@ from firmware.layout import ceil_div, signed
 __all__ = ["RefSim", "RunResult", "TraceEntry", "ideal_cycles", "run_compiled", "feature_maps",
            "ERROR_NAMES"]
 
-try:        # the bus helper's module, when present
-    from accel import errors as _errors
-    OK, BAD_OPCODE, WINDOW, BUS_ERROR, LOCAL_RANGE, BAD_DESCRIPTOR, ABORTED, TIMEOUT = (
-        _errors.OK, _errors.BAD_OPCODE, _errors.WINDOW, _errors.BUS_ERROR, _errors.LOCAL_RANGE,
-        _errors.BAD_DESCRIPTOR, _errors.ABORTED, _errors.TIMEOUT)
-except (ImportError, AttributeError):
-    OK, BAD_OPCODE, WINDOW, BUS_ERROR, LOCAL_RANGE, BAD_DESCRIPTOR, ABORTED, TIMEOUT = range(8)
+from accel.errors import ErrorCode
 
-ERROR_NAMES = {OK: "OK", BAD_OPCODE: "BAD_OPCODE", WINDOW: "WINDOW", BUS_ERROR: "BUS_ERROR",
-               LOCAL_RANGE: "LOCAL_RANGE", BAD_DESCRIPTOR: "BAD_DESCRIPTOR", ABORTED: "ABORTED",
-               TIMEOUT: "TIMEOUT"}
+OK, BAD_OPCODE, WINDOW, BUS_ERROR, LOCAL_RANGE, BAD_DESCRIPTOR, ABORTED, TIMEOUT = (
+    int(ErrorCode.OK), int(ErrorCode.BAD_OPCODE), int(ErrorCode.WINDOW), int(ErrorCode.BUS_ERROR),
+    int(ErrorCode.LOCAL_RANGE), int(ErrorCode.BAD_DESCRIPTOR), int(ErrorCode.ABORTED),
+    int(ErrorCode.TIMEOUT))
+ERROR_NAMES = {int(e): e.name for e in ErrorCode}
 
 
 class _Fault(Exception):

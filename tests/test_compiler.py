@@ -1,0 +1,462 @@
+"""The compiler: compile + reference simulator == model.golden bit for bit, fit checks, program format."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from accel import isa
+from accel.config import AccelConfig, CONFIGS, TINY, SMALL, DEFAULT, BUF_RESIDUAL
+from model import golden
+from model.deploy import random_deploy, validate, pack_bits, FORMAT, VERSION
+from firmware.compiler import compile_model, CompileError
+from firmware.refsim import RefSim, run_compiled, feature_maps
+
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "model" / "shipped" / "default.npz"
+
+
+# --- a small builder for hand-made deploy models ------------------------------------------------
+
+def build(layers, C=1, H=8, W=8, classes=4, seed=0, q=2, d=4, first="embed"):
+    """A validated DeployModel from a compact layer list.
+
+    ``layers``: dicts with ``name``, ``input`` and ``cout, k, stride, pad, residual, q, pool, acc,
+    codes`` for convs (``kind="head"`` for the head: ``name, input``). The first layer (``first``)
+    writes tensor ``e0``.
+    """
+    rng = np.random.default_rng(seed)
+    hl, arrays = [], {}
+    shapes = {}                   # tensor -> (C, H, W, bits or None)
+    if first == "embed":
+        hl.append(dict(name="embed", kind="embed", input="image", d=d, q=q, outputs={"codes": "e0"}))
+        arrays["embed.table"] = np.sort(rng.integers(0, 1 << q, size=(C, 256, d)), axis=1).astype(np.uint8)
+        shapes["e0"] = (C * d, H, W, q)
+    elif first == "raw_input":
+        hl.append(dict(name="raw", kind="raw_input", input="image", outputs={"codes": "e0"}))
+        shapes["e0"] = (C, H, W, 8)
+    else:
+        k, cout = 3, 6
+        hl.append(dict(name="hconv", kind="host_conv", input="image", k=k, stride=1, pad=1, q=q,
+                       outputs={"codes": "e0"}))
+        arrays["hconv.weight"] = rng.normal(0, 1, (cout, C, k, k)).astype(np.float32)
+        arrays["hconv.bias"] = rng.normal(0, 0.3, cout).astype(np.float32)
+        arrays["hconv.thresholds"] = np.sort(rng.normal(0, 1, (cout, (1 << q) - 1)), axis=1).astype(np.float32)
+        arrays["hconv.direction"] = rng.choice([-1, 1], cout).astype(np.int8)
+        shapes["e0"] = (cout, H, W, q)
+    for L in layers:
+        name, src = L["name"], L["input"]
+        cin, h, w, bits = shapes[src]
+        if L.get("kind") == "head":
+            hl.append(dict(name=name, kind="head", input=src, cin=cin, classes=classes, in_bits=bits,
+                           outputs={"logits": "logits"}))
+            arrays[f"{name}.weight"] = pack_bits(rng.integers(0, 2, (classes, cin, 1, 1)))
+            arrays[f"{name}.scale"] = np.ones(classes, np.float32)
+            arrays[f"{name}.bias"] = np.zeros(classes, np.float32)
+            continue
+        k, s = L.get("k", 3), L.get("stride", 1)
+        p = L.get("pad", k // 2)
+        cout = L["cout"]
+        ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+        qo = L.get("q", 2) if L.get("codes") else None
+        hl.append(dict(name=name, kind="conv", input=src, cin=cin, cout=cout, k=k, stride=s, pad=p,
+                       in_bits=bits, residual=L.get("residual"), q=qo, pool=L.get("pool"),
+                       outputs={"acc": L.get("acc"), "codes": L.get("codes")}))
+        arrays[f"{name}.weight"] = pack_bits(rng.integers(0, 2, (cout, cin, k, k)))
+        if L.get("codes"):
+            spread = max(2, int(math.sqrt(cin * k * k) * ((1 << bits) - 1)))
+            thr = np.sort(rng.integers(-spread, spread + 1, (cout, (1 << qo) - 1)), axis=1)
+            arrays[f"{name}.thresholds"] = thr.astype(np.int32)
+            arrays[f"{name}.direction"] = rng.choice([-1, 1], cout).astype(np.int8)
+            hp, wp = (ho // 2, wo // 2) if L.get("pool") else (ho, wo)
+            shapes[L["codes"]] = (cout, hp, wp, qo)
+        if L.get("acc"):
+            shapes[L["acc"]] = (cout, ho, wo, None)
+    header = {"format": FORMAT, "version": VERSION, "input": {"channels": C, "height": H, "width": W},
+              "num_classes": classes, "variant": "test", "layers": hl, "training": {}}
+    return validate(json.loads(json.dumps(header)), arrays)
+
+
+def resnet_like(C=1, H=8, W=8, width=16, classes=4, first="embed", q=2, d=4, seed=0):
+    """Stem conv producing the residual stream (ints + codes), a block, a downsampling block with
+    a 1x1 stride-2 shortcut conv, a head: the ERN pattern."""
+    return build([
+        dict(name="stem", input="e0", cout=width, acc="x0", codes="c0"),
+        dict(name="b1c1", input="c0", cout=width, codes="b1a"),
+        dict(name="b1c2", input="b1a", cout=width, residual="x0", acc="x1", codes="c1"),
+        dict(name="b2d", input="c1", cout=2 * width, k=1, stride=2, pad=0, acc="x1d"),
+        dict(name="b2c1", input="c1", cout=2 * width, stride=2, codes="b2a"),
+        dict(name="b2c2", input="b2a", cout=2 * width, residual="x1d", acc="x2", codes="c2"),
+        dict(name="head", kind="head", input="c2"),
+    ], C=C, H=H, W=W, classes=classes, first=first, q=q, d=d, seed=seed)
+
+
+def check_against_golden(deploy, config, n_images=2, seed=0):
+    """Compile, run every image on the reference simulator (first with the load program, then the
+    image program only) and compare logits and every feature map with model.golden."""
+    cm = compile_model(deploy, config)
+    rng = np.random.default_rng(seed)
+    imgs = rng.integers(0, 256, size=(n_images,) + tuple(deploy.input_shape), dtype=np.uint8)
+    g = golden.run(deploy, imgs)
+    logits, results, _ = run_compiled(cm, imgs, trace=True)
+    np.testing.assert_array_equal(logits, g.logits_int)
+    for n, res in enumerate(results):
+        assert res.error == 0 and not res.overflows, (res.error_name, res.overflows)
+        fm = feature_maps(cm, res)
+        for name in cm.tensors:
+            want = np.asarray(g.tensors[name][n]).reshape(fm[name].shape)
+            np.testing.assert_array_equal(fm[name], want, err_msg=f"tensor {name}, image {n}")
+            pad = fm.get(name + "#padding")
+            assert pad is None or not pad.any(), f"padding channels of {name} are not 0"
+    return cm
+
+
+# --- bit-exact against the golden model ---------------------------------------------------------
+
+@pytest.mark.parametrize("cfg", ["tiny", "small", "default"])
+def test_random_models_match_golden(cfg):
+    compiled = 0
+    for seed in range(40):
+        m = random_deploy(seed, channels=1 if cfg == "tiny" else None, chan_choices=(4, 8, 24, 40))
+        try:
+            check_against_golden(m, CONFIGS[cfg], seed=seed)
+            compiled += 1
+        except CompileError as e:
+            assert str(e).startswith("layer "), e
+    assert compiled >= 20
+
+
+@pytest.mark.parametrize("cfg", ["tiny", "small", "default"])
+def test_non_hardware_random_models_match_golden_or_are_rejected(cfg):
+    """hardware=False models: host_conv first layers, k up to 5, odd paddings, q up to 4."""
+    compiled = 0
+    for seed in range(60):
+        m = random_deploy(seed, hardware=False, channels=1, chan_choices=(4, 8, 24))
+        try:
+            check_against_golden(m, CONFIGS[cfg], seed=seed)
+            compiled += 1
+        except CompileError as e:
+            assert str(e).startswith("layer "), e
+    assert compiled >= 5
+
+
+@pytest.mark.parametrize("cfg", ["tiny", "small", "default"])
+@pytest.mark.parametrize("first", ["embed", "raw_input", "host_conv"])
+def test_resnet_like_matches_golden(cfg, first):
+    config = CONFIGS[cfg]
+    d = 4 if config.p_i >= 16 else 2
+    cm = check_against_golden(resnet_like(C=2 if first != "raw_input" else 3, first=first, d=d,
+                                          width=16 if cfg == "tiny" else 24), config, n_images=3)
+    assert cm.input_kind == {"embed": "image", "raw_input": "raw", "host_conv": "host_codes"}[first]
+
+
+def test_multi_group_channels_and_pool_match_golden():
+    # TINY: p_i=8, p_o=16 -> 5 input groups, 3 output groups, 3x3 stride 2, max-pool
+    m = build([
+        dict(name="c1", input="e0", cout=40, codes="a1", q=1),
+        dict(name="c2", input="a1", cout=36, stride=2, acc="x2", codes="a2"),
+        dict(name="c3", input="a2", cout=36, k=1, residual="x2", codes="a3", pool="max2"),
+        dict(name="c4", input="a3", cout=20, k=1, codes="a4", q=2),
+        dict(name="head", kind="head", input="a4"),
+    ], C=2, H=12, W=12, d=4, q=2, classes=10)
+    check_against_golden(m, TINY.replace(thr_depth=256), n_images=2)
+    check_against_golden(m, SMALL, n_images=2)
+
+
+def test_residual_read_twice_is_copied_through_memory():
+    # x0 feeds c2 (which overwrites its residual in place) and later c3: the compiler copies x0
+    # into x1's region with STORE + LOAD first
+    m = build([
+        dict(name="c1", input="e0", cout=16, acc="x0", codes="a1"),
+        dict(name="c2", input="a1", cout=16, residual="x0", acc="x1", codes="a2"),
+        dict(name="c3", input="a2", cout=16, residual="x0", codes="a3"),
+        dict(name="head", kind="head", input="a3"),
+    ], C=1, d=4)
+    cm = check_against_golden(m, TINY, n_images=2)
+    ops = [d["fields"]["op"] for d in cm.descriptors]
+    assert ops.count(isa.Op.STORE) == 2 and any(a.name.startswith("scratch") for a in cm.allocations)
+    assert cm.tensors["x0"].res_base != cm.tensors["x1"].res_base
+
+
+def test_in_place_residual_shares_res_base():
+    m = resnet_like()
+    cm = compile_model(m, SMALL)
+    t = cm.tensors
+    assert t["x1"].res_base == t["x0"].res_base          # b1c2: x0 read, x1 written in place
+    # x1d (shortcut) is written while x1 is still live (read later by no one, but c1 codes are)
+    plans = {p.name: p for p in cm.layers}
+    assert plans["b1c2"].desc["res_in"] == plans["b1c2"].desc["res_out"] == 1
+    assert plans["b1c2"].desc["thr_out"] == 1
+    assert plans["b2d"].desc["res_out"] == 1 and "thr_out" not in plans["b2d"].desc
+    assert plans["head"].desc["sum"] == 1 and "res_out" not in plans["head"].desc
+
+
+def test_banks_of_live_maps_never_collide():
+    for seed in range(30):
+        m = random_deploy(seed, chan_choices=(8, 16))
+        try:
+            cm = compile_model(m, SMALL)
+        except CompileError:
+            continue
+        codes = [t for t in cm.tensors.values() if t.kind == "codes"]
+        ints = [t for t in cm.tensors.values() if t.kind in ("ints", "logits")]
+        for a in codes:
+            for b in codes:
+                if a is not b and a.producer < b.producer <= a.last_use:
+                    assert a.bank != b.bank, (seed, a.name, b.name)
+        words = lambda t: t.shape[1] * t.shape[2] * -(-t.shape[0] // SMALL.p_o)
+        for a in ints:
+            for b in ints:
+                if a is not b and a.producer < b.producer <= a.last_use:
+                    overlap = a.res_base < b.res_base + words(b) and b.res_base < a.res_base + words(a)
+                    # only allowed in place: b overwrites a while reading it as its residual
+                    assert not overlap or (a.last_use == b.producer and a.res_base == b.res_base), \
+                        (seed, a.name, b.name)
+
+
+def test_batch_reloads_only_the_image():
+    m = resnet_like()
+    cm = compile_model(m, TINY)
+    load = [d for d in cm.descriptors if d["addr"] < cm.prog_image_addr]
+    image = [d for d in cm.descriptors if d["addr"] >= cm.prog_image_addr]
+    assert load and all(d["fields"]["op"] == isa.Op.LOAD for d in load)
+    assert image[0]["fields"]["op"] == isa.Op.EMBED and image[0]["fields"]["mem_addr"] == cm.input_addr
+    assert [d["fields"]["op"] for d in image[-2:]] == [isa.Op.STORE, isa.Op.END]
+    assert image[-2]["fields"]["mem_addr"] == cm.output_addr
+    # the image program alone, after a load run, gives the golden logits for a new image
+    imgs = np.random.default_rng(5).integers(0, 256, (4,) + tuple(m.input_shape), dtype=np.uint8)
+    logits, results, sim = run_compiled(cm, imgs)
+    np.testing.assert_array_equal(logits, golden.run(m, imgs).logits_int)
+    assert results[1].executed == len(image) < results[0].executed
+
+
+# --- program format and memory image ------------------------------------------------------------
+
+def test_descriptors_round_trip_and_sit_in_memory():
+    cm = compile_model(resnet_like(), DEFAULT)
+    assert cm.prog_load_addr == cm.window_base
+    for i, d in enumerate(cm.descriptors):
+        words = cm.program[i]
+        assert d["addr"] == cm.prog_load_addr + 8 * i
+        mem = cm.memory[d["addr"] - cm.window_base:d["addr"] - cm.window_base + 8]
+        assert list(mem) == words
+        out = isa.unpack(words)
+        for f in isa.FIELDS:
+            assert out[f.name] == d["fields"].get(f.name, 0), (i, f.name)
+            # fields not used by the op are 0
+            if isa.Op.NAMES[out["op"]] not in f.ops:
+                assert out[f.name] == 0, (i, f.name)
+
+
+def test_memory_image_layout_and_io_regions():
+    for base in (0, 1000):
+        cm = compile_model(resnet_like(), SMALL, base=base)
+        assert cm.window_base == base and cm.window_limit == base + cm.memory.size
+        assert base <= cm.input_addr < cm.input_addr + cm.input_words <= cm.output_addr
+        assert cm.output_addr + cm.output_words <= cm.window_limit
+        assert cm.output_words == cm.logits_groups * SMALL.lanes(BUF_RESIDUAL)
+        mem = [a for a in cm.allocations if a.region == "memory"]
+        for a, b in zip(mem, mem[1:]):
+            assert a.addr + a.size <= b.addr, (a, b)
+        table = cm.allocation_table()
+        assert "stem.weight" in table and "residual" in table and "bank" in table
+        img = np.random.default_rng(0).integers(0, 256, (1, 8, 8), dtype=np.uint8)
+        logits, _, _ = run_compiled(cm, img[None])
+        np.testing.assert_array_equal(logits, golden.run(resnet_like(), img[None]).logits_int)
+
+
+def test_encode_image_and_decode_logits():
+    cm = compile_model(resnet_like(C=3, d=2), TINY)
+    img = np.arange(3 * 8 * 8, dtype=np.uint8).reshape(3, 8, 8)
+    words = cm.encode_image(img)
+    assert words.dtype == np.uint32 and words.size == cm.input_words
+    hwc = [int(x) for x in img.transpose(1, 2, 0).reshape(-1)]
+    assert words[0] == hwc[0] | hwc[1] << 8 | hwc[2] << 16 | hwc[3] << 24
+    # logits: res_bits-wide signed lanes
+    rb = TINY.res_bits
+    vals = [5, -3, 32767, -32768]
+    word0 = sum((v & ((1 << rb) - 1)) << (i * rb) for i, v in enumerate(vals))
+    lanes = [(word0 >> (32 * i)) & 0xFFFFFFFF for i in range(cm.output_words)]
+    np.testing.assert_array_equal(cm.decode_logits(lanes), vals)
+    with pytest.raises(ValueError):
+        cm.encode_image(img[:2])
+
+
+def test_thresholds_and_weights_layout():
+    """The parameter words in memory follow ARCHITECTURE 3.1 (checked by a scalar transcription)."""
+    m = build([dict(name="c1", input="e0", cout=20, codes="a1", q=2),
+               dict(name="head", kind="head", input="a1")], C=1, d=4, q=1, seed=3)
+    cfg = TINY
+    cm = compile_model(m, cfg)
+    L = m.layers[1]
+    wb, T, D = L["arrays"]["weight_bits"], L["arrays"]["thresholds"], L["arrays"]["direction"]
+    mem = {a.name: a for a in cm.allocations if a.region == "memory"}
+    wa = mem["c1.weight"].addr - cm.window_base
+    Lw = cfg.lanes(0)
+    k, n_cig, n_cog = 3, 1, 2
+    for cog in range(n_cog):
+        for ky in range(k):
+            for kx in range(k):
+                word = (cog * k * k + ky * k + kx) * n_cig
+                lanes = cm.memory[wa + word * Lw:wa + (word + 1) * Lw]
+                value = sum(int(x) << (32 * i) for i, x in enumerate(lanes))
+                for o in range(cfg.p_o):
+                    for i in range(cfg.p_i):
+                        co, ci = cog * cfg.p_o + o, i
+                        want = wb[co, ci, ky, kx] if co < 20 and ci < 4 else 0
+                        assert (value >> (o * cfg.p_i + i)) & 1 == want
+    ta = mem["c1.thresholds"].addr - cm.window_base
+    for co in range(32):
+        lo, hi = int(cm.memory[ta + 2 * co]), int(cm.memory[ta + 2 * co + 1])
+        entry = lo | hi << 32
+        t = [((entry >> (16 * j)) & 0xFFFF) for j in range(3)]
+        t = [x - 65536 if x >= 32768 else x for x in t]
+        neg = (entry >> 48) & 1
+        if co < 20:
+            want = [int(np.clip(-x if D[co] < 0 else x, -32768, 32767)) for x in T[co]]
+            assert t == want and neg == (D[co] < 0)
+        else:
+            assert t == [32767] * 3 and neg == 0
+        assert entry >> 49 == 0
+
+
+# --- fit checks ---------------------------------------------------------------------------------
+
+def _err(m, config):
+    with pytest.raises(CompileError) as e:
+        compile_model(m, config)
+    msg = str(e.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_fit_checks_name_the_layer():
+    # channel fields: n_cig has 6 bits -> at most 63 groups of p_i=8
+    m = build([dict(name="wide", input="e0", cout=520, k=1, codes="a"),
+               dict(name="next", input="a", cout=4, k=1, codes="b"),
+               dict(name="head", kind="head", input="b")], C=1, H=2, W=2, d=2, q=1)
+    assert _err(m, TINY.replace(wbuf_depth=4096, thr_depth=4096, bank_depth=4096, mem_words=65536)) \
+        .startswith("layer wide: cout=520 needs 65 code groups, the n_cig_out field holds 63")
+    # weight buffer depth
+    m = build([dict(name="big", input="e0", cout=64, codes="a"),
+               dict(name="big2", input="a", cout=64, codes="b"),
+               dict(name="head", kind="head", input="b")], C=1, d=4, q=1)
+    assert _err(m, TINY.replace(wbuf_depth=64)).startswith("layer big2: weights end at word")
+    # threshold buffer
+    assert _err(m, TINY.replace(thr_depth=100, wbuf_depth=1024)).startswith("layer big2: thresholds end at entry 128")
+    # code bank depth
+    m = build([dict(name="c", input="e0", cout=4, codes="a"), dict(name="head", kind="head", input="a")],
+              H=40, W=40, d=2, q=1)
+    assert _err(m, TINY).startswith("layer embed: embedded map needs 1600 code-bank words")
+    m = build([dict(name="c", input="e0", cout=12, codes="a"), dict(name="head", kind="head", input="a")],
+              H=30, W=30, d=2, q=1)
+    assert _err(m, TINY).startswith("layer c: output map needs 1800 code-bank words")
+    # residual depth
+    m = build([dict(name="c", input="e0", cout=4, acc="x", codes="a"),
+               dict(name="c2", input="a", cout=4, residual="x", codes="b"),
+               dict(name="head", kind="head", input="b")], H=20, W=20, d=2, q=1)
+    assert _err(m, TINY).startswith("layer c: int map 'x' (400 words) ends at residual word 400")
+    # main memory
+    m = build([dict(name="c1", input="e0", cout=64, codes="a"), dict(name="c2", input="a", cout=64, codes="b"),
+               dict(name="head", kind="head", input="b")], d=4, q=1)
+    msg = _err(m, DEFAULT.replace(mem_words=1024))
+    assert msg.startswith("layer c2: the memory image needs")   # c2.weight crosses the end
+    # activation width: q <= max_out_bits
+    m = build([dict(name="c", input="e0", cout=4, codes="a", q=3), dict(name="head", kind="head", input="a")],
+              d=2, q=1)
+    assert _err(m, TINY).startswith("layer c: q=3 outside 1..2")
+    # embedding: C*d <= p_i, d*q <= 16, channels <= emb_channels
+    m = build([dict(name="c", input="e0", cout=4, codes="a"), dict(name="head", kind="head", input="a")],
+              C=3, d=3, q=2)
+    assert _err(m, TINY).startswith("layer embed: C*d=9 embedded channels exceed p_i=8")
+    m = build([dict(name="c", input="e0", cout=4, codes="a"), dict(name="head", kind="head", input="a")],
+              C=1, d=9, q=2)
+    assert _err(m, SMALL).startswith("layer embed: d*q=18 bits exceeds the 16-bit table entry")
+    m = build([dict(name="c", input="e0", cout=4, codes="a"), dict(name="head", kind="head", input="a")],
+              C=4, d=2, q=1)
+    assert _err(m, TINY).startswith("layer embed: 4 image channels, the embedding table holds 3")
+    # raw 8-bit codes only from the embedding: a later conv cannot read 8-bit codes, and k/pad ranges
+    m = build([dict(name="c", input="e0", cout=4, k=9, pad=4, codes="a"),
+               dict(name="head", kind="head", input="a")], d=2, q=1, H=9, W=9)
+    assert _err(m, TINY).startswith("layer c: pad=4 outside 0..3")
+    # stride 4 exceeds the 2-bit stride field
+    m = build([dict(name="c", input="e0", cout=4, k=3, stride=4, codes="a"),
+               dict(name="head", kind="head", input="a")], d=2, q=1)
+    assert _err(m, TINY).startswith("layer c: stride=4 outside 1..3")
+
+
+def test_value_bounds_are_checked():
+    # acc_bits: TINY has 16-bit accumulators; raw 8-bit input, 3x3, 3 channels: 27*255 = 6885 fits,
+    # 130 input channels of 2-bit codes with 3x3 and acc_bits=12: 130*9*3 = 3510 > 2047
+    m = build([dict(name="c1", input="e0", cout=130, k=1, codes="a"),
+               dict(name="c2", input="a", cout=8, codes="b"), dict(name="head", kind="head", input="b")],
+              H=4, W=4, d=4, q=2)
+    msg = _err(m, SMALL.replace(acc_bits=11))
+    assert msg == ("layer c2: worst-case |acc| = cin*k*k*(2^in_bits-1) = 130*3*3*3 = 3510 exceeds "
+                   "1023 (acc_bits=11)")
+    # |acc + residual| against 16-bit thresholds: a chain of residual adds grows the bound
+    layers = [dict(name="c0", input="e0", cout=300, k=3, acc="x0", codes="a0")]
+    for i in range(1, 6):
+        layers.append(dict(name=f"c{i}", input=f"a{i - 1}", cout=300, k=3, residual=f"x{i - 1}",
+                           acc=f"x{i}", codes=f"a{i}"))
+    layers.append(dict(name="head", kind="head", input="a5"))
+    m = build(layers, H=2, W=2, d=4, q=2)
+    msg = _err(m, DEFAULT.replace(acc_bits=32, res_bits=32, wbuf_depth=4096, thr_depth=4096,
+                                  mem_words=1 << 20))
+    # c0: 4*9*3 = 108, then 300*9*3 = 8100 per conv: x4 = 32508, c5 reaches 40608 > 32766
+    assert msg == ("layer c5: worst-case |acc+residual| = 8100 + 32508 = 40608 exceeds 32766 "
+                   "(16-bit thresholds, 32767 = never passed)")
+    # logits against res_bits
+    m = build([dict(name="c", input="e0", cout=64, k=1, codes="a"), dict(name="head", kind="head", input="a")],
+              H=16, W=16, d=4, q=2)
+    assert _err(m, DEFAULT) == ("layer head: worst-case |logit| = H*W*cin*(2^in_bits-1) = 16*16*64*3 = "
+                                "49152 exceeds 32767 (res_bits=16)")
+
+
+def test_not_enough_code_banks():
+    # a1 is read by c2 and c3, a2 by c3's sibling: three maps live at once
+    m = build([dict(name="c1", input="e0", cout=8, codes="a1"),
+               dict(name="c2", input="a1", cout=8, codes="a2"),
+               dict(name="c3", input="a1", cout=8, codes="a3"),
+               dict(name="c4", input="a2", cout=8, codes="a4"),
+               dict(name="head", kind="head", input="a4")], d=4, q=1)
+    check_against_golden(m, SMALL)
+    msg = _err(m, SMALL.replace(n_code_banks=2))
+    assert msg.startswith("layer c2: no free code bank for 'a2'") or msg.startswith("layer c3: no free code bank")
+
+
+# --- command line -------------------------------------------------------------------------------
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "firmware.compiler", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_cli_prints_map_and_summary(tmp_path):
+    path = tmp_path / "m.npz"
+    resnet_like().save(path)
+    r = _cli(str(path), "--config", "tiny", "--map")
+    assert r.returncode == 0, r.stderr
+    assert "stem.weight" in r.stdout and "descriptors:" in r.stdout and "ideal cycles" in r.stdout
+    r = _cli(str(path), "--config", "default")
+    assert r.returncode == 0 and "name" not in r.stdout.splitlines()[0]
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    r = _cli(str(tmp_path / "missing.npz"))
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and "no such file" in r.stderr
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    r = _cli(str(bad))
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1
+    path = tmp_path / "m.npz"
+    build([dict(name="c", input="e0", cout=4, codes="a", q=2), dict(name="head", kind="head", input="a")],
+          C=3, d=3, q=2).save(path)
+    r = _cli(str(path), "--config", "tiny")
+    assert r.returncode != 0 and r.stderr.strip() == \
+        "error: layer embed: C*d=9 embedded channels exceed p_i=8"

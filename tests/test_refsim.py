@@ -1,0 +1,347 @@
+"""The reference simulator: buffer layouts against scalar transcriptions of ARCHITECTURE 3.1,
+LOAD/STORE/EMBED/CONV semantics, window and range checks with their error codes."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from accel import isa
+from accel.config import (TINY, SMALL, DEFAULT, CONFIGS, BUF_WEIGHTS, BUF_THRESHOLDS, BUF_EMBED,
+                          BUF_RESIDUAL, BUF_CODE_BANK0)
+from accel.errors import ErrorCode
+from model import golden
+from model.deploy import random_deploy
+from firmware import layout
+from firmware.compiler import compile_model, CompileError
+from firmware.refsim import RefSim, ideal_cycles, run_compiled, feature_maps
+
+
+def local(buf, lane=0):
+    return (buf << 20) | lane
+
+
+def desc(**f):
+    return isa.pack(**f)
+
+
+def program(sim, addr, descs):
+    sim.write(addr, np.asarray([w for d in descs for w in d], np.uint32))
+
+
+# --- layouts: scalar transcriptions of the formulas ---------------------------------------------
+
+def scalar_code_word(codes, cfg, bits, word):
+    """Bit value of code-bank word ``word`` built directly from ARCHITECTURE 3.1."""
+    C, H, W = codes.shape
+    n_cig, nsub = -(-C // cfg.p_i), -(-bits // cfg.a_planes)
+    s = word % nsub
+    g = (word // nsub) % n_cig
+    pix = word // (nsub * n_cig)
+    y, x = divmod(pix, W)
+    value = 0
+    for b in range(cfg.a_planes):
+        for i in range(cfg.p_i):
+            ch = g * cfg.p_i + i
+            code = int(codes[ch, y, x]) if ch < C else 0
+            bit = (code >> (s * cfg.a_planes + b)) & 1
+            value |= bit << (b * cfg.p_i + i)
+    return value
+
+
+def lanes_value(lanes, word, L):
+    return sum(int(x) << (32 * i) for i, x in enumerate(lanes[word * L:(word + 1) * L]))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.sampled_from(["tiny", "small", "default"]), st.integers(1, 70), st.integers(1, 3),
+       st.integers(1, 3), st.integers(1, 8), st.integers(0, 2**32 - 1))
+def test_code_bank_layout(cfg_name, C, H, W, bits, seed):
+    cfg = CONFIGS[cfg_name]
+    codes = np.random.default_rng(seed).integers(0, 1 << bits, (C, H, W))
+    lanes = layout.encode_codes(codes, bits, cfg)
+    L = cfg.lanes(BUF_CODE_BANK0)
+    n_words = H * W * -(-C // cfg.p_i) * -(-bits // cfg.a_planes)
+    assert lanes.size == n_words * L
+    for w in range(n_words):
+        assert lanes_value(lanes, w, L) == scalar_code_word(codes, cfg, bits, w)
+    back = layout.decode_codes(lanes, C, H, W, bits, cfg)
+    np.testing.assert_array_equal(back[:C], codes)
+    assert not back[C:].any()
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.sampled_from(["tiny", "small", "default"]), st.integers(1, 140), st.integers(1, 3),
+       st.integers(1, 3), st.integers(0, 2**32 - 1))
+def test_residual_layout(cfg_name, C, H, W, seed):
+    cfg = CONFIGS[cfg_name]
+    rb = cfg.res_bits
+    vals = np.random.default_rng(seed).integers(-(1 << (rb - 1)), 1 << (rb - 1), (C, H, W))
+    lanes = layout.encode_ints(vals, cfg)
+    L = cfg.lanes(BUF_RESIDUAL)
+    n_cog = -(-C // cfg.p_o)
+    for y in range(H):
+        for x in range(W):
+            for cog in range(n_cog):
+                word = lanes_value(lanes, (y * W + x) * n_cog + cog, L)
+                for o in range(cfg.p_o):
+                    ch = cog * cfg.p_o + o
+                    want = int(vals[ch, y, x]) if ch < C else 0
+                    assert (word >> (o * rb)) & ((1 << rb) - 1) == want & ((1 << rb) - 1)
+    np.testing.assert_array_equal(layout.decode_ints(lanes, C, H, W, cfg)[:C], vals)
+
+
+def test_lanes_of_narrow_words():
+    # 16-bit code words (TINY) take one lane each, upper half unused; 64-bit threshold entries 2
+    assert TINY.lanes(BUF_CODE_BANK0) == 1 and TINY.code_word_bits == 16
+    bits = np.random.default_rng(0).integers(0, 2, (5, 16)).astype(np.uint8)
+    lanes = layout.bits_to_lanes(bits, 16)
+    assert lanes.shape == (5, 1) and (lanes < 65536).all()
+    np.testing.assert_array_equal(layout.lanes_to_bits(lanes, 16), bits)
+
+
+# --- LOAD / STORE ------------------------------------------------------------------------------
+
+def test_load_store_round_trip_with_rows_and_stride():
+    sim = RefSim(SMALL)
+    data = np.arange(1, 1 + 4 * 10, dtype=np.uint32)
+    sim.write(1000, data)
+    # 4 rows of 6 words every 10 words -> weight buffer lanes 8.., then back with a different stride
+    program(sim, 0, [desc(op=isa.Op.LOAD, mem_addr=1000, local_addr=local(BUF_WEIGHTS, 8), count=6,
+                          rows=4, mem_stride=10),
+                     desc(op=isa.Op.STORE, mem_addr=2000, local_addr=local(BUF_WEIGHTS, 8), count=6,
+                          rows=4, mem_stride=7),
+                     desc(op=isa.Op.END)])
+    r = sim.run(0, 0, 4096)
+    assert r.error == 0 and r.executed == 3
+    want = np.concatenate([data[i * 10:i * 10 + 6] for i in range(4)])
+    np.testing.assert_array_equal(sim.local[BUF_WEIGHTS][8:32], want)
+    for i in range(4):
+        np.testing.assert_array_equal(sim.mem[2000 + 7 * i:2000 + 7 * i + 6], want[6 * i:6 * i + 6])
+    assert r.cycles == 48 and ideal_cycles(isa.unpack(desc(op=isa.Op.LOAD, count=6, rows=4))) == 24
+
+
+def test_load_keeps_only_the_bits_of_narrow_words():
+    sim = RefSim(TINY)      # 16-bit code words, 16-bit embedding entries
+    sim.write(100, [0xDEADBEEF, 0x12345678])
+    program(sim, 0, [desc(op=isa.Op.LOAD, mem_addr=100, local_addr=local(BUF_CODE_BANK0 + 1), count=2, rows=1),
+                     desc(op=isa.Op.LOAD, mem_addr=100, local_addr=local(BUF_EMBED, 5), count=2, rows=1),
+                     desc(op=isa.Op.END)])
+    assert sim.run(0, 0, 200).error == 0
+    assert list(sim.bank(1)[:2]) == [0xBEEF, 0x5678]
+    assert list(sim.local[BUF_EMBED][5:7]) == [0xBEEF, 0x5678]
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+def run_one(d, window=(0, 512), cfg=SMALL, setup=None):
+    sim = RefSim(cfg)
+    if setup:
+        setup(sim)
+    program(sim, 64, [d, desc(op=isa.Op.END)])
+    before = {b: v.copy() for b, v in sim.local.items()}
+    mem_before = sim.mem.copy()
+    r = sim.run(64, *window)
+    if r.error:
+        # the failing descriptor changed nothing
+        for b in before:
+            np.testing.assert_array_equal(before[b], sim.local[b])
+        np.testing.assert_array_equal(mem_before, sim.mem)
+        assert r.pc == 64
+    return r
+
+
+@pytest.mark.parametrize("d, window, code", [
+    (desc(op=isa.Op.LOAD, mem_addr=500, local_addr=local(BUF_WEIGHTS), count=20, rows=1), (0, 512),
+     ErrorCode.WINDOW),
+    (desc(op=isa.Op.LOAD, mem_addr=10, local_addr=local(BUF_WEIGHTS), count=2, rows=1), (20, 512),
+     ErrorCode.WINDOW),
+    (desc(op=isa.Op.LOAD, mem_addr=100, local_addr=local(BUF_WEIGHTS), count=10, rows=3, mem_stride=250),
+     (0, 512), ErrorCode.WINDOW),
+    (desc(op=isa.Op.STORE, mem_addr=510, local_addr=local(BUF_RESIDUAL), count=4, rows=1), (0, 512),
+     ErrorCode.WINDOW),
+    (desc(op=isa.Op.EMBED, mem_addr=500, dst_bank=0, nsub=1, h_in=8, w_in=8, emb_c=1, emb_d=1, emb_q=1),
+     (0, 512), ErrorCode.WINDOW),
+    (desc(op=isa.Op.LOAD, mem_addr=100, local_addr=local(9), count=1, rows=1), (0, 512),
+     ErrorCode.LOCAL_RANGE),
+    (desc(op=isa.Op.LOAD, mem_addr=100, local_addr=local(BUF_THRESHOLDS, 1023), count=2, rows=1), (0, 512),
+     ErrorCode.LOCAL_RANGE),
+    (desc(op=7), (0, 512), ErrorCode.BAD_OPCODE),
+    (desc(op=isa.Op.LOAD, mem_addr=20000, local_addr=local(BUF_WEIGHTS), count=1, rows=1), (0, 1 << 20),
+     ErrorCode.BUS_ERROR),
+    (desc(op=isa.Op.CONV, k=3, stride=1, nsub=1, src_bank=0, h_in=8, w_in=8, h_out=8, w_out=8, n_cig=1,
+          n_cog=1, w_base=510), (0, 512), ErrorCode.BAD_DESCRIPTOR),
+    (desc(op=isa.Op.CONV, k=1, stride=1, nsub=1, src_bank=0, dst_bank=0, thr_out=1, out_bits=1,
+          h_in=2, w_in=2, h_out=2, w_out=2, n_cig=1, n_cog=1, n_cig_out=1), (0, 512),
+     ErrorCode.BAD_DESCRIPTOR),
+    (desc(op=isa.Op.CONV, k=1, stride=1, nsub=1, src_bank=0, dst_bank=1, thr_out=1, out_bits=3,
+          h_in=2, w_in=2, h_out=2, w_out=2, n_cig=1, n_cog=1, n_cig_out=1), (0, 512),
+     ErrorCode.BAD_DESCRIPTOR),
+    (desc(op=isa.Op.EMBED, mem_addr=0, dst_bank=3, nsub=1, h_in=2, w_in=2, emb_c=1, emb_d=1, emb_q=1),
+     (0, 512), ErrorCode.BAD_DESCRIPTOR),
+])
+def test_errors_stop_before_any_access(d, window, code):
+    r = run_one(d, window)
+    assert r.error == code, (r.error_name, r.message)
+    assert r.error_name == code.name
+
+
+def test_descriptor_fetch_outside_window():
+    sim = RefSim(TINY)
+    program(sim, 0, [desc(op=isa.Op.END)])
+    assert sim.run(0, 8, 100).error == ErrorCode.WINDOW
+    # a program running off the end of its window
+    program(sim, 8, [desc(op=isa.Op.LOAD, mem_addr=8, local_addr=local(0), count=0, rows=0)])
+    r = sim.run(8, 8, 16)
+    assert r.error == ErrorCode.WINDOW and r.pc == 16 and r.executed == 2
+
+
+def test_timeout_without_end():
+    sim = RefSim(TINY)
+    loop = desc(op=isa.Op.LOAD, mem_addr=0, local_addr=local(0), count=0, rows=1)
+    program(sim, 0, [loop] * 64)
+    r = sim.run(0, 0, 8192, max_descriptors=10)
+    assert r.error == ErrorCode.TIMEOUT and r.executed == 10
+
+
+def test_compiled_program_outside_window_is_refused():
+    m = random_deploy(0)
+    cm = compile_model(m, SMALL)
+    sim = RefSim(SMALL)
+    sim.load_image(cm)
+    sim.write(cm.input_addr, cm.prepare_input(np.zeros(m.input_shape, np.uint8)))
+    # a window that ends before the logits region: the STORE is refused, memory untouched there
+    r = sim.run(cm.prog_load_addr, cm.window_base, cm.output_addr)
+    assert r.error == ErrorCode.WINDOW
+    assert isa.unpack(cm.memory[r.pc - cm.window_base:r.pc - cm.window_base + 8].tolist())["op"] == isa.Op.STORE
+    assert not sim.mem[cm.output_addr:cm.output_addr + cm.output_words].any()
+    # a window starting after the program
+    assert sim.run(cm.prog_load_addr, cm.prog_load_addr + 8, cm.window_limit).error == ErrorCode.WINDOW
+
+
+# --- engine ops against direct computations ----------------------------------------------------
+
+def test_embed_table_and_raw():
+    cfg = SMALL
+    rng = np.random.default_rng(1)
+    C, H, W, d, q = 3, 5, 7, 4, 2
+    img = rng.integers(0, 256, (C, H, W), dtype=np.uint8)
+    table = rng.integers(0, 1 << q, (C, 256, d))
+    entries = (table << (np.arange(d) * q)).sum(-1).reshape(-1).astype(np.uint32)
+    sim = RefSim(cfg)
+    words = layout.encode_image(img)
+    sim.write(1000, words)
+    sim.write(2000, entries)
+    program(sim, 0, [desc(op=isa.Op.LOAD, mem_addr=2000, local_addr=local(BUF_EMBED), count=entries.size, rows=1),
+                     desc(op=isa.Op.EMBED, mem_addr=1000, dst_bank=2, nsub=1, h_in=H, w_in=W, emb_c=C,
+                          emb_d=d, emb_q=q),
+                     desc(op=isa.Op.EMBED, raw=1, mem_addr=1000, dst_bank=0, nsub=4, h_in=H, w_in=W, emb_c=C),
+                     desc(op=isa.Op.END)])
+    r = sim.run(0, 0, 4096)
+    assert r.error == 0
+    want = golden.embed(img[None], table.astype(np.uint8))[0]
+    got = layout.decode_codes(sim.bank(2), C * d, H, W, q, cfg)
+    np.testing.assert_array_equal(got[:C * d], want)
+    assert not got[C * d:].any()
+    got = layout.decode_codes(sim.bank(0), C, H, W, 8, cfg)
+    np.testing.assert_array_equal(got[:C], img)
+    assert not got[C:].any()
+
+
+def put_weights(sim, cfg, wbits, w_base):
+    """Weight buffer words per ARCHITECTURE 3.1, built by a scalar loop."""
+    cout, cin, k, _ = wbits.shape
+    n_cig, n_cog = -(-cin // cfg.p_i), -(-cout // cfg.p_o)
+    L = cfg.lanes(BUF_WEIGHTS)
+    for cog in range(n_cog):
+        for ky in range(k):
+            for kx in range(k):
+                for cig in range(n_cig):
+                    word = w_base + (cog * k * k + ky * k + kx) * n_cig + cig
+                    value = 0
+                    for o in range(cfg.p_o):
+                        for i in range(cfg.p_i):
+                            co, ci = cog * cfg.p_o + o, cig * cfg.p_i + i
+                            if co < cout and ci < cin and wbits[co, ci, ky, kx]:
+                                value |= 1 << (o * cfg.p_i + i)
+                    for l in range(L):
+                        sim.local[BUF_WEIGHTS][word * L + l] = (value >> (32 * l)) & 0xFFFFFFFF
+
+
+def test_conv_residual_in_place_and_sum():
+    """One CONV with res_in + res_out at the same res_base and thresholds, then a sum CONV,
+    against direct numpy computations."""
+    cfg = TINY
+    rng = np.random.default_rng(2)
+    cin, cout, H, W, k = 12, 20, 4, 5, 3
+    n_cig, n_cog, n_cig_out = 2, 2, 3
+    codes = rng.integers(0, 4, (cin, H, W))
+    wbits = rng.integers(0, 2, (cout, cin, k, k))
+    w1 = rng.integers(0, 2, (cout, cin, 1, 1))
+    res = rng.integers(-300, 300, (cout, H, W))
+    T = np.sort(rng.integers(-40, 40, (cout, 3)), axis=1)
+    neg = rng.integers(0, 2, cout)
+    sim = RefSim(cfg)
+    lanes = layout.encode_codes(codes, 2, cfg)
+    sim.bank(1)[:lanes.size] = lanes
+    put_weights(sim, cfg, wbits, 4)
+    put_weights(sim, cfg, w1, 200)
+    rl = layout.encode_ints(res, cfg)
+    sim.local[BUF_RESIDUAL][10 * 8:10 * 8 + rl.size] = rl
+    t = np.full((32, 3), 32767)
+    t[:cout] = T
+    ng = np.zeros(32, np.int64)
+    ng[:cout] = neg
+    u = t & 0xFFFF
+    sim.local[BUF_THRESHOLDS][6:6 + 64] = np.stack([u[:, 0] | u[:, 1] << 16, u[:, 2] | ng << 16], 1).reshape(-1)
+    program(sim, 0, [desc(op=isa.Op.CONV, res_in=1, res_out=1, thr_out=1, k=3, stride=1, pad=1, out_bits=2,
+                          nsub=1, src_bank=1, dst_bank=0, res_base=10, h_in=H, w_in=W, h_out=H, w_out=W,
+                          n_cig=n_cig, n_cog=n_cog, w_base=4, thr_base=3, n_cig_out=n_cig_out),
+                     desc(op=isa.Op.CONV, sum=1, k=1, stride=1, nsub=1, src_bank=1, res_base=100,
+                          h_in=H, w_in=W, h_out=H, w_out=W, n_cig=n_cig, n_cog=n_cog, w_base=200),
+                     desc(op=isa.Op.END)])
+    r = sim.run(0, 0, 64)
+    assert r.error == 0 and not r.overflows
+    assert r.trace[-1].banks is None and r.cycles == H * W * 9 * 2 * 2 + H * W * 2 * 2
+    v = golden.conv_int(codes[None], wbits, 1, 1, 2)[0] + res
+    np.testing.assert_array_equal(layout.decode_ints(sim.local[BUF_RESIDUAL][80:], cout, H, W, cfg)[:cout], v)
+    uu = np.where(neg[:, None, None] == 1, -v, v)
+    want = np.minimum((uu[:, None] >= T[:, :, None, None]).sum(1), 3)
+    got = layout.decode_codes(sim.bank(0), 24, H, W, 2, cfg)
+    np.testing.assert_array_equal(got[:cout], want)
+    assert not got[cout:].any()
+    sums = layout.decode_sums(sim.local[BUF_RESIDUAL][800:], cout, cfg)
+    np.testing.assert_array_equal(sums, golden.conv_int(codes[None], w1, 1, 0, 2)[0].sum((1, 2)))
+
+
+def test_acc_overflow_is_reported():
+    cfg = TINY.replace(acc_bits=8)
+    sim = RefSim(cfg)
+    lanes = layout.encode_codes(np.full((8, 3, 3), 3), 2, cfg)
+    sim.bank(0)[:lanes.size] = lanes
+    sim.local[BUF_WEIGHTS][:] = 0xFFFFFFFF            # all +1: centre acc = 8*9*3 = 216 > 127
+    program(sim, 0, [desc(op=isa.Op.CONV, res_out=1, k=3, stride=1, pad=1, nsub=1, src_bank=0, h_in=3, w_in=3,
+                          h_out=3, w_out=3, n_cig=1, n_cog=1), desc(op=isa.Op.END)])
+    r = sim.run(0, 0, 64)
+    assert r.error == 0 and r.overflows and "acc_bits=8" in r.overflows[0]
+
+
+def test_corrupted_image_is_caught_by_the_comparison():
+    """The golden comparison can fail: one flipped weight bit changes an int feature map."""
+    seed = next(s for s in range(100) if random_deploy(s).layers[1]["outputs"]["acc"]
+                and random_deploy(s).layers[0]["kind"] == "raw_input")
+    m = random_deploy(seed)
+    cm = compile_model(m, SMALL)
+    conv = m.layers[1]
+    a = next(a for a in cm.allocations if a.region == "memory" and a.name == f"{conv['name']}.weight")
+    img = np.random.default_rng(0).integers(0, 256, (1,) + tuple(m.input_shape), dtype=np.uint8)
+    g = golden.run(m, img)
+    _, results, _ = run_compiled(cm, img, trace=True)
+    name = conv["outputs"]["acc"]
+    np.testing.assert_array_equal(feature_maps(cm, results[0])[name], g.tensors[name][0])
+    # flip every weight bit of output channel 0 (bits o*p_i + i of each word, o = 0): acc changes
+    # by 2*sum of the inputs, which are not all zero
+    L = SMALL.lanes(BUF_WEIGHTS)
+    for w in range(a.size // L):
+        cm.memory[a.addr - cm.window_base + w * L] ^= (1 << SMALL.p_i) - 1
+    _, results, _ = run_compiled(cm, img, trace=True)
+    assert not np.array_equal(feature_maps(cm, results[0])[name][0], g.tensors[name][0][0])
