@@ -1,0 +1,573 @@
+"""The layer engine: local buffers, address generator, MAC array, output unit, embedding unit.
+
+It runs one EMBED or CONV descriptor (accel/isa.py) per ``start`` pulse over the buffers of
+docs/ARCHITECTURE.md 3.1, which the DMA fills and drains through the ``local`` port (3.2).
+
+CONV loop nest (one word-set per cycle in steady state)::
+
+    for cog in range(n_cog):
+        for (oy, ox) in output pixels (row-major, or 2x2-window order when pool):
+            for ky, kx in taps:
+                for cig in range(n_cig):
+                    for sub in range(nsub):
+                        act = bank[src][((iy*w_in + ix)*n_cig + cig)*nsub + sub]  (0 outside the image)
+                        wgt = wbuf[w_base + (cog*k*k + ky*k + kx)*n_cig + cig]
+                        MAC(wgt, act, shift=sub*a_planes, first, last)
+            -> OutputUnit (residual, thresholds, pool, pack, sum)
+
+All addresses are kept as running sums (no multiplier on the per-cycle path); the products the
+descriptor implies (strides, range checks) are computed once per layer by a shift-add multiplier.
+"""
+
+from amaranth.hdl import Module, Signal, Cat, Const, Mux, signed, unsigned
+from amaranth.lib import wiring, stream, data
+from amaranth.lib.wiring import In, Out
+from amaranth.lib.memory import Memory
+
+from . import isa
+from .config import (AccelConfig, BUF_WEIGHTS, BUF_THRESHOLDS, BUF_EMBED, BUF_RESIDUAL,
+                     BUF_CODE_BANK0, THR_ENTRY_BITS)
+from .localbus import LocalBusSignature, split_addr
+from .mac_array import MACArray, SHIFT_BITS
+from .output import OutputUnit, OUT_TAG_LAYOUT
+from .embedding import EmbeddingUnit
+
+
+__all__ = ["LayerEngine", "ERR_BAD_OPCODE", "ERR_BAD_DESCRIPTOR"]
+
+
+# Error codes (accel/errors.py is owned by the bus helper; the values are fixed by the brief).
+ERR_OK = 0
+ERR_BAD_OPCODE = 1
+ERR_BAD_DESCRIPTOR = 5
+
+
+def _ceil_div(a, b):
+    return -(-a // b)
+
+
+class _LaneMemory:
+    """A buffer memory plus its local-bus lane decoding (one write port, one read port)."""
+
+    def __init__(self, name, bits, depth):
+        self.name = name
+        self.bits = bits
+        self.depth = depth
+        self.lanes = _ceil_div(bits, 32)
+        if bits % 32 == 0 or self.lanes == 1:
+            self.width = bits
+        else:
+            self.width = self.lanes * 32
+        self.mem = Memory(shape=unsigned(self.width), depth=depth, init=[])
+        self.granular = self.lanes > 1
+
+    def elaborate_ports(self, m):
+        m.submodules[self.name] = self.mem
+        self.wp = self.mem.write_port(granularity=32 if self.granular else None)
+        self.rp = self.mem.read_port()
+        return self.wp, self.rp
+
+    def split_lane(self, lane_index):
+        """(word, lane) of a local lane index."""
+        if self.lanes == 1:
+            return lane_index, Const(0, 1)
+        if self.lanes & (self.lanes - 1) == 0:
+            sh = self.lanes.bit_length() - 1
+            return lane_index >> sh, lane_index[:sh]
+        return lane_index // self.lanes, lane_index % self.lanes
+
+
+class LayerEngine(wiring.Component):
+    """One layer at a time: EMBED (image -> codes) or CONV (codes -> codes/ints).
+
+    Parameters
+    ----------
+    config : AccelConfig
+
+    Members
+    -------
+    desc : ``In(isa.DESCRIPTOR_LAYOUT)``
+        The descriptor, held stable from ``start`` to ``done``.
+    start : ``In(1)``
+        Pulse (while not ``busy``) to run ``desc``; ``op`` must be EMBED or CONV.
+    busy : ``Out(1)``
+        High from the cycle after ``start`` until the cycle after ``done``.
+    done : ``Out(1)``
+        One-cycle pulse once every buffer write of the layer has landed (also after an error).
+    error : ``Out(4)``
+        0, 1 (op not EMBED/CONV) or 5 (a descriptor field out of range); valid with ``done``,
+        held until the next ``start``.
+    pixels : ``In(stream.Signature(32))``
+        EMBED input: ``ceil(h_in*w_in*emb_c/4)`` words of HWC bytes.
+    local : ``In(LocalBusSignature)``
+        Buffer access for the DMA: writes land in the cycle of ``w_en``, ``r_data`` is valid the
+        cycle after ``r_en``. Use it only while the engine is not ``busy`` (the engine owns the
+        memory ports then).
+    mac_busy : ``Out(1)``
+        High in every cycle the MAC array accepts a word-set.
+    """
+
+    def __init__(self, config):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"LayerEngine config must be an AccelConfig, not {config!r}")
+        if config.res_depth > (1 << 16):
+            raise ValueError(f"LayerEngine needs res_depth <= 65536, not {config.res_depth}")
+        if config.bank_depth > (1 << 20):
+            raise ValueError(f"LayerEngine needs bank_depth <= 2**20, not {config.bank_depth}")
+        self.config = config
+        cfg = config
+        self.wbuf = _LaneMemory("wbuf", cfg.weight_word_bits, cfg.wbuf_depth)
+        self.tbuf = _LaneMemory("tbuf", THR_ENTRY_BITS, cfg.thr_depth)
+        self.rbuf = _LaneMemory("rbuf", cfg.res_word_bits, cfg.res_depth)
+        self.banks = [_LaneMemory(f"bank{k}", cfg.code_word_bits, cfg.bank_depth)
+                      for k in range(cfg.n_code_banks)]
+        self.mac = MACArray(cfg.p_o, cfg.p_i, cfg.a_planes, cfg.acc_bits,
+                            tag_bits=OUT_TAG_LAYOUT.size)
+        self.out_unit = OutputUnit(cfg)
+        self.emb = EmbeddingUnit(cfg)
+        super().__init__({
+            "desc": In(isa.DESCRIPTOR_LAYOUT),
+            "start": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "error": Out(4),
+            "pixels": In(stream.Signature(32)),
+            "local": In(LocalBusSignature),
+            "mac_busy": Out(1),
+        })
+
+    # ------------------------------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        d = self.desc
+        m.submodules.mac = mac = self.mac
+        m.submodules.out_unit = ou = self.out_unit
+        m.submodules.emb = emb = self.emb
+
+        conv_run = Signal()    # the address generator / output unit own their memory ports
+        embed_run = Signal()
+        src_sel = Signal(2)
+
+        # --- buffers and the local bus ------------------------------------------------------------
+        lbuf, llane = split_addr(self.local.addr)
+        mems = {BUF_WEIGHTS: self.wbuf, BUF_THRESHOLDS: self.tbuf, BUF_RESIDUAL: self.rbuf}
+        for k, b in enumerate(self.banks):
+            mems[BUF_CODE_BANK0 + k] = b
+        ports = {}
+        m.d.comb += self.local.r_data.eq(0)
+        # engine-side port signals, driven below
+        eng = {}
+        for bid, lm in mems.items():
+            wp, rp = lm.elaborate_ports(m)
+            ports[bid] = (wp, rp)
+            word, lane = lm.split_lane(llane)
+            in_range = (llane < lm.depth * lm.lanes)
+            hit_w = self.local.w_en & (lbuf == bid) & in_range
+            e = dict(waddr=Signal(range(lm.depth), name=f"{lm.name}_eng_waddr"),
+                     wdata=Signal(lm.width, name=f"{lm.name}_eng_wdata"),
+                     wen=Signal(name=f"{lm.name}_eng_wen"),
+                     raddr=Signal(range(lm.depth), name=f"{lm.name}_eng_raddr"),
+                     ren=Signal(name=f"{lm.name}_eng_ren"),
+                     own=Signal(name=f"{lm.name}_eng_own"))
+            eng[bid] = e
+            with m.If(hit_w):
+                lane_en = Signal(len(wp.en), name=f"{lm.name}_lane_en")
+                if lm.granular:
+                    m.d.comb += lane_en.eq(1 << lane)
+                else:
+                    m.d.comb += lane_en.eq(1)
+                m.d.comb += [wp.addr.eq(word), wp.en.eq(lane_en),
+                             wp.data.eq(Cat(*([self.local.w_data] * lm.lanes))[:lm.width])]
+            with m.Else():
+                m.d.comb += [wp.addr.eq(e["waddr"]), wp.data.eq(e["wdata"]),
+                             wp.en.eq(Mux(e["wen"], (1 << len(wp.en)) - 1, 0))]
+            with m.If(e["own"]):
+                m.d.comb += [rp.addr.eq(e["raddr"]), rp.en.eq(e["ren"])]
+            with m.Else():
+                m.d.comb += [rp.addr.eq(word), rp.en.eq(self.local.r_en)]
+            # read-back lane select, one cycle after r_en
+            sel = Signal(range(max(lm.lanes, 2)), name=f"{lm.name}_rlane")
+            ok = Signal(name=f"{lm.name}_rok")
+            with m.If(self.local.r_en):
+                m.d.sync += [sel.eq(lane), ok.eq((lbuf == bid) & in_range)]
+            with m.If(ok):
+                with m.Switch(sel):
+                    for l in range(lm.lanes):
+                        with m.Case(l):
+                            m.d.comb += self.local.r_data.eq(rp.data[32 * l:32 * (l + 1)])
+
+        # embedding table: entry c*256 + pixel, one lane each (16 bits)
+        emb_depth = cfg.emb_channels * 256
+        e_ok = Signal()
+        m.d.comb += [emb.tw_addr.eq(llane), emb.tw_data.eq(self.local.w_data),
+                     emb.tw_en.eq(self.local.w_en & (lbuf == BUF_EMBED) & (llane < emb_depth)),
+                     emb.tr_addr.eq(llane), emb.tr_en.eq(self.local.r_en)]
+        with m.If(self.local.r_en):
+            m.d.sync += e_ok.eq((lbuf == BUF_EMBED) & (llane < emb_depth))
+        with m.If(e_ok):
+            m.d.comb += self.local.r_data.eq(emb.tr_data)
+
+        # --- per-layer setup: products by a shift-add multiplier ----------------------------------
+        def reg(name, bits=32, sgn=False):
+            return Signal(signed(bits) if sgn else unsigned(bits), name=name)
+
+        P = reg("P", 16)             # n_cig * nsub: words per input pixel
+        rowP = reg("rowP", 32)       # w_in * P
+        src_words = reg("src_words")
+        kk = reg("kk", 16)
+        kkc = reg("kkc", 32)         # k*k*n_cig: weight words per cog
+        wtotal = reg("wtotal")
+        npix = reg("npix")           # h_out*w_out (CONV) or h_in*w_in (EMBED)
+        Rrow = reg("Rrow")           # w_out * n_cog
+        restotal = reg("restotal")
+        opix = reg("opix")
+        dst_words = reg("dst_words")
+        sP = reg("sP")
+        sRowP = reg("sRowP")
+        padoff = reg("padoff")
+        thrtotal = reg("thrtotal")
+        hspan = reg("hspan")         # (h_out-1)*stride
+        wspan = reg("wspan")
+        ebytes = reg("ebytes")
+        cd = reg("cd")
+        dq = reg("dq")
+
+        pool = d.pool
+        conv_steps = [
+            (P, d.n_cig, d.nsub),
+            (rowP, P, d.w_in),
+            (src_words, rowP, d.h_in),
+            (kk, d.k, d.k),
+            (kkc, kk, d.n_cig),
+            (wtotal, kkc, d.n_cog),
+            (npix, d.h_out, d.w_out),
+            (Rrow, d.w_out, d.n_cog),
+            (restotal, npix, d.n_cog),
+            (opix, Mux(pool, d.h_out >> 1, d.h_out), Mux(pool, d.w_out >> 1, d.w_out)),
+            (dst_words, opix, d.n_cig_out),
+            (sP, P, d.stride),
+            (sRowP, rowP, d.stride),
+            (padoff, rowP + P, d.pad),
+            (thrtotal, d.n_cog, cfg.p_o),
+            (hspan, d.h_out - 1, d.stride),
+            (wspan, d.w_out - 1, d.stride),
+        ]
+        embed_steps = [
+            (npix, d.h_in, d.w_in),
+            (ebytes, npix, d.emb_c),
+            (dst_words, npix, d.nsub),
+            (cd, d.emb_c, d.emb_d),
+            (dq, d.emb_d, d.emb_q),
+        ]
+        mul_a = Signal(32)
+        mul_b = Signal(16)
+        mul_acc = Signal(32)
+
+        # --- address generator state --------------------------------------------------------------
+        cog = Signal(6)
+        oy = Signal(10)
+        ox = Signal(10)
+        dy = Signal()
+        dx = Signal()
+        ky = Signal(4)
+        kx = Signal(4)
+        j = Signal(16)
+        sub = Signal(4)
+        shift = Signal(SHIFT_BITS)
+        ab = 26
+        iy0 = Signal(signed(13))
+        ix0 = Signal(signed(13))
+        iy0_row = Signal(signed(13))
+        iy = Signal(signed(13))
+        ix = Signal(signed(13))
+        B = Signal(signed(ab))
+        B_row = Signal(signed(ab))
+        TA = Signal(signed(ab))
+        TA_row = Signal(signed(ab))
+        R = Signal(18)
+        R_row = Signal(18)
+        WA = Signal(18)
+        wcog = Signal(18)
+        ag_active = Signal()
+
+        # stage 1: reads in flight
+        s1_valid = Signal()
+        s1_zero = Signal()
+        s1_shift = Signal(SHIFT_BITS)
+        s1_first = Signal()
+        s1_last = Signal()
+        s1_tag = Signal(OUT_TAG_LAYOUT)
+
+        advance = ~s1_valid | mac.inp.ready
+
+        # bank read data of the source bank
+        src_data = Signal(cfg.code_word_bits)
+        for k, b in enumerate(self.banks):
+            with m.If(src_sel == k):
+                m.d.comb += src_data.eq(ports[BUF_CODE_BANK0 + k][1].data[:cfg.code_word_bits])
+        m.d.comb += [
+            mac.inp.valid.eq(s1_valid),
+            mac.inp.payload.weights.eq(ports[BUF_WEIGHTS][1].data),
+            mac.inp.payload.acts.eq(Mux(s1_zero, 0, src_data)),
+            mac.inp.payload.shift.eq(s1_shift),
+            mac.inp.payload.first.eq(s1_first),
+            mac.inp.payload.last.eq(s1_last),
+            mac.inp.payload.tag.eq(s1_tag),
+            self.mac_busy.eq(mac.inp.valid & mac.inp.ready),
+        ]
+        # MAC -> output unit
+        m.d.comb += [
+            ou.inp.valid.eq(mac.out.valid),
+            mac.out.ready.eq(ou.inp.ready),
+            ou.inp.payload.as_value().eq(mac.out.payload.as_value()),
+        ]
+        for name in ("res_in", "res_out", "thr_out", "pool", "sum", "out_bits", "res_base",
+                     "thr_base", "n_cig_out"):
+            m.d.comb += getattr(ou, name).eq(getattr(d, name))
+
+        # engine ports of the memories
+        kdim = d.k
+        j_last = j == P - 1
+        sub_last = sub == d.nsub - 1
+        kx_last = kx == kdim - 1
+        ky_last = ky == kdim - 1
+        tap_last = kx_last & ky_last
+        pix_last_x = ox == d.w_out - 1
+        pix_last_y = oy == d.h_out - 1
+        cog_pix_last = pix_last_x & pix_last_y & (~pool | (dy & dx))
+        cog_last = cog == d.n_cog - 1
+        word_last = j_last & tap_last
+        tap_ok = (iy >= 0) & (iy < d.h_in) & (ix >= 0) & (ix < d.w_in)
+        bank_addr = Signal(signed(ab))
+        m.d.comb += bank_addr.eq(TA + j)
+        for k in range(cfg.n_code_banks):
+            e = eng[BUF_CODE_BANK0 + k]
+            m.d.comb += [e["own"].eq(conv_run & (src_sel == k)), e["raddr"].eq(bank_addr),
+                         e["ren"].eq(advance)]
+        e = eng[BUF_WEIGHTS]
+        m.d.comb += [e["own"].eq(conv_run), e["raddr"].eq(WA), e["ren"].eq(advance)]
+        e = eng[BUF_THRESHOLDS]
+        m.d.comb += [e["own"].eq(conv_run), e["raddr"].eq(ou.thr_raddr), e["ren"].eq(ou.thr_ren),
+                     ou.thr_rdata.eq(ports[BUF_THRESHOLDS][1].data)]
+        e = eng[BUF_RESIDUAL]
+        m.d.comb += [e["own"].eq(conv_run), e["raddr"].eq(ou.res_raddr), e["ren"].eq(ou.res_ren),
+                     ou.res_rdata.eq(ports[BUF_RESIDUAL][1].data),
+                     e["waddr"].eq(ou.res_waddr), e["wdata"].eq(ou.res_wdata),
+                     e["wen"].eq(ou.res_wen & conv_run)]
+        # destination bank writes: output unit (CONV) or embedding unit (EMBED)
+        emb_waddr = Signal(20)
+        dst = d.dst_bank
+        for k in range(cfg.n_code_banks):
+            e = eng[BUF_CODE_BANK0 + k]
+            with m.If(embed_run):
+                m.d.comb += [e["waddr"].eq(emb_waddr), e["wdata"].eq(emb.out.payload),
+                             e["wen"].eq(emb.out.valid & (dst == k))]
+            with m.Else():
+                m.d.comb += [e["waddr"].eq(ou.code_waddr), e["wdata"].eq(ou.code_wdata),
+                             e["wen"].eq(conv_run & ou.code_wen & (dst == k))]
+        m.d.comb += emb.out.ready.eq(1)
+        with m.If(emb.out.valid):
+            m.d.sync += emb_waddr.eq(emb_waddr + 1)
+
+        # embedding unit parameters
+        m.d.comb += [emb.pixels.valid.eq(self.pixels.valid), emb.pixels.payload.eq(self.pixels.payload),
+                     self.pixels.ready.eq(emb.pixels.ready),
+                     emb.n_pix.eq(npix), emb.n_words.eq((ebytes + 3) >> 2),
+                     emb.emb_c.eq(d.emb_c), emb.emb_d.eq(d.emb_d), emb.emb_q.eq(d.emb_q),
+                     emb.raw.eq(d.raw), emb.nsub.eq(d.nsub)]
+
+        # --- validation -----------------------------------------------------------------------
+        max_nsub = _ceil_div(8, cfg.a_planes)
+        nb = cfg.n_code_banks
+        conv_bad = Signal()
+        ncog_m = d.n_cog * cfg.m
+        m.d.comb += conv_bad.eq(
+            (d.src_bank >= nb) |
+            (d.thr_out & ((d.dst_bank >= nb) | (d.dst_bank == d.src_bank))) |
+            (d.k == 0) | (d.stride == 0) | (d.pad >= d.k) |
+            (d.nsub == 0) | (d.nsub > max_nsub) | (d.n_cig == 0) | (d.n_cog == 0) |
+            (d.h_in == 0) | (d.w_in == 0) | (d.h_out == 0) | (d.w_out == 0) |
+            (d.thr_out & ((d.out_bits == 0) | (d.out_bits > cfg.max_out_bits))) |
+            (pool & (~d.thr_out | d.h_out[0] | d.w_out[0] | d.res_out)) |
+            (d.sum & d.res_out) |
+            (d.thr_out & ((d.n_cig_out == 0) | (d.n_cig_out > ncog_m) |
+                          (d.n_cig_out + cfg.m <= ncog_m))) |
+            (src_words > cfg.bank_depth) |
+            (d.thr_out & (dst_words > cfg.bank_depth)) |
+            (d.w_base + wtotal > cfg.wbuf_depth) |
+            (d.thr_out & (d.thr_base + thrtotal > cfg.thr_depth)) |
+            ((d.res_in | d.res_out) & (d.res_base + restotal > cfg.res_depth)) |
+            (d.sum & (d.res_base + d.n_cog > cfg.res_depth)) |
+            (hspan + d.k > d.h_in + 2 * d.pad) |
+            (wspan + d.k > d.w_in + 2 * d.pad))
+        embed_bad = Signal()
+        m.d.comb += embed_bad.eq(
+            (d.dst_bank >= nb) | (d.emb_c == 0) | (d.emb_c > cfg.emb_channels) |
+            (d.nsub == 0) | (d.nsub > max_nsub) | (d.h_in == 0) | (d.w_in == 0) |
+            (~d.raw & ((d.emb_d == 0) | (d.emb_q == 0) | (d.emb_q > cfg.a_planes) |
+                       (cd > cfg.p_i) | (dq > 16))) |
+            (d.raw & (d.emb_c > cfg.p_i)) |
+            (dst_words > cfg.bank_depth))
+
+        # --- control FSM --------------------------------------------------------------------------
+        error = Signal(4)
+        m.d.comb += self.error.eq(error)
+        m.d.comb += ou.start.eq(0)
+        m.d.comb += emb.start.eq(0)
+
+        def mul_states(steps, prefix, after):
+            for idx, (dest, a, b) in enumerate(steps):
+                nxt = f"{prefix}{idx + 1}_LOAD" if idx + 1 < len(steps) else after
+                with m.State(f"{prefix}{idx}_LOAD"):
+                    m.d.sync += [mul_a.eq(a), mul_b.eq(b), mul_acc.eq(0)]
+                    m.next = f"{prefix}{idx}_RUN"
+                with m.State(f"{prefix}{idx}_RUN"):
+                    with m.If(mul_b == 0):
+                        m.d.sync += dest.eq(mul_acc)
+                        m.next = nxt
+                    with m.Else():
+                        with m.If(mul_b[0]):
+                            m.d.sync += mul_acc.eq(mul_acc + mul_a)
+                        m.d.sync += [mul_a.eq(mul_a << 1), mul_b.eq(mul_b >> 1)]
+
+        def cog_reset(next_cog):
+            """Walker state for the first pixel of an output-channel group."""
+            return [oy.eq(0), ox.eq(0), dy.eq(0), dx.eq(0), ky.eq(0), kx.eq(0), j.eq(0),
+                    sub.eq(0), shift.eq(0),
+                    iy0.eq(-d.pad), ix0.eq(-d.pad), iy0_row.eq(-d.pad), iy.eq(-d.pad),
+                    ix.eq(-d.pad),
+                    B.eq(-padoff), B_row.eq(-padoff), TA.eq(-padoff), TA_row.eq(-padoff),
+                    R.eq(d.res_base + next_cog), R_row.eq(d.res_base + next_cog)]
+
+        with m.FSM(name="engine") as fsm:
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += error.eq(0)
+                    with m.If(d.op == isa.Op.CONV):
+                        m.next = "C0_LOAD"
+                    with m.Elif(d.op == isa.Op.EMBED):
+                        m.next = "E0_LOAD"
+                    with m.Else():
+                        m.d.sync += error.eq(ERR_BAD_OPCODE)
+                        m.next = "DONE"
+            mul_states(conv_steps, "C", "CONV_CHECK")
+            mul_states(embed_steps, "E", "EMBED_CHECK")
+
+            with m.State("CONV_CHECK"):
+                with m.If(conv_bad):
+                    m.d.sync += error.eq(ERR_BAD_DESCRIPTOR)
+                    m.next = "DONE"
+                with m.Else():
+                    m.d.sync += cog_reset(0)
+                    m.d.sync += [cog.eq(0), WA.eq(d.w_base), wcog.eq(d.w_base), ag_active.eq(1),
+                                 conv_run.eq(1), src_sel.eq(d.src_bank)]
+                    m.d.comb += ou.start.eq(1)
+                    m.next = "CONV_RUN"
+            with m.State("CONV_RUN"):
+                with m.If(ou.finished):
+                    m.d.sync += conv_run.eq(0)
+                    m.next = "DONE"
+
+            with m.State("EMBED_CHECK"):
+                with m.If(embed_bad):
+                    m.d.sync += error.eq(ERR_BAD_DESCRIPTOR)
+                    m.next = "DONE"
+                with m.Else():
+                    m.d.comb += emb.start.eq(1)
+                    m.d.sync += [embed_run.eq(1), emb_waddr.eq(0)]
+                    m.next = "EMBED_WAIT"
+            with m.State("EMBED_WAIT"):
+                m.next = "EMBED_RUN"
+            with m.State("EMBED_RUN"):
+                with m.If(~emb.busy):
+                    m.d.sync += embed_run.eq(0)
+                    m.next = "DONE"
+            with m.State("DONE"):
+                m.d.comb += self.done.eq(1)
+                m.next = "IDLE"
+        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
+
+        # --- address generator (CONV_RUN) ---------------------------------------------------------
+        with m.If(advance):
+            m.d.sync += s1_valid.eq(ag_active)
+            with m.If(ag_active):
+                m.d.sync += [s1_zero.eq(~tap_ok), s1_shift.eq(shift),
+                             s1_first.eq((j == 0) & (kx == 0) & (ky == 0)), s1_last.eq(word_last),
+                             s1_tag.raddr.eq(R), s1_tag.last.eq(cog_pix_last),
+                             s1_tag.final.eq(cog_pix_last & cog_last)]
+                # inner: sub-words and channel groups of one tap
+                with m.If(~j_last):
+                    m.d.sync += j.eq(j + 1)
+                    with m.If(sub_last):
+                        m.d.sync += [sub.eq(0), shift.eq(0), WA.eq(WA + 1)]
+                    with m.Else():
+                        m.d.sync += [sub.eq(sub + 1), shift.eq(shift + cfg.a_planes)]
+                with m.Else():
+                    m.d.sync += [j.eq(0), sub.eq(0), shift.eq(0), WA.eq(WA + 1)]
+                    with m.If(~kx_last):
+                        m.d.sync += [kx.eq(kx + 1), ix.eq(ix + 1), TA.eq(TA + P)]
+                    with m.Elif(~ky_last):
+                        m.d.sync += [kx.eq(0), ix.eq(ix0), ky.eq(ky + 1), iy.eq(iy + 1),
+                                     TA_row.eq(TA_row + rowP), TA.eq(TA_row + rowP)]
+                    with m.Else():
+                        # pixel done
+                        m.d.sync += [kx.eq(0), ky.eq(0), WA.eq(wcog)]
+                        with m.If(cog_pix_last):
+                            with m.If(cog_last):
+                                m.d.sync += ag_active.eq(0)
+                            with m.Else():
+                                m.d.sync += cog_reset(cog + 1)
+                                m.d.sync += [cog.eq(cog + 1), wcog.eq(wcog + kkc), WA.eq(wcog + kkc)]
+                        with m.Else():
+                            self._walk(m, d, pool, ox, oy, dx, dy, ix0, iy0, iy0_row, B, B_row,
+                                       R, R_row, TA, TA_row, ix, iy, sP, sRowP, Rrow, pix_last_x)
+        return m
+
+    @staticmethod
+    def _walk(m, d, pool, ox, oy, dx, dy, ix0, iy0, iy0_row, B, B_row, R, R_row, TA, TA_row,
+              ix, iy, sP, sRowP, Rrow, pix_last_x):
+        """Step to the next output pixel (row-major or 2x2-window order) with running sums."""
+        s = d.stride
+        n_cog = d.n_cog
+
+        def move(dox, doy, dB, dR):
+            new_B = B + dB
+            new_ix0 = ix0 + dox * s if dox else ix0
+            new_iy0 = iy0 + doy * s if doy else iy0
+            stm = [B.eq(new_B), TA.eq(new_B), TA_row.eq(new_B), R.eq(R + dR),
+                   ix0.eq(new_ix0), iy0.eq(new_iy0), ix.eq(new_ix0), iy.eq(new_iy0)]
+            if dox:
+                stm.append(ox.eq(ox + dox))
+            if doy:
+                stm.append(oy.eq(oy + doy))
+            return stm
+
+        def new_row(rows):
+            dB = sRowP if rows == 1 else (sRowP << 1)
+            dR = Rrow if rows == 1 else (Rrow << 1)
+            diy = s if rows == 1 else (s << 1)
+            nB = B_row + dB
+            niy = iy0_row + diy
+            return [ox.eq(0), oy.eq(oy + 1), B_row.eq(nB), B.eq(nB), TA.eq(nB), TA_row.eq(nB),
+                    R_row.eq(R_row + dR), R.eq(R_row + dR), iy0_row.eq(niy), iy0.eq(niy),
+                    iy.eq(niy), ix0.eq(-d.pad), ix.eq(-d.pad)]
+
+        with m.If(~pool):
+            with m.If(~pix_last_x):
+                m.d.sync += move(1, 0, sP, n_cog)
+            with m.Else():
+                m.d.sync += new_row(1)
+        with m.Else():
+            m.d.sync += dx.eq(~dx)
+            with m.If(~dx):
+                m.d.sync += move(1, 0, sP, n_cog)
+            with m.Elif(~dy):
+                m.d.sync += dy.eq(1)
+                m.d.sync += move(-1, 1, sRowP - sP, Rrow - n_cog)
+            with m.Else():
+                m.d.sync += dy.eq(0)
+                with m.If(~pix_last_x):
+                    m.d.sync += move(1, -1, sP - sRowP, n_cog - Rrow)
+                with m.Else():
+                    m.d.sync += new_row(2)

@@ -1,0 +1,229 @@
+"""The binary-weight MAC array: ``p_o`` output channels x ``p_i`` input channels per cycle.
+
+Weights are bits (1 = +1, 0 = -1); activations arrive as ``a_planes`` bit-planes. For output ``o``
+and plane ``b``::
+
+    s_b = sum_i w_oi * a_bi = 2 * popcount(w_o & a_b) - popcount(a_b)
+    acc_o += sum_b s_b << (b + shift)
+
+``shift`` (``sub * a_planes`` in the engine) lets activations of any width 1..8 run as
+``ceil(bits / a_planes)`` passes. The popcounts are pipelined adder trees with a register after every
+``levels_per_stage`` levels, so the array keeps a short critical path at the default 64 x 32 size.
+"""
+
+from amaranth.hdl import Module, Signal, Cat, Const, Mux, signed, unsigned
+from amaranth.lib import wiring, stream, data
+from amaranth.lib.wiring import In, Out
+
+
+__all__ = ["MACArray", "mac_input_layout", "SHIFT_BITS"]
+
+
+SHIFT_BITS = 3  # shift = sub * a_planes <= 7 for any activation width 1..8
+
+
+def mac_input_layout(p_o, p_i, a_planes, tag_bits=0):
+    """Payload of the MAC array's input stream (one word-set per transfer)."""
+    fields = {
+        "weights": unsigned(p_o * p_i),   # bit o*p_i + i: output o, input lane i
+        "acts": unsigned(a_planes * p_i),  # plane b = bits [b*p_i, (b+1)*p_i)
+        "shift": unsigned(SHIFT_BITS),
+        "first": unsigned(1),              # clear the accumulators before adding this word-set
+        "last": unsigned(1),               # emit the accumulators after adding this word-set
+    }
+    if tag_bits:
+        fields["tag"] = unsigned(tag_bits)  # carried along, emitted with the ``last`` word-set
+    return data.StructLayout(fields)
+
+
+def _half_add(x, y):
+    # Written as gates rather than ``+`` so that Yosys maps the narrow first levels of the
+    # popcount into LUT4s instead of short CCU2C carry chains (which waste half their LUTs).
+    return Cat(x ^ y, x & y)
+
+
+def _ripple_add(x, y):
+    """Sum of two equal-width unsigned values as explicit full-adder gates (one bit wider)."""
+    bits = []
+    carry = Const(0, 1)
+    for k in range(len(x)):
+        bits.append(x[k] ^ y[k] ^ carry)
+        carry = (x[k] & y[k]) | (carry & (x[k] ^ y[k]))
+    bits.append(carry)
+    return Cat(*bits)
+
+
+def _tree_stages(n, levels_per_stage):
+    """Register stages inside a popcount tree of ``n`` bits (registers sit between levels)."""
+    levels = max(1, (n - 1).bit_length())
+    return (levels - 1) // levels_per_stage
+
+
+class MACArray(wiring.Component):
+    """Pipelined binary-weight MAC array with valid/ready streams.
+
+    Parameters
+    ----------
+    p_o : int
+        Output channels (accumulators).
+    p_i : int
+        Input lanes per activation bit-plane.
+    a_planes : int
+        Activation bit-planes per word-set (1..8).
+    acc_bits : int
+        Signed accumulator width; sums wrap modulo ``2**acc_bits``.
+    tag_bits : int
+        Width of an opaque tag carried from a word-set to the output it ends (0: none).
+    levels_per_stage : int
+        Adder-tree levels between pipeline registers.
+
+    Members
+    -------
+    inp : ``In(stream.Signature(mac_input_layout(...)))``
+        Word-sets. ``ready`` is the pipeline enable: low only while the output is held.
+    out : ``Out(stream.Signature(...))``
+        ``ArrayLayout(signed(acc_bits), p_o)`` of the accumulators after each ``last`` word-set, or
+        ``StructLayout({"acc": ..., "tag": tag_bits})`` when ``tag_bits > 0``.
+
+    Latency: a ``last`` word-set accepted in cycle ``t`` appears on ``out`` in cycle
+    ``t + latency`` when the output is not stalled. One word-set per cycle in steady state, no gaps
+    between outputs.
+    """
+
+    def __init__(self, p_o, p_i, a_planes, acc_bits, *, tag_bits=0, levels_per_stage=2):
+        for name, value in (("p_o", p_o), ("p_i", p_i), ("a_planes", a_planes),
+                            ("acc_bits", acc_bits), ("tag_bits", tag_bits),
+                            ("levels_per_stage", levels_per_stage)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"MACArray {name} must be an integer, not {value!r}")
+        if p_o < 1:
+            raise ValueError(f"MACArray p_o must be positive, not {p_o}")
+        if p_i < 2:
+            raise ValueError(f"MACArray p_i must be at least 2, not {p_i}")
+        if not 1 <= a_planes <= 8:
+            raise ValueError(f"MACArray a_planes must be 1..8, not {a_planes}")
+        need = p_i.bit_length() + a_planes + 2 + 7
+        if not need - 7 <= acc_bits <= 48:
+            raise ValueError(f"MACArray acc_bits must be {need - 7}..48, not {acc_bits}")
+        if tag_bits < 0:
+            raise ValueError(f"MACArray tag_bits must be >= 0, not {tag_bits}")
+        if levels_per_stage < 1:
+            raise ValueError(f"MACArray levels_per_stage must be >= 1, not {levels_per_stage}")
+        self.p_o, self.p_i, self.a_planes, self.acc_bits = p_o, p_i, a_planes, acc_bits
+        self.tag_bits = tag_bits
+        self.levels_per_stage = levels_per_stage
+        self.acc_layout = data.ArrayLayout(signed(acc_bits), p_o)
+        if tag_bits:
+            out_layout = data.StructLayout({"acc": self.acc_layout, "tag": unsigned(tag_bits)})
+        else:
+            out_layout = self.acc_layout
+        # input register + tree registers + combine register + accumulator register
+        self.latency = 1 + _tree_stages(p_i, levels_per_stage) + 2
+        super().__init__({
+            "inp": In(stream.Signature(mac_input_layout(p_o, p_i, a_planes, tag_bits))),
+            "out": Out(stream.Signature(out_layout)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p_o, p_i, nb = self.p_o, self.p_i, self.a_planes
+        lps = self.levels_per_stage
+
+        out_valid = Signal()
+        en = Signal()
+        # One global enable: every register advances unless a finished output is waiting. The
+        # accumulators double as the output register, so an output is held only by stalling.
+        m.d.comb += [en.eq(~out_valid | self.out.ready), self.inp.ready.eq(en)]
+
+        # Stage 0: input register (the weight word comes straight out of block RAM).
+        s0 = Signal(self.inp.payload.shape())
+        s0_valid = Signal()
+        with m.If(en):
+            m.d.sync += [s0.eq(self.inp.payload), s0_valid.eq(self.inp.valid)]
+
+        # Side band (valid, shift, first, last, tag) travels alongside the popcount stages.
+        side_fields = Cat(s0_valid, s0.shift, s0.first, s0.last)
+        if self.tag_bits:
+            side_fields = Cat(side_fields, s0.tag)
+        side = side_fields
+        n_tree = _tree_stages(p_i, lps)
+        for k in range(n_tree + 1):  # tree stages + the combine register
+            r = Signal(len(side_fields), name=f"side{k + 1}")
+            with m.If(en):
+                m.d.sync += r.eq(side)
+            side = r
+
+        def popcount(bits, name):
+            items = [_half_add(bits[2 * k], bits[2 * k + 1]) for k in range(len(bits) // 2)]
+            if len(bits) % 2:
+                items.append(Cat(bits[-1], Const(0, 1)))
+            level = 1
+            stage = 0
+            while len(items) > 1:
+                if level % lps == 0:
+                    regs = []
+                    for k, x in enumerate(items):
+                        r = Signal(len(x), name=f"{name}_r{stage}_{k}")
+                        with m.If(en):
+                            m.d.sync += r.eq(x)
+                        regs.append(r)
+                    items = regs
+                    stage += 1
+                nxt = []
+                for k in range(len(items) // 2):
+                    x, y = items[2 * k], items[2 * k + 1]
+                    if len(x) <= 2:
+                        nxt.append(_ripple_add(x, y))
+                    else:
+                        nxt.append(x + y)
+                if len(items) % 2:
+                    nxt.append(items[-1])
+                items = nxt
+                level += 1
+            assert stage == n_tree, (stage, n_tree)
+            return items[0]
+
+        w = s0.weights
+        a = s0.acts
+        planes = [a[b * p_i:(b + 1) * p_i] for b in range(nb)]
+        # popcount(a_b) is shared by all outputs: PA = sum_b popcount(a_b) << b.
+        pa = [popcount(planes[b], f"pa{b}") for b in range(nb)]
+        pa_sum = sum((pa[b] << b) for b in range(nb))
+
+        t_bits = p_i.bit_length() + nb + 2
+        ts = []
+        for o in range(p_o):
+            wo = w[o * p_i:(o + 1) * p_i]
+            pcs = [popcount(wo & planes[b], f"pc{o}_{b}") for b in range(nb)]
+            # sum_b (2*pc_b - pa_b) << b, with the shared part subtracted once
+            pos = sum((pcs[b] << (b + 1)) for b in range(nb))
+            t = Signal(signed(t_bits), name=f"t{o}")
+            with m.If(en):
+                m.d.sync += t.eq(pos - pa_sum)
+            ts.append(t)
+
+        valid_t = side[0]
+        shift_t = side[1:1 + SHIFT_BITS]
+        first_t = side[1 + SHIFT_BITS]
+        last_t = side[2 + SHIFT_BITS]
+        tag_t = side[3 + SHIFT_BITS:] if self.tag_bits else None
+
+        accs = []
+        for o in range(p_o):
+            acc = Signal(signed(self.acc_bits), name=f"acc{o}")
+            with m.If(en & valid_t):
+                m.d.sync += acc.eq(Mux(first_t, 0, acc) + (ts[o] << shift_t))
+            accs.append(acc)
+
+        with m.If(en):
+            m.d.sync += out_valid.eq(valid_t & last_t)
+        m.d.comb += self.out.valid.eq(out_valid)
+        if self.tag_bits:
+            tag_out = Signal(self.tag_bits)
+            with m.If(en & valid_t & last_t):
+                m.d.sync += tag_out.eq(tag_t)
+            m.d.comb += [self.out.payload.acc.as_value().eq(Cat(*accs)),
+                         self.out.payload.tag.eq(tag_out)]
+        else:
+            m.d.comb += self.out.payload.as_value().eq(Cat(*accs))
+        return m

@@ -1,0 +1,264 @@
+"""The output unit: accumulators of one output pixel in, residual/threshold/pool/pack, buffers out.
+
+Per output pixel (``p_o`` accumulators of one output-channel group ``cog``), following
+docs/ARCHITECTURE.md 1 and 3.1:
+
+1. ``v = acc + residual`` when ``res_in`` (residual word ``raddr``, ``p_o`` lanes of ``res_bits``),
+   else ``v = acc``;
+2. ``res_out``: write ``v`` (truncated to ``res_bits``) back to residual word ``raddr``;
+3. ``sum``: add ``v`` into ``p_o`` sums; after the last pixel of the group write them to residual
+   word ``res_base + cog``;
+4. ``thr_out``: ``u = -v if negate else v``, ``code = min(#{k: u >= t_k}, 2**out_bits - 1)`` with the
+   group's thresholds (entries ``thr_base + cog*p_o + o``, loaded before the group's first pixel);
+   ``pool``: the maximum over 4 consecutive pixels (a 2x2 window); the codes are packed into
+   ``m = p_o / p_i`` code words written at ``opix*n_cig_out + cog*m + j`` for ``cog*m + j < n_cig_out``,
+   ``opix`` counting written pixels from 0 in each group.
+
+The residual address ``raddr`` of a pixel comes with it (the address generator knows the visiting
+order), as do ``last`` (last pixel of the group) and ``final`` (last pixel of the layer).
+"""
+
+from amaranth.hdl import Module, Signal, Cat, Const, Mux, signed, unsigned
+from amaranth.lib import wiring, stream, data
+from amaranth.lib.wiring import In, Out
+
+from .config import AccelConfig, THR_ENTRY_BITS
+
+
+__all__ = ["OutputUnit", "OUT_TAG_LAYOUT"]
+
+
+OUT_TAG_LAYOUT = data.StructLayout({
+    "raddr": unsigned(16),   # residual buffer word of this pixel (res_base + pix*n_cog + cog)
+    "last": unsigned(1),     # last pixel of its output-channel group
+    "final": unsigned(1),    # last pixel of the layer
+})
+
+
+class OutputUnit(wiring.Component):
+    """Residual add, thresholds, 2x2 max-pool, code packing and the ``sum`` reduction.
+
+    Parameters
+    ----------
+    config : AccelConfig
+
+    Members
+    -------
+    inp : ``In(stream.Signature(StructLayout({"acc": ArrayLayout(signed(acc_bits), p_o), "tag": OUT_TAG_LAYOUT})))``
+    start : ``In(1)``
+        Pulse before a layer: resets the group counters and (with ``thr_out``) loads group 0's
+        thresholds. The mode inputs below are held stable from ``start`` to ``finished``.
+    res_in, res_out, thr_out, pool, sum, out_bits, res_base, thr_base, n_cig_out : ``In``
+        Descriptor fields.
+    finished : ``Out(1)``
+        Pulse in the cycle the last write caused by the ``final`` pixel happens (or, with nothing
+        to write, the cycle that pixel leaves the pipeline).
+    idle : ``Out(1)``
+        No pixel inside the unit and no threshold load in progress.
+    res_raddr, res_ren, res_rdata
+        Residual read port (``res_rdata`` valid the cycle after ``res_ren``; holds while ``res_ren`` low).
+    res_waddr, res_wdata, res_wen
+        Residual write port.
+    thr_raddr, thr_ren, thr_rdata
+        Threshold read port (64-bit entries, one-cycle latency).
+    code_waddr, code_wdata, code_wen
+        Code bank write port (of the destination bank).
+    """
+
+    def __init__(self, config):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"OutputUnit config must be an AccelConfig, not {config!r}")
+        self.config = config
+        cfg = config
+        self.in_layout = data.StructLayout({
+            "acc": data.ArrayLayout(signed(cfg.acc_bits), cfg.p_o),
+            "tag": OUT_TAG_LAYOUT,
+        })
+        super().__init__({
+            "inp": In(stream.Signature(self.in_layout)),
+            "start": In(1),
+            "res_in": In(1), "res_out": In(1), "thr_out": In(1), "pool": In(1), "sum": In(1),
+            "out_bits": In(4),
+            "res_base": In(16),
+            "thr_base": In(12),
+            "n_cig_out": In(6),
+            "finished": Out(1),
+            "idle": Out(1),
+            "res_raddr": Out(16), "res_ren": Out(1), "res_rdata": In(cfg.res_word_bits),
+            "res_waddr": Out(16), "res_wdata": Out(cfg.res_word_bits), "res_wen": Out(1),
+            "thr_raddr": Out(range(1 << 16)), "thr_ren": Out(1), "thr_rdata": In(THR_ENTRY_BITS),
+            "code_waddr": Out(20), "code_wdata": Out(cfg.code_word_bits), "code_wen": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        p_o, p_i, nb, rb = cfg.p_o, cfg.p_i, cfg.a_planes, cfg.res_bits
+        mm = cfg.m
+        cb = cfg.max_out_bits
+        vbits = max(cfg.acc_bits, rb) + 1
+
+        # --- threshold registers (a shift register: entry o ends in register o) -------------------
+        thr = [[Signal(signed(16), name=f"thr{o}_{k}") for k in range(3)] for o in range(p_o)]
+        neg = [Signal(name=f"neg{o}") for o in range(p_o)]
+        thr_ok = Signal()        # thresholds of the current group are loaded
+        loading = Signal()
+        ld_cnt = Signal(range(p_o + 1))
+        ld_data_valid = Signal()
+        thr_cog = Signal(16)     # cog * p_o
+        closed = Signal()        # the group's last pixel has been accepted; wait for the reload
+
+        # --- stage A: accumulators + residual read in flight ---------------------------------------
+        a_valid = Signal()
+        a_acc = Signal(self.in_layout["acc"].shape)
+        a_tag = Signal(OUT_TAG_LAYOUT)
+        # --- stage B: v ------------------------------------------------------------------------
+        b_valid = Signal()
+        b_v = [Signal(signed(vbits), name=f"v{o}") for o in range(p_o)]
+        b_tag = Signal(OUT_TAG_LAYOUT)
+        # --- stage C: codes --------------------------------------------------------------------
+        c_valid = Signal()
+        c_code = [Signal(cb, name=f"code{o}") for o in range(p_o)]
+        c_last = Signal()
+        c_final = Signal()
+        # --- stage D: write job of up to m code words ----------------------------------------------
+        job_valid = Signal()
+        job_words = [Signal(cfg.code_word_bits, name=f"job{j}") for j in range(mm)]
+        job_j = Signal(range(max(mm, 2)))
+        job_jlast = Signal(range(max(mm, 2)))
+        job_addr = Signal(20)
+        job_final = Signal()
+
+        d_accept = ~job_valid | (job_j == job_jlast)
+        en_c = ~c_valid | d_accept
+        en_b = ~b_valid | en_c
+        en_a = ~a_valid | en_b
+        can_take = thr_ok & ~closed & ~loading
+        m.d.comb += self.inp.ready.eq(en_a & can_take)
+        take = self.inp.valid & self.inp.ready
+
+        # Residual read issued as the pixel enters stage A; held while A is stalled.
+        m.d.comb += [self.res_raddr.eq(self.inp.payload.tag.raddr), self.res_ren.eq(en_a)]
+        with m.If(en_a):
+            m.d.sync += [a_valid.eq(take), a_acc.eq(self.inp.payload.acc), a_tag.eq(self.inp.payload.tag)]
+        with m.If(take & self.inp.payload.tag.last):
+            m.d.sync += closed.eq(1)
+
+        # Stage A -> B: v = acc + residual.
+        with m.If(en_b):
+            m.d.sync += [b_valid.eq(a_valid), b_tag.eq(a_tag)]
+            for o in range(p_o):
+                res = self.res_rdata[o * rb:(o + 1) * rb].as_signed()
+                m.d.sync += b_v[o].eq(a_acc[o] + Mux(self.res_in, res, 0))
+
+        # Stage B: residual write, sums, thresholds.
+        b_go = b_valid & en_c
+        sums = [Signal(signed(rb), name=f"sum{o}") for o in range(p_o)]
+        sum_first = Signal()
+        sum_cog = Signal(16)
+        sum_next = [Signal(signed(rb), name=f"sum_next{o}") for o in range(p_o)]
+        for o in range(p_o):
+            m.d.comb += sum_next[o].eq(Mux(sum_first, 0, sums[o]) + b_v[o])
+        m.d.comb += [self.res_wen.eq(0), self.res_waddr.eq(b_tag.raddr),
+                     self.res_wdata.eq(Cat(*[v[:rb] for v in b_v]))]
+        with m.If(b_go):
+            with m.If(self.res_out):
+                m.d.comb += self.res_wen.eq(1)
+            with m.If(self.sum):
+                m.d.sync += [sums[o].eq(sum_next[o]) for o in range(p_o)]
+                m.d.sync += sum_first.eq(b_tag.last)
+                with m.If(b_tag.last):
+                    # sum and res_out are exclusive (the engine rejects both), so the port is free
+                    m.d.comb += [self.res_wen.eq(1), self.res_waddr.eq(self.res_base + sum_cog),
+                                 self.res_wdata.eq(Cat(*sum_next))]
+            with m.If(b_tag.last):
+                m.d.sync += sum_cog.eq(sum_cog + 1)
+
+        maxc = Signal(2)
+        m.d.comb += maxc.eq(Mux(self.out_bits >= 2, 3, 1))
+        with m.If(en_c):
+            m.d.sync += [c_valid.eq(b_valid), c_last.eq(b_tag.last), c_final.eq(b_tag.final)]
+            for o in range(p_o):
+                u = Mux(neg[o], -b_v[o], b_v[o])
+                count = (u >= thr[o][0]) + (u >= thr[o][1]) + (u >= thr[o][2])
+                code = Mux(count > maxc, maxc, count)
+                m.d.sync += c_code[o].eq(code[:cb])
+
+        # Group bookkeeping: after the last pixel of a group has left stage B, reload thresholds.
+        with m.If(b_go & b_tag.last):
+            m.d.sync += [thr_ok.eq(0), closed.eq(0), thr_cog.eq(thr_cog + p_o)]
+
+        # --- threshold load: p_o reads, data shifted in one cycle later -----------------------------
+        with m.If(~thr_ok & ~loading & ~a_valid & ~b_valid & ~self.start):
+            with m.If(self.thr_out):
+                m.d.sync += [loading.eq(1), ld_cnt.eq(0)]
+            with m.Else():
+                m.d.sync += thr_ok.eq(1)
+        m.d.comb += [self.thr_raddr.eq(self.thr_base + thr_cog + ld_cnt),
+                     self.thr_ren.eq(loading & (ld_cnt < p_o))]
+        with m.If(loading):
+            m.d.sync += [ld_cnt.eq(ld_cnt + 1), ld_data_valid.eq(ld_cnt < p_o)]
+            with m.If(ld_cnt == p_o):
+                m.d.sync += [loading.eq(0), thr_ok.eq(1)]
+        with m.Else():
+            m.d.sync += ld_data_valid.eq(0)
+        with m.If(ld_data_valid):
+            e = self.thr_rdata
+            for o in range(p_o - 1):
+                m.d.sync += [thr[o][k].eq(thr[o + 1][k]) for k in range(3)]
+                m.d.sync += neg[o].eq(neg[o + 1])
+            m.d.sync += [thr[p_o - 1][k].eq(e[16 * k:16 * (k + 1)].as_signed()) for k in range(3)]
+            m.d.sync += neg[p_o - 1].eq(e[48])
+
+        # --- stage C -> D: pool and pack ----------------------------------------------------------
+        pcount = Signal(2)
+        pmax = [Signal(cb, name=f"pmax{o}") for o in range(p_o)]
+        cogm = Signal(8)          # cog * m
+        wpix = Signal(20)         # opix * n_cig_out + cog * m
+        c_go = c_valid & en_c
+        final_now = Signal()
+        code_out = [Signal(cb, name=f"pooled{o}") for o in range(p_o)]
+        for o in range(p_o):
+            m.d.comb += code_out[o].eq(Mux(self.pool & (pcount != 0),
+                                           Mux(c_code[o] > pmax[o], c_code[o], pmax[o]), c_code[o]))
+        remaining = Signal(signed(9))
+        m.d.comb += remaining.eq(self.n_cig_out - cogm)
+        writes = self.thr_out & (~self.pool | (pcount == 3)) & (remaining > 0)
+        with m.If(job_valid & (job_j == job_jlast)):
+            m.d.sync += job_valid.eq(0)
+        with m.If(c_go):
+            with m.If(self.pool):
+                m.d.sync += pcount.eq(pcount + 1)
+                m.d.sync += [pmax[o].eq(code_out[o]) for o in range(p_o)]
+            with m.If(writes):
+                m.d.sync += [job_valid.eq(1), job_j.eq(0), job_addr.eq(wpix), job_final.eq(c_final),
+                             job_jlast.eq(Mux(remaining >= mm, mm - 1, remaining - 1)),
+                             wpix.eq(wpix + self.n_cig_out)]
+                for j in range(mm):
+                    bits = []
+                    for b in range(nb):
+                        for i in range(p_i):
+                            bits.append(code_out[j * p_i + i][b] if b < cb else Const(0, 1))
+                    m.d.sync += job_words[j].eq(Cat(*bits))
+            with m.Elif(c_final):
+                m.d.comb += final_now.eq(1)
+            with m.If(c_last):
+                m.d.sync += [cogm.eq(cogm + mm), wpix.eq(cogm + mm)]
+
+        # Stage D: one code word per cycle.
+        m.d.comb += [self.code_waddr.eq(job_addr + job_j), self.code_wen.eq(job_valid)]
+        with m.Switch(job_j):
+            for j in range(mm):
+                with m.Case(j):
+                    m.d.comb += self.code_wdata.eq(job_words[j])
+        with m.If(job_valid & (job_j != job_jlast)):
+            m.d.sync += job_j.eq(job_j + 1)
+        with m.If(job_valid & (job_j == job_jlast) & job_final):
+            m.d.comb += final_now.eq(1)
+        m.d.comb += self.finished.eq(final_now)
+        m.d.comb += self.idle.eq(~a_valid & ~b_valid & ~c_valid & ~job_valid & ~loading)
+
+        with m.If(self.start):
+            m.d.sync += [thr_ok.eq(0), closed.eq(0), loading.eq(0), thr_cog.eq(0), sum_first.eq(1),
+                         sum_cog.eq(0), pcount.eq(0), cogm.eq(0), wpix.eq(0)]
+        return m

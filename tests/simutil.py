@@ -1,0 +1,55 @@
+"""Simulation helpers shared by the engine helper's tests: random-stall stream drivers, VCD gating."""
+
+import os
+from contextlib import nullcontext
+from pathlib import Path
+
+from amaranth.sim import Simulator
+
+
+def run(dut, benches, name, *, background=()):
+    """Simulate ``dut`` with testbenches ``benches``; a VCD in ``build/vcd/`` only when PEA_VCD=1."""
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    for b in benches:
+        sim.add_testbench(b)
+    for b in background:
+        sim.add_testbench(b, background=True)
+    if os.environ.get("PEA_VCD") == "1":
+        out = Path(__file__).resolve().parent.parent / "build" / "vcd"
+        out.mkdir(parents=True, exist_ok=True)
+        ctx = sim.write_vcd(str(out / f"{name}.vcd"))
+    else:
+        ctx = nullcontext()
+    with ctx:
+        sim.run()
+
+
+async def send(ctx, s, items, rng, p_stall):
+    """Drive ``items`` (ints or dicts) on stream ``s``, with idle cycles of probability ``p_stall``."""
+    for it in items:
+        while rng.random() < p_stall:
+            ctx.set(s.valid, 0)
+            await ctx.tick()
+        ctx.set(s.payload, it)
+        ctx.set(s.valid, 1)
+        await ctx.tick().until(s.ready)
+    ctx.set(s.valid, 0)
+
+
+async def recv(ctx, s, n, rng, p_stall, value=None):
+    """Collect ``n`` payloads from stream ``s`` with ``ready`` low at probability ``p_stall``.
+
+    ``value`` (default: the payload as an int) is the expression sampled on each transfer.
+    """
+    value = s.payload.as_value() if value is None and hasattr(s.payload, "as_value") else \
+        (s.payload if value is None else value)
+    out = []
+    while len(out) < n:
+        r = int(rng.random() >= p_stall)
+        ctx.set(s.ready, r)
+        _, _, valid, v = await ctx.tick().sample(s.valid, value)
+        if r and valid:
+            out.append(v)
+    ctx.set(s.ready, 0)
+    return out
