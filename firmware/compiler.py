@@ -414,8 +414,8 @@ class _Compiler:
         c = self.c
         self._check_first(idx, L)
         C, H, W = self.input_shape
-        if C > c.p_i or C > _fmax("emb_c"):
-            self.err(L, f"{C} raw channels exceed p_i={c.p_i}")
+        if C > c.p_i or C > c.emb_channels:
+            self.err(L, f"{C} raw channels exceed min(p_i={c.p_i}, emb_channels={c.emb_channels})")
         nsub = ceil_div(8, c.a_planes)
         if nsub > _fmax("nsub"):
             self.err(L, f"nsub={nsub} exceeds the nsub field")

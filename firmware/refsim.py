@@ -11,10 +11,20 @@ Rules this model applies (the RTL must agree; they are stated here so that a mis
 
 - Every main-memory access (descriptor fetch, LOAD, STORE, EMBED) is checked against
   ``[window_base, window_limit)`` before any access: error 2 (WINDOW). An address inside the window
-  but beyond the memory: 3 (BUS_ERROR). Unknown opcode: 1 (BAD_OPCODE). A LOAD/STORE local range
-  outside its buffer (or an unknown buffer id): 4 (LOCAL_RANGE). An EMBED/CONV field out of range for
-  the configuration, or an extent beyond a buffer: 5 (BAD_DESCRIPTOR). More than ``max_descriptors``
-  without END: 7 (TIMEOUT). An error stops the program; the failing descriptor changes nothing.
+  but beyond the memory: 3 (BUS_ERROR; this model refuses the whole transfer, the RTL stops at the
+  failing word). Unknown opcode: 1 (BAD_OPCODE). LOAD/STORE with ``count == 0`` or ``rows == 0``:
+  nothing, no check (as the DMA). A LOAD/STORE local range outside its buffer, or an unknown buffer
+  id: 4 (LOCAL_RANGE). More than ``max_descriptors`` without END: 7 (TIMEOUT). An error stops the
+  program; the failing descriptor changes nothing.
+- 5 (BAD_DESCRIPTOR), the engine's checks: EMBED: ``dst_bank >= n_code_banks``, ``emb_c`` outside
+  ``1..emb_channels``, ``nsub`` outside ``1..ceil(8/a_planes)``, empty image, ``h*w*nsub`` beyond the
+  bank; raw: ``emb_c > p_i``; not raw: ``emb_d == 0``, ``emb_q`` outside ``1..a_planes``,
+  ``emb_c*emb_d > p_i``, ``emb_d*emb_q > 16``. CONV: a zero ``k/stride/nsub/n_cig/n_cog`` or size,
+  ``pad >= k``, ``nsub > ceil(8/a_planes)``, ``(h_out-1)*stride + k > h_in + 2*pad`` (same for w),
+  banks out of range, ``thr_out`` with ``dst_bank == src_bank`` or ``out_bits`` outside
+  ``1..max_out_bits`` or ``n_cig_out`` not in ``((n_cog-1)*m, n_cog*m]``, ``pool`` without
+  ``thr_out`` or with ``res_out`` or an odd output, ``sum`` with ``res_out``, any extent beyond its
+  buffer (source/destination bank, weights, thresholds, residual).
 - Local-buffer words narrower than their lanes (e.g. 16-bit code words) keep only their low bits.
 - CONV: ``acc`` wraps to ``acc_bits`` (two's complement); ``v = acc + residual`` is exact; values
   written to the residual buffer (``res_out``, ``sum``) wrap to ``res_bits``. Wraps are recorded in
@@ -99,6 +109,8 @@ class RunResult:
         Why it stopped (empty when OK).
     pc : int
         Address of the END or of the failing descriptor.
+    index : int
+        Its index from ``prog_addr`` (what the ``ERROR.pc`` register reports).
     executed : int
         Descriptors executed (END included, the failing one included).
     cycles : int
@@ -111,6 +123,7 @@ class RunResult:
     error_name: str
     message: str
     pc: int
+    index: int
     executed: int
     cycles: int
     trace: list = field(default_factory=list)
@@ -194,6 +207,7 @@ class RefSim:
         pc, n, cycles = prog_addr, 0, 0
         entries = []
         self._win = (window_base, window_limit)
+        self._prog = prog_addr
         while True:
             if n >= max_descriptors:
                 return self._result(TIMEOUT, f"no END after {n} descriptors", pc, n, cycles, entries)
@@ -225,7 +239,8 @@ class RefSim:
         return e
 
     def _result(self, err, why, pc, n, cycles, entries):
-        return RunResult(err, ERROR_NAMES.get(err, str(err)), why, pc, n, cycles, entries,
+        return RunResult(err, ERROR_NAMES.get(err, str(err)), why, pc,
+                         (pc - self._prog) // isa.DESCRIPTOR_WORDS, n, cycles, entries,
                          list(self.overflows))
 
     def _check_mem(self, lo, n, what):
@@ -252,6 +267,8 @@ class RefSim:
         return [addr + r * stride for r in range(rows)]
 
     def _load(self, f):
+        if f["count"] == 0 or f["rows"] == 0:          # the DMA finishes without any access or check
+            return
         rows = self._mem_rows(f)
         buf, lane = self._local_range(f["local_addr"], f["count"] * f["rows"])
         data = np.concatenate([self.mem[a:a + f["count"]] for a in rows]) if rows else np.zeros(0, np.uint32)
@@ -260,6 +277,8 @@ class RefSim:
         self.local[buf][idx] = data & self._lane_mask[buf][idx % L]
 
     def _store(self, f):
+        if f["count"] == 0 or f["rows"] == 0:
+            return
         rows = self._mem_rows(f)
         buf, lane = self._local_range(f["local_addr"], f["count"] * f["rows"])
         cnt = f["count"]
@@ -275,13 +294,13 @@ class RefSim:
         H, W, C, raw, nsub = f["h_in"], f["w_in"], f["emb_c"], f["raw"], f["nsub"]
         d, q, bank = f["emb_d"], f["emb_q"], f["dst_bank"]
         self._bad(H < 1 or W < 1, "EMBED with an empty image")
-        self._bad(nsub < 1, "EMBED nsub=0")
+        self._bad(not 1 <= nsub <= ceil_div(8, c.a_planes), f"EMBED nsub={nsub} outside 1..ceil(8/a_planes)")
         self._bad(bank >= c.n_code_banks, f"dst_bank {bank} >= n_code_banks")
+        self._bad(not 1 <= C <= c.emb_channels, f"emb_c={C} outside 1..emb_channels")
         if raw:
-            self._bad(not 1 <= C <= c.p_i, f"raw EMBED emb_c={C} outside 1..p_i")
+            self._bad(C > c.p_i, f"raw EMBED emb_c={C} > p_i")
             out_c = C
         else:
-            self._bad(not 1 <= C <= c.emb_channels, f"emb_c={C} outside 1..emb_channels")
             self._bad(d < 1 or not 1 <= q <= c.a_planes, f"emb_d={d}/emb_q={q} out of range")
             self._bad(d * q > EMB_ENTRY_BITS, f"emb_d*emb_q={d * q} > {EMB_ENTRY_BITS}")
             self._bad(C * d > c.p_i, f"emb_c*emb_d={C * d} > p_i")
@@ -312,12 +331,18 @@ class RefSim:
         n_cig, n_cog, src, dst = f["n_cig"], f["n_cog"], f["src_bank"], f["dst_bank"]
         thr_out, res_in, res_out, pool, do_sum = f["thr_out"], f["res_in"], f["res_out"], f["pool"], f["sum"]
         self._bad(min(k, s, nsub, n_cig, n_cog, H, W, Ho, Wo) < 1, "CONV with a zero size field")
+        self._bad(p >= k, f"pad={p} >= k={k}")
+        self._bad(nsub > ceil_div(8, c.a_planes), f"nsub={nsub} > ceil(8/a_planes)")
+        self._bad((Ho - 1) * s + k > H + 2 * p or (Wo - 1) * s + k > W + 2 * p,
+                  "output size beyond the padded input")
         self._bad(src >= c.n_code_banks, f"src_bank {src} >= n_code_banks")
         self._bad(H * W * n_cig * nsub > c.bank_depth, "CONV input beyond the code bank")
         wwords = n_cog * k * k * n_cig
         self._bad(f["w_base"] + wwords > c.wbuf_depth, "CONV weights beyond the weight buffer")
         n_pix = Ho * Wo
-        if res_in or (res_out and not do_sum):
+        self._bad(do_sum and res_out, "sum with res_out")
+        self._bad(pool and (not thr_out or res_out), "pool needs thr_out and no res_out")
+        if res_in or res_out:
             self._bad(f["res_base"] + n_pix * n_cog > c.res_depth, "CONV residual beyond the buffer")
         if do_sum:
             self._bad(f["res_base"] + n_cog > c.res_depth, "CONV sums beyond the residual buffer")
@@ -327,13 +352,11 @@ class RefSim:
             self._bad(dst == src, "CONV with thr_out writes its own src_bank")
             self._bad(not 1 <= f["out_bits"] <= c.max_out_bits, f"out_bits={f['out_bits']} out of range")
             self._bad(f["thr_base"] + n_cog * c.p_o > c.thr_depth, "CONV thresholds beyond the buffer")
-            self._bad(not 1 <= n_out or n_out * c.p_i > n_cog * c.p_o, f"n_cig_out={n_out} out of range")
+            self._bad(not (n_cog - 1) * c.m < n_out <= n_cog * c.m,
+                      f"n_cig_out={n_out} does not match n_cog={n_cog}")
             self._bad(pool and (Ho % 2 or Wo % 2), "pool on an odd output size")
             Hp, Wp = (Ho // 2, Wo // 2) if pool else (Ho, Wo)
-            self._bad(Hp * Wp * n_out * ceil_div(f["out_bits"], c.a_planes) > c.bank_depth,
-                      "CONV output beyond the code bank")
-        else:
-            self._bad(pool, "pool without thr_out")
+            self._bad(Hp * Wp * n_out > c.bank_depth, "CONV output beyond the code bank")
 
         # input codes, every sub-word plane (padding channels as they are in the bank)
         Cp = n_cig * c.p_i
@@ -343,9 +366,8 @@ class RefSim:
         wl = self.local[BUF_WEIGHTS][f["w_base"] * Lw:(f["w_base"] + wwords) * Lw].reshape(wwords, Lw)
         wbits = layout.lanes_to_bits(wl, c.weight_word_bits).reshape(n_cog, k, k, n_cig, c.p_o, c.p_i)
         wgt = wbits.transpose(0, 4, 3, 5, 1, 2).reshape(n_cog * c.p_o, Cp, k, k).astype(np.float64) * 2 - 1
-        # zero-padded input large enough for every tap of the requested output size
-        Hn, Wn = (Ho - 1) * s + k, (Wo - 1) * s + k
-        ap = np.zeros((Cp, max(Hn, H + p), max(Wn, W + p)))
+        # zero-padded input (every tap of the output lies inside it, checked above)
+        ap = np.zeros((Cp, H + 2 * p, W + 2 * p))
         ap[:, p:p + H, p:p + W] = a
         acc = np.zeros((n_cog * c.p_o, n_pix))
         for ky in range(k):

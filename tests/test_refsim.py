@@ -178,10 +178,27 @@ def run_one(d, window=(0, 512), cfg=SMALL, setup=None):
      ErrorCode.BAD_DESCRIPTOR),
     (desc(op=isa.Op.EMBED, mem_addr=0, dst_bank=3, nsub=1, h_in=2, w_in=2, emb_c=1, emb_d=1, emb_q=1),
      (0, 512), ErrorCode.BAD_DESCRIPTOR),
+    (desc(op=isa.Op.EMBED, raw=1, mem_addr=0, dst_bank=0, nsub=4, h_in=2, w_in=2, emb_c=5),
+     (0, 512), ErrorCode.BAD_DESCRIPTOR),                        # emb_c > emb_channels, raw too
+    (desc(op=isa.Op.EMBED, raw=1, mem_addr=0, dst_bank=0, nsub=5, h_in=2, w_in=2, emb_c=1),
+     (0, 512), ErrorCode.BAD_DESCRIPTOR),                        # nsub > ceil(8/a_planes)
+    (desc(op=isa.Op.CONV, k=1, pad=1, stride=1, nsub=1, src_bank=0, res_out=1, h_in=2, w_in=2, h_out=4,
+          w_out=4, n_cig=1, n_cog=1), (0, 512), ErrorCode.BAD_DESCRIPTOR),         # pad >= k
+    (desc(op=isa.Op.CONV, k=3, pad=1, stride=1, nsub=1, src_bank=0, res_out=1, h_in=2, w_in=2, h_out=3,
+          w_out=2, n_cig=1, n_cog=1), (0, 512), ErrorCode.BAD_DESCRIPTOR),         # beyond the input
+    (desc(op=isa.Op.CONV, k=1, stride=1, nsub=1, src_bank=0, sum=1, res_out=1, h_in=2, w_in=2, h_out=2,
+          w_out=2, n_cig=1, n_cog=1), (0, 512), ErrorCode.BAD_DESCRIPTOR),         # sum with res_out
+    (desc(op=isa.Op.CONV, k=1, stride=1, nsub=1, src_bank=0, dst_bank=1, thr_out=1, out_bits=1,
+          h_in=2, w_in=2, h_out=2, w_out=2, n_cig=1, n_cog=2, n_cig_out=1), (0, 512),
+     ErrorCode.BAD_DESCRIPTOR),                                  # n_cig_out does not match n_cog
+    (desc(op=isa.Op.LOAD, mem_addr=5000, local_addr=local(9, 99999), count=0, rows=3), (0, 512),
+     ErrorCode.OK),                                              # nothing to move: no checks
 ])
 def test_errors_stop_before_any_access(d, window, code):
     r = run_one(d, window)
     assert r.error == code, (r.error_name, r.message)
+    if code:
+        assert r.index == 0 and r.executed == 1
     assert r.error_name == code.name
 
 
