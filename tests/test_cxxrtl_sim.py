@@ -1,6 +1,6 @@
 # amaranth: UnusedElaboratable=no
-"""The compiled simulator (CXXRTL) against Amaranth's simulator: the same operations give the same
-results, the same memory contents and the same cycle counts."""
+"""The compiled simulator (CXXRTL, and its Verilator variant) against Amaranth's simulator: the same
+operations give the same results, the same memory contents and the same cycle counts."""
 
 import asyncio
 
@@ -18,9 +18,9 @@ MEM_WORDS = 1024
 CSR = 0x1000_0000
 
 
-@pytest.fixture(scope="module")
-def cxx():
-    return CxxrtlTransport(StandInSoC(MEM_WORDS), quiet=True)
+@pytest.fixture(scope="module", params=["cxxrtl", "verilator"])
+def cxx(request):
+    return CxxrtlTransport(StandInSoC(MEM_WORDS), backend=request.param, quiet=True)
 
 
 def test_mangle():
@@ -30,8 +30,8 @@ def test_mangle():
 
 
 def test_build_is_cached(cxx):
-    assert build(StandInSoC(MEM_WORDS), quiet=True) == cxx.lib_path
-    assert build(StandInSoC(MEM_WORDS * 2), quiet=True) != cxx.lib_path
+    assert build(StandInSoC(MEM_WORDS), backend=cxx.backend, quiet=True) == cxx.lib_path
+    assert build(StandInSoC(MEM_WORDS * 2), backend=cxx.backend, quiet=True) != cxx.lib_path
 
 
 def test_missing_port_is_one_line():
