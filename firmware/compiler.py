@@ -251,6 +251,19 @@ class CompiledModel:
     def ideal_cycles(self):
         return sum(l.ideal_cycles for l in self.layers if l.kind in ("conv", "head"))
 
+    def layer_table(self):
+        """Per layer: descriptor, output shape, MACs, ideal cycles and the worst-case bounds used."""
+        rows = [("layer", "kind", "desc", "output", "MACs", "cycles", "|acc|<=", "|v|<=")]
+        for p in self.layers:
+            outs = [t for t in self.tensors.values() if self.layers[t.producer] is p]
+            shape = " ".join("x".join(map(str, t.shape)) + (f"/{t.bits}b" if t.bits else "")
+                             for t in outs)
+            rows.append((p.name, p.kind, "" if p.desc_index is None else str(p.desc_index), shape,
+                         str(p.macs), str(p.ideal_cycles), str(p.acc_bound or ""), str(p.v_bound or "")))
+        w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        return "\n".join("  ".join(f"{x:<{w[i]}}" if i < 4 else f"{x:>{w[i]}}" for i, x in enumerate(r))
+                         .rstrip() for r in rows)
+
     def summary(self):
         n_image = sum(1 for d in self.descriptors if d["addr"] >= self.prog_image_addr)
         words = self.window_limit - self.window_base
@@ -957,6 +970,8 @@ def main(argv=None):
         return 1
     if args.map:
         print(cm.allocation_table())
+        print()
+        print(cm.layer_table())
         print()
     print(cm.summary())
     return 0

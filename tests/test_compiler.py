@@ -443,6 +443,7 @@ def test_cli_prints_map_and_summary(tmp_path):
     r = _cli(str(path), "--config", "tiny", "--map")
     assert r.returncode == 0, r.stderr
     assert "stem.weight" in r.stdout and "descriptors:" in r.stdout and "ideal cycles" in r.stdout
+    assert "|acc|<=" in r.stdout and "b2c2" in r.stdout
     r = _cli(str(path), "--config", "default")
     assert r.returncode == 0 and "name" not in r.stdout.splitlines()[0]
 
