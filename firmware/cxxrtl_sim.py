@@ -330,9 +330,9 @@ class CxxrtlTransport(Transport):
 
     Parameters
     ----------
-    dut : AccelConfig or wiring.Component
-        An ``AccelConfig`` (``accel.soc.SoC(config)`` is built) or any component with ``host`` and
-        ``irq`` ports.
+    dut : AccelConfig, wiring.Component or callable
+        An ``AccelConfig`` (``accel.soc.SoC(config)`` is built), any component with ``host`` and
+        ``irq`` ports, or a function returning one.
     backend : str
         ``"cxxrtl"`` or ``"verilator"`` (see ``build``).
     quiet : bool
@@ -353,6 +353,8 @@ class CxxrtlTransport(Transport):
         if isinstance(dut, AccelConfig):
             from accel.soc import SoC
             dut = SoC(dut)
+        elif callable(dut) and not hasattr(dut, "elaborate"):
+            dut = dut()                           # a factory of the design
         for name in ("host", "irq"):
             if not hasattr(dut, name):
                 raise TypeError(f"CxxrtlTransport: dut must have a '{name}' port, "

@@ -57,9 +57,10 @@ class PySimTransport(Transport):
 
     Parameters
     ----------
-    dut : wiring.Component or AccelConfig
+    dut : wiring.Component, callable or AccelConfig
         The design: a component with ``host`` (Wishbone target, the ``accel.wishbone`` member names)
-        and ``irq``; or an ``AccelConfig``, from which ``accel.soc.SoC(config)`` is built.
+        and ``irq``, or a function returning one; or an ``AccelConfig``, from which
+        ``accel.soc.SoC(config)`` is built.
     backdoor : bool
         Use ``dut.mem`` (if it is a ``MemoryData``) for memory-range reads and writes (see the module
         docstring).
@@ -81,6 +82,8 @@ class PySimTransport(Transport):
         if isinstance(dut, AccelConfig):
             from accel.soc import SoC
             dut = SoC(dut)
+        elif callable(dut) and not hasattr(dut, "elaborate"):
+            dut = dut()                           # a factory of the design
         for name in ("host", "irq"):
             if not hasattr(dut, name):
                 raise TypeError(f"PySimTransport: dut must have a '{name}' port, "

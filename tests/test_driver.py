@@ -200,3 +200,45 @@ def test_timeout_never_hangs(transport):
     with pytest.raises(AcceleratorError, match=r"timeout: no interrupt within 100 cycles: "
                                                r"status 0x1\(busy\)"):
         run(acc.run_image(np.zeros((1, 4, 6), np.uint8), compiled, timeout_cycles=100))
+
+
+# The command line (firmware/run.py): failures are one line on stderr and a nonzero exit.
+
+def _cli(capsys, *argv):
+    from firmware import run as cli
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_missing_model(capsys, tmp_path):
+    code, out, err = _cli(capsys, "--model", str(tmp_path / "nope.npz"))
+    assert code == 1 and err.count("\n") == 1 and "nope.npz: no such model file" in err
+
+
+def test_cli_unknown_config(capsys):
+    code, out, err = _cli(capsys, "--config", "huge")
+    assert code == 1 and err.strip() == "error: unknown configuration 'huge' (one of default, small, tiny)"
+
+
+def test_cli_bad_deploy_file(capsys, tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    code, out, err = _cli(capsys, "--model", str(bad))
+    assert code == 1 and err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_cli_image_file_conversion(tmp_path, capsys):
+    from PIL import Image
+    from firmware.run import _load_image_file, RunError
+    path = tmp_path / "x.png"
+    Image.fromarray(np.arange(40 * 30, dtype=np.uint32).reshape(30, 40).astype(np.uint8)
+                    ).convert("RGB").save(path)
+    img = _load_image_file(path, (1, 28, 28))
+    assert img.shape == (1, 28, 28) and img.dtype == np.uint8
+    assert "converted RGB -> L, 40x30 -> 28x28" in capsys.readouterr().err
+    (tmp_path / "t.png").write_text("text")
+    with pytest.raises(RunError, match="not a readable image"):
+        _load_image_file(tmp_path / "t.png", (1, 28, 28))
+    with pytest.raises(RunError, match="no such file"):
+        _load_image_file(tmp_path / "missing.png", (1, 28, 28))
