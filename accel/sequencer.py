@@ -1,0 +1,304 @@
+"""The sequencer: runs a whole compiled network from one start.
+
+It fetches 8-word descriptors from main memory over its own Wishbone initiator, starting at
+``PROG_ADDR``, and dispatches each one: ``LOAD``/``STORE`` to the DMA, ``EMBED`` to the DMA (as a
+pixel stream) and the layer engine together, ``CONV`` to the layer engine, ``END`` finishes the run.
+No host work is needed between layers. It also keeps the run's counters: total cycles, cycles in
+which the MAC array accepted work, and the cycles of every descriptor (for per-layer profiles).
+"""
+
+from amaranth import *
+from amaranth.lib import wiring, stream, memory
+from amaranth.lib.wiring import In, Out
+
+from . import isa
+from .config import AccelConfig
+from .errors import ErrorCode
+from .dma import DmaCommand, DmaKind
+from . import wishbone
+
+
+__all__ = ["Sequencer", "MAX_PROFILED_DESCRIPTORS", "WATCHDOG_CYCLES"]
+
+
+# Per-descriptor cycle counters kept for the last run (LAYER_SEL / LAYER_CYCLES).
+MAX_PROFILED_DESCRIPTORS = 64
+# A descriptor that runs longer than this is reported as TIMEOUT rather than hanging the device.
+WATCHDOG_CYCLES = 1 << 26
+
+
+class Sequencer(wiring.Component):
+    """Descriptor fetch, dispatch and run counters.
+
+    Parameters
+    ----------
+    config : AccelConfig
+        The accelerator's configuration.
+    watchdog_cycles : int
+        A descriptor running longer than this ends the run with ``TIMEOUT``.
+
+    Members
+    -------
+    bus : ``Out(wishbone.Signature(30, 32))``
+        Initiator for descriptor fetches.
+    start, abort : ``In(1)``
+        One-cycle strobes from the CTRL register. ``start`` is ignored while busy.
+    prog_addr, window_base, window_limit : ``In(32)``
+        Word addresses: first descriptor; the main-memory window (limit exclusive).
+    busy, done, error : ``Out(1)``
+        Run status; ``done`` and ``error`` hold until the next start.
+    error_code : ``Out(8)``, error_pc : ``Out(16)``, pc : ``Out(16)``
+        Error code and the index of the descriptor that raised it; current descriptor index.
+    cycles, mac_busy_cycles : ``Out(32)``
+        Cycles of the current/last run and cycles in which the MAC array accepted work.
+    layer_sel : ``In(6)``, layer_cycles : ``Out(32)``
+        Cycles taken by descriptor ``layer_sel`` in the last run (valid one cycle after a change).
+    dma_cmd : ``Out(stream.Signature(DmaCommand))``, dma_done : ``In(1)``, dma_error : ``In(4)``
+        The DMA's command stream and completion.
+    desc : ``Out(isa.DESCRIPTOR_LAYOUT)``, engine_start : ``Out(1)``, engine_done : ``In(1)``,
+    engine_error : ``In(4)``, mac_busy : ``In(1)``
+        The layer engine's control.
+    units_reset : ``Out(1)``
+        High while idle: the SoC resets the DMA and the engine with it, so an error or an abort
+        in the middle of a descriptor leaves nothing half-way.
+    """
+
+    def __init__(self, config, *, watchdog_cycles=WATCHDOG_CYCLES):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"config must be an AccelConfig, not {config!r}")
+        if not isinstance(watchdog_cycles, int) or not 16 <= watchdog_cycles < 2**32:
+            raise ValueError(f"watchdog_cycles must be an integer in [16, 2**32), not {watchdog_cycles!r}")
+        self._config = config
+        self._watchdog_cycles = watchdog_cycles
+        super().__init__({
+            "bus": Out(wishbone.Signature(addr_width=30, data_width=32)),
+            "start": In(1),
+            "abort": In(1),
+            "prog_addr": In(32),
+            "window_base": In(32),
+            "window_limit": In(32),
+            "busy": Out(1),
+            "done": Out(1),
+            "error": Out(1),
+            "error_code": Out(8),
+            "error_pc": Out(16),
+            "pc": Out(16),
+            "cycles": Out(32),
+            "mac_busy_cycles": Out(32),
+            "layer_sel": In(6),
+            "layer_cycles": Out(32),
+            "dma_cmd": Out(stream.Signature(DmaCommand)),
+            "dma_done": In(1),
+            "dma_error": In(4),
+            "desc": Out(isa.DESCRIPTOR_LAYOUT),
+            "engine_start": Out(1),
+            "engine_done": In(1),
+            "engine_error": In(4),
+            "mac_busy": In(1),
+            "units_reset": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+
+        words = Array(Signal(32, name=f"desc_word{i}") for i in range(isa.DESCRIPTOR_WORDS))
+        m.d.comb += self.desc.as_value().eq(Cat(*words))
+
+        addr = Signal(32)            # word address of the descriptor being fetched
+        word_idx = Signal(range(isa.DESCRIPTOR_WORDS))
+        desc_cycles = Signal(32)     # cycles spent in the current descriptor
+        dma_pending = Signal()
+        engine_pending = Signal()
+        dma_fault = Signal(4)
+        engine_fault = Signal(4)
+
+        profile = memory.Memory(shape=32, depth=MAX_PROFILED_DESCRIPTORS, init=[])
+        m.submodules.profile = profile
+        prof_w = profile.write_port()
+        prof_r = profile.read_port()
+        m.d.comb += [
+            prof_r.addr.eq(self.layer_sel),
+            self.layer_cycles.eq(prof_r.data),
+            prof_w.addr.eq(self.pc[:6]),
+            prof_w.data.eq(desc_cycles + 1),
+        ]
+
+        with m.If(self.busy):
+            m.d.sync += [
+                self.cycles.eq(self.cycles + 1),
+                desc_cycles.eq(desc_cycles + 1),
+            ]
+            with m.If(self.mac_busy):
+                m.d.sync += self.mac_busy_cycles.eq(self.mac_busy_cycles + 1)
+
+        op = self.desc.op
+        # Main-memory extent of the descriptor fetch, checked against the window before any access.
+        fetch_ok = ((addr >= self.window_base) &
+                    (addr + isa.DESCRIPTOR_WORDS <= self.window_limit))
+
+        # EMBED reads h*w*c bytes packed 4 to a word.
+        embed_bytes = Signal(24)
+        m.d.comb += embed_bytes.eq(self.desc.h_in * self.desc.w_in * self.desc.emb_c)
+
+        def fail(code):
+            m.d.sync += [
+                self.error.eq(1),
+                self.error_code.eq(code),
+                self.error_pc.eq(self.pc),
+                self.busy.eq(0),
+                self.done.eq(1),
+            ]
+            m.next = "IDLE"
+
+        def next_descriptor():
+            m.d.comb += prof_w.en.eq(self.pc < MAX_PROFILED_DESCRIPTORS)
+            m.d.sync += [
+                self.pc.eq(self.pc + 1),
+                addr.eq(addr + isa.DESCRIPTOR_WORDS),
+                word_idx.eq(0),
+            ]
+            m.next = "FETCH"
+
+        # Held while idle so that a run that ended in an error or an abort leaves no unit mid-way.
+        m.d.comb += self.units_reset.eq(~self.busy)
+
+        def abort_wins():
+            # Placed last in every busy state, so it overrides whatever the state decided. The SoC
+            # resets the DMA and the engine with the same strobe.
+            with m.If(self.abort):
+                m.d.sync += [
+                    self.error.eq(1),
+                    self.error_code.eq(ErrorCode.ABORTED),
+                    self.error_pc.eq(self.pc),
+                    self.busy.eq(0),
+                    self.done.eq(1),
+                    dma_pending.eq(0),
+                    engine_pending.eq(0),
+                ]
+                m.next = "IDLE"
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [
+                        addr.eq(self.prog_addr),
+                        word_idx.eq(0),
+                        self.pc.eq(0),
+                        self.busy.eq(1),
+                        self.done.eq(0),
+                        self.error.eq(0),
+                        self.error_code.eq(ErrorCode.OK),
+                        self.error_pc.eq(0),
+                        self.cycles.eq(0),
+                        self.mac_busy_cycles.eq(0),
+                        desc_cycles.eq(0),
+                    ]
+                    m.next = "FETCH"
+
+            with m.State("FETCH"):
+                m.d.sync += desc_cycles.eq(0)
+                with m.If(~fetch_ok):
+                    fail(ErrorCode.WINDOW)
+                with m.Else():
+                    m.next = "FETCH_WORD"
+
+                abort_wins()
+
+            with m.State("FETCH_WORD"):
+                m.d.comb += [
+                    self.bus.cyc.eq(1),
+                    self.bus.stb.eq(1),
+                    self.bus.we.eq(0),
+                    self.bus.sel.eq(0b1111),
+                    self.bus.adr.eq(addr + word_idx),
+                ]
+                with m.If(self.bus.err):
+                    fail(ErrorCode.BUS_ERROR)
+                with m.Elif(self.bus.ack):
+                    m.d.sync += words[word_idx].eq(self.bus.dat_r)
+                    with m.If(word_idx == isa.DESCRIPTOR_WORDS - 1):
+                        m.next = "DISPATCH"
+                    with m.Else():
+                        m.d.sync += word_idx.eq(word_idx + 1)
+
+                abort_wins()
+
+            with m.State("DISPATCH"):
+                m.d.sync += [dma_fault.eq(0), engine_fault.eq(0)]
+                with m.Switch(op):
+                    with m.Case(isa.Op.END):
+                        m.d.comb += prof_w.en.eq(self.pc < MAX_PROFILED_DESCRIPTORS)
+                        m.d.sync += [
+                            self.busy.eq(0),
+                            self.done.eq(1),
+                        ]
+                        m.next = "IDLE"
+                    with m.Case(isa.Op.LOAD, isa.Op.STORE):
+                        m.d.sync += [dma_pending.eq(1), engine_pending.eq(0)]
+                        m.next = "ISSUE_DMA"
+                    with m.Case(isa.Op.EMBED):
+                        m.d.sync += [dma_pending.eq(1), engine_pending.eq(1)]
+                        m.d.comb += self.engine_start.eq(1)
+                        m.next = "ISSUE_DMA"
+                    with m.Case(isa.Op.CONV):
+                        m.d.sync += [dma_pending.eq(0), engine_pending.eq(1)]
+                        m.d.comb += self.engine_start.eq(1)
+                        m.next = "WAIT"
+                    with m.Default():
+                        fail(ErrorCode.BAD_OPCODE)
+
+                abort_wins()
+
+            with m.State("ISSUE_DMA"):
+                payload = self.dma_cmd.payload
+                m.d.comb += [
+                    self.dma_cmd.valid.eq(1),
+                    payload.mem_addr.eq(self.desc.mem_addr),
+                    payload.local_addr.eq(self.desc.local_addr),
+                    payload.count.eq(self.desc.count),
+                    payload.rows.eq(self.desc.rows),
+                    payload.mem_stride.eq(self.desc.mem_stride),
+                ]
+                with m.Switch(op):
+                    with m.Case(isa.Op.LOAD):
+                        m.d.comb += payload.kind.eq(DmaKind.LOAD)
+                    with m.Case(isa.Op.STORE):
+                        m.d.comb += payload.kind.eq(DmaKind.STORE)
+                    with m.Default():
+                        m.d.comb += [
+                            payload.kind.eq(DmaKind.STREAM),
+                            payload.local_addr.eq(0),
+                            payload.count.eq((embed_bytes + 3) >> 2),
+                            payload.rows.eq(1),
+                            payload.mem_stride.eq(0),
+                        ]
+                self._watch_completion(m, dma_pending, engine_pending, dma_fault, engine_fault)
+                with m.If(self.dma_cmd.ready):
+                    m.next = "WAIT"
+
+                abort_wins()
+
+            with m.State("WAIT"):
+                self._watch_completion(m, dma_pending, engine_pending, dma_fault, engine_fault)
+                with m.If(~dma_pending & ~engine_pending):
+                    with m.If(dma_fault != 0):
+                        fail(dma_fault)
+                    with m.Elif(engine_fault != 0):
+                        fail(engine_fault)
+                    with m.Else():
+                        next_descriptor()
+                with m.Elif(desc_cycles >= self._watchdog_cycles):
+                    fail(ErrorCode.TIMEOUT)
+                abort_wins()
+
+        return m
+
+    def _watch_completion(self, m, dma_pending, engine_pending, dma_fault, engine_fault):
+        # An EMBED ends when both the pixel stream and the engine are finished. A DMA error in the
+        # middle of an EMBED leaves the engine waiting for pixels: the SoC resets it on error.
+        with m.If(self.dma_done & dma_pending):
+            m.d.sync += [dma_pending.eq(0), dma_fault.eq(self.dma_error)]
+            with m.If(self.dma_error != 0):
+                m.d.sync += engine_pending.eq(0)
+        with m.If(self.engine_done & engine_pending):
+            m.d.sync += [engine_pending.eq(0), engine_fault.eq(self.engine_error)]
