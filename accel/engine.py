@@ -25,6 +25,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.lib.memory import Memory
 
 from . import isa
+from .errors import ErrorCode
 from .config import (AccelConfig, BUF_WEIGHTS, BUF_THRESHOLDS, BUF_EMBED, BUF_RESIDUAL,
                      BUF_CODE_BANK0, THR_ENTRY_BITS)
 from .localbus import LocalBusSignature, split_addr
@@ -36,10 +37,8 @@ from .embedding import EmbeddingUnit
 __all__ = ["LayerEngine", "ERR_BAD_OPCODE", "ERR_BAD_DESCRIPTOR"]
 
 
-# Error codes (accel/errors.py is owned by the bus helper; the values are fixed by the brief).
-ERR_OK = 0
-ERR_BAD_OPCODE = 1
-ERR_BAD_DESCRIPTOR = 5
+ERR_BAD_OPCODE = int(ErrorCode.BAD_OPCODE)
+ERR_BAD_DESCRIPTOR = int(ErrorCode.BAD_DESCRIPTOR)
 
 
 def _ceil_div(a, b):

@@ -23,8 +23,14 @@ class Bus:
     def __init__(self, dut, cfg):
         self.dut, self.cfg = dut, cfg
 
+    def lanes(self, buf):
+        try:
+            return self.cfg.lanes(buf)
+        except ValueError:      # unknown buffer id: address it as one lane per word
+            return 1
+
     async def write_words(self, ctx, buf, base, words):
-        lanes = self.cfg.lanes(buf)
+        lanes = self.lanes(buf)
         bus = self.dut.local
         for w, word in enumerate(words):
             for l in range(lanes):
@@ -35,7 +41,7 @@ class Bus:
         ctx.set(bus.w_en, 0)
 
     async def read_words(self, ctx, buf, base, n):
-        lanes = self.cfg.lanes(buf)
+        lanes = self.lanes(buf)
         bus = self.dut.local
         out = []
         for w in range(n):
@@ -58,6 +64,7 @@ class Bus:
         ctx.set(dut.start, 0)
         cycles = 0
         busy = 0
+        first_busy = last_busy = None
         pix = list(pixels or [])
         k = 0
         while True:
@@ -70,12 +77,16 @@ class Bus:
                 dut.done, dut.error, dut.mac_busy, dut.pixels.valid, dut.pixels.ready)
             cycles += 1
             busy += mb
+            if mb:
+                first_busy = cycles if first_busy is None else first_busy
+                last_busy = cycles
             if valid and ready:
                 k += 1
             if done:
                 ctx.set(dut.pixels.valid, 0)
                 if stats is not None:
-                    stats.update(cycles=cycles, mac_cycles=busy, words_taken=k)
+                    stats.update(cycles=cycles, mac_cycles=busy, words_taken=k,
+                                 first_busy=first_busy, last_busy=last_busy)
                 return err, cycles
             assert cycles < 200_000, "engine did not finish"
 
