@@ -1,0 +1,146 @@
+"""The accelerator system: main memory, bus, registers, sequencer, DMA and layer engine.
+
+```
+ host ------\
+ sequencer --+--> Arbiter --> Decoder --+--> main memory (SRAM, word 0)
+ DMA -------/                           +--> CSR block (word 0x1000_0000)
+   | local port, pixels
+ LayerEngine <-- descriptor, start/done -- sequencer
+```
+
+One ``AccelConfig`` parameterizes everything; ``platforms/`` and ``firmware/`` use the same object.
+"""
+
+from amaranth import *
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from . import wishbone
+from .config import AccelConfig
+from .csr import CSRBank
+from .dma import DMA
+from .engine import LayerEngine
+from .registers import REGISTERS, CSR_BASE, constants
+from .sequencer import Sequencer, WATCHDOG_CYCLES
+
+
+__all__ = ["SoC", "MEM_BASE_WORD", "CSR_BASE_WORD"]
+
+
+MEM_BASE_WORD = 0
+CSR_BASE_WORD = CSR_BASE // 4
+# Initiator order on the arbiter.
+HOST, SEQUENCER, DMA_PORT = range(3)
+
+
+class SoC(wiring.Component):
+    """The whole accelerator behind one Wishbone target port.
+
+    Parameters
+    ----------
+    config : AccelConfig
+        Sizes of the instance.
+    mem_init : iterable of int, optional
+        Initial main-memory contents (e.g. a compiled model baked into the bitstream).
+    watchdog_cycles : int
+        Per-descriptor time limit before a run ends with ``TIMEOUT``.
+
+    Members
+    -------
+    host : ``In(wishbone.Signature(30, 32))``
+        The host's port (UART bridge on a board, the simulator's driver in simulation): main memory
+        at word 0, registers at word ``0x1000_0000`` (byte ``0x4000_0000``).
+    irq : ``Out(1)``
+        High when a run has finished (done or error) until the next start.
+    busy : ``Out(1)``
+        High while a run is in progress.
+    mem : MemoryData
+        Main memory contents, for simulators that load images directly.
+    """
+
+    def __init__(self, config, *, mem_init=None, watchdog_cycles=WATCHDOG_CYCLES):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"config must be an AccelConfig, not {config!r}")
+        self.config = config
+        self.sram = wishbone.SRAM(config.mem_words, init=mem_init)
+        self.sequencer = Sequencer(config, watchdog_cycles=watchdog_cycles)
+        self.dma = DMA(config)
+        self.engine = LayerEngine(config)
+        self.csr = CSRBank(REGISTERS, constants=constants(config))
+        super().__init__({
+            "host": In(wishbone.Signature(30, 32)),
+            "irq": Out(1),
+            "busy": Out(1),
+        })
+
+    @property
+    def mem(self):
+        return self.sram.data
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        seq, dma, engine, csr = self.sequencer, self.dma, self.engine, self.csr
+
+        m.submodules.sram = self.sram
+        m.submodules.csr = csr
+        m.submodules.sequencer = seq
+        # An error, an abort or idleness resets the DMA and the engine: nothing is left half-way.
+        units_reset = Signal()
+        m.d.comb += units_reset.eq(seq.units_reset | csr.ctrl_abort)
+        m.submodules.dma = ResetInserter(units_reset)(dma)
+        m.submodules.engine = ResetInserter(units_reset)(engine)
+
+        m.submodules.arbiter = arbiter = wishbone.Arbiter(3)
+        m.submodules.decoder = decoder = wishbone.Decoder([
+            ("mem", MEM_BASE_WORD, cfg.mem_words),
+            ("csr", CSR_BASE_WORD, 1 << len(csr.bus.adr)),
+        ])
+        wiring.connect(m, wiring.flipped(self.host), arbiter.initiators[HOST])
+        wiring.connect(m, seq.bus, arbiter.initiators[SEQUENCER])
+        wiring.connect(m, dma.bus, arbiter.initiators[DMA_PORT])
+        wiring.connect(m, arbiter.bus, decoder.bus)
+        wiring.connect(m, decoder.mem, self.sram.bus)
+        wiring.connect(m, decoder.csr, csr.bus)
+
+        # Registers <-> sequencer.
+        m.d.comb += [
+            seq.start.eq(csr.ctrl_start),
+            seq.abort.eq(csr.ctrl_abort),
+            seq.prog_addr.eq(csr.prog_addr),
+            seq.window_base.eq(csr.window_base),
+            seq.window_limit.eq(csr.window_limit),
+            seq.layer_sel.eq(csr.layer_sel),
+            csr.status_busy.eq(seq.busy),
+            csr.status_done.eq(seq.done),
+            csr.status_error.eq(seq.error),
+            csr.error_code.eq(seq.error_code),
+            csr.error_pc.eq(seq.error_pc),
+            csr.cycles.eq(seq.cycles),
+            csr.mac_busy.eq(seq.mac_busy_cycles),
+            csr.layer_cycles.eq(seq.layer_cycles),
+            csr.pc.eq(seq.pc),
+            self.irq.eq(seq.done),
+            self.busy.eq(seq.busy),
+        ]
+
+        # Sequencer -> DMA (the window comes from the registers too: every access is checked).
+        wiring.connect(m, seq.dma_cmd, dma.cmd)
+        m.d.comb += [
+            seq.dma_done.eq(dma.done),
+            seq.dma_error.eq(dma.error),
+            dma.window_base.eq(csr.window_base),
+            dma.window_limit.eq(csr.window_limit),
+        ]
+
+        # Sequencer -> engine; DMA -> engine's buffers and pixel input.
+        m.d.comb += [
+            engine.desc.eq(seq.desc),
+            engine.start.eq(seq.engine_start),
+            seq.engine_done.eq(engine.done),
+            seq.engine_error.eq(engine.error),
+            seq.mac_busy.eq(engine.mac_busy),
+        ]
+        wiring.connect(m, dma.local, engine.local)
+        wiring.connect(m, dma.pixels, engine.pixels)
+        return m
