@@ -129,8 +129,18 @@ class OutputUnit(wiring.Component):
         job_addr = Signal(20)
         job_final = Signal()
 
+        # --- stage C -> D bookkeeping (declared early: the stall logic needs it) --------------------
+        pcount = Signal(2)
+        cogm = Signal(8)          # cog * m
+        wpix = Signal(20)         # opix * n_cig_out + cog * m
+        remaining = Signal(signed(9))
+        m.d.comb += remaining.eq(self.n_cig_out - cogm)
+        writes = Signal()         # the pixel in stage C produces a write job
+        m.d.comb += writes.eq(self.thr_out & (~self.pool | (pcount == 3)) & (remaining > 0))
+
         d_accept = ~job_valid | (job_j == job_jlast)
-        en_c = ~c_valid | d_accept
+        # a pixel that writes nothing (first three of a pool window) never waits for stage D
+        en_c = ~c_valid | d_accept | ~writes
         en_b = ~b_valid | en_c
         en_a = ~a_valid | en_b
         can_take = thr_ok & ~closed & ~loading
@@ -211,19 +221,14 @@ class OutputUnit(wiring.Component):
             m.d.sync += neg[p_o - 1].eq(e[48])
 
         # --- stage C -> D: pool and pack ----------------------------------------------------------
-        pcount = Signal(2)
         pmax = [Signal(cb, name=f"pmax{o}") for o in range(p_o)]
-        cogm = Signal(8)          # cog * m
-        wpix = Signal(20)         # opix * n_cig_out + cog * m
         c_go = c_valid & en_c
         final_now = Signal()
+        fin_wait = Signal()
         code_out = [Signal(cb, name=f"pooled{o}") for o in range(p_o)]
         for o in range(p_o):
             m.d.comb += code_out[o].eq(Mux(self.pool & (pcount != 0),
                                            Mux(c_code[o] > pmax[o], c_code[o], pmax[o]), c_code[o]))
-        remaining = Signal(signed(9))
-        m.d.comb += remaining.eq(self.n_cig_out - cogm)
-        writes = self.thr_out & (~self.pool | (pcount == 3)) & (remaining > 0)
         with m.If(job_valid & (job_j == job_jlast)):
             m.d.sync += job_valid.eq(0)
         with m.If(c_go):
@@ -241,7 +246,8 @@ class OutputUnit(wiring.Component):
                             bits.append(code_out[j * p_i + i][b] if b < cb else Const(0, 1))
                     m.d.sync += job_words[j].eq(Cat(*bits))
             with m.Elif(c_final):
-                m.d.comb += final_now.eq(1)
+                # nothing to write: finished once a job still being written has ended
+                m.d.sync += fin_wait.eq(1)
             with m.If(c_last):
                 m.d.sync += [cogm.eq(cogm + mm), wpix.eq(cogm + mm)]
 
@@ -255,10 +261,13 @@ class OutputUnit(wiring.Component):
             m.d.sync += job_j.eq(job_j + 1)
         with m.If(job_valid & (job_j == job_jlast) & job_final):
             m.d.comb += final_now.eq(1)
+        with m.If(fin_wait & ~job_valid):
+            m.d.comb += final_now.eq(1)
+            m.d.sync += fin_wait.eq(0)
         m.d.comb += self.finished.eq(final_now)
         m.d.comb += self.idle.eq(~a_valid & ~b_valid & ~c_valid & ~job_valid & ~loading)
 
         with m.If(self.start):
             m.d.sync += [thr_ok.eq(0), closed.eq(0), loading.eq(0), thr_cog.eq(0), sum_first.eq(1),
-                         sum_cog.eq(0), pcount.eq(0), cogm.eq(0), wpix.eq(0)]
+                         sum_cog.eq(0), pcount.eq(0), cogm.eq(0), wpix.eq(0), fin_wait.eq(0)]
         return m

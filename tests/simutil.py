@@ -27,11 +27,15 @@ def run(dut, benches, name, *, background=()):
 
 async def send(ctx, s, items, rng, p_stall):
     """Drive ``items`` (ints or dicts) on stream ``s``, with idle cycles of probability ``p_stall``."""
+    target = s.payload
     for it in items:
         while rng.random() < p_stall:
             ctx.set(s.valid, 0)
             await ctx.tick()
-        ctx.set(s.payload, it)
+        if isinstance(it, int) and hasattr(target, "as_value"):
+            ctx.set(target.as_value(), it)
+        else:
+            ctx.set(target, it)
         ctx.set(s.valid, 1)
         await ctx.tick().until(s.ready)
     ctx.set(s.valid, 0)
