@@ -347,7 +347,6 @@ class _Compiler:
 
     # ---- pass 1: shapes, fit checks, bounds ----------------------------------------------------
     def analyse(self):
-        c = self.c
         if not self.layers:
             raise CompileError("layer (none): the network has no layers")
         for idx, L in enumerate(self.layers):
@@ -731,6 +730,7 @@ class _Compiler:
             input_kind = "raw" if first["kind"] == "raw_input" else "image"
             input_words = ceil_div(C * H * W, 4)
         output_words = ceil_div(logits.shape[0], c.p_o) * Lr
+        self.input_kind, self.input_words, self.output_words = input_kind, input_words, output_words
 
         # memory layout (addresses depend only on sizes; the descriptor count does not depend on
         # addresses, so count first with dummy addresses)
@@ -773,7 +773,6 @@ class _Compiler:
                                f"from word {self.base}, main memory has {c.mem_words} words")
         pre, img = program(addr)
         self.addr = addr
-        self.input_kind, self.input_words, self.output_words = input_kind, input_words, output_words
         descs = []
         for i, (fields, note) in enumerate(pre + img):
             descs.append(dict(addr=addr["program"] + i * isa.DESCRIPTOR_WORDS, fields=fields, note=note))
@@ -846,8 +845,7 @@ class _Compiler:
                          nsub=ceil_div(8, c.a_planes), h_in=H, w_in=W, emb_c=C)]
         if kind == "host_conv":
             t = self.tensors[L["outputs"]["codes"]]
-            n = self.input_words_for(t)
-            return self._loads_single(addr["input"], n, BUF_CODE_BANK0 + t.bank, L)
+            return [f for f, _ in self._loads(addr["input"], self.input_words, BUF_CODE_BANK0 + t.bank, 0, "")]
         t_in = self.tensors[L["input"]]
         _, H, W = t_in.shape
         in_bits = int(L["in_bits"])
@@ -892,15 +890,6 @@ class _Compiler:
             f.update(thr_out=1, out_bits=int(L["q"]), dst_bank=t.bank, thr_base=self.thr_base[L["name"]],
                      n_cig_out=ceil_div(cout, c.p_i), pool=1 if L.get("pool") == "max2" else 0)
         return pre + [f]
-
-    def input_words_for(self, t):
-        c = self.c
-        C, H, W = t.shape
-        return H * W * ceil_div(C, c.p_i) * ceil_div(t.bits, c.a_planes) * c.lanes(BUF_CODE_BANK0)
-
-    def _loads_single(self, mem_addr, n_lanes, buf, L):
-        out = [f for f, _ in self._loads(mem_addr, n_lanes, buf, 0, "")]
-        return out
 
     def result(self):
         return CompiledModel(

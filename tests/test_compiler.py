@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from accel import isa
-from accel.config import AccelConfig, CONFIGS, TINY, SMALL, DEFAULT, BUF_RESIDUAL
+from accel.config import CONFIGS, TINY, SMALL, DEFAULT, BUF_RESIDUAL
 from model import golden
 from model.deploy import random_deploy, validate, pack_bits, FORMAT, VERSION
 from firmware.compiler import compile_model, CompileError
-from firmware.refsim import RefSim, run_compiled, feature_maps
+from firmware.refsim import run_compiled, feature_maps
 
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,13 +6,13 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from accel import isa
-from accel.config import (TINY, SMALL, DEFAULT, CONFIGS, BUF_WEIGHTS, BUF_THRESHOLDS, BUF_EMBED,
+from accel.config import (TINY, SMALL, CONFIGS, BUF_WEIGHTS, BUF_THRESHOLDS, BUF_EMBED,
                           BUF_RESIDUAL, BUF_CODE_BANK0)
 from accel.errors import ErrorCode
 from model import golden
 from model.deploy import random_deploy
 from firmware import layout
-from firmware.compiler import compile_model, CompileError
+from firmware.compiler import compile_model
 from firmware.refsim import RefSim, ideal_cycles, run_compiled, feature_maps
 
 
