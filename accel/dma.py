@@ -1,0 +1,340 @@
+"""The DMA controller: moves 2-D blocks between main memory (Wishbone) and the layer engine's local
+buffers, or streams main memory to the engine's pixel input.
+
+Commands (``DmaCommand``) are ``rows`` x ``count`` 32-bit words. Main-memory row ``r`` starts at
+``mem_addr + r * mem_stride``; the local side is contiguous (word ``i`` of row ``r`` is local lane
+``local_addr + r * count + i``). Every command is checked before any access: the whole main-memory
+extent against the window ``[window_base, window_limit)`` and, for LOAD/STORE, the local extent
+against the size of the addressed buffer (``docs/ARCHITECTURE.md`` 3.2, ``config.depth(buf) *
+config.lanes(buf)`` lanes).
+"""
+
+from amaranth.hdl import Module, Signal, Mux, Const
+from amaranth.lib import wiring, stream, data, enum
+from amaranth.lib.wiring import In, Out
+from amaranth.lib.fifo import SyncFIFO
+
+from . import wishbone
+from .config import AccelConfig, LOCAL_LANE_BITS, LOCAL_BUF_BITS, BUF_CODE_BANK0
+from .errors import ErrorCode, ERROR_BITS
+from .localbus import LocalBusSignature
+
+
+__all__ = ["DmaKind", "DmaCommand", "DMA"]
+
+
+class DmaKind(enum.Enum, shape=2):
+    LOAD = 0     # main memory -> local buffer
+    STORE = 1    # local buffer -> main memory
+    STREAM = 2   # main memory -> ``pixels`` stream
+
+
+DmaCommand = data.StructLayout({
+    "kind": 2,
+    "mem_addr": 32,
+    "local_addr": 24,
+    "count": 16,
+    "rows": 16,
+    "mem_stride": 16,
+})
+"""One DMA command. ``kind`` is a :class:`DmaKind` value (3 is refused with ``BAD_OPCODE``)."""
+
+
+class DMA(wiring.Component):
+    """DMA controller, a classic Wishbone initiator.
+
+    A command is accepted on ``cmd`` when the DMA is idle (``cmd.ready`` is high exactly when
+    ``busy`` is low). Then:
+
+    1. Two cycles of checks, in this order: ``kind`` 3 -> ``BAD_OPCODE``; ``count == 0`` or
+       ``rows == 0`` -> done without any access, error 0; main-memory extent
+       ``[mem_addr, mem_addr + (rows-1)*mem_stride + count)`` not inside
+       ``[window_base, window_limit)`` (or beyond the 30-bit bus) -> ``WINDOW``; for LOAD/STORE,
+       an unknown buffer id or ``lane + rows*count`` beyond the buffer's lanes -> ``LOCAL_RANGE``.
+       A failed check ends the command before any bus or local access.
+    2. The transfer: one Wishbone transfer per word, the next one presented in the cycle after the
+       previous ``ack``, so a target that acknowledges one cycle after the request (``SRAM``,
+       ``CSRBank``) gives one word every two cycles. ``cyc`` is released for one cycle after every
+       16 transfers so that the arbiter can serve the other initiators. A transfer ending in
+       ``err`` stops the command with ``BUS_ERROR``; nothing is written after it (neither to local
+       buffers nor to main memory).
+
+       - LOAD: each word read is written to the local bus one cycle after its ``ack``.
+       - STORE: local words are read ahead (one word of buffering), then written to main memory.
+       - STREAM: words go through a 4-entry FIFO to ``pixels``; a read is only started when the
+         FIFO has room for its word, so a stalled consumer stalls the bus side. The command ends
+         when the FIFO is empty (all words delivered). After a bus error the words still in the
+         FIFO are discarded.
+
+    ``done`` pulses for one cycle at the end of every accepted command, with ``busy`` low and
+    ``error`` valid in that cycle (``error`` is held until the next command is accepted).
+
+    Parameters
+    ----------
+    config : AccelConfig
+        Gives the local buffer sizes.
+    burst : int
+        Transfers per bus cycle before ``cyc`` is released (default 16).
+
+    Members
+    -------
+    cmd : In(stream.Signature(DmaCommand))
+    done : Out(1)
+    error : Out(4)
+    busy : Out(1)
+    bus : Out(wishbone.Signature(30, 32))
+    local : Out(LocalBusSignature)
+    pixels : Out(stream.Signature(32))
+    window_base, window_limit : In(32)
+        Main-memory window in word addresses, limit exclusive; sampled during the checks.
+    """
+    FIFO_DEPTH = 4
+
+    def __init__(self, config, *, burst=16):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"config must be an AccelConfig, not {config!r}")
+        if not isinstance(burst, int) or burst < 1:
+            raise ValueError(f"burst must be a positive integer, not {burst!r}")
+        self._config = config
+        self._burst = burst
+        super().__init__({
+            "cmd": In(stream.Signature(DmaCommand)),
+            "done": Out(1),
+            "error": Out(ERROR_BITS),
+            "busy": Out(1),
+            "bus": Out(wishbone.Signature(addr_width=30, data_width=32)),
+            "local": Out(LocalBusSignature),
+            "pixels": Out(stream.Signature(32)),
+            "window_base": In(32),
+            "window_limit": In(32),
+        })
+
+    def buffer_lanes(self):
+        """``{buffer id: lanes}`` of the local buffers the DMA may address."""
+        cfg = self._config
+        return {b: cfg.depth(b) * cfg.lanes(b) for b in range(BUF_CODE_BANK0 + cfg.n_code_banks)}
+
+    def elaborate(self, platform):
+        m = Module()
+        bus = self.bus
+        loc = self.local
+
+        m.submodules.fifo = fifo = SyncFIFO(width=32, depth=self.FIFO_DEPTH)
+
+        c = Signal(DmaCommand)          # the command being executed
+        total = Signal(32)              # rows * count
+        span = Signal(32)               # (rows - 1) * mem_stride
+        is_load = Signal()
+        is_store = Signal()
+        is_stream = Signal()
+        m.d.comb += [
+            is_load.eq(c.kind == DmaKind.LOAD),
+            is_store.eq(c.kind == DmaKind.STORE),
+            is_stream.eq(c.kind == DmaKind.STREAM),
+        ]
+
+        # Bus side: address generator of the next transfer to issue, and completion count.
+        mem_ptr = Signal(32)
+        row_base = Signal(32)
+        col = Signal(16)
+        issue_left = Signal(32)
+        ack_left = Signal(32)
+        burst_cnt = Signal(range(self._burst))
+
+        # LOAD: registered local write of the word acknowledged in the previous cycle.
+        w_en = Signal()
+        w_addr = Signal(24)
+        w_data = Signal(32)
+        # STORE: local read-ahead.
+        rd_ptr = Signal(24)
+        fetch_left = Signal(32)
+        rd_pending = Signal()
+        wbuf = Signal(32)
+        wbuf_valid = Signal()
+        r_en = Signal()
+
+        flushing = Signal()
+
+        m.d.comb += [
+            loc.addr.eq(Mux(is_store, rd_ptr, w_addr)),
+            loc.w_en.eq(w_en),
+            loc.w_data.eq(w_data),
+            loc.r_en.eq(r_en),
+            bus.sel.eq(0xF),
+            self.pixels.payload.eq(fifo.r_data),
+            self.pixels.valid.eq(fifo.r_rdy & ~flushing),
+            fifo.r_en.eq(self.pixels.ready | flushing),
+            fifo.w_data.eq(bus.dat_r),
+        ]
+        m.d.sync += [w_en.eq(0), self.done.eq(0), rd_pending.eq(r_en)]
+
+        def finish(code=None):
+            m.d.sync += self.done.eq(1)
+            if code is not None:
+                m.d.sync += self.error.eq(code)
+            m.next = "IDLE"
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.cmd.ready.eq(1)
+                with m.If(self.cmd.valid):
+                    m.d.sync += [c.eq(self.cmd.payload), self.error.eq(0)]
+                    m.next = "CHECK0"
+
+            with m.State("CHECK0"):
+                m.d.comb += self.busy.eq(1)
+                # The products are registered: both are one multiplier each (MULT18X18D).
+                m.d.sync += [
+                    total.eq(c.rows * c.count),
+                    span.eq((c.rows - 1)[:16] * c.mem_stride),
+                ]
+                m.next = "CHECK1"
+
+            with m.State("CHECK1"):
+                m.d.comb += self.busy.eq(1)
+                mem_end = Signal(34)
+                window_ok = Signal()
+                m.d.comb += [
+                    mem_end.eq(c.mem_addr + span + c.count),
+                    window_ok.eq((c.mem_addr >= self.window_base) & (mem_end <= self.window_limit)
+                                 & (mem_end <= (1 << 30))),
+                ]
+                buf = c.local_addr[LOCAL_LANE_BITS:LOCAL_LANE_BITS + LOCAL_BUF_BITS]
+                lane = c.local_addr[:LOCAL_LANE_BITS]
+                size = Signal(LOCAL_LANE_BITS + 1)
+                with m.Switch(buf):
+                    for b, lanes in self.buffer_lanes().items():
+                        with m.Case(b):
+                            m.d.comb += size.eq(lanes)
+                    # other buffer ids: size 0, so any non-empty transfer is out of range
+                local_ok = Signal()
+                m.d.comb += local_ok.eq(lane + total <= size)
+
+                # Initial state of the transfer.
+                m.d.sync += [
+                    mem_ptr.eq(c.mem_addr),
+                    row_base.eq(c.mem_addr),
+                    col.eq(0),
+                    issue_left.eq(total),
+                    ack_left.eq(total),
+                    burst_cnt.eq(0),
+                    w_addr.eq(c.local_addr),
+                    rd_ptr.eq(c.local_addr),
+                    fetch_left.eq(Mux(is_store, total, 0)),
+                    wbuf_valid.eq(0),
+                ]
+                with m.If(c.kind == 3):
+                    finish(ErrorCode.BAD_OPCODE)
+                with m.Elif((c.count == 0) | (c.rows == 0)):
+                    finish()
+                with m.Elif(~window_ok):
+                    finish(ErrorCode.WINDOW)
+                with m.Elif(~is_stream & ~local_ok):
+                    finish(ErrorCode.LOCAL_RANGE)
+                with m.Else():
+                    m.next = "XFER"
+
+            with m.State("XFER"):
+                m.d.comb += self.busy.eq(1)
+                beat_end = Signal()
+                ack = Signal()
+                m.d.comb += [
+                    beat_end.eq(bus.stb & (bus.ack | bus.err)),
+                    ack.eq(bus.stb & bus.ack),
+                ]
+                slot_free = Signal()          # no transfer outstanding after this cycle
+                m.d.comb += slot_free.eq(~bus.stb | beat_end)
+
+                # Room for the data of a new transfer.
+                data_avail = Signal()
+                data_val = Signal(32)
+                m.d.comb += [
+                    data_avail.eq(wbuf_valid | rd_pending),
+                    data_val.eq(Mux(wbuf_valid, wbuf, loc.r_data)),
+                ]
+                can_issue = Signal()
+                with m.If(is_load):
+                    m.d.comb += can_issue.eq(1)
+                with m.Elif(is_store):
+                    m.d.comb += can_issue.eq(data_avail)
+                with m.Else():
+                    # the FIFO must have room for every word in flight, whatever the consumer does
+                    m.d.comb += can_issue.eq(fifo.level + ack < self.FIFO_DEPTH)
+                burst_full = Signal()
+                m.d.comb += burst_full.eq(bus.stb & (burst_cnt == self._burst - 1))
+
+                issue = Signal()
+                m.d.comb += issue.eq(slot_free & (issue_left != 0) & can_issue & ~burst_full
+                                     & ~(bus.stb & bus.err))
+
+                with m.If(issue):
+                    last_col = col == c.count - 1
+                    m.d.sync += [
+                        bus.cyc.eq(1),
+                        bus.stb.eq(1),
+                        bus.we.eq(is_store),
+                        bus.adr.eq(mem_ptr[:30]),
+                        bus.dat_w.eq(data_val),
+                        issue_left.eq(issue_left - 1),
+                        burst_cnt.eq(Mux(bus.stb, burst_cnt + 1, 0)),
+                    ]
+                    with m.If(last_col):
+                        m.d.sync += [
+                            col.eq(0),
+                            row_base.eq(row_base + c.mem_stride),
+                            mem_ptr.eq(row_base + c.mem_stride),
+                        ]
+                    with m.Else():
+                        m.d.sync += [col.eq(col + 1), mem_ptr.eq(mem_ptr + 1)]
+                with m.Elif(beat_end):
+                    m.d.sync += [bus.cyc.eq(0), bus.stb.eq(0)]
+
+                # STORE read-ahead: one word in flight on the local bus or held in wbuf.
+                consume = Signal()
+                m.d.comb += consume.eq(issue & is_store)
+                holds_next = Signal()
+                m.d.comb += holds_next.eq(data_avail & ~consume)
+                with m.If(rd_pending & ~consume):
+                    m.d.sync += [wbuf.eq(loc.r_data), wbuf_valid.eq(1)]
+                with m.Elif(consume):
+                    m.d.sync += wbuf_valid.eq(0)
+                m.d.comb += r_en.eq((fetch_left != 0) & ~holds_next & ~(bus.stb & bus.err))
+                with m.If(r_en):
+                    m.d.sync += [rd_ptr.eq(rd_ptr + 1), fetch_left.eq(fetch_left - 1)]
+
+                with m.If(ack):
+                    m.d.sync += ack_left.eq(ack_left - 1)
+                    with m.If(is_load):
+                        m.d.sync += [w_en.eq(1), w_data.eq(bus.dat_r)]
+                    with m.If(is_stream):
+                        m.d.comb += fifo.w_en.eq(1)
+
+                # the local write address advances after each write
+                with m.If(w_en):
+                    m.d.sync += w_addr.eq(w_addr + 1)
+
+                with m.If(bus.stb & bus.err):
+                    m.d.sync += [bus.cyc.eq(0), bus.stb.eq(0), self.error.eq(ErrorCode.BUS_ERROR)]
+                    with m.If(is_stream):
+                        m.next = "FLUSH"
+                    with m.Else():
+                        finish()
+                with m.Elif(ack & (ack_left == 1)):
+                    with m.If(is_stream):
+                        m.next = "DRAIN"
+                    with m.Else():
+                        finish()
+
+            with m.State("DRAIN"):
+                # STREAM: wait until the consumer has taken every word.
+                m.d.comb += self.busy.eq(1)
+                with m.If(fifo.level == 0):
+                    finish()
+
+            with m.State("FLUSH"):
+                # STREAM after a bus error: discard the words not yet delivered.
+                m.d.comb += [self.busy.eq(1), flushing.eq(1)]
+                with m.If(fifo.level == 0):
+                    finish()
+
+        return m
