@@ -32,6 +32,7 @@ def test_map_offsets_and_fields():
     assert c["VERSION"] == 1 << 16 | 1
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")   # refused in __init__
 def test_register_validation():
     with pytest.raises(ValueError):
         Register("X", 2, Access.RW, "misaligned")

@@ -27,7 +27,7 @@ def run(dut, benches, name, background=()):
     for b in background:
         sim.add_testbench(b, background=True)
     if os.environ.get("PEA_VCD") == "1":
-        out = Path("build/vcd")
+        out = Path(__file__).resolve().parent.parent / "build" / "vcd"
         out.mkdir(parents=True, exist_ok=True)
         with sim.write_vcd(str(out / f"{name}.vcd")):
             sim.run()
