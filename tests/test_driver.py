@@ -242,3 +242,92 @@ def test_cli_image_file_conversion(tmp_path, capsys):
         _load_image_file(tmp_path / "t.png", (1, 28, 28))
     with pytest.raises(RunError, match="no such file"):
         _load_image_file(tmp_path / "missing.png", (1, 28, 28))
+
+
+# The driver on the real SoC (TINY, compiled simulator) -------------------------------------------
+
+def _tiny_workload(seed=1):
+    from firmware.compiler import compile_model
+    from model import deploy as mdeploy
+    d = mdeploy.random_deploy(seed, channels=1, height=8, width=8, num_classes=4, max_convs=2,
+                              chan_choices=(8, 16))
+    images = np.random.default_rng(seed).integers(0, 256, size=(3, 1, 8, 8), dtype=np.uint8)
+    return d, compile_model(d, TINY), images
+
+
+@pytest.fixture(scope="module")
+def soc():
+    from accel.soc import SoC
+    return CxxrtlTransport(SoC(TINY), quiet=True)
+
+
+def test_soc_runs_match_golden(soc):
+    from model import golden
+    soc.sim.reset()
+    deploy, compiled, images = _tiny_workload()
+    ref = golden.run(deploy, images, keep_tensors=False).logits_int.tolist()
+    acc = Accelerator(soc)
+
+    async def go():
+        info = await acc.identify()
+        assert info.config["p_o"] == TINY.p_o and info.config["mem_words"] == TINY.mem_words
+        await acc.load(compiled)
+        first = await acc.run_image(images[0], compiled)
+        second = await acc.run_image(images[1], compiled)
+        again = await acc.run_image(images[2], compiled, reload_params=True)
+        return first, second, again
+    first, second, again = run(go())
+    assert [first.logits_int, second.logits_int, again.logits_int] == ref
+    n_all = len(compiled.descriptors)
+    n_image = sum(1 for d in compiled.descriptors if d["addr"] >= compiled.prog_image_addr)
+    assert len(first.layer_cycles) == len(again.layer_cycles) == n_all - 1        # END excluded
+    assert len(second.layer_cycles) == n_image - 1
+    assert second.cycles < first.cycles
+    assert 0 < second.mac_busy <= second.cycles
+    # Per-descriptor cycles account for (nearly) the whole run.
+    assert sum(second.layer_cycles) <= second.cycles <= sum(second.layer_cycles) + 8 * n_image
+
+
+def test_soc_bad_opcode_names_descriptor(soc):
+    from accel import isa
+    soc.sim.reset()
+    deploy, compiled, images = _tiny_workload()
+    acc = Accelerator(soc)
+    run(acc.load(compiled))
+    # Corrupt the second descriptor of the image program: opcode 9 does not exist.
+    addr = compiled.prog_image_addr + isa.DESCRIPTOR_WORDS
+    word0 = run(soc.read_words(addr, 1))[0]
+    run(acc.run_image(images[0], compiled))                 # parameters loaded; now the image program
+    run(soc.write_words(addr, [(word0 & ~0xF) | 9]))
+    with pytest.raises(AcceleratorError) as info:
+        run(acc.run_image(images[1], compiled))
+    msg = str(info.value)
+    assert "error BAD_OPCODE (1), descriptor 1" in msg and "status 0x6(done|error)" in msg
+    # Repaired, the next run works again.
+    run(soc.write_words(addr, [word0]))
+    assert run(acc.run_image(images[1], compiled)).error is None
+
+
+def test_soc_window_error(soc):
+    soc.sim.reset()
+    deploy, compiled, images = _tiny_workload()
+    acc = Accelerator(soc)
+    run(acc.load(compiled))
+    run(soc.write_words(REG.WINDOW_BASE, [compiled.prog_load_addr + 8]))
+    with pytest.raises(AcceleratorError, match=r"error WINDOW \(2\), descriptor 0 "):
+        run(acc.run_image(images[0], compiled))
+
+
+def test_soc_timeout_aborts_and_recovers(soc):
+    from model import golden
+    soc.sim.reset()
+    deploy, compiled, images = _tiny_workload()
+    acc = Accelerator(soc)
+    with pytest.raises(AcceleratorError, match=r"timeout: no interrupt within 50 cycles: "
+                                               r"status 0x1\(busy\), error OK \(0\), descriptor 0 "):
+        run(acc.run_image(images[0], compiled, timeout_cycles=50))
+    # The driver aborted the run: the accelerator is idle again and the next run is correct.
+    status = run(soc.read_words(REG.STATUS, 1))[0]
+    assert not status & 1
+    r = run(acc.run_image(images[0], compiled, reload_params=True))
+    assert r.logits_int == golden.run(deploy, images[:1], keep_tensors=False).logits_int[0].tolist()
