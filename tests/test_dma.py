@@ -276,7 +276,7 @@ def run_commands(seed, n_cmds, p_stall, max_delay, p_err):
     return stats
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1))
 def test_dma_random(seed):
     stats = run_commands(seed, 150, p_stall=0.3, max_delay=3, p_err=0.25)

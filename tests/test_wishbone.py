@@ -88,7 +88,7 @@ def test_signature_members():
         wishbone.Arbiter(0)
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1))
 def test_sram(seed):
     rng = random.Random(seed)
@@ -149,7 +149,7 @@ def _target_of(adr):
     return None, None
 
 
-@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1))
 def test_arbiter_decoder_two_initiators(seed):
     rng = random.Random(seed)
