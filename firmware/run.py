@@ -248,6 +248,7 @@ def _main(args):
               disable=len(images) < 2) as progress:
         try:
             info, results = asyncio.run(_run(acc, compiled, images, args, progress))
+            total_cycles = None if args.port else getattr(transport, "cycles", None)
         finally:
             asyncio.run(transport.close())
     wall = time.monotonic() - start
@@ -279,10 +280,9 @@ def _main(args):
               f"(modelled: fmax / cycles, host transfers excluded)")
     else:
         print("images/s: pass --board or --fmax MHZ to model it (fmax / cycles)")
-    if not args.port:
-        total = getattr(transport, "cycles", None)
-        if total:
-            print(f"simulated {total} cycles in {wall:.1f} s ({total / wall:,.0f} cycles/s)")
+    if total_cycles:
+        print(f"simulated {total_cycles} cycles in {wall:.1f} s ({total_cycles / wall:,.0f} cycles/s "
+              f"including host transfers)")
 
     if args.check:
         ref = golden.run(deploy, images, keep_tensors=False)
