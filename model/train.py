@@ -46,6 +46,9 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--embed-lr-mult", type=float, default=10.0,
+                   help="learning-rate multiplier of the embedding table (its entries must move "
+                        "by ~0.5 step to change a code)")
     p.add_argument("--augment", default="flip-crop", choices=("flip-crop", "flip", "none"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
@@ -144,7 +147,12 @@ def main(argv=None):
     model = net
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(net)
-    opt = torch.optim.Adam(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    table = [p for n, p in net.named_parameters() if n == "embed.table"]
+    rest = [p for n, p in net.named_parameters() if n != "embed.table"]
+    groups = [{"params": rest}]
+    if table:
+        groups.append({"params": table, "lr": args.lr * args.embed_lr_mult})
+    opt = torch.optim.Adam(groups, lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = math.ceil(len(xtr) / world / args.batch_size)
     total = steps_per_epoch * args.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -217,7 +225,8 @@ def main(argv=None):
     acc_i, acc_f, preds = evaluate(net, xte_t, yte_t)
     net.eval()
     training = {"dataset": "fashion-mnist", "epochs": args.epochs, "batch_size": args.batch_size,
-                "lr": args.lr, "optimizer": "adam", "schedule": "cosine",
+                "lr": args.lr, "embed_lr_mult": args.embed_lr_mult, "optimizer": "adam",
+                "schedule": "cosine",
                 "weight_decay": args.weight_decay, "augment": args.augment, "seed": args.seed,
                 "init": args.init, "train_images": int(len(xtr)), "test_images": int(len(xte)),
                 "train_time_s": round(train_time, 1), "threads": args.threads,
