@@ -30,7 +30,11 @@ __all__ = ["build", "CxxrtlSim", "CxxrtlTransport", "CxxrtlError", "mangle", "BA
 
 
 HARNESS = Path(__file__).parent / "cxxrtl" / "harness.cc"
-YOSYS_SCRIPT = "read_rtlil design.il; write_cxxrtl -g1 design.cc"
+# Flattening and Yosys' optimizer before write_cxxrtl: on the TINY SoC this ran an inference about
+# 3x faster (110k -> 300k cycles/s) than write_cxxrtl on Amaranth's RTLIL alone, with identical cycle
+# counts. (It leaves a few feedback wires, i.e. more than one delta per step; still much faster.)
+YOSYS_SCRIPT = ("read_rtlil design.il; proc; flatten; opt -full; wreduce; opt_clean -purge; "
+                "write_cxxrtl -g1 design.cc")
 CXX = os.environ.get("CXX", "g++")
 CXXFLAGS = ["-std=c++17", "-O2", "-fPIC", "-shared", "-fvisibility=hidden"]
 # Under the repository's build/ (not the current directory), so that every caller shares the cache.
