@@ -37,8 +37,10 @@ def _parser():
     where.add_argument("--port", metavar="DEV", help="a board behind the UART bridge, e.g. /dev/ttyUSB0")
     ap.add_argument("--baud", type=int, default=None, help="UART baud rate (default: the board's)")
     ap.add_argument("--board", help="board name in platforms/ (its configuration and fmax)")
-    ap.add_argument("--config", help="accelerator configuration: default, small, tiny "
+    ap.add_argument("--config", help="accelerator configuration: default, small, tiny, ... "
                                      "(default: the board's, else default)")
+    ap.add_argument("--backend", choices=("cxxrtl", "verilator"), default="cxxrtl",
+                    help="compiled simulator backend (default cxxrtl)")
     ap.add_argument("--fmax", type=float, metavar="MHZ",
                     help="clock for the modelled images/s (default: the board's fmax)")
     ap.add_argument("--model", default=str(DEFAULT_MODEL), help="deploy file (.npz)")
@@ -56,39 +58,38 @@ def _parser():
 
 
 def _board(name):
-    """``(config, fmax_hz, baud)`` of a board in ``platforms/``; any may be None."""
+    """``(config, clock_hz, baud)`` of a board in ``platforms/``."""
     try:
         import platforms
+    except ImportError as exc:
+        raise RunError(f"--board needs the platforms package ({exc})") from None
+    try:
+        board = platforms.get_board(name)
+    except ValueError as exc:
+        raise RunError(str(exc)) from None
+    # The design clock the board runs at (the PLL's target); a measured fmax wins if recorded.
+    clock = getattr(board, "fmax_hz", None) or getattr(board, "target_hz", None)
+    return getattr(board, "config", None), clock, getattr(board, "baud", None)
+
+
+def _configs():
+    try:
+        from platforms.configs import CONFIGS      # the named configurations of the boards too
     except ImportError:
-        raise RunError("no platforms package: --board needs platforms/") from None
-    boards = getattr(platforms, "BOARDS", None)
-    getter = getattr(platforms, "get_board", None)
-    if callable(getter):
-        try:
-            board = getter(name)
-        except (KeyError, ValueError) as exc:
-            raise RunError(f"unknown board {name!r}: {exc}") from None
-    elif isinstance(boards, dict):
-        if name not in boards:
-            raise RunError(f"unknown board {name!r} (one of {', '.join(sorted(boards))})")
-        board = boards[name]
-    else:
-        raise RunError("platforms/ lists no boards yet (no BOARDS or get_board)")
-    config = getattr(board, "config", None)
-    fmax = getattr(board, "fmax_hz", None)
-    baud = getattr(board, "baud", None)
-    return config, fmax, baud
+        from accel.config import CONFIGS
+    return CONFIGS
 
 
 def _config(name, board_config):
-    from accel.config import CONFIGS, AccelConfig
+    from accel.config import AccelConfig
     if name is None:
         if isinstance(board_config, AccelConfig):
             return board_config
         name = board_config or "default"
-    if name not in CONFIGS:
-        raise RunError(f"unknown configuration {name!r} (one of {', '.join(CONFIGS)})")
-    return CONFIGS[name]
+    configs = _configs()
+    if name not in configs:
+        raise RunError(f"unknown configuration {name!r} (one of {', '.join(configs)})")
+    return configs[name]
 
 
 def _load_image_file(path, shape):
@@ -163,7 +164,7 @@ def _transport(args, config, fmax_hz, baud):
         from .sim_transport import PySimTransport
         return PySimTransport(config)
     from .cxxrtl_sim import CxxrtlTransport
-    return CxxrtlTransport(config)
+    return CxxrtlTransport(config, backend=args.backend)
 
 
 async def _run(acc, compiled, images, args, progress):
@@ -242,7 +243,8 @@ def _main(args):
     if fmax_hz is None:
         fmax_hz = getattr(transport, "fmax_hz", None)
     acc = Accelerator(transport, timeout_cycles=args.timeout_cycles)
-    where = ("board on " + args.port) if args.port else ("Amaranth pysim" if args.pysim else "CXXRTL")
+    where = ("board on " + args.port) if args.port else ("Amaranth pysim" if args.pysim else
+                                                         f"compiled simulator ({args.backend})")
     start = time.monotonic()
     with tqdm(total=len(images), desc=f"{where}", unit="img", file=sys.stderr,
               disable=len(images) < 2) as progress:
