@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from amaranth.hdl import Module, Signal, Elaboratable
-from amaranth.lib import wiring
+from amaranth.lib import wiring, io
 from amaranth.lib.wiring import In, Out
 from amaranth.back import verilog
 
@@ -129,13 +129,16 @@ class BoardTop(Elaboratable):
         from .uart_bridge import UARTBridge
         board = self.board
         m = Module()
+        m.domains.sync = self.crg.domain
         m.submodules.crg = self.crg
         m.submodules.soc = soc = self.soc
         m.submodules.bridge = bridge = UARTBridge(clk_freq=self.f_sync_hz, baud=self.baud,
                                                   max_words=board.bridge_words)
         wiring.connect(m, bridge.bus, soc.host)
-        uart = platform.request(*board.uart)
-        m.d.comb += [bridge.rx.eq(uart.rx.i), uart.tx.o.eq(bridge.tx)]
+        uart = platform.request(*board.uart, dir="-")
+        m.submodules.uart_rx = uart_rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = uart_tx = io.Buffer("o", uart.tx)
+        m.d.comb += [bridge.rx.eq(uart_rx.i), uart_tx.o.eq(bridge.tx)]
 
         # Heartbeat: about 1 Hz from the top bit of a free-running counter.
         hb_bits = max(1, (self.f_sync_hz // 2).bit_length())
@@ -150,12 +153,13 @@ class BoardTop(Elaboratable):
 
         status = [heartbeat[-1], soc.busy, soc.irq, link != 0]
         requested = {}
-        for (name, number, sub), value in zip(board.leds, status):
+        for i, ((name, number, sub), value) in enumerate(zip(board.leds, status)):
             if (name, number) not in requested:
-                requested[name, number] = platform.request(name, number)
+                requested[name, number] = platform.request(name, number, dir="-")
             res = requested[name, number]
-            pin = getattr(res, sub) if sub else res
-            m.d.comb += pin.o.eq(value)
+            port = getattr(res, sub) if sub else res
+            m.submodules[f"led{i}"] = buf = io.Buffer("o", port)
+            m.d.comb += buf.o.eq(value)
         return m
 
 
@@ -251,12 +255,22 @@ def _run_step(label, argv, cwd, log_path, env, log):
                 raise
     elapsed = time.monotonic() - start
     if proc.returncode != 0:
-        tail = [ln for ln in Path(log_path).read_text(errors="replace").splitlines()
-                if "ERROR" in ln or "error" in ln.lower()]
-        why = tail[-1].strip() if tail else f"exit code {proc.returncode}"
+        text = Path(log_path).read_text(errors="replace")
+        errors = [ln.strip() for ln in text.splitlines() if ln.lstrip().startswith("ERROR")]
+        why = errors[-1] if errors else f"exit code {proc.returncode}"
         raise BuildError(f"{label} failed after {_fmt_s(elapsed)}: {why} (log: {log_path})")
     log(f"[{label}] done in {_fmt_s(elapsed)}")
     return elapsed
+
+
+def _over_capacity(log_path, family):
+    """' -- does not fit: LUT4 13872/5280 ...' when nextpnr's log shows over-full resources."""
+    if not Path(log_path).exists():
+        return ""
+    util, _ = parse_nextpnr_log(Path(log_path).read_text(errors="replace"), family)
+    over = [f"{row} {v['used']}/{v['available']}" for row, v in util.items()
+            if v["used"] > v["available"]]
+    return f" -- the design does not fit: {', '.join(over)}" if over else ""
 
 
 def build(board, *, build_dir="build", verilog_only=False, system_tools=False, target_hz=None,
@@ -323,7 +337,12 @@ def build(board, *, build_dir="build", verilog_only=False, system_tools=False, t
             log(f"[{tool}] skipped (not part of the bitstream flow; see --program)")
             continue
         label = {"yosys": "yosys", pnr: "nextpnr", pack: pack}[tool]
-        times[label] = _run_step(label, [exes[tool]] + argv[1:], out, out / f"{label}.log", env, log)
+        try:
+            times[label] = _run_step(label, [exes[tool]] + argv[1:], out, out / f"{label}.log",
+                                     env, log)
+        except BuildError as exc:
+            over = _over_capacity(out / "top.tim", family) if label == "nextpnr" else ""
+            raise BuildError(f"{exc}{over}") from None
 
     nextpnr_log = (out / "top.tim").read_text(errors="replace") if (out / "top.tim").exists() else ""
     if (out / "top.report.json").exists():

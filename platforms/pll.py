@@ -117,6 +117,9 @@ class ClockReset(Elaboratable):
 
     Members
     -------
+    domain : ClockDomain
+        The ``sync`` domain this block drives; the parent adds it to its module
+        (``m.domains.sync = crg.domain``) so the domain is defined at the top.
     f_sync_hz : float
         Frequency of the ``sync`` domain.
     locked : Signal
@@ -129,10 +132,11 @@ class ClockReset(Elaboratable):
         self.rst_resource = rst_resource
         self.f_sync_hz = pll.f_out_hz if pll is not None else f_in_hz
         self.locked = Signal()
+        self.domain = ClockDomain("sync")
 
     def elaborate(self, platform):
         m = Module()
-        m.domains.sync = cd_sync = ClockDomain("sync")
+        cd_sync = self.domain
         clk_io = platform.request(*self.clk_resource, dir="-")
         m.submodules.clk_buf = clk_buf = io.Buffer("i", clk_io)
         rst_in = Const(0)

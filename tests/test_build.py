@@ -1,0 +1,166 @@
+"""accel.build: the command line, Verilog for the boards with the SoC, the report parsers, and one
+small build through Yosys + nextpnr + the packer (iCEBreaker, bridge + SRAM top)."""
+
+import json
+import time
+
+import pytest
+
+from accel import build as B
+from platforms import get_board, BOARDS
+
+
+# Command line ----------------------------------------------------------------------------------
+
+def test_cli_unknown_board(capsys):
+    assert B.main(["--board", "ulx3s-99f", "--verilog-only"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ulx3s-99f" in err and "icebreaker" in err
+    assert "Traceback" not in err
+
+
+def test_cli_list_boards(capsys):
+    assert B.main(["--list-boards"]) == 0
+    out = capsys.readouterr().out
+    for name in BOARDS:
+        assert name in out
+    assert "ecp5" in out
+
+
+def test_cli_missing_tool(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("YOSYS", "/nonexistent/yosys")
+    assert B.main(["--board", "icebreaker", "--build-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "/nonexistent/yosys not found" in err
+
+
+def test_cli_bad_frequency(capsys, tmp_path):
+    # 500 MHz is beyond the ECP5 PLL: a one-line error before any tool runs.
+    assert B.main(["--board", "ulx3s-25f", "--freq", "500MHz", "--verilog-only",
+                   "--build-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "f_out_hz" in err
+
+
+def test_parse_freq():
+    assert B._parse_freq("75MHz") == 75_000_000
+    assert B._parse_freq("100") == 100_000_000
+    assert B._parse_freq("48000000Hz") == 48_000_000
+
+
+# Verilog of the boards with the SoC ------------------------------------------------------------
+
+def _verilog_only(name, tmp_path, top="soc"):
+    report = B.build(get_board(name), build_dir=tmp_path, verilog_only=True, top=top,
+                     log=lambda msg: None)
+    text = (tmp_path / name / "top.v").read_text()
+    assert "module top(" in text
+    return report, text
+
+
+@pytest.mark.parametrize("name", ["icebreaker", "ulx3s-12f"])
+def test_verilog_small_boards_with_soc(name, tmp_path):
+    report, text = _verilog_only(name, tmp_path)
+    assert report["top"] == "soc"
+    # The SoC's parts are in (the sequencer and the bridge), and the PLL when the board uses one.
+    assert "sequencer" in text and "bridge" in text
+    assert ("EHXPLLL" in text) == get_board(name).uses_pll
+
+
+# Every board with its own configuration; DEFAULT takes minutes to elaborate, so this runs from
+# bench/ (python -m bench.builds --verilog-only) and with `pytest -m slow`.
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(set(BOARDS) - {"icebreaker", "ulx3s-12f"}))
+def test_verilog_all_boards_with_soc(name, tmp_path):
+    report, text = _verilog_only(name, tmp_path)
+    assert report["top"] == "soc" and "sequencer" in text
+
+
+# Report parsers --------------------------------------------------------------------------------
+
+NEXTPNR_REPORT = {
+    "utilization": {
+        "TRELLIS_COMB": {"used": 1038, "available": 24288},
+        "TRELLIS_FF": {"used": 410, "available": 24288},
+        "DP16KD": {"used": 17, "available": 56},
+        "MULT18X18D": {"used": 0, "available": 28},
+        "EHXPLLL": {"used": 1, "available": 2},
+    },
+    "fmax": {"$glbnet$clk": {"achieved": 82.04, "constraint": 50.0}},
+}
+
+NEXTPNR_LOG = """
+Info: Device utilisation:
+Info:             TRELLIS_IO:       9/    197     4%
+Info:                 DP16KD:      17/     56    30%
+Info:             MULT18X18D:       0/     28     0%
+Info:           TRELLIS_COMB:    1038/  24288     4%
+Info:             TRELLIS_FF:     410/  24288     1%
+Info: Max frequency for clock '$glbnet$clk': 70.10 MHz (PASS at 50.00 MHz)
+Info: Max frequency for clock '$glbnet$clk': 82.04 MHz (PASS at 50.00 MHz)
+Info: Max frequency for clock '$glbnet$other': 40.00 MHz (FAIL at 50.00 MHz)
+"""
+
+
+def test_parse_nextpnr_report_and_log():
+    util, fmax = B.parse_nextpnr_report(NEXTPNR_REPORT, "ecp5")
+    assert util["LUT4"] == {"used": 1038, "available": 24288, "cell": "TRELLIS_COMB"}
+    assert util["BRAM"]["used"] == 17 and util["MULT"]["available"] == 28
+    assert fmax == {"$glbnet$clk": {"achieved_mhz": 82.04, "target_mhz": 50.0}}
+    util2, fmax2 = B.parse_nextpnr_log(NEXTPNR_LOG, "ecp5")
+    for row in ("LUT4", "FF", "BRAM", "MULT"):
+        assert util2[row] == util[row]
+    # The last report of a clock wins (after routing).
+    assert fmax2["$glbnet$clk"] == fmax["$glbnet$clk"]
+    assert fmax2["$glbnet$other"] == {"achieved_mhz": 40.0, "target_mhz": 50.0}
+
+
+def test_parse_yosys_log():
+    text = """
+=== top ===
+       35 cells
+       20   $scopeinfo
+       10   SB_RAM40_4K
+      800   SB_LUT4
+=== design hierarchy ===
+       35 top
+      999 wires
+       20   $scopeinfo
+        4   SB_IO
+      177   SB_CARRY
+       80   SB_DFF
+      282   SB_DFFESR
+      801   SB_LUT4
+"""
+    assert B.parse_yosys_log(text) == {"SB_IO": 4, "SB_CARRY": 177, "SB_DFF": 80,
+                                       "SB_DFFESR": 282, "SB_LUT4": 801}
+
+
+# One real build --------------------------------------------------------------------------------
+
+def test_small_build_through_nextpnr(tmp_path):
+    """iCEBreaker with the bridge + SRAM top (1,024 words): Yosys, nextpnr-ice40 and icepack from
+    PyPI, then the report is checked against what this design must use."""
+    board = get_board("icebreaker")
+    start = time.monotonic()
+    lines = []
+    report = B.build(board, build_dir=tmp_path, top="bridge", log=lines.append)
+    elapsed = time.monotonic() - start
+    assert elapsed < 180, f"the small build took {elapsed:.0f} s"
+    out = tmp_path / "icebreaker"
+    assert (out / "top.bin").stat().st_size > 0
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["utilization"] == report["utilization"]
+    util = report["utilization"]
+    # 1,024 x 32 main memory = 8 SB_RAM40_4K (1024x4 each), the bridge's 64 x 32 buffer = 2.
+    assert util["BRAM"]["used"] == 10 and util["BRAM"]["available"] == 30
+    assert 300 < util["LUT4"]["used"] < util["LUT4"]["available"]
+    assert 100 < util["FF"]["used"] < util["LUT4"]["used"]
+    assert util["MULT"]["used"] == 0
+    (clock,) = report["clocks"].values()
+    assert clock["target_mhz"] == pytest.approx(12.0, abs=0.01)
+    assert clock["achieved_mhz"] > 12.0 and clock["passed"] and report["timing_pass"]
+    assert set(report["times_s"]) >= {"elaborate", "verilog", "yosys", "nextpnr", "icepack", "total"}
+    md = (out / "report.md").read_text()
+    assert "| LUT4 (ICESTORM_LC) |" in md and "PASS" in md
+    assert any(line.startswith("[nextpnr] done in") for line in lines)

