@@ -1,0 +1,244 @@
+"""SerialTransport over a fake serial port: a loopback into the protocol's DeviceModel (the byte-level
+model the gateware bridge is checked against in tests/test_uart_bridge.py), with injected line
+faults: corrupted, dropped and truncated frames in both directions, lost responses."""
+
+import asyncio
+import random
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from firmware import protocol as P
+from firmware.serial_transport import SerialTransport, STATUS_WORD, STATUS_DONE, STATUS_ERROR
+from firmware.transport import TransportError
+
+
+MEM_WORDS = 4096
+
+
+class FakeSerial:
+    """A pyserial stand-in wired to a DeviceModel. When the host reads and no byte is waiting,
+    the line has been idle: the model's idle timeout fires (``idle()``), as on the board.
+
+    ``faults`` is a list of callables applied per host frame: ``fault(direction, data) -> data``.
+    """
+    def __init__(self, *, max_words=64, clk_hz=50_000_000, rng=None, p_fault=0.0, kinds=(),
+                 directions=("to_device", "to_host")):
+        self.mem = [0] * MEM_WORDS
+        self.status = 0
+        self.device = P.DeviceModel(self._read, self._write, max_words=max_words, clk_hz=clk_hz)
+        self.rx = bytearray()           # device -> host bytes waiting
+        self.timeout = None
+        self.closed = False
+        self.rng = rng or random.Random(0)
+        self.p_fault = p_fault
+        self.kinds = kinds
+        self.directions = directions
+        self.faults = 0
+        self.frames_written = 0
+        self.status_reads = 0
+        self.done_after = None
+
+    def _read(self, addr):
+        if addr == STATUS_WORD:
+            self.status_reads += 1
+            if self.done_after is not None and self.status_reads >= self.done_after:
+                return self.status | STATUS_DONE
+            return self.status
+        if addr >= MEM_WORDS:
+            raise P.DeviceModel.BusError()
+        return self.mem[addr]
+
+    def _write(self, addr, value):
+        if addr >= MEM_WORDS:
+            raise P.DeviceModel.BusError()
+        self.mem[addr] = value
+
+    def _damage(self, data, direction):
+        if (not data or direction not in self.directions or self.rng.random() >= self.p_fault
+                or not self.kinds):
+            return data
+        self.faults += 1
+        kind = self.rng.choice(self.kinds)
+        data = bytearray(data)
+        if kind == "flip":
+            data[self.rng.randrange(len(data))] ^= 1 << self.rng.randrange(8)
+        elif kind == "drop_byte":
+            del data[self.rng.randrange(len(data))]
+        elif kind == "truncate":
+            data = data[:self.rng.randrange(len(data))]
+        elif kind == "lose":
+            data = bytearray()
+        return bytes(data)
+
+    # pyserial interface
+    def write(self, data):
+        self.frames_written += 1
+        self.rx += self._damage(self.device.feed(self._damage(bytes(data), "to_device")), "to_host")
+        return len(data)
+
+    def flush(self):
+        pass
+
+    def reset_input_buffer(self):
+        self.rx.clear()
+
+    def read(self, n):
+        if not self.rx:
+            self.rx += self._damage(self.device.idle(), "to_host")
+        out = bytes(self.rx[:n])
+        del self.rx[:n]
+        return out
+
+    def close(self):
+        self.closed = True
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def make(fake, **kw):
+    kw.setdefault("recovery", 0.0)
+    kw.setdefault("timeout", 0.05)
+    return SerialTransport("fake0", baud=1_000_000, serial=fake, **kw)
+
+
+def test_open_ping_learns_the_device():
+    fake = FakeSerial(max_words=64, clk_hz=48_000_000)
+    t = make(fake)
+    assert t.max_words == 64 and t.fmax_hz == 48e6
+    assert make(FakeSerial(), fmax_hz=75e6).fmax_hz == 75e6
+    run(t.close())
+    assert fake.closed
+
+
+def test_read_write_split_into_frames():
+    fake = FakeSerial(max_words=16)
+    t = make(fake)
+    words = [(i * 0x9E3779B9) & 0xFFFFFFFF for i in range(100)]
+    before = fake.frames_written
+    run(t.write_words(10, words))
+    assert fake.frames_written - before == 7          # ceil(100 / 16)
+    assert fake.mem[10:110] == words
+    assert run(t.read_words(5, 110)) == [0] * 5 + words + [0] * 5
+    assert run(t.read_word(10)) == words[0]
+    assert t.retries_used == 0
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32), st.sampled_from([("flip",), ("drop_byte",), ("truncate",), ("lose",),
+                                               ("flip", "drop_byte", "truncate", "lose")]),
+       st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=80), st.integers(0, 3000))
+def test_noisy_line_never_corrupts_data(seed, kinds, words, addr):
+    """With a fault in ~30% of the frames in either direction, every transfer either completes
+    with exactly the right data or raises a one-line TransportError; with 8 tries it completes."""
+    fake = FakeSerial(max_words=16, rng=random.Random(seed), p_fault=0.3, kinds=kinds)
+    fake.p_fault = 0.0
+    t = make(fake, retries=8)
+    fake.p_fault = 0.3
+    run(t.write_words(addr, words))
+    assert fake.mem[addr:addr + len(words)] == words
+    assert run(t.read_words(addr, len(words))) == words
+    if fake.faults:
+        assert t.retries_used > 0
+
+
+def test_lost_write_response_is_not_repeated():
+    fake = FakeSerial()
+    t = make(fake)
+    dev = fake.device
+    original = fake.write
+
+    lost = []
+
+    def write_losing_first_response(data):
+        n = original(data)
+        if not lost:
+            lost.append(bytes(fake.rx))
+            fake.rx.clear()            # the response of the first attempt never arrives
+            # A change by the accelerator between the write and its resend must survive.
+            fake.mem[7] = 1234
+        return n
+    fake.write = write_losing_first_response
+    run(t.write_words(7, [55]))
+    assert lost and P.decode_response(lost[0]).ok
+    assert fake.mem[7] == 1234          # the resent frame was acknowledged, not re-executed
+    assert t.retries_used == 1
+
+
+def test_retries_exhausted_is_one_line():
+    fake = FakeSerial(rng=random.Random(1))
+    t = make(fake, retries=3)
+    fake.p_fault, fake.kinds = 1.0, ("lose",)
+    with pytest.raises(TransportError) as exc:
+        run(t.read_words(0x100, 4))
+    msg = str(exc.value)
+    assert "\n" not in msg
+    assert msg.startswith("fake0: READ of 4 words at 0x100 failed after 3 tries; last: ")
+    assert "no response" in msg
+
+
+def test_nak_reason_in_error():
+    fake = FakeSerial(rng=random.Random(2))
+    t = make(fake, retries=2)
+    # Every request damaged on its way to the device, the answers clean: NAK after NAK.
+    fake.kinds, fake.p_fault, fake.directions = ("flip",), 1.0, ("to_device",)
+    with pytest.raises(TransportError, match=r"fake0: WRITE of 3 words at 0x0 failed after 2 "
+                                             r"tries; last: device answered NAK (CRC|CMD|COUNT|ADDR|TIMEOUT)$"):
+        run(t.write_words(0, [1, 2, 3]))
+    assert fake.mem[:3] == [0, 0, 0]
+
+
+def test_bus_error_is_not_retried():
+    fake = FakeSerial()
+    t = make(fake)
+    with pytest.raises(TransportError, match=r"fake0: READ of 2 words at 0x20000000: device answered BUS"):
+        run(t.read_words(0x2000_0000, 2))
+    assert t.retries_used == 0
+
+
+def test_wait_irq_polls_status():
+    fake = FakeSerial(clk_hz=1_000_000)
+    t = make(fake, poll_interval=0.0)
+    fake.done_after = 3
+    assert run(t.wait_irq(1_000_000)) is True
+    assert fake.status_reads == 3
+    fake.done_after, fake.status_reads = None, 0
+    fake.status = STATUS_ERROR
+    assert run(t.wait_irq(10)) is True
+    fake.status = 0
+    # 1,000 cycles at 1 MHz = 1 ms: gives up.
+    assert run(t.wait_irq(1000)) is False
+    assert STATUS_WORD == (0x4000_0000 + 0x14) // 4 and STATUS_DONE == 2 and STATUS_ERROR == 4
+
+
+def test_not_a_bridge():
+    class Echo(FakeSerial):
+        def write(self, data):
+            # Something that answers with a valid frame but the wrong magic.
+            req = P.decode_request(data)
+            self.rx += P.encode_response(P.Response(0, req.cmd, req.seq, (0x1234, 1 << 16 | 8, 0)))
+            return len(data)
+    fake = Echo()
+    with pytest.raises(TransportError, match="not an accelerator bridge"):
+        make(fake)
+    assert fake.closed
+
+
+def test_cannot_open_port_is_one_line():
+    with pytest.raises(TransportError) as exc:
+        SerialTransport("/dev/nonexistent-tty-for-test", baud=115200)
+    assert str(exc.value).startswith("/dev/nonexistent-tty-for-test: cannot open:")
+    assert "\n" not in str(exc.value)
+
+
+def test_argument_checks():
+    fake = FakeSerial()
+    t = make(fake)
+    with pytest.raises(ValueError, match="32-bit"):
+        run(t.write_words(0, [1 << 32]))
+    with pytest.raises(ValueError, match="30-bit"):
+        run(t.read_words(P.ADDR_LIMIT - 1, 2))
+    with pytest.raises(ValueError, match="retries"):
+        SerialTransport("x", serial=fake, retries=0)
