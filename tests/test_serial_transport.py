@@ -242,3 +242,103 @@ def test_argument_checks():
         run(t.read_words(P.ADDR_LIMIT - 1, 2))
     with pytest.raises(ValueError, match="retries"):
         SerialTransport("x", serial=fake, retries=0)
+
+
+# Through the gateware: SerialTransport -> bytes -> FrameBridge (pysim) -> Wishbone -> SRAM ---------
+
+class PySimSerial:
+    """A serial port whose far end is the FrameBridge gateware in Amaranth's simulator, at byte
+    level (the UART itself is tested in tests/test_uart_bridge.py). Reads run the simulation until
+    the bytes are there or the line has been quiet for longer than the bridge's idle timeout."""
+    def __init__(self, damage_first_request=False):
+        import collections
+        from amaranth.hdl import Module
+        from amaranth.lib import wiring
+        from amaranth.sim import Simulator
+        from accel import wishbone
+        from accel.uart_bridge import FrameBridge
+
+        self.timeout_cycles = 40
+        self.bridge = bridge = FrameBridge(max_words=8, timeout_cycles=self.timeout_cycles,
+                                           bus_timeout=50, clk_freq=50_000_000)
+        self.sram = sram = wishbone.SRAM(1024)
+        m = Module()
+        m.submodules.bridge = bridge
+        m.submodules.sram = sram
+        m.submodules.dec = dec = wishbone.Decoder([("mem", 0, 1024)])
+        wiring.connect(m, bridge.bus, dec.bus)
+        wiring.connect(m, dec.mem, sram.bus)
+        self.to_device = collections.deque()
+        self.from_device = bytearray()
+        self.cycles = 0
+        self.timeout = None
+        self.damage_next = damage_first_request
+        self.sim = Simulator(m)
+        self.sim.add_clock(1e-6)
+        self.sim.add_testbench(self._server)
+
+    async def _server(self, ctx):
+        b = self.bridge
+        ctx.set(b.tx.ready, 1)
+        while True:
+            pending = bool(self.to_device)
+            ctx.set(b.rx.valid, pending)
+            if pending:
+                ctx.set(b.rx.payload, self.to_device[0])
+            taken = pending and ctx.get(b.rx.ready)
+            out = ctx.get(b.tx.payload) if ctx.get(b.tx.valid) else None
+            await ctx.tick()
+            self.cycles += 1
+            if taken:
+                self.to_device.popleft()
+            if out is not None:
+                self.from_device.append(out)
+
+    def _run(self, cycles):
+        end = self.cycles + cycles
+        while self.cycles < end:
+            self.sim.advance()
+
+    def write(self, data):
+        data = bytearray(data)
+        if self.damage_next:
+            self.damage_next = False
+            data[len(data) // 2] ^= 0x40
+        self.to_device.extend(data)
+        while self.to_device:
+            self._run(1)
+        return len(data)
+
+    def flush(self):
+        pass
+
+    def reset_input_buffer(self):
+        self.from_device.clear()
+
+    def read(self, n):
+        quiet = 0
+        while len(self.from_device) < n and quiet < 3 * self.timeout_cycles + 200:
+            before = len(self.from_device)
+            self._run(1)
+            quiet = 0 if len(self.from_device) != before else quiet + 1
+        out = bytes(self.from_device[:n])
+        del self.from_device[:n]
+        return out
+
+    def close(self):
+        pass
+
+
+def test_transport_through_the_gateware_bridge():
+    port = PySimSerial(damage_first_request=False)
+    t = make(port)
+    assert t.max_words == 8 and t.fmax_hz == 50e6
+    words = [(0x01020304 * (i + 1)) & 0xFFFFFFFF for i in range(20)]
+    run(t.write_words(100, words))                       # three frames of at most 8 words
+    assert run(t.read_words(99, 22)) == [0] + words + [0]
+    assert t.retries_used == 0
+    # A request damaged on the line is NAKed by the gateware, resent, and lands once.
+    port.damage_next = True
+    run(t.write_words(500, [7, 8, 9]))
+    assert t.retries_used == 1
+    assert run(t.read_words(500, 3)) == [7, 8, 9]
