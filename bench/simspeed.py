@@ -8,8 +8,8 @@ runs hit the cache under build/cxxrtl/), and cycles per second of wall-clock tim
 
 - ``idle``: the SoC clocked with nothing running (the floor of the per-cycle cost);
 - ``inference``: a compiled model running on the SoC (the shipped default model when it fits the
-  configuration, else a small random network), clocked from CTRL.start until irq or until the
-  regime's cycle budget (pysim gets a small budget: it is ~1000x slower).
+  configuration, else a small random network), clocked from CTRL.start until irq, the cycle
+  budget or the time limit (pysim gets a small budget: it is ~1000x slower).
 
 The results replace the "## Simulator speed" section of docs/BENCHMARKS.md (other sections are left
 alone; the file is created if missing) unless ``--no-write``.
@@ -58,8 +58,20 @@ def _workload(config, model_path):
     raise RuntimeError("no random network fits this configuration")
 
 
-async def _inference(transport, compiled, image, budget):
-    """Cycles/s of a run of the parameter-loading program (``budget`` cycles at most)."""
+async def _clock(transport, budget, chunk, seconds):
+    """Clock until irq, ``budget`` cycles or ``seconds`` of wall time (in ``chunk``-cycle steps);
+    returns ``(cycles, cpu_seconds, fired)``."""
+    cycles, fired = 0, False
+    start, cpu = time.perf_counter(), time.process_time()
+    while cycles < budget and not fired and time.perf_counter() - start < seconds:
+        fired, n = await transport.wait_irq_cycles(min(chunk, budget - cycles))
+        cycles += n
+    # CPU time of this process: the machine is shared, and wall time would measure the neighbours.
+    return cycles, time.process_time() - cpu, fired
+
+
+async def _inference(transport, compiled, image, budget, chunk, seconds):
+    """Clock a run of the parameter-loading program."""
     from firmware.driver import Accelerator, REG, CTRL_START
     acc = Accelerator(transport)
     await acc.identify()
@@ -67,21 +79,12 @@ async def _inference(transport, compiled, image, budget):
     await transport.write_words(compiled.input_addr, [int(w) for w in compiled.prepare_input(image)])
     await transport.write_words(REG.PROG_ADDR, [compiled.prog_load_addr])
     await transport.write_words(REG.CTRL, [CTRL_START])
-    start = time.perf_counter()
-    fired, cycles = await transport.wait_irq_cycles(budget)
-    wall = time.perf_counter() - start
-    return cycles, wall, fired
+    return await _clock(transport, budget, chunk, seconds)
 
 
-async def _idle(transport, cycles):
-    start = time.perf_counter()
-    _, n = await transport.wait_irq_cycles(cycles)
-    return n, time.perf_counter() - start
-
-
-def measure(config_name, backend, *, model_path, pysim_cycles, compiled_cycles, log):
-    from accel.config import CONFIGS
+def measure(config_name, backend, *, model_path, pysim_cycles, compiled_cycles, seconds, log):
     from accel.soc import SoC
+    from platforms.configs import CONFIGS
     config = CONFIGS[config_name]
     row = {"config": config_name, "backend": backend}
     start = time.perf_counter()
@@ -89,20 +92,19 @@ def measure(config_name, backend, *, model_path, pysim_cycles, compiled_cycles, 
     if backend == "pysim":
         from firmware.sim_transport import PySimTransport
         transport = PySimTransport(dut)
-        budget = pysim_cycles
-        row["build_s"] = time.perf_counter() - start
+        budget, chunk = pysim_cycles, 100
     else:
         from firmware.cxxrtl_sim import CxxrtlTransport
         log(f"  building {backend} for {config_name} (cached after the first time) ...")
         transport = CxxrtlTransport(dut, backend=backend, quiet=True)
-        budget = compiled_cycles
-        row["build_s"] = time.perf_counter() - start
+        budget, chunk = compiled_cycles, compiled_cycles
+    row["build_s"] = time.perf_counter() - start
 
-    n, wall = asyncio.run(_idle(transport, budget))
+    n, wall, _ = asyncio.run(_clock(transport, budget, chunk, seconds))
     row["idle"] = n / wall
     name, compiled, image = _workload(config, model_path)
     row["workload"] = name
-    cycles, wall, fired = asyncio.run(_inference(transport, compiled, image, budget))
+    cycles, wall, fired = asyncio.run(_inference(transport, compiled, image, budget, chunk, seconds))
     row["inference"] = cycles / wall
     row["inference_cycles"] = cycles
     row["finished"] = fired
@@ -114,7 +116,7 @@ def _table(rows):
     lines = ["| config | backend | build (s) | idle cycles/s | inference cycles/s | workload |",
              "|---|---|---|---|---|---|"]
     for r in rows:
-        done = "ran to irq" if r["finished"] else "budget"
+        done = "ran to irq" if r["finished"] else "stopped early"
         lines.append(f"| {r['config']} | {r['backend']} | {r['build_s']:.0f} | {r['idle']:,.0f} | "
                      f"{r['inference']:,.0f} | {r['workload']}, {r['inference_cycles']:,} cycles ({done}) |")
     return lines
@@ -124,8 +126,10 @@ def write_section(rows, argv):
     cpu = platform.processor() or platform.machine()
     body = [SECTION, "",
             f"Measured by `python -m bench.simspeed {' '.join(argv)}`".rstrip() + f" on {os.cpu_count()} "
-            f"cores ({cpu}), other jobs sharing the machine; wall-clock time of the simulation "
-            "loop only (build excluded; `build` is the time of this run, near 0 when cached). "
+            f"cores ({cpu}), other jobs sharing the machine; time of the simulation "
+            "loop only, as cycles per CPU-second of the simulating process (the machine is shared; wall time "
+            "would measure the other jobs). `build` is the wall time of this run's build, near 0 when "
+            "cached. "
             "Compiled backends clock the SoC from C++ (`firmware/cxxrtl/harness.cc`); pysim from "
             "Amaranth's `Simulator.advance()`.", ""] + _table(rows) + [""]
     text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
@@ -147,6 +151,8 @@ def main(argv=None):
     ap.add_argument("--model", default=str(DEFAULT_MODEL))
     ap.add_argument("--pysim-cycles", type=int, default=3000)
     ap.add_argument("--cycles", type=int, default=3_000_000, help="budget of the compiled backends")
+    ap.add_argument("--seconds", type=float, default=60.0,
+                    help="wall-time limit of each regime (pysim stops there)")
     ap.add_argument("--no-write", action="store_true", help="do not update docs/BENCHMARKS.md")
     args = ap.parse_args(argv)
 
@@ -160,7 +166,7 @@ def main(argv=None):
                 log(f"{config_name} / {backend} ...")
                 rows.append(measure(config_name, backend, model_path=args.model,
                                     pysim_cycles=args.pysim_cycles, compiled_cycles=args.cycles,
-                                    log=log))
+                                    seconds=args.seconds, log=log))
                 r = rows[-1]
                 log(f"  idle {r['idle']:,.0f} cycles/s, inference {r['inference']:,.0f} cycles/s")
     except KeyboardInterrupt:
