@@ -293,6 +293,8 @@ def build(board, *, build_dir="build", verilog_only=False, system_tools=False, t
         pack = "ecppack" if family == "ecp5" else "icepack"
         exes = {name: resolve_tool(name, system_tools) for name in ("yosys", pnr, pack)}
 
+    if board.notes:
+        log(f"note: {board.name}: {board.notes}")
     t = time.monotonic()
     soc, top_kind = make_soc(config, top, log)
     design = BoardTop(board, soc, target_hz=target_hz, baud=baud)

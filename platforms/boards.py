@@ -212,7 +212,9 @@ BOARDS = {b.name: b for b in [
           clk_hz=12_000_000, target_hz=12_000_000, uart=("uart", 0), baud=115200,
           leds=(("led", 1, None), ("led", 0, None)), tool_env={},
           program="iceprog {bin}", bridge_words=64,
-          notes="iCE40 UP5K: the MICRO configuration (8x8 array, 1,024 words of main memory); no PLL."),
+          notes="iCE40 UP5K with the MICRO configuration (8x8 array, 1,024 words of main memory), no "
+                "PLL. Measured: the SoC needs ~13,900 logic cells and 31 block RAMs, the UP5K has "
+                "5,280 and 30, so only `--top bridge` builds for now."),
 ]}
 
 # ``ecp5`` is the default board.

@@ -164,3 +164,26 @@ def test_small_build_through_nextpnr(tmp_path):
     md = (out / "report.md").read_text()
     assert "| LUT4 (ICESTORM_LC) |" in md and "PASS" in md
     assert any(line.startswith("[nextpnr] done in") for line in lines)
+
+
+def test_bench_builds_section(tmp_path, monkeypatch):
+    """bench.builds writes one table row per board, failures included, into its own section."""
+    from bench import builds, report as bench_report
+    doc = tmp_path / "BENCHMARKS.md"
+    doc.write_text("# Benchmarks\n\n## Other\n\nkept\n")
+    monkeypatch.setattr(builds, "write_section",
+                        lambda title, lines: bench_report.write_section(title, lines, doc=doc))
+    util, fmax = B.parse_nextpnr_report(NEXTPNR_REPORT, "ecp5")
+    ok = {"board": "ulx3s-25f", "device": "LFE5U-25F", "config_name": "small25", "top": "soc",
+          "utilization": util, "timing_pass": True,
+          "clocks": {k: dict(v, passed=True) for k, v in fmax.items()},
+          "times_s": {"elaborate": 10.0, "verilog": 2.0, "yosys": 60.0, "nextpnr": 200.0,
+                      "total": 272.0}}
+    bad = {"board": "icebreaker", "device": "iCE40UP5K", "config_name": "micro", "top": "soc",
+           "error": "nextpnr failed: does not fit", "total_s": 100.0}
+    builds.write_doc({"ulx3s-25f": ok, "icebreaker": bad}, {"yosys": "0.70"})
+    text = doc.read_text()
+    assert "## Other\n\nkept" in text and "## Builds" in text
+    assert "| ulx3s-25f | LFE5U-25F | small25 | soc | 1,038 / 24,288 (4%) |" in text
+    assert "| 82.0 / 50 | pass | 4.5 min (10 s + 2 s + 60 s + 3.3 min) |" in text
+    assert "| icebreaker | iCE40UP5K | micro | soc | failed: nextpnr failed: does not fit |" in text

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from amaranth.build import ResourceError
+from amaranth.back import verilog
 
 from accel import config as C
 from accel.build import BoardTop, BridgeSoC
@@ -157,6 +157,8 @@ def test_board_top_elaborates(name):
     plan = plat.prepare(top, "top")
     il = plan.files["top.il"]
     assert ("EHXPLLL" in il) == board.uses_pll
+    # And it converts to Verilog (what --verilog-only writes).
+    assert "module top(" in verilog._convert_rtlil_text(il, strip_internal_attrs=True)
     if board.uses_pll:
         p = board.pll
         for param, value in (("CLKI_DIV", p.refclk_div), ("CLKFB_DIV", p.feedback_div),
