@@ -113,6 +113,16 @@ class FrameBridge(wiring.Component):
         m.submodules.buf = buf = Memory(shape=32, depth=max_words, init=[])
         wp = buf.write_port()
         rp = buf.read_port()
+        # Writes to the buffer go through registers, and words read from it are registered before
+        # use (resp_reg, dat_w_reg): a block RAM's output is slow (DP16KD: ~5.6 ns clock-to-out on
+        # ECP5-6), so it must not feed the CRC network or the bus directly.
+        w_en = Signal()
+        w_addr = Signal(16)
+        w_data = Signal(32)
+        resp_reg = Signal(32)
+        dat_w_reg = Signal(32)
+        m.d.sync += w_en.eq(0)
+        m.d.comb += [wp.addr.eq(w_addr), wp.data.eq(w_data), wp.en.eq(w_en)]
 
         # Request fields.
         cmd = Signal(8)
@@ -158,7 +168,7 @@ class FrameBridge(wiring.Component):
         m.d.comb += [
             self.bus.sel.eq(0b1111),
             self.bus.adr.eq(cur_adr),
-            self.bus.dat_w.eq(rp.data),
+            self.bus.dat_w.eq(dat_w_reg),
             rp.addr.eq(word_idx),
         ]
         m.d.sync += [self.frame_ok.eq(0), self.frame_error.eq(0)]
@@ -227,8 +237,8 @@ class FrameBridge(wiring.Component):
                     m.d.sync += [crc.eq(crc16_next(crc, rx_byte)), byte_idx.eq(byte_idx + 1),
                                  shreg.eq(Cat(shreg[8:], rx_byte))]
                     with m.If(byte_idx == 3):
-                        m.d.comb += [wp.addr.eq(word_idx), wp.data.eq(Cat(shreg, rx_byte)),
-                                     wp.en.eq(1)]
+                        m.d.sync += [w_addr.eq(word_idx), w_data.eq(Cat(shreg, rx_byte)),
+                                     w_en.eq(1)]
                         m.d.sync += word_idx.eq(word_idx + 1)
                         with m.If(word_idx == count - 1):
                             m.next = "CRC0"
@@ -274,7 +284,7 @@ class FrameBridge(wiring.Component):
                 m.d.comb += [self.bus.cyc.eq(1), self.bus.stb.eq(1), self.bus.we.eq(0)]
                 m.d.sync += bus_timer.eq(bus_timer + 1)
                 with m.If(self.bus.ack):
-                    m.d.comb += [wp.addr.eq(word_idx), wp.data.eq(self.bus.dat_r), wp.en.eq(1)]
+                    m.d.sync += [w_addr.eq(word_idx), w_data.eq(self.bus.dat_r), w_en.eq(1)]
                     m.d.sync += [word_idx.eq(word_idx + 1), cur_adr.eq(cur_adr + 1), bus_timer.eq(0)]
                     with m.If(word_idx == count - 1):
                         m.next = "RESPOND"
@@ -287,8 +297,12 @@ class FrameBridge(wiring.Component):
 
             with m.State("BUS_WRITE_FETCH"):
                 # The buffer's read port has one cycle of latency: rp.addr = word_idx now,
-                # rp.data (= dat_w) valid from the next cycle on.
+                # rp.data valid in the next cycle, registered there.
                 m.d.sync += bus_timer.eq(0)
+                m.next = "BUS_WRITE_LATCH"
+
+            with m.State("BUS_WRITE_LATCH"):
+                m.d.sync += dat_w_reg.eq(rp.data)
                 m.next = "BUS_WRITE"
 
             with m.State("BUS_WRITE"):
@@ -330,11 +344,11 @@ class FrameBridge(wiring.Component):
                         with m.If(resp_count == 0):
                             m.next = "RESP_CRC0"
                         with m.Else():
-                            m.next = "RESP_DATA"
+                            m.next = "RESP_FETCH"
 
             with m.State("RESP_DATA"):
                 m.d.comb += [self.tx.valid.eq(1),
-                             self.tx.payload.eq(resp_word.word_select(byte_idx, 8))]
+                             self.tx.payload.eq(resp_reg.word_select(byte_idx, 8))]
                 with m.If(self.tx.ready):
                     m.d.sync += [crc.eq(crc16_next(crc, self.tx.payload)), byte_idx.eq(byte_idx + 1)]
                     with m.If(byte_idx == 3):
@@ -345,7 +359,12 @@ class FrameBridge(wiring.Component):
                             m.next = "RESP_FETCH"
 
             with m.State("RESP_FETCH"):
-                # One cycle for the buffer's read port to show the next word.
+                # One cycle for the buffer's read port to show the word at word_idx...
+                m.next = "RESP_LATCH"
+
+            with m.State("RESP_LATCH"):
+                # ...and one to register it.
+                m.d.sync += resp_reg.eq(resp_word)
                 m.next = "RESP_DATA"
 
             with m.State("RESP_CRC0"):
