@@ -99,7 +99,11 @@ class OutputUnit(wiring.Component):
         vbits = max(cfg.acc_bits, rb) + 1
 
         # --- threshold registers (a shift register: entry o ends in register o) -------------------
-        thr = [[Signal(signed(16), name=f"thr{o}_{k}") for k in range(3)] for o in range(p_o)]
+        # Stored as -T, with T = t (negate 0) or 1 - t (negate 1): u >= t is then (v >= T) xor
+        # negate (-v >= t <=> v <= -t <=> not v >= 1 - t), and v >= T is the sign of v + (-T), a
+        # plain addition: no per-pixel negation of v and no inverted comparator inputs (which
+        # Yosys maps to an extra LUT per bit in front of the carry chain).
+        thr = [[Signal(signed(17), name=f"nthr{o}_{k}") for k in range(3)] for o in range(p_o)]
         neg = [Signal(name=f"neg{o}") for o in range(p_o)]
         thr_ok = Signal()        # thresholds of the current group are loaded
         loading = Signal()
@@ -189,8 +193,17 @@ class OutputUnit(wiring.Component):
         with m.If(en_c):
             m.d.sync += [c_valid.eq(b_valid), c_last.eq(b_tag.last), c_final.eq(b_tag.final)]
             for o in range(p_o):
-                u = Mux(neg[o], -b_v[o], b_v[o])
-                count = (u >= thr[o][0]) + (u >= thr[o][1]) + (u >= thr[o][2])
+                v = b_v[o]
+                # compare on 17 bits: outside the signed 17-bit range v is above or below every T
+                if vbits > 17:
+                    top = v[16:]
+                    in_range = (top == 0) | (top == (1 << len(top)) - 1)
+                else:
+                    in_range = Const(1, 1)
+                low = v[:17].as_signed()
+                ge = [~(low + thr[o][k])[17] for k in range(3)]
+                passed = [Mux(in_range, ge[k], ~v[vbits - 1]) ^ neg[o] for k in range(3)]
+                count = passed[0] + passed[1] + passed[2]
                 code = Mux(count > maxc, maxc, count)
                 m.d.sync += c_code[o].eq(code[:cb])
 
@@ -217,7 +230,9 @@ class OutputUnit(wiring.Component):
             for o in range(p_o - 1):
                 m.d.sync += [thr[o][k].eq(thr[o + 1][k]) for k in range(3)]
                 m.d.sync += neg[o].eq(neg[o + 1])
-            m.d.sync += [thr[p_o - 1][k].eq(e[16 * k:16 * (k + 1)].as_signed()) for k in range(3)]
+            for k in range(3):
+                t = e[16 * k:16 * (k + 1)].as_signed()
+                m.d.sync += thr[p_o - 1][k].eq(Mux(e[48], t - 1, -t))
             m.d.sync += neg[p_o - 1].eq(e[48])
 
         # --- stage C -> D: pool and pack ----------------------------------------------------------

@@ -38,15 +38,14 @@ class Harness(Elaboratable):
 
 
 def check_layer(seed, n_cog, npix, res_in, res_out, thr_out, out_bits, pool, sum_, partial,
-                p_stall, layers=1):
-    cfg = TINY
+                p_stall, layers=1, cfg=TINY, acc_range=300):
     p_o, p_i, nb, rb, ab = cfg.p_o, cfg.p_i, cfg.a_planes, cfg.res_bits, cfg.acc_bits
     mm = cfg.m
     rng = np.random.default_rng(seed)
     res_base, thr_base = int(rng.integers(0, 5)), int(rng.integers(0, 9))
     n_cig_out = n_cog * mm - (1 if partial else 0)
     res_depth = res_base + npix * n_cog + 4
-    acc = rng.integers(-300, 300, (n_cog, npix, p_o))
+    acc = rng.integers(-acc_range, acc_range, (n_cog, npix, p_o))
     res_init_v = rng.integers(-300, 300, (res_depth, p_o))
     res_init = [pack_res_word(r, rb) for r in res_init_v]
     thr = np.sort(rng.integers(-400, 400, (n_cog * p_o, 3)), axis=1)
@@ -150,6 +149,13 @@ def test_back_to_back_layers():
     """Two runs on one unit: start resets the group counters and the sums."""
     check_layer(11, 2, 4, 1, 0, 1, 2, 1, 0, True, 0.2, layers=2)
     check_layer(12, 2, 3, 0, 0, 0, 2, 0, 1, False, 0.2, layers=2)
+
+
+def test_wide_accumulators():
+    """acc_bits 20: v beyond the 17-bit compare range still thresholds (and negates) exactly."""
+    cfg = TINY.replace(acc_bits=20)
+    check_layer(21, 2, 8, 1, 0, 1, 2, 0, 0, False, 0.3, cfg=cfg, acc_range=1 << 19)
+    check_layer(22, 1, 8, 0, 0, 1, 2, 1, 0, True, 0.0, cfg=cfg, acc_range=70000)
 
 
 def test_one_pixel_per_cycle():
