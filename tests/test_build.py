@@ -187,3 +187,13 @@ def test_bench_builds_section(tmp_path, monkeypatch):
     assert "| ulx3s-25f | LFE5U-25F | small25 | soc | 1,038 / 24,288 (4%) |" in text
     assert "| 82.0 / 50 | pass | 4.5 min (10 s + 2 s + 60 s + 3.3 min) |" in text
     assert "| icebreaker | iCE40UP5K | micro | soc | failed: nextpnr failed: does not fit |" in text
+
+
+def test_program_without_openfpgaloader_says_how(monkeypatch):
+    monkeypatch.setattr(B.shutil, "which", lambda name, path=None: None)
+    lines = []
+    report = {"files": {"bitstream": "build/ulx3s-85f/top.bit", "svf": "build/ulx3s-85f/top.svf"}}
+    assert B.program(get_board("ulx3s-85f"), report, log=lines.append) is False
+    assert lines == ["[program] openFPGALoader is not installed or not used for ulx3s-85f; to flash: "
+                     "openFPGALoader -b ulx3s build/ulx3s-85f/top.bit   (or: fujprog "
+                     "build/ulx3s-85f/top.bit)"]
