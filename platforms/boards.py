@@ -217,6 +217,6 @@ BOARDS = {b.name: b for b in [
                 "5,280 and 30, so only `--top bridge` builds for now."),
 ]}
 
-# ``ecp5`` is the default board.
+# ``ecp5`` (and plain ``ulx3s``) is the default board.
 DEFAULT_BOARD = "ulx3s-85f"
-ALIASES = {"ecp5": DEFAULT_BOARD}
+ALIASES = {"ecp5": DEFAULT_BOARD, "ulx3s": DEFAULT_BOARD, "colorlight": "colorlight-5a-75b"}
