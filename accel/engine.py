@@ -380,7 +380,8 @@ class LayerEngine(wiring.Component):
         max_nsub = _ceil_div(8, cfg.a_planes)
         nb = cfg.n_code_banks
         conv_bad = Signal()
-        ncog_m = d.n_cog * cfg.m
+        # n_cog * m as shifts and adds: a constant product would otherwise infer a DSP multiplier
+        ncog_m = sum((d.n_cog << b) for b in range(cfg.m.bit_length()) if (cfg.m >> b) & 1)
         m.d.comb += conv_bad.eq(
             (d.src_bank >= nb) |
             (d.thr_out & ((d.dst_bank >= nb) | (d.dst_bank == d.src_bank))) |

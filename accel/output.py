@@ -114,7 +114,9 @@ class OutputUnit(wiring.Component):
 
         # --- stage A: accumulators + residual read in flight ---------------------------------------
         a_valid = Signal()
-        a_acc = Signal(self.in_layout["acc"].shape)
+        # one signal per lane (not one p_o*acc_bits-bit vector): compiled simulators (CXXRTL) handle
+        # many narrow signals far better than one huge one
+        a_acc = [Signal(signed(cfg.acc_bits), name=f"a_acc{o}") for o in range(p_o)]
         a_tag = Signal(OUT_TAG_LAYOUT)
         # --- stage B: v ------------------------------------------------------------------------
         b_valid = Signal()
@@ -154,7 +156,8 @@ class OutputUnit(wiring.Component):
         # Residual read issued as the pixel enters stage A; held while A is stalled.
         m.d.comb += [self.res_raddr.eq(self.inp.payload.tag.raddr), self.res_ren.eq(en_a)]
         with m.If(en_a):
-            m.d.sync += [a_valid.eq(take), a_acc.eq(self.inp.payload.acc), a_tag.eq(self.inp.payload.tag)]
+            m.d.sync += [a_valid.eq(take), a_tag.eq(self.inp.payload.tag)]
+            m.d.sync += [a_acc[o].eq(self.inp.payload.acc[o]) for o in range(p_o)]
         with m.If(take & self.inp.payload.tag.last):
             m.d.sync += closed.eq(1)
 
