@@ -326,16 +326,22 @@ class LayerEngine(wiring.Component):
             m.d.comb += getattr(ou, name).eq(getattr(d, name))
 
         # engine ports of the memories
-        kdim = d.k
-        j_last = j == P - 1
-        sub_last = sub == d.nsub - 1
-        kx_last = kx == kdim - 1
-        ky_last = ky == kdim - 1
+        # loop limits minus one, registered at the start of a layer (shorter compare paths)
+        Pm1 = Signal(16)
+        nsubm1 = Signal(4)
+        km1 = Signal(4)
+        wom1 = Signal(10)
+        hom1 = Signal(10)
+        ncogm1 = Signal(6)
+        j_last = j == Pm1
+        sub_last = sub == nsubm1
+        kx_last = kx == km1
+        ky_last = ky == km1
         tap_last = kx_last & ky_last
-        pix_last_x = ox == d.w_out - 1
-        pix_last_y = oy == d.h_out - 1
+        pix_last_x = ox == wom1
+        pix_last_y = oy == hom1
         cog_pix_last = pix_last_x & pix_last_y & (~pool | (dy & dx))
-        cog_last = cog == d.n_cog - 1
+        cog_last = cog == ncogm1
         word_last = j_last & tap_last
         tap_ok = (iy >= 0) & (iy < d.h_in) & (ix >= 0) & (ix < d.w_in)
         bank_addr = Signal(signed(ab))
@@ -461,7 +467,9 @@ class LayerEngine(wiring.Component):
                 with m.Else():
                     m.d.sync += cog_reset(0)
                     m.d.sync += [cog.eq(0), WA.eq(d.w_base), wcog.eq(d.w_base), ag_active.eq(1),
-                                 conv_run.eq(1), src_sel.eq(d.src_bank)]
+                                 conv_run.eq(1), src_sel.eq(d.src_bank),
+                                 Pm1.eq(P - 1), nsubm1.eq(d.nsub - 1), km1.eq(d.k - 1),
+                                 wom1.eq(d.w_out - 1), hom1.eq(d.h_out - 1), ncogm1.eq(d.n_cog - 1)]
                     m.d.comb += ou.start.eq(1)
                     m.next = "CONV_RUN"
             with m.State("CONV_RUN"):

@@ -139,10 +139,12 @@ class OutputUnit(wiring.Component):
         pcount = Signal(2)
         cogm = Signal(8)          # cog * m
         wpix = Signal(20)         # opix * n_cig_out + cog * m
+        # n_cig_out - cog*m and whether it is positive, kept as registers so that the stall chain
+        # (output unit ready -> MAC enable -> address generator) starts at flip-flops
         remaining = Signal(signed(9))
-        m.d.comb += remaining.eq(self.n_cig_out - cogm)
+        rem_pos = Signal()
         writes = Signal()         # the pixel in stage C produces a write job
-        m.d.comb += writes.eq(self.thr_out & (~self.pool | (pcount == 3)) & (remaining > 0))
+        m.d.comb += writes.eq(self.thr_out & (~self.pool | (pcount == 3)) & rem_pos)
 
         d_accept = ~job_valid | (job_j == job_jlast)
         # a pixel that writes nothing (first three of a pool window) never waits for stage D
@@ -267,7 +269,8 @@ class OutputUnit(wiring.Component):
                 # nothing to write: finished once a job still being written has ended
                 m.d.sync += fin_wait.eq(1)
             with m.If(c_last):
-                m.d.sync += [cogm.eq(cogm + mm), wpix.eq(cogm + mm)]
+                m.d.sync += [cogm.eq(cogm + mm), wpix.eq(cogm + mm), remaining.eq(remaining - mm),
+                             rem_pos.eq(remaining > mm)]
 
         # Stage D: one code word per cycle.
         m.d.comb += [self.code_waddr.eq(job_addr + job_j), self.code_wen.eq(job_valid)]
@@ -287,5 +290,6 @@ class OutputUnit(wiring.Component):
 
         with m.If(self.start):
             m.d.sync += [thr_ok.eq(0), closed.eq(0), loading.eq(0), thr_cog.eq(0), sum_first.eq(1),
-                         sum_cog.eq(0), pcount.eq(0), cogm.eq(0), wpix.eq(0), fin_wait.eq(0)]
+                         sum_cog.eq(0), pcount.eq(0), cogm.eq(0), wpix.eq(0), fin_wait.eq(0),
+                         remaining.eq(self.n_cig_out), rem_pos.eq(self.n_cig_out != 0)]
         return m
