@@ -1,0 +1,64 @@
+"""Writing benchmark results: one section of ``docs/BENCHMARKS.md`` per benchmark, plots beside it.
+
+Each benchmark owns a ``## <title>`` section and rewrites only that section, so the benchmarks can
+run separately and in any order.
+"""
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "BENCHMARKS.md"
+PLOTS = ROOT / "docs" / "plots"
+
+
+def machine():
+    """One line describing where a measurement ran."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores ({cpu})"
+
+
+def git_revision():
+    try:
+        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                                       stderr=subprocess.DEVNULL, text=True).strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def table(header, rows):
+    """A Markdown table from a header list and rows of cells."""
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        out.append("| " + " | ".join(str(c) for c in r) + " |")
+    return out
+
+
+def write_section(title, lines, doc=DOC):
+    """Replace (or append) the ``## title`` section of the benchmarks document."""
+    heading = f"## {title}"
+    body = "\n".join([heading, "", *lines]).rstrip("\n") + "\n"
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n\nWritten by `python -m bench`; each section says how it was measured.\n"
+    start = text.find(heading + "\n")
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + body
+    else:
+        end = text.find("\n## ", start + len(heading))
+        text = text[:start] + body + (text[end:] if end >= 0 else "")
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(text)
+
+
+def plot_path(name):
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    return PLOTS / name
