@@ -172,24 +172,26 @@ class OutputUnit(wiring.Component):
 
         # Stage B: residual write, sums, thresholds.
         b_go = b_valid & en_c
+        # The sums are 0 outside sum mode and are cleared (a free synchronous reset) after each
+        # group's write, so ``sums + v`` is both the next sum and, outside sum mode, ``v`` itself:
+        # one adder and no multiplexer in front of the residual write port.
         sums = [Signal(signed(rb), name=f"sum{o}") for o in range(p_o)]
-        sum_first = Signal()
         sum_cog = Signal(16)
         sum_next = [Signal(signed(rb), name=f"sum_next{o}") for o in range(p_o)]
         for o in range(p_o):
-            m.d.comb += sum_next[o].eq(Mux(sum_first, 0, sums[o]) + b_v[o])
+            m.d.comb += sum_next[o].eq(sums[o] + b_v[o])
         m.d.comb += [self.res_wen.eq(0), self.res_waddr.eq(b_tag.raddr),
-                     self.res_wdata.eq(Cat(*[v[:rb] for v in b_v]))]
+                     self.res_wdata.eq(Cat(*sum_next))]
         with m.If(b_go):
             with m.If(self.res_out):
                 m.d.comb += self.res_wen.eq(1)
             with m.If(self.sum):
-                m.d.sync += [sums[o].eq(sum_next[o]) for o in range(p_o)]
-                m.d.sync += sum_first.eq(b_tag.last)
                 with m.If(b_tag.last):
                     # sum and res_out are exclusive (the engine rejects both), so the port is free
-                    m.d.comb += [self.res_wen.eq(1), self.res_waddr.eq(self.res_base + sum_cog),
-                                 self.res_wdata.eq(Cat(*sum_next))]
+                    m.d.comb += [self.res_wen.eq(1), self.res_waddr.eq(self.res_base + sum_cog)]
+                    m.d.sync += [sums[o].eq(0) for o in range(p_o)]
+                with m.Else():
+                    m.d.sync += [sums[o].eq(sum_next[o]) for o in range(p_o)]
             with m.If(b_tag.last):
                 m.d.sync += sum_cog.eq(sum_cog + 1)
 
@@ -289,7 +291,8 @@ class OutputUnit(wiring.Component):
         m.d.comb += self.idle.eq(~a_valid & ~b_valid & ~c_valid & ~job_valid & ~loading)
 
         with m.If(self.start):
-            m.d.sync += [thr_ok.eq(0), closed.eq(0), loading.eq(0), thr_cog.eq(0), sum_first.eq(1),
+            m.d.sync += [thr_ok.eq(0), closed.eq(0), loading.eq(0), thr_cog.eq(0),
                          sum_cog.eq(0), pcount.eq(0), cogm.eq(0), wpix.eq(0), fin_wait.eq(0),
                          remaining.eq(self.n_cig_out), rem_pos.eq(self.n_cig_out != 0)]
+            m.d.sync += [sums[o].eq(0) for o in range(p_o)]
         return m
