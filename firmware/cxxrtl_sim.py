@@ -41,7 +41,8 @@ CXXFLAGS = ["-std=c++17", "-O2", "-fPIC", "-shared", "-fvisibility=hidden"]
 BUILD_ROOT = (Path(os.environ.get("PEA_BUILD_DIR") or Path(__file__).resolve().parent.parent / "build")
               / "cxxrtl").resolve()
 
-# Ports of the host-facing interface: harness name -> (Amaranth/RTLIL name, width class).
+# Ports of the host-facing interface: harness name -> (Amaranth/RTLIL name, width class). ``rst``
+# is optional (``build`` makes the domain reset-less; the harness holds a reset port low).
 PORTS = {
     "clk": ("clk", "in1"), "rst": ("rst", "in1"), "cyc": ("host__cyc", "in1"),
     "stb": ("host__stb", "in1"), "we": ("host__we", "in1"), "sel": ("host__sel", "in"),
@@ -97,6 +98,9 @@ def _ports_header_cxxrtl(design_cc, top_name="top"):
              "static inline void pea_eval(pea_design_t *t) { t->step(); }"]
     for short, (name, kind) in PORTS.items():
         member = mangle(name)
+        if short == "rst" and f" {member};" not in design_cc:
+            lines.append("static inline void pea_set_rst(pea_design_t *t, uint32_t v) {}")
+            continue
         if f" {member};" not in design_cc:
             raise CxxrtlError(f"the design has no top-level port '{name}' ({member} not in the "
                               f"generated C++); it needs host (Wishbone), irq, clk and rst")
@@ -118,6 +122,9 @@ def _ports_header_verilator(vtop_h):
              "static inline void pea_eval(pea_design_t *t) { t->eval(); }"]
     for short, (name, kind) in PORTS.items():
         name = name.replace("__", "___05F")      # Verilator escapes double underscores
+        if short == "rst" and f"&{name}," not in vtop_h:
+            lines.append("static inline void pea_set_rst(pea_design_t *t, uint32_t v) {}")
+            continue
         if f"&{name}," not in vtop_h:
             raise CxxrtlError(f"the design has no top-level port '{name}' (not in Vtop.h); it "
                               f"needs host (Wishbone), irq, clk and rst")
@@ -190,6 +197,24 @@ def _verilator_root():
     return root
 
 
+def _rtlil(dut):
+    """RTLIL of ``dut`` under a top whose ``sync`` domain has no reset.
+
+    The simulators never reset the design: it starts from its initial values, as in Amaranth's
+    simulator. A reset input would instead be evaluated in every flip-flop's next-state logic in
+    every cycle (Verilator re-evaluates everything that depends on a top-level input at every
+    evaluation, i.e. twice per cycle).
+    """
+    from amaranth.hdl import Module, ClockDomain
+    from amaranth.back import rtlil
+    m = Module()
+    m.domains.sync = cd = ClockDomain("sync", reset_less=True)
+    m.submodules.dut = dut
+    ports = [cd.clk, dut.irq] + [getattr(dut.host, name) for name in
+                                 ("cyc", "stb", "we", "sel", "adr", "dat_w", "dat_r", "ack", "err")]
+    return rtlil.convert(m, name="top", ports=ports)
+
+
 def build(dut, *, backend="cxxrtl", quiet=False):
     """Build (or find in the cache) the compiled simulator of ``dut``; returns the library path.
 
@@ -204,8 +229,7 @@ def build(dut, *, backend="cxxrtl", quiet=False):
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-    from amaranth.back import rtlil
-    rtlil_text = rtlil.convert(dut, name="top")
+    rtlil_text = _rtlil(dut)
     if backend == "cxxrtl":
         recipe = [YOSYS_SCRIPT, " ".join(CXXFLAGS), _tool_id(CXX)]
     else:
