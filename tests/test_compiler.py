@@ -461,3 +461,37 @@ def test_cli_errors_are_one_line(tmp_path):
     r = _cli(str(path), "--config", "tiny")
     assert r.returncode != 0 and r.stderr.strip() == \
         "error: layer embed: C*d=9 embedded channels exceed p_i=8"
+
+
+# --- the shipped model --------------------------------------------------------------------------
+
+def test_shipped_model_matches_golden_on_default():
+    """model/shipped/default.npz on DEFAULT: Fashion-MNIST fixture images; every feature map of the
+    first three and the logits of the first 32 bit for bit."""
+    from model.deploy import load
+    from model.data import load_fixture
+    m = load(SHIPPED)
+    images = load_fixture()[0][:32]
+    cm = compile_model(m, DEFAULT)
+    assert cm.window_limit - cm.window_base <= DEFAULT.mem_words
+    g = golden.run(m, images)
+    logits, _, sim = run_compiled(cm, images)
+    np.testing.assert_array_equal(logits, g.logits_int)
+    _, results, _ = run_compiled(cm, images[:3], trace=True)
+    for n, res in enumerate(results):
+        assert res.error == 0 and not res.overflows
+        fm = feature_maps(cm, res)
+        for name in cm.tensors:
+            np.testing.assert_array_equal(fm[name], np.asarray(g.tensors[name][n]).reshape(fm[name].shape),
+                                          err_msg=name)
+
+
+@pytest.mark.parametrize("cfg", ["small", "tiny"])
+def test_shipped_model_on_small_configs_matches_or_names_the_layer(cfg):
+    from model.deploy import load
+    m = load(SHIPPED)
+    names = {L["name"] for L in m.header["layers"]}
+    try:
+        check_against_golden(m, CONFIGS[cfg], n_images=1)
+    except CompileError as e:
+        assert str(e).split(":")[0].removeprefix("layer ") in names, e
