@@ -193,6 +193,7 @@ class CompiledModel:
     host_layer: dict = None
     host_arrays: dict = field(default=None, repr=False)
     logits_name: str = None
+    dumps: list = field(default_factory=list)
 
     # ---- I/O ---------------------------------------------------------------------------------
     def encode_image(self, image):
@@ -225,6 +226,16 @@ class CompiledModel:
         if words.size != self.output_words:
             raise ValueError(f"expected {self.output_words} logits words, got {words.size}")
         return layout.decode_sums(words, self.num_classes, self.config)
+
+    def decode_dump(self, name, words):
+        """Words read from a dump region (``dumps``: name, address, words; compiled with
+        ``dump=True``) to the feature map ``(C, H, W)`` as int64, as ``model.golden`` names it."""
+        t = self.tensors[name]
+        C, H, W = t.shape
+        words = np.asarray(words, dtype=np.uint32).reshape(-1)
+        if t.kind == "codes":
+            return layout.decode_codes(words, C, H, W, t.bits, self.config)[:C].astype(np.int64)
+        return layout.decode_ints(words, C, H, W, self.config)[:C].astype(np.int64)
 
     def memory_dict(self):
         """The memory image as ``{word address: word}``."""
@@ -329,10 +340,12 @@ def _weight_bits(arrays, name, cout, cin, k):
 # The compiler
 
 class _Compiler:
-    def __init__(self, deploy, config, base):
+    def __init__(self, deploy, config, base, dump=False):
         self.header, self.arrays = _deploy_parts(deploy)
         self.c = config
         self.base = base
+        self.dump = dump
+        self.dump_regions = []    # (tensor name, offset in the dump area, words)
         self.layers = list(self.header["layers"])
         inp = self.header["input"]
         self.input_shape = (int(inp["channels"]), int(inp["height"]), int(inp["width"]))
@@ -748,20 +761,23 @@ class _Compiler:
                     img.append((fields, f"{L['name']} ({L['kind']})"))
                 plan.desc = d[-1]
                 img.append((d[-1], f"{L['name']} ({L['kind']})"))
+                if self.dump:
+                    img += self._dump_stores(L, addr)
             img.append((dict(op=isa.Op.STORE, mem_addr=addr["output"],
                              local_addr=(BUF_RESIDUAL << LOCAL_LANE_BITS) | (logits.res_base * Lr),
                              count=output_words, rows=1, mem_stride=output_words), "logits"))
             img.append((dict(op=isa.Op.END), "end"))
             return pre, img
 
-        dummy = dict.fromkeys(("weights", "thresholds", "embed", "input", "output", "scratch"), 0)
+        dummy = dict.fromkeys(("weights", "thresholds", "embed", "input", "output", "scratch", "dump"), 0)
         pre, img = program(dummy)
         n_desc = len(pre) + len(img)
         a = self.base
         addr = {}
         sizes = [("program", n_desc * isa.DESCRIPTOR_WORDS), ("weights", self.wmem.size),
                  ("thresholds", self.tmem.size), ("embed", self.emem.size),
-                 ("input", input_words), ("output", output_words), ("scratch", self._scratch_words())]
+                 ("input", input_words), ("output", output_words), ("scratch", self._scratch_words()),
+                 ("dump", self._dump_words())]
         for key, size in sizes:
             addr[key] = a
             a += size
@@ -806,9 +822,51 @@ class _Compiler:
         al.append(Allocation(f"output ({logits.name})", "memory", addr["output"], output_words))
         if self._scratch_words():
             al.append(Allocation("scratch (residual copies)", "memory", addr["scratch"], self._scratch_words()))
+        for name, off, words in self.dump_regions:
+            al.append(Allocation(f"dump {name}", "memory", addr["dump"] + off, words))
         order = {"memory": 0, "weights": 1, "thresholds": 2, "embed": 3, "residual": 5}
         al.sort(key=lambda x: x.addr)
         self.allocations = al + sorted(self.allocs, key=lambda x: (order.get(x.region, 4), x.region, x.addr))
+
+    # ---- optional dumps of every feature map (debugging and per-layer checks) ------------------
+    def _dumped_tensors(self, L):
+        outs = L.get("outputs") or {}
+        return [self.tensors[n] for key, n in outs.items()
+                if n and key != "logits" and self.tensors[n].kind in ("codes", "ints")]
+
+    def _tensor_lanes(self, t):
+        """(local lane address, lanes) of a feature map in its bank or the residual buffer."""
+        c = self.c
+        C, H, W = t.shape
+        if t.kind == "codes":
+            words = H * W * ceil_div(C, c.p_i) * ceil_div(t.bits, c.a_planes)
+            Lc = c.lanes(BUF_CODE_BANK0)
+            return ((BUF_CODE_BANK0 + t.bank) << LOCAL_LANE_BITS), words * Lc
+        Lr = c.lanes(BUF_RESIDUAL)
+        return ((BUF_RESIDUAL << LOCAL_LANE_BITS) | (t.res_base * Lr)), self._res_words(t) * Lr
+
+    def _dump_words(self):
+        if not self.dump:
+            return 0
+        self.dump_regions = []
+        off = 0
+        for L in self.layers:
+            for t in self._dumped_tensors(L):
+                lanes = self._tensor_lanes(t)[1]
+                self.dump_regions.append((t.name, off, lanes))
+                off += lanes
+        return off
+
+    def _dump_stores(self, L, addr):
+        out = []
+        offsets = {name: off for name, off, _ in self.dump_regions}
+        for t in self._dumped_tensors(L):
+            local, lanes = self._tensor_lanes(t)
+            buf, lane = local >> LOCAL_LANE_BITS, local & ((1 << LOCAL_LANE_BITS) - 1)
+            for fields, _ in self._loads(addr["dump"] + offsets.get(t.name, 0), lanes, buf, lane,
+                                         "dump", op=isa.Op.STORE):
+                out.append((fields, f"dump {t.name}"))
+        return out
 
     def _scratch_words(self):
         Lr = self.c.lanes(BUF_RESIDUAL)
@@ -901,10 +959,11 @@ class _Compiler:
             logits_res_base=self.logits.res_base, logits_groups=ceil_div(self.num_classes, self.c.p_o),
             allocations=self.allocations, layers=self.plans, tensors=self.tensors,
             host_layer=self.host_layer, host_arrays=self.arrays if self.host_layer else None,
-            logits_name=self.logits.name)
+            logits_name=self.logits.name,
+            dumps=[(name, self.addr["dump"] + off, words) for name, off, words in self.dump_regions])
 
 
-def compile_model(deploy, config="default", base=0):
+def compile_model(deploy, config="default", base=0, *, dump=False):
     """Compile a deploy model for an accelerator configuration.
 
     Parameters
@@ -915,6 +974,10 @@ def compile_model(deploy, config="default", base=0):
         The configuration or its name in ``accel.config.CONFIGS``.
     base : int
         Main-memory word address where the image (and the window) starts.
+    dump : bool
+        After every layer, STORE each feature map it produced (codes or ints) to its own region
+        of main memory (``CompiledModel.dumps``; decode with ``decode_dump``), so that a run on
+        the hardware can be compared with the golden model layer by layer.
 
     Returns
     -------
@@ -933,7 +996,7 @@ def compile_model(deploy, config="default", base=0):
         raise TypeError(f"config must be an AccelConfig or a name, not {type(config).__name__}")
     if not isinstance(base, int) or base < 0:
         raise ValueError(f"base must be a non-negative integer, not {base!r}")
-    comp = _Compiler(deploy, config, base)
+    comp = _Compiler(deploy, config, base, dump=dump)
     comp.analyse()
     comp.allocate_local()
     comp.build_params()
