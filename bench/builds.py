@@ -108,6 +108,8 @@ def main(argv=None):
     parser.add_argument("--freq", type=B._parse_freq, default=None)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--no-doc", action="store_true", help="do not touch docs/BENCHMARKS.md")
+    parser.add_argument("--note", default=None, help="a remark printed under the table for "
+                                                     "the boards of this run")
     args = parser.parse_args(argv)
 
     try:
@@ -140,6 +142,8 @@ def main(argv=None):
         if args.verilog_only:
             continue
         report["date"] = datetime.datetime.now().isoformat(timespec="minutes")
+        if args.note:
+            report["note"] = args.note
         results[board.name] = report
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
