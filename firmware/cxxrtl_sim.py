@@ -363,12 +363,18 @@ class CxxrtlTransport(Transport):
         ``irq`` ports, or a function returning one.
     backend : str
         ``"cxxrtl"`` or ``"verilator"`` (see ``build``).
+    fast_models : bool
+        Simulate the SoC's MAC array with ``firmware.fast_models.FastMACArray`` (same ports and
+        cycle behaviour, word-level popcounts; several times faster at the default size). The
+        SoC object passed in is modified.
     quiet : bool
         No progress message while compiling.
 
     Members
     -------
     sim : CxxrtlSim
+    fast_models : list of str
+        The blocks that were replaced by simulation models.
     cycles : int
         Rising clock edges simulated so far.
     fmax_hz : None
@@ -376,7 +382,7 @@ class CxxrtlTransport(Transport):
 
     fmax_hz = None
 
-    def __init__(self, dut, *, backend="cxxrtl", quiet=False):
+    def __init__(self, dut, *, backend="cxxrtl", fast_models=True, quiet=False):
         from accel.config import AccelConfig
         if isinstance(dut, AccelConfig):
             from accel.soc import SoC
@@ -388,6 +394,10 @@ class CxxrtlTransport(Transport):
                 raise TypeError(f"CxxrtlTransport: dut must have a '{name}' port, "
                                 f"{type(dut).__name__} has none")
         self.backend = backend
+        self.fast_models = []
+        if fast_models:
+            from .fast_models import use_fast_models
+            self.fast_models = use_fast_models(dut)
         self.lib_path = build(dut, backend=backend, quiet=quiet)
         self.sim = CxxrtlSim(self.lib_path)
 
