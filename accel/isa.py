@@ -57,6 +57,9 @@ FIELDS = (
     Field("pool",      7,  1, ("CONV",), "2x2 max-pool on the codes (pixels visited in window order)"),
     Field("sum",       8,  1, ("CONV",), "sum v over all pixels; write the sums of group `cog` at `res_base + cog`"),
     Field("raw",       9,  1, ("EMBED",), "store the 8-bit pixel itself (`nsub` sub-words) instead of table codes"),
+    Field("async_dma", 10, 1, ("LOAD", "STORE"), "do not wait for the transfer: the next descriptors run while it moves "
+                                                 "(the next descriptor using the DMA, a CONV with `wait_dma`, or END waits for it)"),
+    Field("wait_dma",  11, 1, ("CONV",), "wait for an outstanding `async_dma` transfer before starting"),
     Field("k",        12,  4, ("CONV",), "kernel size (1..15)"),
     Field("stride",   16,  2, ("CONV",), "stride (1..3)"),
     Field("pad",      18,  2, ("CONV",), "zero padding (0..3)"),

@@ -107,9 +107,12 @@ class Sequencer(wiring.Component):
         addr = Signal(32)            # word address of the descriptor being fetched
         word_idx = Signal(range(isa.DESCRIPTOR_WORDS))
         desc_cycles = Signal(32)     # cycles spent in the current descriptor
-        dma_pending = Signal()
+        dma_pending = Signal()       # a DMA command is outstanding
+        dma_async = Signal()         # ... issued by an `async_dma` descriptor (the sequencer went on)
+        dma_pc = Signal(16)          # index of the descriptor that issued it
         engine_pending = Signal()
         dma_fault = Signal(4)
+        fault_pc = Signal(16)
         engine_fault = Signal(4)
 
         profile = memory.Memory(shape=32, depth=MAX_PROFILED_DESCRIPTORS, init=[])
@@ -131,7 +134,20 @@ class Sequencer(wiring.Component):
             with m.If(self.mac_busy):
                 m.d.sync += self.mac_busy_cycles.eq(self.mac_busy_cycles + 1)
 
+        # Completions are captured in every state: an `async_dma` transfer ends while later
+        # descriptors are fetched and run.
+        with m.If(self.busy & self.dma_done & dma_pending):
+            m.d.sync += dma_pending.eq(0)
+            with m.If(self.dma_error != 0):
+                m.d.sync += [dma_fault.eq(self.dma_error), fault_pc.eq(dma_pc)]
+        with m.If(self.busy & self.engine_done & engine_pending):
+            m.d.sync += [engine_pending.eq(0), engine_fault.eq(self.engine_error)]
+
         op = self.desc.op
+        # Descriptors that use the DMA themselves (or ask to) first wait for an outstanding one.
+        needs_dma_idle = Signal()
+        m.d.comb += needs_dma_idle.eq((op == isa.Op.LOAD) | (op == isa.Op.STORE) | (op == isa.Op.EMBED) |
+                                      (op == isa.Op.END) | ((op == isa.Op.CONV) & self.desc.wait_dma))
         # Main-memory extent of the descriptor fetch, checked against the window before any access.
         fetch_ok = ((addr >= self.window_base) &
                     (addr + isa.DESCRIPTOR_WORDS <= self.window_limit))
@@ -140,11 +156,11 @@ class Sequencer(wiring.Component):
         embed_bytes = Signal(24)
         m.d.comb += embed_bytes.eq(self.desc.h_in * self.desc.w_in * self.desc.emb_c)
 
-        def fail(code):
+        def fail(code, pc=None):
             m.d.sync += [
                 self.error.eq(1),
                 self.error_code.eq(code),
-                self.error_pc.eq(self.pc),
+                self.error_pc.eq(self.pc if pc is None else pc),
                 self.busy.eq(0),
                 self.done.eq(1),
             ]
@@ -192,6 +208,10 @@ class Sequencer(wiring.Component):
                         self.cycles.eq(0),
                         self.mac_busy_cycles.eq(0),
                         desc_cycles.eq(0),
+                        dma_pending.eq(0),
+                        engine_pending.eq(0),
+                        dma_fault.eq(0),
+                        engine_fault.eq(0),
                     ]
                     m.next = "FETCH"
 
@@ -224,28 +244,35 @@ class Sequencer(wiring.Component):
                 abort_wins()
 
             with m.State("DISPATCH"):
-                m.d.sync += [dma_fault.eq(0), engine_fault.eq(0)]
-                with m.Switch(op):
-                    with m.Case(isa.Op.END):
-                        m.d.comb += prof_w.en.eq(self.pc < MAX_PROFILED_DESCRIPTORS)
-                        m.d.sync += [
-                            self.busy.eq(0),
-                            self.done.eq(1),
-                        ]
-                        m.next = "IDLE"
-                    with m.Case(isa.Op.LOAD, isa.Op.STORE):
-                        m.d.sync += [dma_pending.eq(1), engine_pending.eq(0)]
-                        m.next = "ISSUE_DMA"
-                    with m.Case(isa.Op.EMBED):
-                        m.d.sync += [dma_pending.eq(1), engine_pending.eq(1)]
-                        m.d.comb += self.engine_start.eq(1)
-                        m.next = "ISSUE_DMA"
-                    with m.Case(isa.Op.CONV):
-                        m.d.sync += [dma_pending.eq(0), engine_pending.eq(1)]
-                        m.d.comb += self.engine_start.eq(1)
-                        m.next = "WAIT"
-                    with m.Default():
-                        fail(ErrorCode.BAD_OPCODE)
+                with m.If(dma_fault != 0):
+                    fail(dma_fault, fault_pc)
+                with m.Elif(needs_dma_idle & dma_pending):
+                    with m.If(desc_cycles >= self._watchdog_cycles):
+                        fail(ErrorCode.TIMEOUT)
+                with m.Else():
+                    with m.Switch(op):
+                        with m.Case(isa.Op.END):
+                            m.d.comb += prof_w.en.eq(self.pc < MAX_PROFILED_DESCRIPTORS)
+                            m.d.sync += [
+                                self.busy.eq(0),
+                                self.done.eq(1),
+                            ]
+                            m.next = "IDLE"
+                        with m.Case(isa.Op.LOAD, isa.Op.STORE):
+                            m.d.sync += [dma_pending.eq(1), dma_async.eq(self.desc.async_dma),
+                                         dma_pc.eq(self.pc)]
+                            m.next = "ISSUE_DMA"
+                        with m.Case(isa.Op.EMBED):
+                            m.d.sync += [dma_pending.eq(1), dma_async.eq(0), dma_pc.eq(self.pc),
+                                         engine_pending.eq(1)]
+                            m.d.comb += self.engine_start.eq(1)
+                            m.next = "ISSUE_DMA"
+                        with m.Case(isa.Op.CONV):
+                            m.d.sync += engine_pending.eq(1)
+                            m.d.comb += self.engine_start.eq(1)
+                            m.next = "WAIT"
+                        with m.Default():
+                            fail(ErrorCode.BAD_OPCODE)
 
                 abort_wins()
 
@@ -272,18 +299,21 @@ class Sequencer(wiring.Component):
                             payload.rows.eq(1),
                             payload.mem_stride.eq(0),
                         ]
-                self._watch_completion(m, dma_pending, engine_pending, dma_fault, engine_fault)
                 with m.If(self.dma_cmd.ready):
-                    m.next = "WAIT"
+                    with m.If(self.desc.async_dma & ((op == isa.Op.LOAD) | (op == isa.Op.STORE))):
+                        next_descriptor()
+                    with m.Else():
+                        m.next = "WAIT"
 
                 abort_wins()
 
             with m.State("WAIT"):
-                self._watch_completion(m, dma_pending, engine_pending, dma_fault, engine_fault)
-                with m.If(~dma_pending & ~engine_pending):
-                    with m.If(dma_fault != 0):
-                        fail(dma_fault)
-                    with m.Elif(engine_fault != 0):
+                # An async transfer still moving does not hold up this descriptor; any DMA error
+                # ends the run at once (the units are reset, so the engine stops waiting for it).
+                with m.If(dma_fault != 0):
+                    fail(dma_fault, fault_pc)
+                with m.Elif(~engine_pending & ~(dma_pending & ~dma_async)):
+                    with m.If(engine_fault != 0):
                         fail(engine_fault)
                     with m.Else():
                         next_descriptor()
@@ -292,13 +322,3 @@ class Sequencer(wiring.Component):
                 abort_wins()
 
         return m
-
-    def _watch_completion(self, m, dma_pending, engine_pending, dma_fault, engine_fault):
-        # An EMBED ends when both the pixel stream and the engine are finished. A DMA error in the
-        # middle of an EMBED leaves the engine waiting for pixels: the SoC resets it on error.
-        with m.If(self.dma_done & dma_pending):
-            m.d.sync += [dma_pending.eq(0), dma_fault.eq(self.dma_error)]
-            with m.If(self.dma_error != 0):
-                m.d.sync += engine_pending.eq(0)
-        with m.If(self.engine_done & engine_pending):
-            m.d.sync += [engine_pending.eq(0), engine_fault.eq(self.engine_error)]

@@ -340,11 +340,12 @@ def _weight_bits(arrays, name, cout, cin, k):
 # The compiler
 
 class _Compiler:
-    def __init__(self, deploy, config, base, dump=False):
+    def __init__(self, deploy, config, base, dump=False, stream_weights=False):
         self.header, self.arrays = _deploy_parts(deploy)
         self.c = config
         self.base = base
         self.dump = dump
+        self.force_stream = stream_weights
         self.dump_regions = []    # (tensor name, offset in the dump area, words)
         self.layers = list(self.header["layers"])
         inp = self.header["input"]
@@ -585,24 +586,39 @@ class _Compiler:
     def allocate_local(self):
         c = self.c
         # weights and thresholds, in layer order
-        self.w_base, self.thr_base = {}, {}
+        self.w_base, self.w_mem, self.w_count, self.thr_base = {}, {}, {}, {}
         w_next = thr_next = 0
-        for L in self.layers:
-            if L["kind"] not in ("conv", "head"):
-                continue
+        weight_layers = [L for L in self.layers if L["kind"] in ("conv", "head")]
+        sizes = {}
+        for L in weight_layers:
             k = int(L.get("k", 1))
             cout = int(L["cout"]) if L["kind"] == "conv" else int(L["classes"])
-            n_cig, n_cog = ceil_div(int(L["cin"]), c.p_i), ceil_div(cout, c.p_o)
-            words = n_cog * k * k * n_cig
-            if w_next > _fmax("w_base"):
-                self.err(L, f"weights start at word {w_next}, beyond the w_base field")
-            if w_next + words > c.wbuf_depth:
-                self.err(L, f"weights end at word {w_next + words}, wbuf_depth is {c.wbuf_depth}")
-            self.w_base[L["name"]] = w_next
-            self.allocs.append(Allocation(f"{L['name']}.weight", "weights", w_next, words))
+            sizes[L["name"]] = ceil_div(cout, c.p_o) * k * k * ceil_div(int(L["cin"]), c.p_i)
+        total = sum(sizes.values())
+        # Weights stay resident in the weight buffer when they all fit (loaded once per model);
+        # otherwise every image streams them, double-buffered: layer j's weights go to half j % 2,
+        # loaded (async) while layer j - 1 computes.
+        self.stream_weights = self.force_stream or total > c.wbuf_depth
+        half = c.wbuf_depth // 2
+        for j, L in enumerate(weight_layers):
+            words = sizes[L["name"]]
+            if self.stream_weights:
+                if words > half:
+                    self.err(L, f"weights need {words} words; all layers need {total}, more than "
+                                f"wbuf_depth={c.wbuf_depth}, and streaming needs each layer within "
+                                f"half of it ({half})")
+                base = (j % 2) * half
+            else:
+                base = w_next
+            if base > _fmax("w_base"):
+                self.err(L, f"weights start at word {base}, beyond the w_base field")
+            self.w_base[L["name"]] = base
+            self.w_mem[L["name"]] = w_next
+            self.w_count[L["name"]] = words
+            self.allocs.append(Allocation(f"{L['name']}.weight", "weights", base, words))
             w_next += words
             if L["kind"] == "conv" and (L.get("outputs") or {}).get("codes"):
-                entries = n_cog * c.p_o
+                entries = ceil_div(int(L["cout"]), c.p_o) * c.p_o
                 if thr_next > _fmax("thr_base"):
                     self.err(L, f"thresholds start at entry {thr_next}, beyond the thr_base field")
                 if thr_next + entries > c.thr_depth:
@@ -698,7 +714,7 @@ class _Compiler:
             # word (cog*k*k + ky*k + kx)*n_cig + cig, bit o*p_i + i
             words = padded.reshape(n_cog, c.p_o, n_cig, c.p_i, k, k).transpose(0, 4, 5, 2, 1, 3)
             words = words.reshape(n_cog * k * k * n_cig, c.p_o * c.p_i)
-            base = self.w_base[name]
+            base = self.w_mem[name]
             self.wmem[base * Lw:(base + words.shape[0]) * Lw] = \
                 layout.bits_to_lanes(words, c.weight_word_bits).reshape(-1)
             if name in self.thr_base:
@@ -749,16 +765,29 @@ class _Compiler:
         # addresses, so count first with dummy addresses)
         def program(addr):
             pre = []
-            pre += self._loads(addr["weights"], self.wmem.size, BUF_WEIGHTS, 0, "weights")
+            if not self.stream_weights:
+                pre += self._loads(addr["weights"], self.wmem.size, BUF_WEIGHTS, 0, "weights")
             pre += self._loads(addr["thresholds"], self.tmem.size, BUF_THRESHOLDS, 0, "thresholds")
             pre += self._loads(addr["embed"], self.emem.size, BUF_EMBED, 0, "embedding table")
             img = []
+            wnames = list(self.w_base)
+            if self.stream_weights and wnames:
+                img += self._weight_loads(wnames[0], addr)
             for idx, (L, plan) in enumerate(zip(self.layers, self.plans)):
                 d = self._layer_desc(idx, L, addr)
                 if d is None:
                     continue
                 for fields in d[:-1]:
                     img.append((fields, f"{L['name']} ({L['kind']})"))
+                if self.stream_weights and L["name"] in self.w_base:
+                    j = wnames.index(L["name"])
+                    if j + 1 < len(wnames):
+                        # The next layer's weights move while this layer computes; the LOAD
+                        # itself first waits for this layer's weights (one DMA command at a time).
+                        img += self._weight_loads(wnames[j + 1], addr)
+                    else:
+                        # The last layer's weights may still be moving: wait for them.
+                        d[-1]["wait_dma"] = 1
                 plan.desc = d[-1]
                 img.append((d[-1], f"{L['name']} ({L['kind']})"))
                 if self.dump:
@@ -827,6 +856,15 @@ class _Compiler:
         order = {"memory": 0, "weights": 1, "thresholds": 2, "embed": 3, "residual": 5}
         al.sort(key=lambda x: x.addr)
         self.allocations = al + sorted(self.allocs, key=lambda x: (order.get(x.region, 4), x.region, x.addr))
+
+    def _weight_loads(self, name, addr):
+        Lw = self.c.lanes(BUF_WEIGHTS)
+        out = []
+        for fields, _ in self._loads(addr["weights"] + self.w_mem[name] * Lw, self.w_count[name] * Lw,
+                                     BUF_WEIGHTS, self.w_base[name] * Lw, "weights"):
+            fields["async_dma"] = 1
+            out.append((fields, f"{name} weights (async)"))
+        return out
 
     # ---- optional dumps of every feature map (debugging and per-layer checks) ------------------
     def _dumped_tensors(self, L):
@@ -963,7 +1001,7 @@ class _Compiler:
             dumps=[(name, self.addr["dump"] + off, words) for name, off, words in self.dump_regions])
 
 
-def compile_model(deploy, config="default", base=0, *, dump=False):
+def compile_model(deploy, config="default", base=0, *, dump=False, stream_weights=False):
     """Compile a deploy model for an accelerator configuration.
 
     Parameters
@@ -978,6 +1016,10 @@ def compile_model(deploy, config="default", base=0, *, dump=False):
         After every layer, STORE each feature map it produced (codes or ints) to its own region
         of main memory (``CompiledModel.dumps``; decode with ``decode_dump``), so that a run on
         the hardware can be compared with the golden model layer by layer.
+    stream_weights : bool
+        Stream every layer's weights per image (double-buffered, overlapped with the previous
+        layer's compute) even when they would all fit the weight buffer. Done anyway when they do
+        not fit.
 
     Returns
     -------
@@ -996,7 +1038,7 @@ def compile_model(deploy, config="default", base=0, *, dump=False):
         raise TypeError(f"config must be an AccelConfig or a name, not {type(config).__name__}")
     if not isinstance(base, int) or base < 0:
         raise ValueError(f"base must be a non-negative integer, not {base!r}")
-    comp = _Compiler(deploy, config, base, dump=dump)
+    comp = _Compiler(deploy, config, base, dump=dump, stream_weights=stream_weights)
     comp.analyse()
     comp.allocate_local()
     comp.build_params()

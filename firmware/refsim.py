@@ -208,6 +208,7 @@ class RefSim:
         entries = []
         self._win = (window_base, window_limit)
         self._prog = prog_addr
+        self._pending = None      # local range of an `async_dma` transfer still moving on the hardware
         while True:
             if n >= max_descriptors:
                 return self._result(TIMEOUT, f"no END after {n} descriptors", pc, n, cycles, entries)
@@ -220,16 +221,35 @@ class RefSim:
                 if op not in isa.Op.NAMES:
                     raise _Fault(BAD_OPCODE, f"opcode {op}")
                 c = ideal_cycles(fields)
+                if op in (isa.Op.LOAD, isa.Op.STORE, isa.Op.EMBED, isa.Op.END) or fields["wait_dma"]:
+                    self._pending = None          # the sequencer waits for the transfer here
+                elif op == isa.Op.CONV and self._pending is not None:
+                    self._check_hazard(fields)
                 if op == isa.Op.END:
                     entries.append(self._entry(pc, fields, 0, OK, trace))
                     return self._result(OK, "", pc, n, cycles, entries)
                 getattr(self, "_" + isa.Op.NAMES[op].lower())(fields)
+                if op in (isa.Op.LOAD, isa.Op.STORE) and fields["async_dma"] and fields["count"] and fields["rows"]:
+                    buf, lane = self._local_range(fields["local_addr"], fields["count"] * fields["rows"])
+                    self._pending = (buf, lane, lane + fields["count"] * fields["rows"])
                 cycles += c
                 entries.append(self._entry(pc, fields, c, OK, trace))
             except _Fault as f:
                 entries.append(self._entry(pc, fields or {}, 0, f.code, trace))
                 return self._result(f.code, f.why, pc, n, cycles, entries)
             pc += isa.DESCRIPTOR_WORDS
+
+    def _check_hazard(self, f):
+        """A CONV running while an async transfer moves must not touch what it moves: on the
+        hardware the result would depend on timing. Only weights may be in flight, outside the
+        CONV's own weight range. (A compiler bug, reported as BAD_DESCRIPTOR.)"""
+        buf, lo, hi = self._pending
+        Lw = self.config.lanes(BUF_WEIGHTS)
+        w_lo = f["w_base"] * Lw
+        w_hi = (f["w_base"] + f["n_cog"] * f["k"] * f["k"] * f["n_cig"]) * Lw
+        if buf != BUF_WEIGHTS or (lo < w_hi and w_lo < hi):
+            raise _Fault(BAD_DESCRIPTOR, f"hazard: CONV runs while an async transfer still writes "
+                                         f"buffer {buf} lanes [{lo}, {hi})")
 
     def _entry(self, pc, fields, c, err, trace):
         e = TraceEntry(pc, fields, c, err)

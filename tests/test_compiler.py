@@ -346,7 +346,10 @@ def test_fit_checks_name_the_layer():
     m = build([dict(name="big", input="e0", cout=64, codes="a"),
                dict(name="big2", input="a", cout=64, codes="b"),
                dict(name="head", kind="head", input="b")], C=1, d=4, q=1)
-    assert _err(m, TINY.replace(wbuf_depth=64)).startswith("layer big2: weights end at word")
+    # (all layers do not fit, so weights would be streamed; one layer alone exceeds half the buffer)
+    assert _err(m, TINY.replace(wbuf_depth=64)).startswith(
+        "layer big: weights need 36 words; all layers need 332, more than wbuf_depth=64, "
+        "and streaming needs each layer within half of it (32)")
     # threshold buffer
     assert _err(m, TINY.replace(thr_depth=100, wbuf_depth=1024)).startswith("layer big2: thresholds end at entry 128")
     # code bank depth

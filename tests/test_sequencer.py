@@ -44,7 +44,7 @@ class Harness(Elaboratable):
 
 
 def run(program, *, dma_errors=None, engine_errors=None, abort_at=None, engine_hang=False,
-        window=(0, MEM_WORDS), seed=0, max_cycles=20000):
+        window=(0, MEM_WORDS), seed=0, max_cycles=20000, dma_delay=None, events=None):
     """Run ``program``; returns (status dict, DMA commands seen, engine descriptors seen)."""
     rng = random.Random(seed)
     dut = Harness(program)
@@ -53,6 +53,13 @@ def run(program, *, dma_errors=None, engine_errors=None, abort_at=None, engine_h
     dma_errors = dma_errors or {}
     engine_errors = engine_errors or {}
     status = {}
+    now = [0]
+    events = [] if events is None else events
+
+    async def clock(ctx):
+        while True:
+            await ctx.tick()
+            now[0] += 1
 
     async def dma_model(ctx):
         while True:
@@ -63,8 +70,10 @@ def run(program, *, dma_errors=None, engine_errors=None, abort_at=None, engine_h
                 cmd = dict(kind=DmaKind(p.kind), mem_addr=p.mem_addr, local_addr=p.local_addr,
                            count=p.count, rows=p.rows, mem_stride=p.mem_stride)
                 dma_cmds.append(cmd)
+                events.append(("dma_start", len(dma_cmds) - 1, now[0]))
                 ctx.set(seq.dma_cmd.ready, 0)
-                await ctx.tick().repeat(rng.randrange(1, 8))
+                await ctx.tick().repeat(dma_delay if dma_delay else rng.randrange(1, 8))
+                events.append(("dma_done", len(dma_cmds) - 1, now[0]))
                 ctx.set(seq.dma_error, dma_errors.get(len(dma_cmds) - 1, 0))
                 ctx.set(seq.dma_done, 1)
                 await ctx.tick()
@@ -75,6 +84,7 @@ def run(program, *, dma_errors=None, engine_errors=None, abort_at=None, engine_h
             _, _, start, desc = await ctx.tick().sample(seq.engine_start, seq.desc)
             if start:
                 engine_descs.append({f.name: int(getattr(desc, f.name)) for f in isa.FIELDS})
+                events.append(("engine_start", len(engine_descs) - 1, now[0]))
                 if engine_hang:
                     continue
                 busy = rng.randrange(1, 12)
@@ -116,6 +126,7 @@ def run(program, *, dma_errors=None, engine_errors=None, abort_at=None, engine_h
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
+    sim.add_testbench(clock, background=True)
     sim.add_testbench(dma_model, background=True)
     sim.add_testbench(engine_model, background=True)
     sim.add_testbench(host)
@@ -194,3 +205,41 @@ def test_hung_engine_times_out():
 def test_abort():
     status, dma, engine = run([CONV, END], engine_hang=True, abort_at=200)
     assert status["error_code"] == ErrorCode.ABORTED and status["done"] == 1 and status["busy"] == 0
+
+
+ASYNC_LOAD = isa.pack(op=isa.Op.LOAD, async_dma=1, mem_addr=300, local_addr=5, count=7, rows=1, mem_stride=7)
+
+
+def _time(events, kind, index):
+    return next(t for k, i, t in events if k == kind and i == index)
+
+
+def test_async_load_overlaps_the_next_conv():
+    events = []
+    status, dma, engine = run([ASYNC_LOAD, CONV, LOAD, END], dma_delay=200, events=events)
+    assert status["error"] == 0 and len(dma) == 2 and len(engine) == 1
+    # The CONV started while the async LOAD was still moving ...
+    assert _time(events, "engine_start", 0) < _time(events, "dma_done", 0)
+    # ... and the next LOAD waited for it (one DMA command at a time).
+    assert _time(events, "dma_start", 1) > _time(events, "dma_done", 0)
+
+
+def test_wait_dma_conv_waits_for_the_async_load():
+    events = []
+    conv_wait = isa.pack(**{**isa.unpack(CONV), "wait_dma": 1})
+    status, dma, engine = run([ASYNC_LOAD, conv_wait, END], dma_delay=200, events=events)
+    assert status["error"] == 0
+    assert _time(events, "engine_start", 0) > _time(events, "dma_done", 0)
+
+
+def test_end_waits_for_an_async_store():
+    events = []
+    async_store = isa.pack(**{**isa.unpack(STORE), "async_dma": 1})
+    status, dma, engine = run([async_store, END], dma_delay=300, events=events)
+    assert status["error"] == 0 and status["cycles"] > 300
+
+
+def test_async_load_error_names_its_descriptor():
+    status, dma, engine = run([CONV, ASYNC_LOAD, CONV, CONV, END], dma_errors={0: ErrorCode.BUS_ERROR},
+                              dma_delay=50)
+    assert status["error_code"] == ErrorCode.BUS_ERROR and status["error_pc"] == 1
