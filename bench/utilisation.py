@@ -1,0 +1,419 @@
+"""MAC-array utilisation of a model on the simulated SoC, from the hardware's own counters.
+
+    python -m bench.utilisation                         # shipped default model, DEFAULT config, 64 images
+    python -m bench.utilisation --images 8 --no-write
+    python -m bench.utilisation --backend pysim --config tiny --model M.npz --images 2
+
+The model is compiled for the configuration and run image by image on the compiled simulator of the
+real SoC (``firmware.cxxrtl_sim.CxxrtlTransport``; the build is cached under ``build/cxxrtl/``, the
+first one takes minutes). For every image the driver reads ``CYCLES``, ``MAC_BUSY`` and
+``LAYER_CYCLES`` of each descriptor. The first image runs the parameter-loading program; the
+per-layer figures come from the later images, which run only the per-image program.
+
+Per layer, measured cycles are set against two ideals:
+
+- ``MACs / array``: the layer's network MACs (real channels) divided by ``p_o * p_i``, i.e. the
+  cycles of a perfectly used array (activations up to ``a_planes`` bits per pass);
+- the compiler's ideal cycles (``LayerPlan.ideal_cycles``: one word-set per cycle, counting channel
+  padding to ``p_i``/``p_o`` and ``ceil(bits / a_planes)`` bit-serial passes).
+
+*Utilisation* of a layer is ``(MACs / array) / measured cycles``; over the network it is
+``total MACs / (p_o * p_i * CYCLES)`` (every cycle of the run counted: descriptor fetch, EMBED, the
+logits STORE). ``MAC_BUSY / CYCLES`` is the fraction of cycles the array accepted a word-set (padding
+lanes included). Targets (issue #8): >= 85 % over the network, >= 95 % on 3x3 layers whose input
+channels fill the array (``cin`` a multiple of ``p_i``).
+
+Every image's logits are compared with ``model.golden`` bit for bit.
+
+The other benchmarks import the helpers here (``load_images``, ``make_transport``, ``run_images``,
+``program_rows``, ``board_fmax``).
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .report import write_section, plot_path, machine, git_revision, table, ROOT
+
+os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+
+DEFAULT_MODEL = ROOT / "model" / "shipped" / "default.npz"
+DEFAULT_BOARD = "ulx3s-85f"
+TITLE = "MAC-array utilisation"
+TARGET_NETWORK = 0.85
+TARGET_3X3 = 0.95
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Shared helpers
+
+def get_config(name):
+    """An ``AccelConfig`` by name (``platforms.configs`` when present, which adds the boards' ones)."""
+    try:
+        from platforms.configs import CONFIGS
+    except ImportError:
+        from accel.config import CONFIGS
+    if name not in CONFIGS:
+        raise ValueError(f"unknown configuration {name!r} (one of {', '.join(CONFIGS)})")
+    return CONFIGS[name]
+
+
+def load_images(n, split="test"):
+    """The first ``n`` Fashion-MNIST images of a split: ``(images, labels, source)``.
+
+    Falls back to the committed 256-image fixture when the dataset is not installed (and ``n`` fits).
+    """
+    from model import data
+    try:
+        images, labels = data.load_fashion_mnist(split)
+        source = f"Fashion-MNIST {split} set"
+    except data.DataError as exc:
+        if n is not None and n > 256:
+            raise
+        log(f"note: {exc}; using the committed 256-image fixture")
+        images, labels = data.load_fixture()
+        source = "Fashion-MNIST test fixture (model/fixtures)"
+    if n is not None:
+        images, labels = images[:n], labels[:n]
+    return images, labels, source
+
+
+def make_transport(config, backend="cxxrtl"):
+    """A transport running the real SoC: ``pysim`` (Amaranth) or a compiled simulator."""
+    if backend == "pysim":
+        from firmware.sim_transport import PySimTransport
+        return PySimTransport(config)
+    from firmware.cxxrtl_sim import CxxrtlTransport
+    return CxxrtlTransport(config, backend=backend, quiet=True)
+
+
+def run_images(transport, compiled, images, *, profile=True, progress=None):
+    """Run ``images`` one after the other on a fresh ``Accelerator``; a list of ``RunResult``.
+
+    The first image runs the parameter-loading program (``prog_load_addr``), the others the
+    per-image program (``prog_image_addr``), as a batch would.
+    """
+    from firmware.driver import Accelerator
+
+    async def go():
+        acc = Accelerator(transport)
+        await acc.identify()
+        await acc.load(compiled)
+        out = []
+        for img in images:
+            out.append(await acc.run_image(img, compiled, profile=profile))
+            if progress is not None:
+                progress(len(out), len(images))
+        return out
+    return asyncio.run(go())
+
+
+def program_rows(compiled):
+    """Per descriptor of the per-image program (END excluded): ``(descriptor index, note, layer)``.
+
+    ``LAYER_CYCLES`` index ``i`` of a per-image run is descriptor ``n_load + i`` of
+    ``compiled.descriptors``. ``layer`` is the ``LayerPlan`` whose own descriptor it is, else None
+    (input LOADs of a host layer, residual copies, the logits STORE).
+    """
+    from accel import isa
+    own = {p.desc_index: p for p in compiled.layers if p.desc_index is not None}
+    rows = []
+    for i, d in enumerate(compiled.descriptors):
+        if d["addr"] < compiled.prog_image_addr or d["fields"].get("op") == isa.Op.END:
+            continue
+        rows.append((i, d["note"], own.get(i)))
+    return rows
+
+
+def board_fmax(board=DEFAULT_BOARD):
+    """``(hz, label)``: the design clock's fmax from ``build/<board>/report.json`` if a build is
+    recorded there, else the board's target clock (100 MHz for the default board), labelled."""
+    path = ROOT / "build" / board / "report.json"
+    if path.is_file():
+        try:
+            rep = json.loads(path.read_text())
+            clocks = rep.get("clocks") or {}
+            # the design clock: the one with the highest target (the UART-side clocks are slower)
+            best = max(clocks.values(), key=lambda c: c.get("target_mhz", 0), default=None)
+            if best and best.get("achieved_mhz"):
+                mhz, target = float(best["achieved_mhz"]), float(best.get("target_mhz", 0))
+                return mhz * 1e6, (f"{mhz:.1f} MHz: nextpnr fmax of the {board} build "
+                                   f"(build/{board}/report.json, target {target:.0f} MHz)")
+        except (OSError, ValueError, TypeError):
+            pass
+    hz = None
+    try:
+        import platforms
+        b = platforms.get_board(board)
+        hz = getattr(b, "target_hz", None) or getattr(b, "fmax_hz", None)
+    except Exception:       # platforms is optional here; fall back to the documented target
+        pass
+    hz = float(hz or 100e6)
+    return hz, f"{hz / 1e6:.0f} MHz: the {board} target clock (no build/{board}/report.json yet)"
+
+
+def golden_check(deploy, images, results):
+    """``(equal_count, first_bad_index or None)`` of hardware vs ``model.golden`` logits."""
+    from model import golden
+    ref = golden.run(deploy, images, keep_tensors=False).logits_int
+    hw = np.array([r.logits_int for r in results], dtype=np.int64)
+    eq = np.all(hw == ref, axis=1)
+    bad = np.flatnonzero(~eq)
+    return int(eq.sum()), (int(bad[0]) if bad.size else None)
+
+
+def _pct(x):
+    return "-" if x is None else f"{100 * x:.1f} %"
+
+
+# --------------------------------------------------------------------------------------------------
+# The measurement
+
+def measure(deploy, config, transport, images, *, progress=None):
+    """Run ``images`` (at least 1; 2 or more for steady-state per-layer figures) and compute the
+    per-layer table.
+
+    Returns
+    -------
+    dict
+        ``rows`` (per descriptor of the per-image program: ``desc, note, layer, kind, k, cin,
+        macs, ideal_array, ideal_compiler, cycles, util, eff``), ``cycles`` (CYCLES per image,
+        steady state), ``first_cycles`` (with the parameter load), ``mac_busy``, ``macs``,
+        ``util``, ``busy_frac``, ``golden_equal``, ``n_images``, ``results`` (the RunResults),
+        ``compiled``.
+    """
+    from firmware.compiler import compile_model
+    compiled = compile_model(deploy, config)
+    images = np.asarray(images)
+    results = run_images(transport, compiled, images, progress=progress)
+    steady = results[1:] if len(results) > 1 else results
+    n_load = sum(1 for d in compiled.descriptors if d["addr"] < compiled.prog_image_addr)
+    arr = config.p_o * config.p_i
+    layer_by_name = {L["name"]: L for L in _layers(deploy)}
+
+    if steady is results:
+        # a single image ran the load program: its LAYER_CYCLES start with the parameter LOADs
+        per_desc = np.array([r.layer_cycles[n_load:] for r in steady], dtype=np.float64)
+    else:
+        per_desc = np.array([r.layer_cycles for r in steady], dtype=np.float64)
+    per_desc = per_desc.mean(axis=0)
+    rows = []
+    for j, (i, note, plan) in enumerate(program_rows(compiled)):
+        cyc = float(per_desc[j]) if j < len(per_desc) else None
+        row = dict(desc=i, note=note, layer=plan.name if plan else None,
+                   kind=plan.kind if plan else None, cycles=cyc, macs=0, ideal_array=0.0,
+                   ideal_compiler=0, util=None, eff=None, k=None, cin=None)
+        if plan is not None:
+            L = layer_by_name.get(plan.name, {})
+            row.update(macs=plan.macs, ideal_array=plan.macs / arr, ideal_compiler=plan.ideal_cycles,
+                       k=L.get("k", 1 if plan.kind == "head" else None), cin=L.get("cin"))
+            if cyc and plan.kind in ("conv", "head"):
+                row["util"] = row["ideal_array"] / cyc
+                row["eff"] = plan.ideal_cycles / cyc
+        rows.append(row)
+    cycles = float(np.mean([r.cycles for r in steady]))
+    mac_busy = float(np.mean([r.mac_busy for r in steady]))
+    macs = compiled.total_macs
+    eq, first_bad = golden_check(deploy, images, results)
+    return dict(rows=rows, cycles=cycles, first_cycles=results[0].cycles, mac_busy=mac_busy,
+                macs=macs, util=macs / (arr * cycles), busy_frac=mac_busy / cycles,
+                ideal_compiler=compiled.ideal_cycles, golden_equal=eq, golden_first_bad=first_bad,
+                n_images=len(results), n_steady=len(steady), results=results, compiled=compiled,
+                config=config, cycle_spread=(min(r.cycles for r in steady), max(r.cycles for r in steady)))
+
+
+def _layers(deploy):
+    layers = getattr(deploy, "layers", None)
+    if layers is None:
+        layers = deploy.header["layers"]
+    return layers
+
+
+def fills_array(row, config):
+    """A 3x3 conv whose input channels fill the array's ``p_i`` lanes (and outputs its ``p_o``)."""
+    return (row["kind"] == "conv" and row["k"] == 3 and row["cin"] is not None
+            and row["cin"] % config.p_i == 0)
+
+
+def targets(res):
+    """``(network_ok, full_3x3_rows, full_3x3_ok)`` against the issue's targets."""
+    full = [r for r in res["rows"] if fills_array(r, res["config"]) and r["util"] is not None]
+    return (res["util"] >= TARGET_NETWORK, full,
+            bool(full) and all(r["util"] >= TARGET_3X3 for r in full))
+
+
+# --------------------------------------------------------------------------------------------------
+# Output
+
+def plot(res, png, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = [r for r in res["rows"] if r["cycles"]]
+    names = [r["layer"] or r["note"].split(" ")[0] for r in rows]
+    x = np.arange(len(rows))
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(11, 7), sharex=True,
+                                 gridspec_kw=dict(height_ratios=[3, 2]))
+    w = 0.28
+    a1.bar(x - w, [r["cycles"] for r in rows], w, label="measured (LAYER_CYCLES)", color="tab:blue")
+    a1.bar(x, [r["ideal_compiler"] for r in rows], w, label="compiler ideal (word-sets, padding)",
+           color="tab:orange")
+    a1.bar(x + w, [r["ideal_array"] for r in rows], w, label="MACs / array", color="tab:green")
+    a1.set_ylabel("cycles per image")
+    a1.legend(fontsize=8)
+    a1.set_title(title, fontsize=10)
+    util = [100 * r["util"] if r["util"] is not None else 0 for r in rows]
+    colors = ["tab:green" if fills_array(r, res["config"]) else "tab:gray" for r in rows]
+    a2.bar(x, util, 0.6, color=colors)
+    for xi, u, r in zip(x, util, rows):
+        if r["util"] is not None:
+            a2.text(xi, u + 1, f"{u:.0f}", ha="center", fontsize=7)
+    a2.axhline(100 * TARGET_3X3, color="tab:green", ls="--", lw=1, label="95 % target (3x3, full cin)")
+    a2.axhline(100 * res["util"], color="tab:blue", ls=":", lw=1,
+               label=f"network {100 * res['util']:.1f} % (target 85 %)")
+    a2.set_ylim(0, 110)
+    a2.set_ylabel("utilisation %\n(MACs / array / cycles)")
+    a2.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
+    a2.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+def section_lines(res, *, model_name, backend, argv, png_name, images_source, fmax):
+    c = res["config"]
+    arr = c.p_o * c.p_i
+    net_ok, full, full_ok = targets(res)
+    rows = []
+    for r in res["rows"]:
+        rows.append([r["desc"], r["layer"] or "-", r["note"], f"{r['macs']:,}" if r["macs"] else "-",
+                     f"{r['ideal_array']:,.0f}" if r["macs"] else "-",
+                     f"{r['ideal_compiler']:,}" if r["ideal_compiler"] else "-",
+                     f"{r['cycles']:,.0f}" if r["cycles"] is not None else "-",
+                     _pct(r["util"]), _pct(r["eff"]),
+                     ("target 95 %: " + ("met" if r["util"] >= TARGET_3X3 else "**missed**"))
+                     if fills_array(r, c) and r["util"] is not None else ""])
+    hz, fmax_label = fmax
+    lo, hi = res["cycle_spread"]
+    lines = [
+        f"Measured by `python -m bench.utilisation {' '.join(argv)}`".rstrip() + f" (or `python -m bench`): "
+        f"model `{model_name}` compiled for the `{_config_name(c)}` configuration (p_o={c.p_o} x p_i={c.p_i} = "
+        f"{arr} binary MACs per cycle on {c.a_planes}-bit activations), run on the compiled simulator "
+        f"of the SoC (`{backend}`, `accel/soc.py`). Cycle figures are the hardware's counters read "
+        f"by the driver: `CYCLES`, `MAC_BUSY` and `LAYER_CYCLES` per descriptor, averaged over "
+        f"{res['n_steady']} images running the per-image program (the first of {res['n_images']} "
+        f"{images_source} images ran the parameter load). Revision {git_revision()}, {machine()}.",
+        "",
+        *table(["desc", "layer", "descriptor", "MACs", "MACs / array", "compiler ideal", "measured",
+                "utilisation", "vs compiler ideal", ""], rows),
+        "",
+        "utilisation = (MACs / array) / measured cycles; vs compiler ideal = compiler ideal / measured "
+        "(how close the engine comes to one word-set per cycle; the gap to utilisation is channel "
+        "padding and bit-serial passes).",
+        "",
+        f"- cycles per image: **{res['cycles']:,.0f}** (min {lo:,}, max {hi:,}); first image with the "
+        f"parameter load: {res['first_cycles']:,}. Compiler ideal of the conv layers: "
+        f"{res['ideal_compiler']:,}; MACs / array: {res['macs'] / arr:,.0f}.",
+        f"- over the network: utilisation **{100 * res['util']:.1f} %** "
+        f"({res['macs']:,} MACs / ({arr} x {res['cycles']:,.0f} cycles)); `MAC_BUSY / CYCLES` = "
+        f"{100 * res['busy_frac']:.1f} % ({res['mac_busy']:,.0f} busy cycles).",
+        f"- target >= 85 % over the network: **{'met' if net_ok else 'not met'}** "
+        f"({100 * res['util']:.1f} % by useful MACs, {100 * res['busy_frac']:.1f} % by MAC_BUSY).",
+    ]
+    if full:
+        worst = min(full, key=lambda r: r["util"])
+        lines.append(f"- target >= 95 % on 3x3 layers whose input channels fill the array "
+                     f"({len(full)} layers): **{'met' if full_ok else 'not met'}** (lowest "
+                     f"{worst['layer']} {100 * worst['util']:.1f} %).")
+    else:
+        lines.append("- no 3x3 layer of this model has input channels filling the array.")
+    lines.append(f"- images/s *modelled* = fmax / cycles per image: **{hz / res['cycles']:,.0f}** "
+                 f"at {fmax_label}; host transfers not included.")
+    lines.append(f"- logits of **{res['golden_equal']} / {res['n_images']}** images equal "
+                 f"`model.golden`'s bit for bit"
+                 + ("." if res["golden_first_bad"] is None else
+                    f" (first difference: image {res['golden_first_bad']})."))
+    lines += ["", f"![per-layer cycles and utilisation](plots/{png_name})"]
+    return lines
+
+
+def _config_name(config):
+    try:
+        from platforms.configs import CONFIGS
+    except ImportError:
+        from accel.config import CONFIGS
+    for k, v in CONFIGS.items():
+        if v == config:
+            return k
+    return "custom"
+
+
+def run(argv=None, *, write=True):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(prog="python -m bench.utilisation", description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default=str(DEFAULT_MODEL), help="deploy file (.npz)")
+    ap.add_argument("--config", default="default")
+    ap.add_argument("--images", type=int, default=64, help="Fashion-MNIST test images (>= 2)")
+    ap.add_argument("--backend", default="cxxrtl", choices=("cxxrtl", "verilator", "pysim"))
+    ap.add_argument("--board", default=DEFAULT_BOARD, help="board whose fmax models images/s")
+    ap.add_argument("--no-write", action="store_true", help="do not update docs/BENCHMARKS.md")
+    args = ap.parse_args(argv)
+    if args.images < 1:
+        raise ValueError(f"--images must be >= 1, not {args.images}")
+    from model import deploy as mdeploy
+    if not Path(args.model).is_file():
+        raise FileNotFoundError(f"{args.model}: no such model file")
+    deploy = mdeploy.load(args.model)
+    config = get_config(args.config)
+    images, labels, source = load_images(args.images)
+    log(f"utilisation: {Path(args.model).name} on {args.config}/{args.backend}, {len(images)} images")
+    t0 = time.monotonic()
+    transport = make_transport(config, args.backend)
+    log(f"  simulator ready in {time.monotonic() - t0:.0f} s")
+    try:
+        res = measure(deploy, config, transport, images,
+                      progress=lambda i, n: log(f"  image {i}/{n}") if i % 16 == 0 or i == n else None)
+    finally:
+        asyncio.run(transport.close())
+    fmax = board_fmax(args.board)
+    name = "utilisation.png"
+    png = plot_path(name)
+    plot(res, png, f"{Path(args.model).name} on {_config_name(config)} "
+                   f"({config.p_o}x{config.p_i}): per-layer cycles (hardware counters, {backend_label(args.backend)})")
+    lines = section_lines(res, model_name=os.path.relpath(args.model, ROOT), backend=args.backend,
+                          argv=argv, png_name=name, images_source=source, fmax=fmax)
+    if write and not args.no_write:
+        write_section(TITLE, lines)
+        log(f"wrote the '{TITLE}' section of docs/BENCHMARKS.md and {png}")
+    print("\n".join(lines))
+    return res
+
+
+def backend_label(backend):
+    return {"cxxrtl": "CXXRTL", "verilator": "Verilator", "pysim": "Amaranth pysim"}.get(backend, backend)
+
+
+def main(argv=None):
+    try:
+        res = run(argv)
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    except Exception as exc:       # one line, no traceback (CLI rule)
+        log(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        return 1
+    return 0 if res["golden_equal"] == res["n_images"] else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""The benchmark code on a TINY configuration with Amaranth's simulator, so that it cannot rot unseen.
+
+``python -m bench`` takes hours on the default configuration; here the report writer, the
+utilisation measurement (real SoC, pysim, a small random network) and the section/plot writers of the
+other benchmarks run in seconds on small inputs.
+"""
+
+import numpy as np
+import pytest
+
+from accel.config import TINY
+from firmware.compiler import compile_model, CompileError
+from model.deploy import random_deploy
+
+from bench import report, utilisation as U, first_layer as FL, cpu_compare as CC
+
+
+def test_write_section_replaces_only_its_own_section(tmp_path):
+    doc = tmp_path / "B.md"
+    report.write_section("One", ["first body"], doc=doc)
+    report.write_section("Two", ["second body"], doc=doc)
+    report.write_section("One", ["new body", "", "more"], doc=doc)
+    text = doc.read_text()
+    assert text.startswith("# Benchmarks\n")
+    assert text.count("## One\n") == 1 and text.count("## Two\n") == 1
+    assert "first body" not in text and "new body\n\nmore\n" in text and "second body" in text
+    assert text.index("## One") < text.index("## Two")      # the section keeps its place
+
+
+def _tiny_model():
+    for seed in range(1, 40):
+        dep = random_deploy(seed, channels=1, height=6, width=6, num_classes=10, max_convs=2,
+                            chan_choices=(8, 16), first="embed")
+        try:
+            compile_model(dep, TINY)
+            return dep
+        except CompileError:
+            continue
+    raise AssertionError("no random model fits TINY")
+
+
+def test_utilisation_on_tiny_soc_pysim(tmp_path):
+    dep = _tiny_model()
+    images = np.random.default_rng(1).integers(0, 256, size=(2, 1, 6, 6), dtype=np.uint8)
+    transport = U.make_transport(TINY, "pysim")
+    res = U.measure(dep, TINY, transport, images)
+
+    assert res["n_images"] == 2 and res["n_steady"] == 1
+    assert res["golden_equal"] == 2                          # bit-exact against model.golden
+    conv = [r for r in res["rows"] if r["kind"] in ("conv", "head")]
+    assert [r["layer"] for r in conv] == [L["name"] for L in dep.layers if L["kind"] in ("conv", "head")]
+    # MAC_BUSY counts exactly the word-sets the compiler plans (one per array cycle)
+    assert res["mac_busy"] == res["ideal_compiler"] == sum(r["ideal_compiler"] for r in conv)
+    assert sum(r["cycles"] for r in res["rows"]) <= res["cycles"]
+    for r in conv:
+        assert 0 < r["util"] <= r["eff"] <= 1
+        assert r["util"] == pytest.approx(r["macs"] / (TINY.p_o * TINY.p_i) / r["cycles"])
+    assert 0 < res["util"] <= res["busy_frac"] < 1
+
+    png = tmp_path / "u.png"
+    U.plot(res, png, "tiny")
+    assert png.stat().st_size > 1000
+    lines = U.section_lines(res, model_name="random", backend="pysim", argv=[], png_name="u.png",
+                            images_source="random", fmax=(50e6, "50 MHz"))
+    text = "\n".join(lines)
+    assert "2 / 2** images equal" in text and "| desc | layer |" in text
+    assert f"{res['cycles']:,.0f}" in text
+    doc = tmp_path / "B.md"
+    report.write_section(U.TITLE, lines, doc=doc)
+    assert doc.read_text().count(f"## {U.TITLE}\n") == 1
+
+
+def test_first_layer_and_cpu_sections_format(tmp_path):
+    base = dict(trained=True, accuracy=0.9, accuracy_how="test", source="x", recorded_acc=0.9,
+                net={"width": 32, "blocks": [[32, 1]]}, golden_equal=2, n_images=2, input_words=196)
+    rows = [dict(base, variant="pixel_embedding", first_kind="embed", cycles=10000.0, first_cycles=2000.0),
+            dict(base, variant="float_first", first_kind="host_conv", cycles=8000.0, first_cycles=400.0,
+                 input_words=392, host=dict(numpy=1e-4, torch=2e-4, torch_codes_equal=1.0, threads=1)),
+            dict(base, variant="uint8_bitserial", first_kind="raw_input", cycles=14000.0,
+                 first_cycles=6000.0, accuracy=None)]
+    # 100 MHz: 10k cycles = 100 us; float_first 80 us + 100 us host in series, max(80, 100) overlapped
+    assert FL.images_per_s(rows[0], 100e6) == pytest.approx((1e4, 1e4))
+    assert FL.images_per_s(rows[1], 100e6) == pytest.approx((1 / 180e-6, 1 / 100e-6))
+    syn = {m: dict(LUT4_eq=n, DP16KD=e) for m, n, e in (("shipped", 1600, 4), ("raw", 440, 0),
+                                                         ("embed", 485, 1))}
+    text = "\n".join(FL.section_lines(rows, syn, config=TINY, fmax=(100e6, "100 MHz"), argv=[],
+                                      png_name="f.png", n_images=2))
+    assert "**1.80x** (series)" in text and "+45 LUT4-eq and +1 EBR" in text
+    assert "n/a (not trained)" in text
+    FL.plot(rows, tmp_path / "f.png", 100e6)
+
+    rates = {(k, b): (10.0 * b, 20.0 * b) for k in ("torch_int", "torch_float", "golden") for b in (1, 4)}
+    lines = CC.section_lines(model_name="m", rates=rates, acc_cycles=20000.0, fmax=(100e6, "100 MHz"),
+                             torch_desc="d", same=4, n_check=4, threads=1, hw_eq=2, hw_n=2, argv=[],
+                             png_name="c.png", batch=4, config=TINY)
+    text = "\n".join(lines)
+    assert "**5,000**" in text and "accelerator / this = 500x" in text
+    CC.plot(rates, 5000.0, tmp_path / "c.png", 4)
