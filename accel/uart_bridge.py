@@ -81,15 +81,7 @@ class FrameBridge(wiring.Component):
     """
     def __init__(self, *, max_words=P.DEFAULT_MAX_WORDS, timeout_cycles, bus_timeout=4096,
                  clk_freq=0):
-        if (not isinstance(max_words, int) or isinstance(max_words, bool) or not 1 <= max_words <= 0xFFFF
-                or max_words & (max_words - 1)):
-            raise ValueError(f"max_words must be a power of two in 1..32768, not {max_words!r}")
-        if not isinstance(timeout_cycles, int) or timeout_cycles < 2:
-            raise ValueError(f"timeout_cycles must be an integer >= 2, not {timeout_cycles!r}")
-        if not isinstance(bus_timeout, int) or bus_timeout < 2:
-            raise ValueError(f"bus_timeout must be an integer >= 2, not {bus_timeout!r}")
-        if not isinstance(clk_freq, int) or not 0 <= clk_freq < (1 << 32):
-            raise ValueError(f"clk_freq must be an integer number of Hz below 2**32, not {clk_freq!r}")
+        self._check(max_words, timeout_cycles, bus_timeout, clk_freq)
         self._max_words = max_words
         self._timeout_cycles = timeout_cycles
         self._bus_timeout = bus_timeout
@@ -101,6 +93,18 @@ class FrameBridge(wiring.Component):
             "frame_ok": Out(1),
             "frame_error": Out(1),
         })
+
+    @staticmethod
+    def _check(max_words, timeout_cycles, bus_timeout, clk_freq):
+        if (not isinstance(max_words, int) or isinstance(max_words, bool)
+                or not 1 <= max_words <= 0xFFFF or max_words & (max_words - 1)):
+            raise ValueError(f"max_words must be a power of two in 1..32768, not {max_words!r}")
+        if not isinstance(timeout_cycles, int) or timeout_cycles < 2:
+            raise ValueError(f"timeout_cycles must be an integer >= 2, not {timeout_cycles!r}")
+        if not isinstance(bus_timeout, int) or bus_timeout < 2:
+            raise ValueError(f"bus_timeout must be an integer >= 2, not {bus_timeout!r}")
+        if not isinstance(clk_freq, int) or not 0 <= clk_freq < (1 << 32):
+            raise ValueError(f"clk_freq must be an integer number of Hz below 2**32, not {clk_freq!r}")
 
     @property
     def max_words(self):
@@ -419,8 +423,11 @@ class UARTBridge(wiring.Component):
                 raise ValueError(f"timeout_bytes must be an integer >= 2, not {timeout_bytes!r}")
             timeout_cycles = timeout_bytes * 10 * self._divisor
         self._timeout_cycles = timeout_cycles
-        self._bridge = FrameBridge(max_words=max_words, timeout_cycles=timeout_cycles,
-                                   bus_timeout=bus_timeout, clk_freq=clk_freq)
+        # Checked now, built in elaborate().
+        FrameBridge._check(max_words, timeout_cycles, bus_timeout, clk_freq)
+        self._max_words = max_words
+        self._bus_timeout = bus_timeout
+        self._clk_freq = clk_freq
         super().__init__({
             "rx": In(1, init=1),
             "tx": Out(1, init=1),
@@ -439,12 +446,14 @@ class UARTBridge(wiring.Component):
 
     @property
     def max_words(self):
-        return self._bridge.max_words
+        return self._max_words
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.uart = uart = UART(self._divisor)
-        m.submodules.bridge = bridge = self._bridge
+        m.submodules.bridge = bridge = FrameBridge(
+            max_words=self._max_words, timeout_cycles=self._timeout_cycles,
+            bus_timeout=self._bus_timeout, clk_freq=self._clk_freq)
         m.d.comb += [
             uart.rx.eq(self.rx),
             self.tx.eq(uart.tx),

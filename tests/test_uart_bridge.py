@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
-from amaranth.hdl import Module, Signal, Const
+from amaranth.hdl import Module, Signal, Const, Fragment
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
@@ -397,12 +397,15 @@ def test_frame_bridge_parameters():
         FrameBridge(timeout_cycles=10, bus_timeout=0)
     with pytest.raises(ValueError, match="clk_freq"):
         UARTBridge(clk_freq=0)
-    b = UARTBridge(clk_freq=48_000_000, baud=1_000_000)
+    b1 = UARTBridge(clk_freq=48_000_000, baud=1_000_000)
     # 64 byte times (30,720 cycles) but at least 2 ms (96,000 cycles).
-    assert b.divisor == 48 and b.timeout_cycles == 96_000
-    b = UARTBridge(clk_freq=48_000_000, baud=115200)
-    assert b.divisor == 417 and b.timeout_cycles == 64 * 10 * 417
-    assert UARTBridge(clk_freq=48_000_000, divisor=7, timeout_bytes=3).timeout_cycles == 210
+    assert b1.divisor == 48 and b1.timeout_cycles == 96_000
+    b2 = UARTBridge(clk_freq=48_000_000, baud=115200)
+    assert b2.divisor == 417 and b2.timeout_cycles == 64 * 10 * 417
+    b3 = UARTBridge(clk_freq=48_000_000, divisor=7, timeout_bytes=3)
+    assert b3.timeout_cycles == 210 and b3.max_words == 256
+    for b in (b1, b2, b3):
+        Fragment.get(b, None)
 
 
 # Bridge, bit level ------------------------------------------------------------------------------
