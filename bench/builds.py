@@ -31,8 +31,8 @@ def _tool_versions():
     for name in ("yosys", "nextpnr-ecp5"):
         try:
             exe = B.resolve_tool(name)
-            text = subprocess.run([exe, "--version"], capture_output=True, text=True,
-                                  timeout=300).stdout.strip().splitlines()
+            proc = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=300)
+            text = (proc.stdout + proc.stderr).strip().splitlines()
             line = text[-1] if text else "?"
             m = re.search(r"Version (\S+?)\)", line)
             out[name] = m.group(1) if m else line.split(" (")[0]
@@ -91,7 +91,9 @@ def write_doc(results, tools):
         "`build/<board>/report.md`.",
     ]
     notes = [r for r in results.values() if r.get("note")]
-    for r in notes:
+    if notes:
+        lines += ["", "Notes:", ""]
+    for r in sorted(notes, key=lambda r: r["board"]):
         lines.append(f"- {r['board']}: {r['note']}")
     write_section("Builds", lines)
 
