@@ -176,16 +176,19 @@ def _tiny_workload():
     return d, compile_model(d, TINY), images
 
 
-@pytest.fixture(scope="module")
-def soc_tiny():
+@pytest.fixture(scope="module", params=["cxxrtl", "verilator"])
+def soc_tiny(request):
     from accel.config import TINY
     from accel.soc import SoC
-    return CxxrtlTransport(SoC(TINY), quiet=True)
+    t = CxxrtlTransport(SoC(TINY), backend=request.param, quiet=True)
+    assert t.fast_models == ["engine.mac"]       # so the check below covers FastMACArray too
+    return t
 
 
 def test_soc_same_as_pysim(soc_tiny):
     """A parameter load and two images through the driver: identical results, counters, cycle
-    counts and memory contents in Amaranth's simulator and the compiled one."""
+    counts and memory contents in Amaranth's simulator (real MACArray) and the compiled one
+    (FastMACArray)."""
     from accel.config import TINY
     from accel.soc import SoC
     from firmware.driver import Accelerator
