@@ -18,7 +18,6 @@ alone; the file is created if missing) unless ``--no-write``.
 import argparse
 import asyncio
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -95,8 +94,9 @@ def measure(config_name, backend, *, model_path, pysim_cycles, compiled_cycles, 
         budget, chunk = pysim_cycles, 100
     else:
         from firmware.cxxrtl_sim import CxxrtlTransport
+        name, _, variant = backend.partition(":")
         log(f"  building {backend} for {config_name} (cached after the first time) ...")
-        transport = CxxrtlTransport(dut, backend=backend, quiet=True)
+        transport = CxxrtlTransport(dut, backend=name, fast_models=variant != "real-mac", quiet=True)
         budget, chunk = compiled_cycles, compiled_cycles
     row["build_s"] = time.perf_counter() - start
 
@@ -123,31 +123,27 @@ def _table(rows):
 
 
 def write_section(rows, argv):
-    cpu = platform.processor() or platform.machine()
-    body = [SECTION, "",
-            f"Measured by `python -m bench.simspeed {' '.join(argv)}`".rstrip() + f" on {os.cpu_count()} "
-            f"cores ({cpu}), other jobs sharing the machine; time of the simulation "
-            "loop only, as cycles per CPU-second of the simulating process (the machine is shared; wall time "
-            "would measure the other jobs). `build` is the wall time of this run's build, near 0 when "
-            "cached. "
-            "Compiled backends clock the SoC from C++ (`firmware/cxxrtl/harness.cc`); pysim from "
-            "Amaranth's `Simulator.advance()`.", ""] + _table(rows) + [""]
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    start = text.find(SECTION + "\n")
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + "\n".join(body)
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + "\n".join(body) + ("\n" + text[end + 1:] if end >= 0 else "")
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text)
+    from bench.report import write_section as write, machine, git_revision
+    command = " ".join(["python -m bench.simspeed", *argv])
+    lines = [f"Measured by `{command}`"
+             + f" on {machine()}, shared with other jobs, revision {git_revision()}. Speeds are "
+             "simulated cycles per CPU-second of the simulating process (on a shared machine wall "
+             "time would measure the neighbours); `build` is this run's wall time to get the "
+             "simulator, near 0 when the build was cached under `build/cxxrtl/`. The compiled "
+             "backends clock the SoC from C++ (`firmware/cxxrtl/harness.cc`) with the MAC array's "
+             "simulation model (`firmware/fast_models.py`); pysim clocks the real SoC from "
+             "Amaranth's `Simulator.advance()`.", ""]
+    lines += _table(rows)
+    write(SECTION[3:], lines, doc=DOC)
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(prog="python -m bench.simspeed", description=__doc__.split("\n")[0])
     ap.add_argument("--configs", default="tiny,default")
-    ap.add_argument("--backends", default="pysim,cxxrtl,verilator")
+    ap.add_argument("--backends", default="pysim,cxxrtl,verilator",
+                    help="comma-separated: pysim, cxxrtl, verilator; append ':real-mac' to a "
+                         "compiled backend to simulate the real MACArray instead of its model")
     ap.add_argument("--model", default=str(DEFAULT_MODEL))
     ap.add_argument("--pysim-cycles", type=int, default=3000)
     ap.add_argument("--cycles", type=int, default=3_000_000, help="budget of the compiled backends")
