@@ -21,11 +21,12 @@ simulated cycles). Pass ``backdoor=False`` to force bus transfers (the cross-che
 simulator does, so that cycle counts match).
 
 With the environment variable ``PEA_VCD=1`` a VCD of the whole session is written to
-``build/vcd/pysim_transport.vcd``.
+``build/vcd/pysim_transport.vcd`` (in the repository; closed by ``close()``).
 """
 
 import collections
 import os
+from pathlib import Path
 
 from amaranth.hdl import MemoryData
 from amaranth.sim import Simulator
@@ -103,8 +104,9 @@ class PySimTransport(Transport):
         self.sim.add_testbench(self._server)
         self._vcd = None
         if os.environ.get("PEA_VCD") == "1":
-            os.makedirs("build/vcd", exist_ok=True)
-            self._vcd = self.sim.write_vcd("build/vcd/pysim_transport.vcd")
+            vcd_dir = Path(__file__).resolve().parent.parent / "build" / "vcd"
+            vcd_dir.mkdir(parents=True, exist_ok=True)
+            self._vcd = self.sim.write_vcd(str(vcd_dir / "pysim_transport.vcd"))
             self._vcd.__enter__()
 
     # The bus server -------------------------------------------------------------------------------
