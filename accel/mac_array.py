@@ -54,9 +54,9 @@ def _ripple_add(x, y):
 
 
 def _tree_stages(n, levels_per_stage):
-    """Register stages inside a popcount tree of ``n`` bits (registers sit between levels)."""
+    """Register stages of a popcount tree of ``n`` bits: between levels, and after the last one."""
     levels = max(1, (n - 1).bit_length())
-    return (levels - 1) // levels_per_stage
+    return (levels - 1) // levels_per_stage + 1
 
 
 class MACArray(wiring.Component):
@@ -117,8 +117,8 @@ class MACArray(wiring.Component):
             out_layout = data.StructLayout({"acc": self.acc_layout, "tag": unsigned(tag_bits)})
         else:
             out_layout = self.acc_layout
-        # input register + tree registers + combine register + accumulator register
-        self.latency = 1 + _tree_stages(p_i, levels_per_stage) + 2
+        # input register + tree registers + combine register + shift register + accumulators
+        self.latency = 1 + _tree_stages(p_i, levels_per_stage) + 3
         super().__init__({
             "inp": In(stream.Signature(mac_input_layout(p_o, p_i, a_planes, tag_bits))),
             "out": Out(stream.Signature(out_layout)),
@@ -146,12 +146,14 @@ class MACArray(wiring.Component):
         if self.tag_bits:
             side_fields = Cat(side_fields, s0.tag)
         side = side_fields
+        sides = []
         n_tree = _tree_stages(p_i, lps)
-        for k in range(n_tree + 1):  # tree stages + the combine register
+        for k in range(n_tree + 2):  # tree stages + the combine and shift registers
             r = Signal(len(side_fields), name=f"side{k + 1}")
             with m.If(en):
                 m.d.sync += r.eq(side)
             side = r
+            sides.append(r)
 
         def popcount(bits, name):
             items = [_half_add(bits[2 * k], bits[2 * k + 1]) for k in range(len(bits) // 2)]
@@ -180,8 +182,11 @@ class MACArray(wiring.Component):
                     nxt.append(items[-1])
                 items = nxt
                 level += 1
-            assert stage == n_tree, (stage, n_tree)
-            return items[0]
+            r = Signal(len(items[0]), name=f"{name}_out")
+            with m.If(en):
+                m.d.sync += r.eq(items[0])
+            assert stage + 1 == n_tree, (stage, n_tree)
+            return r
 
         w = s0.weights
         a = s0.acts
@@ -202,17 +207,29 @@ class MACArray(wiring.Component):
                 m.d.sync += t.eq(pos - pa_sum)
             ts.append(t)
 
-        valid_t = side[0]
-        shift_t = side[1:1 + SHIFT_BITS]
-        first_t = side[1 + SHIFT_BITS]
-        last_t = side[2 + SHIFT_BITS]
-        tag_t = side[3 + SHIFT_BITS:] if self.tag_bits else None
+        # Shift stage: t << shift in its own register stage, so that the accumulator stage is one
+        # AND and one carry chain.
+        side_t = sides[n_tree]          # aligned with t
+        shift_t = side_t[1:1 + SHIFT_BITS]
+        sh_bits = t_bits + 7
+        shifted = []
+        for o in range(p_o):
+            r = Signal(signed(sh_bits), name=f"sh{o}")
+            with m.If(en):
+                m.d.sync += r.eq(ts[o] << shift_t)
+            shifted.append(r)
+
+        side_a = sides[n_tree + 1]      # aligned with the shifted values
+        valid_t = side_a[0]
+        first_t = side_a[1 + SHIFT_BITS]
+        last_t = side_a[2 + SHIFT_BITS]
+        tag_t = side_a[3 + SHIFT_BITS:] if self.tag_bits else None
 
         accs = []
         for o in range(p_o):
             acc = Signal(signed(self.acc_bits), name=f"acc{o}")
             with m.If(en & valid_t):
-                m.d.sync += acc.eq(Mux(first_t, 0, acc) + (ts[o] << shift_t))
+                m.d.sync += acc.eq(Mux(first_t, 0, acc) + shifted[o])
             accs.append(acc)
 
         with m.If(en):
