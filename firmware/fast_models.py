@@ -13,8 +13,11 @@ Amaranth's simulation of the real one.
 ``use_fast_models(soc)`` swaps the models into an ``accel.soc.SoC`` before it is elaborated.
 """
 
+import warnings
+
 from amaranth.hdl import Module, Signal, Cat, Const, Mux, signed
 from amaranth.lib import wiring
+from amaranth.lib.fifo import SyncFIFO
 
 from accel.mac_array import MACArray, SHIFT_BITS, _tree_stages
 
@@ -60,6 +63,37 @@ def popcount_swar(m, x, name):
     return out
 
 
+def plane_popcounts_swar(m, x, n_planes, name):
+    """Popcounts of the ``n_planes`` equal, byte-aligned slices of ``x`` (at most 64 bits in all)
+    with one shared SWAR: the byte counts of the whole word, then each slice's bytes folded."""
+    width = len(x)
+    plane = width // n_planes
+    assert width <= 64 and plane % 8 == 0 and plane * n_planes == width
+    v = Signal(width, name=f"{name}_v")
+    s1 = Signal(width, name=f"{name}_s1")
+    s2 = Signal(width, name=f"{name}_s2")
+    s3 = Signal(width, name=f"{name}_s3")
+    nb = width // 8
+    m.d.comb += [
+        v.eq(x),
+        s1.eq(v - ((v >> 1) & _rep(0x55, nb))),
+        s2.eq((s1 & _rep(0x33, nb)) + ((s1 >> 2) & _rep(0x33, nb))),
+        s3.eq((s2 + (s2 >> 4)) & _rep(0x0F, nb)),
+    ]
+    counts = []
+    for b in range(n_planes):
+        acc = s3[b * plane:(b + 1) * plane]
+        while len(acc) > 8:
+            half = (len(acc) // 16) * 8 if len(acc) % 16 else len(acc) // 2
+            nxt = Signal(len(acc) - half, name=f"{name}_{b}_f{len(acc)}")
+            m.d.comb += nxt.eq(acc[:half] + acc[half:])      # byte lanes; no carry between them
+            acc = nxt
+        cnt = Signal(range(plane + 1), name=f"{name}_{b}")
+        m.d.comb += cnt.eq(acc[:8])
+        counts.append(cnt)
+    return counts
+
+
 class FastMACArray(MACArray):
     """``MACArray`` with word-level popcounts, for the compiled simulator only.
 
@@ -67,73 +101,113 @@ class FastMACArray(MACArray):
     """
 
     def elaborate(self, platform):
+        # The structure of MACArray.elaborate, stage for stage, with its popcount trees replaced by
+        # a delay of the input word-set and word-level popcounts (see the module docstring).
         m = Module()
         p_o, p_i, nb = self.p_o, self.p_i, self.a_planes
 
-        out_valid = Signal()
-        en = Signal()
-        m.d.comb += [en.eq(~out_valid | self.out.ready), self.inp.ready.eq(en)]
+        depth = self.fifo_depth
+        credits = Signal(range(depth + 1), init=depth)
+        m.d.comb += self.inp.ready.eq(credits != 0)
+        take = self.inp.valid & self.inp.ready
 
-        # Stage 0 and the tree stages: the whole word-set (valid included) moves through
-        # enable-gated registers, as the partial sums and the side band do in MACArray.
-        s = Signal(self.inp.payload.shape(), name="s0")
-        s_valid = Signal(name="s0_valid")
-        with m.If(en):
-            m.d.sync += [s.eq(self.inp.payload), s_valid.eq(self.inp.valid)]
-        for k in range(_tree_stages(p_i, self.levels_per_stage)):
+        s0 = Signal(self.inp.payload.shape(), name="s0")
+        s0_valid = Signal()
+        m.d.sync += [s0.eq(self.inp.payload), s0_valid.eq(take)]
+
+        side_fields = Cat(s0_valid, s0.shift, s0.first, s0.last)
+        if self.tag_bits:
+            side_fields = Cat(side_fields, s0.tag)
+        side = side_fields
+        sides = []
+        n_tree = _tree_stages(p_i, self.levels_per_stage)
+        for k in range(n_tree + 2):
+            r = Signal(len(side_fields), name=f"side{k + 1}")
+            m.d.sync += r.eq(side)
+            side = r
+            sides.append(r)
+
+        # MACArray's popcount outputs are n_tree registers after s0: delay the word-set as much.
+        s = s0
+        for k in range(n_tree):
             r = Signal(self.inp.payload.shape(), name=f"s{k + 1}")
-            r_valid = Signal(name=f"s{k + 1}_valid")
-            with m.If(en):
-                m.d.sync += [r.eq(s), r_valid.eq(s_valid)]
-            s, s_valid = r, r_valid
+            m.d.sync += r.eq(s)
+            s = r
 
         w = s.weights
         a = s.acts
         planes = [a[b * p_i:(b + 1) * p_i] for b in range(nb)]
-        pa = [popcount_swar(m, planes[b], f"pa{b}") for b in range(nb)]
+        joint = nb * p_i <= 64 and p_i % 8 == 0
+        if joint:
+            pa = plane_popcounts_swar(m, a, nb, "pa")
+        else:
+            pa = [popcount_swar(m, planes[b], f"pa{b}") for b in range(nb)]
         pa_sum = sum((pa[b] << b) for b in range(nb))
-        t_bits = p_i.bit_length() + nb + 2
 
-        # The combine register (MACArray's t and side registers).
-        valid_t = Signal()
-        shift_t = Signal(SHIFT_BITS)
-        first_t = Signal()
-        last_t = Signal()
-        tag_t = Signal(self.tag_bits) if self.tag_bits else None
-        with m.If(en):
-            m.d.sync += [valid_t.eq(s_valid), shift_t.eq(s.shift), first_t.eq(s.first),
-                         last_t.eq(s.last)]
-            if self.tag_bits:
-                m.d.sync += tag_t.eq(s.tag)
+        t_bits = p_i.bit_length() + nb + 2
         ts = []
         for o in range(p_o):
             wo = w[o * p_i:(o + 1) * p_i]
-            pcs = [popcount_swar(m, wo & planes[b], f"pc{o}_{b}") for b in range(nb)]
+            if joint:       # all planes in one 64-bit SWAR (the default 32 lanes x 2 planes)
+                pcs = plane_popcounts_swar(m, Cat(*([wo] * nb)) & a, nb, f"pc{o}")
+            else:
+                pcs = [popcount_swar(m, wo & planes[b], f"pc{o}_{b}") for b in range(nb)]
             pos = sum((pcs[b] << (b + 1)) for b in range(nb))
             t = Signal(signed(t_bits), name=f"t{o}")
-            with m.If(en):
-                m.d.sync += t.eq(pos - pa_sum)
+            m.d.sync += t.eq(pos - pa_sum)
             ts.append(t)
 
-        accs = []
+        side_t = sides[n_tree]
+        shift_t = side_t[1:1 + SHIFT_BITS]
+        sh_bits = t_bits + 7
+        shifted = []
+        for o in range(p_o):
+            r = Signal(signed(sh_bits), name=f"sh{o}")
+            m.d.sync += r.eq(ts[o] << shift_t)
+            shifted.append(r)
+
+        side_a = sides[n_tree + 1]
+        valid_t = side_a[0]
+        first_t = side_a[1 + SHIFT_BITS]
+        last_t = side_a[2 + SHIFT_BITS]
+        tag_t = side_a[3 + SHIFT_BITS:] if self.tag_bits else None
+
+        acc_next = []
         for o in range(p_o):
             acc = Signal(signed(self.acc_bits), name=f"acc{o}")
-            with m.If(en & valid_t):
-                m.d.sync += acc.eq(Mux(first_t, 0, acc) + (ts[o] << shift_t))
-            accs.append(acc)
+            nxt = Signal(signed(self.acc_bits), name=f"acc_next{o}")
+            m.d.comb += nxt.eq(Mux(first_t, 0, acc) + shifted[o])
+            with m.If(valid_t):
+                m.d.sync += acc.eq(nxt)
+            acc_next.append(nxt)
 
-        with m.If(en):
-            m.d.sync += out_valid.eq(valid_t & last_t)
-        m.d.comb += self.out.valid.eq(out_valid)
+        m.submodules.fifo = fifo = SyncFIFO(width=len(self.out.payload.as_value()), depth=depth)
+        push = valid_t & last_t
+        data_in = Cat(*acc_next)
         if self.tag_bits:
-            tag_out = Signal(self.tag_bits)
-            with m.If(en & valid_t & last_t):
-                m.d.sync += tag_out.eq(tag_t)
-            m.d.comb += [self.out.payload.acc.as_value().eq(Cat(*accs)),
-                         self.out.payload.tag.eq(tag_out)]
-        else:
-            m.d.comb += self.out.payload.as_value().eq(Cat(*accs))
+            data_in = Cat(data_in, tag_t)
+        m.d.comb += [
+            fifo.w_data.eq(data_in),
+            fifo.w_en.eq(push),
+            self.out.valid.eq(fifo.r_rdy),
+            self.out.payload.as_value().eq(fifo.r_data),
+            fifo.r_en.eq(self.out.ready),
+        ]
+        pop = self.out.valid & self.out.ready
+        m.d.sync += credits.eq(credits - (take & self.inp.payload.last) + pop)
         return m
+
+
+# The MACArray source FastMACArray was checked against (tests/test_cxxrtl_sim.py): a model of
+# another version could differ in some cycle, so use_fast_models keeps the real array then.
+def mac_array_fingerprint():
+    import hashlib
+    import inspect
+    from accel import mac_array
+    return hashlib.sha256(inspect.getsource(mac_array).encode()).hexdigest()[:16]
+
+
+VALIDATED_MAC_ARRAY = "b9df33817ea686a1"
 
 
 def use_fast_models(soc):
@@ -145,6 +219,12 @@ def use_fast_models(soc):
     engine = getattr(soc, "engine", None)
     mac = getattr(engine, "mac", None)
     if type(mac) is MACArray:
+        if mac_array_fingerprint() != VALIDATED_MAC_ARRAY:
+            warnings.warn("accel/mac_array.py changed since FastMACArray was checked against it; "
+                          "simulating the real MACArray (slower). Update firmware/fast_models.py "
+                          "and VALIDATED_MAC_ARRAY once tests/test_cxxrtl_sim.py passes.",
+                          stacklevel=2)
+            return done
         fast = FastMACArray(mac.p_o, mac.p_i, mac.a_planes, mac.acc_bits, tag_bits=mac.tag_bits,
                             levels_per_stage=mac.levels_per_stage)
         if fast.signature != mac.signature or fast.latency != mac.latency:
