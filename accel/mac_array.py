@@ -13,6 +13,7 @@ and plane ``b``::
 
 from amaranth.hdl import Module, Signal, Cat, Const, Mux, signed, unsigned
 from amaranth.lib import wiring, stream, data
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 
@@ -80,14 +81,15 @@ class MACArray(wiring.Component):
     Members
     -------
     inp : ``In(stream.Signature(mac_input_layout(...)))``
-        Word-sets. ``ready`` is the pipeline enable: low only while the output is held.
+        Word-sets. ``ready`` is a register: low only when the 16-deep output FIFO could not take
+        the results of the ``last`` word-sets already in flight (a consumer stalled for a while).
     out : ``Out(stream.Signature(...))``
         ``ArrayLayout(signed(acc_bits), p_o)`` of the accumulators after each ``last`` word-set, or
         ``StructLayout({"acc": ..., "tag": tag_bits})`` when ``tag_bits > 0``.
 
     Latency: a ``last`` word-set accepted in cycle ``t`` appears on ``out`` in cycle
-    ``t + latency`` when the output is not stalled. One word-set per cycle in steady state, no gaps
-    between outputs.
+    ``t + latency`` (when the FIFO is empty). One word-set per cycle in steady state, no gaps
+    between outputs; the pipeline registers have no clock enable.
     """
 
     def __init__(self, p_o, p_i, a_planes, acc_bits, *, tag_bits=0, levels_per_stage=2):
@@ -117,8 +119,10 @@ class MACArray(wiring.Component):
             out_layout = data.StructLayout({"acc": self.acc_layout, "tag": unsigned(tag_bits)})
         else:
             out_layout = self.acc_layout
-        # input register + tree registers + combine register + shift register + accumulators
+        # input register + tree registers + combine register + shift register + accumulators,
+        # then the output FIFO
         self.latency = 1 + _tree_stages(p_i, levels_per_stage) + 3
+        self.fifo_depth = 16
         super().__init__({
             "inp": In(stream.Signature(mac_input_layout(p_o, p_i, a_planes, tag_bits))),
             "out": Out(stream.Signature(out_layout)),
@@ -129,17 +133,21 @@ class MACArray(wiring.Component):
         p_o, p_i, nb = self.p_o, self.p_i, self.a_planes
         lps = self.levels_per_stage
 
-        out_valid = Signal()
-        en = Signal()
-        # One global enable: every register advances unless a finished output is waiting. The
-        # accumulators double as the output register, so an output is held only by stalling.
-        m.d.comb += [en.eq(~out_valid | self.out.ready), self.inp.ready.eq(en)]
+        # No pipeline enable: a global stall signal would be a clock-enable net with ~10k loads
+        # at the default size, which alone limited the array to ~70 MHz on ECP5. Instead the
+        # pipeline always advances and results land in a 16-deep output FIFO (LUT RAM); the input
+        # takes a word-set only while a FIFO slot is guaranteed for every ``last`` word-set in
+        # flight (credits, a register), so a stalled consumer never loses a result.
+        en = Const(1)
+        depth = self.fifo_depth
+        credits = Signal(range(depth + 1), init=depth)
+        m.d.comb += self.inp.ready.eq(credits != 0)
+        take = self.inp.valid & self.inp.ready
 
         # Stage 0: input register (the weight word comes straight out of block RAM).
         s0 = Signal(self.inp.payload.shape())
         s0_valid = Signal()
-        with m.If(en):
-            m.d.sync += [s0.eq(self.inp.payload), s0_valid.eq(self.inp.valid)]
+        m.d.sync += [s0.eq(self.inp.payload), s0_valid.eq(take)]
 
         # Side band (valid, shift, first, last, tag) travels alongside the popcount stages.
         side_fields = Cat(s0_valid, s0.shift, s0.first, s0.last)
@@ -226,21 +234,28 @@ class MACArray(wiring.Component):
         tag_t = side_a[3 + SHIFT_BITS:] if self.tag_bits else None
 
         accs = []
+        acc_next = []
         for o in range(p_o):
             acc = Signal(signed(self.acc_bits), name=f"acc{o}")
-            with m.If(en & valid_t):
-                m.d.sync += acc.eq(Mux(first_t, 0, acc) + shifted[o])
+            nxt = Signal(signed(self.acc_bits), name=f"acc_next{o}")
+            m.d.comb += nxt.eq(Mux(first_t, 0, acc) + shifted[o])
+            with m.If(valid_t):
+                m.d.sync += acc.eq(nxt)
             accs.append(acc)
+            acc_next.append(nxt)
 
-        with m.If(en):
-            m.d.sync += out_valid.eq(valid_t & last_t)
-        m.d.comb += self.out.valid.eq(out_valid)
+        m.submodules.fifo = fifo = SyncFIFO(width=len(self.out.payload.as_value()), depth=depth)
+        push = valid_t & last_t
+        data_in = Cat(*acc_next)
         if self.tag_bits:
-            tag_out = Signal(self.tag_bits)
-            with m.If(en & valid_t & last_t):
-                m.d.sync += tag_out.eq(tag_t)
-            m.d.comb += [self.out.payload.acc.as_value().eq(Cat(*accs)),
-                         self.out.payload.tag.eq(tag_out)]
-        else:
-            m.d.comb += self.out.payload.as_value().eq(Cat(*accs))
+            data_in = Cat(data_in, tag_t)
+        m.d.comb += [
+            fifo.w_data.eq(data_in),
+            fifo.w_en.eq(push),
+            self.out.valid.eq(fifo.r_rdy),
+            self.out.payload.as_value().eq(fifo.r_data),
+            fifo.r_en.eq(self.out.ready),
+        ]
+        pop = self.out.valid & self.out.ready
+        m.d.sync += credits.eq(credits - (take & self.inp.payload.last) + pop)
         return m

