@@ -274,11 +274,15 @@ def _over_capacity(log_path, family):
 
 
 def build(board, *, build_dir="build", verilog_only=False, system_tools=False, target_hz=None,
-          baud=None, top="soc", seed=None, config=None, log=print):
+          baud=None, top="soc", seed=None, config=None, force=False, log=print):
     """Build ``board`` into ``build_dir/<board>/``; returns the report (a dict).
 
-    Raises :class:`BuildError` with a one-line message when a tool is missing or fails.
+    Raises :class:`BuildError` with a one-line message when a tool is missing or fails, or when
+    the SoC is known not to fit the board (``board.soc_fits``) and ``force`` is not set.
     """
+    if top == "soc" and not board.soc_fits and not force and not verilog_only:
+        raise BuildError(f"the SoC does not fit the {board.device} of {board.name} (see "
+                         f"--list-boards notes); build --top bridge, or --force to try anyway")
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     t_total = time.monotonic()
     out = Path(build_dir) / board.name
@@ -293,6 +297,8 @@ def build(board, *, build_dir="build", verilog_only=False, system_tools=False, t
         pack = "ecppack" if family == "ecp5" else "icepack"
         exes = {name: resolve_tool(name, system_tools) for name in ("yosys", pnr, pack)}
 
+    # Check the clock before building anything (a bad frequency is a one-line error).
+    board.pll_for(board.target_hz if target_hz is None else target_hz)
     if board.notes:
         log(f"note: {board.name}: {board.notes}")
     t = time.monotonic()
@@ -443,6 +449,8 @@ def main(argv=None):
                         help="soc (default) or bridge (UART bridge + SRAM only)")
     parser.add_argument("--seed", type=int, default=None, help="nextpnr placement seed")
     parser.add_argument("--build-dir", default="build", help="output root (default build/)")
+    parser.add_argument("--force", action="store_true",
+                        help="build the SoC even for a board it is known not to fit")
     args = parser.parse_args(argv)
 
     def log(msg):
@@ -455,7 +463,7 @@ def main(argv=None):
         board = get_board(args.board)
         report = build(board, build_dir=args.build_dir, verilog_only=args.verilog_only,
                        system_tools=args.system_tools, target_hz=args.freq, baud=args.baud,
-                       top=args.top, seed=args.seed, log=log)
+                       top=args.top, seed=args.seed, force=args.force, log=log)
         if args.verilog_only:
             return 0
         util = report["utilization"]

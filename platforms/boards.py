@@ -12,7 +12,7 @@ from amaranth.build import Resource, Pins, Attrs
 from amaranth_boards.resources import UARTResource
 
 from accel.config import AccelConfig, DEFAULT, SMALL
-from .configs import SMALL25, TINY12, MICRO, estimate_block_rams
+from .configs import DEFAULT85, SMALL25, TINY12, MICRO, estimate_block_rams
 from .pll import ecp5_pll_params
 
 
@@ -72,6 +72,9 @@ class Board:
         How to program the board by hand (``{bit}`` is the bitstream, ``{svf}`` the SVF file).
     bridge_words : int
         Buffer of the UART bridge (largest frame, in words).
+    soc_fits : bool
+        False when the SoC is known not to fit the device (the build refuses ``--top soc``
+        unless forced).
     notes : str
         Anything a user of the board should know.
     """
@@ -94,6 +97,7 @@ class Board:
     tool_env: dict = field(default_factory=dict)
     program: str = ""
     bridge_words: int = 256
+    soc_fits: bool = True
     notes: str = ""
 
     @property
@@ -165,7 +169,7 @@ BOARDS = {b.name: b for b in [
     _ulx3s("25F", "small25", SMALL25, 50_000_000),
     _ulx3s("45F", "small", SMALL, 50_000_000),
     # The 85F target is the timing-closure goal for the default configuration.
-    _ulx3s("85F", "default", DEFAULT, 100_000_000),
+    _ulx3s("85F", "default85", DEFAULT85, 100_000_000),
     Board(name="orangecrab-25f", platform_module="amaranth_boards.orangecrab_r0_2",
           platform_class="OrangeCrabR0_2_25FPlatform", family="ecp5", device="LFE5U-25F",
           package="MG285", config_name="small25", config=SMALL25, clk=("clk", 0),
@@ -177,7 +181,7 @@ BOARDS = {b.name: b for b in [
           notes="UART on Feather pins 0 (RX) / 1 (TX) through an external 3.3 V USB-serial adapter."),
     Board(name="orangecrab-85f", platform_module="amaranth_boards.orangecrab_r0_2",
           platform_class="OrangeCrabR0_2_85FPlatform", family="ecp5", device="LFE5U-85F",
-          package="MG285", config_name="default", config=DEFAULT, clk=("clk", 0),
+          package="MG285", config_name="default85", config=DEFAULT85, clk=("clk", 0),
           clk_hz=48_000_000, target_hz=96_000_000, uart=("uart", 1), baud=115200,
           leds=(("rgb_led", 0, "g"), ("rgb_led", 0, "r"), ("rgb_led", 0, "b")),
           extra_resources=(_ORANGECRAB_UART,), tool_env={"DFU_SUFFIX": "true"},
@@ -193,7 +197,7 @@ BOARDS = {b.name: b for b in [
           notes="UART through the on-board FT2232 (second channel)."),
     Board(name="ecpix5-85f", platform_module="amaranth_boards.ecpix5",
           platform_class="ECPIX585Platform", family="ecp5", device="LFE5UM5G-85F",
-          package="BG554", config_name="default", config=DEFAULT, clk=("clk100", 0),
+          package="BG554", config_name="default85", config=DEFAULT85, clk=("clk100", 0),
           clk_hz=100_000_000, target_hz=100_000_000, uart=("uart", 0), baud=1_000_000,
           leds=_ECPIX5_LEDS, rst=("rst", 0), tool_env={"OPENFPGALOADER": "true"},
           program="openFPGALoader -c ft2232 {bit}",
@@ -211,7 +215,7 @@ BOARDS = {b.name: b for b in [
           package="SG48", config_name="micro", config=MICRO, clk=("clk12", 0),
           clk_hz=12_000_000, target_hz=12_000_000, uart=("uart", 0), baud=115200,
           leds=(("led", 1, None), ("led", 0, None)), tool_env={},
-          program="iceprog {bin}", bridge_words=64,
+          program="iceprog {bin}", bridge_words=64, soc_fits=False,
           notes="iCE40 UP5K with the MICRO configuration (8x8 array, 1,024 words of main memory), no "
                 "PLL. Measured: the SoC needs ~13,900 logic cells and 31 block RAMs, the UP5K has "
                 "5,280 and 30, so only `--top bridge` builds for now."),

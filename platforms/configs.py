@@ -3,6 +3,8 @@
 ``accel.config`` names DEFAULT (85F-class), SMALL and TINY. Some devices need something in between
 or below; they are defined here rather than in ``accel/config.py``:
 
+* ``DEFAULT85``: DEFAULT with half the main memory (8,192 words), for the 85F devices (208
+  DP16KD): DEFAULT needs 218 (measured: Yosys mapped exactly that many, the build failed to place).
 * ``SMALL25``: SMALL with half the main memory, for 25F devices (56 DP16KD): SMALL itself needs
   about 64 by the estimate below.
 * ``TINY12``: TINY with half the main memory, for the LFE5U-12F (32 DP16KD).
@@ -10,25 +12,26 @@ or below; they are defined here rather than in ``accel/config.py``:
   (30 SB_RAM40_4K of 4 Kbit).
 
 :func:`estimate_block_rams` counts the block RAMs the memories of a configuration need, packing
-each memory into the device's block-RAM aspect ratios. It is an estimate for choosing a
-configuration (FIFOs, LUT-RAM choices and the tools' packing change the real figure); the build
-report has the real count.
+each memory (wide local buffers: each 32-bit lane column) into the device's block-RAM aspect
+ratios. It matched Yosys exactly for DEFAULT on the 85F (218 DP16KD); it stays an estimate (the
+SoC may add memories), the build report has the real count.
 """
 
 from accel.config import AccelConfig, DEFAULT, SMALL, TINY
 from firmware.protocol import DEFAULT_MAX_WORDS
 
 
-__all__ = ["SMALL25", "TINY12", "MICRO", "CONFIGS", "BRAM_SHAPES", "memories",
+__all__ = ["DEFAULT85", "SMALL25", "TINY12", "MICRO", "CONFIGS", "BRAM_SHAPES", "memories",
            "estimate_block_rams"]
 
 
+DEFAULT85 = DEFAULT.replace(mem_words=8192)
 SMALL25 = SMALL.replace(mem_words=8192)
 TINY12 = TINY.replace(mem_words=4096)
 MICRO = AccelConfig(p_o=8, p_i=8, acc_bits=16, wbuf_depth=64, thr_depth=32, res_depth=32,
                     bank_depth=256, n_code_banks=2, emb_channels=1, mem_words=1024)
 
-CONFIGS = {"default": DEFAULT, "small": SMALL, "small25": SMALL25, "tiny": TINY, "tiny12": TINY12,
+CONFIGS = {"default": DEFAULT, "default85": DEFAULT85, "small": SMALL, "small25": SMALL25, "tiny": TINY, "tiny12": TINY12,
            "micro": MICRO}
 
 # (depth, width) aspect ratios of one block RAM. ECP5 DP16KD: 18 Kbit, 36 bits wide only as a
@@ -39,18 +42,31 @@ BRAM_SHAPES = {
 }
 
 
+def _lanes(bits):
+    """(width, count) of the columns a local buffer of ``bits``-bit words is stored in: the engine
+    writes 32-bit lanes separately (write granularity 32), so a wide buffer is ``bits / 32``
+    independent 32-bit columns, each packed into block RAM on its own."""
+    lanes = -(-bits // 32)
+    return (bits, 1) if lanes == 1 else (32, lanes)
+
+
 def memories(config, *, bridge_words=DEFAULT_MAX_WORDS):
-    """The block memories of one SoC with ``config``: a dict name -> (depth, width, count)."""
+    """The block memories of one SoC with ``config``: a dict name -> (depth, width, count), wide
+    buffers counted as ``count`` 32-bit columns."""
     c = config
-    return {
+    mems = {
         "main memory": (c.mem_words, 32, 1),
-        "weight buffer": (c.wbuf_depth, c.weight_word_bits, 1),
-        "threshold buffer": (c.thr_depth, 64, 1),
-        "embedding table": (c.emb_channels * 256, 16, 1),
-        "residual buffer": (c.res_depth, c.res_word_bits, 1),
-        "code banks": (c.bank_depth, c.code_word_bits, c.n_code_banks),
+        "embedding tables": (256, 16, c.emb_channels),     # one table per image channel
         "bridge buffer": (bridge_words, 32, 1),
+        "sequencer profile": (64, 32, 1),                  # per-descriptor cycle counters
     }
+    for name, bits, depth, n in (("weight buffer", c.weight_word_bits, c.wbuf_depth, 1),
+                                 ("threshold buffer", 64, c.thr_depth, 1),
+                                 ("residual buffer", c.res_word_bits, c.res_depth, 1),
+                                 ("code banks", c.code_word_bits, c.bank_depth, c.n_code_banks)):
+        width, lanes = _lanes(bits)
+        mems[name] = (depth, width, lanes * n)
+    return mems
 
 
 def _brams_for(depth, width, shapes):

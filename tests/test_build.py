@@ -29,7 +29,7 @@ def test_cli_list_boards(capsys):
 
 def test_cli_missing_tool(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("YOSYS", "/nonexistent/yosys")
-    assert B.main(["--board", "icebreaker", "--build-dir", str(tmp_path)]) == 1
+    assert B.main(["--board", "icebreaker", "--top", "bridge", "--build-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "/nonexistent/yosys not found" in err
 
@@ -40,6 +40,12 @@ def test_cli_bad_frequency(capsys, tmp_path):
                    "--build-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "f_out_hz" in err
+
+
+def test_cli_soc_that_does_not_fit(capsys, tmp_path):
+    assert B.main(["--board", "icebreaker", "--build-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not fit" in err and "--top bridge" in err
 
 
 def test_parse_freq():
