@@ -123,7 +123,6 @@ def main(argv=None):
         print("error: name boards with --boards or use --all", file=sys.stderr)
         return 1
 
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     failed = 0
     for board in boards:
         print(f"=== {board.name}", flush=True)
@@ -146,10 +145,13 @@ def main(argv=None):
         report["date"] = datetime.datetime.now().isoformat(timespec="minutes")
         if args.note:
             report["note"] = args.note
+        # Merge with what is on disk now (another run may have added boards meanwhile).
+        results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
         results[board.name] = report
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     if not args.verilog_only and not args.no_doc:
+        results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
         write_doc(results, _tool_versions())
         print("wrote the Builds section of docs/BENCHMARKS.md")
     return 1 if failed else 0
