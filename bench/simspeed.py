@@ -144,6 +144,8 @@ def main(argv=None):
     ap.add_argument("--backends", default="pysim,cxxrtl,verilator",
                     help="comma-separated: pysim, cxxrtl, verilator; append ':real-mac' to a "
                          "compiled backend to simulate the real MACArray instead of its model")
+    ap.add_argument("--pairs", help="explicit comma-separated config/backend pairs instead of "
+                                    "configs x backends, e.g. tiny/pysim,default/verilator")
     ap.add_argument("--model", default=str(DEFAULT_MODEL))
     ap.add_argument("--pysim-cycles", type=int, default=3000)
     ap.add_argument("--cycles", type=int, default=3_000_000, help="budget of the compiled backends")
@@ -155,16 +157,19 @@ def main(argv=None):
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
+    if args.pairs:
+        pairs = [tuple(p.split("/", 1)) for p in args.pairs.split(",")]
+    else:
+        pairs = [(c, b) for c in args.configs.split(",") for b in args.backends.split(",")]
     rows = []
     try:
-        for config_name in args.configs.split(","):
-            for backend in args.backends.split(","):
-                log(f"{config_name} / {backend} ...")
-                rows.append(measure(config_name, backend, model_path=args.model,
-                                    pysim_cycles=args.pysim_cycles, compiled_cycles=args.cycles,
-                                    seconds=args.seconds, log=log))
-                r = rows[-1]
-                log(f"  idle {r['idle']:,.0f} cycles/s, inference {r['inference']:,.0f} cycles/s")
+        for config_name, backend in pairs:
+            log(f"{config_name} / {backend} ...")
+            rows.append(measure(config_name, backend, model_path=args.model,
+                                pysim_cycles=args.pysim_cycles, compiled_cycles=args.cycles,
+                                seconds=args.seconds, log=log))
+            r = rows[-1]
+            log(f"  idle {r['idle']:,.0f} cycles/s, inference {r['inference']:,.0f} cycles/s")
     except KeyboardInterrupt:
         log("interrupted")
         return 130
