@@ -302,6 +302,9 @@ def build(board, *, build_dir="build", verilog_only=False, system_tools=False, t
     if board.notes:
         log(f"note: {board.name}: {board.notes}")
     t = time.monotonic()
+    log(f"[elaborate] {board.name}: {_describe(config)} (the 64x32 DEFAULT-class arrays take "
+        f"minutes)" if config.macs_per_cycle >= 2048 else f"[elaborate] {board.name}: "
+        f"{_describe(config)}")
     soc, top_kind = make_soc(config, top, log)
     design = BoardTop(board, soc, target_hz=target_hz, baud=baud)
     platform = board.platform()
@@ -313,8 +316,8 @@ def build(board, *, build_dir="build", verilog_only=False, system_tools=False, t
         (out / path).unlink(missing_ok=True)
     plan.extract(str(out))
     times["elaborate"] = time.monotonic() - t
-    log(f"[elaborate] {board.name}: {top_kind} top, {_describe(config)}, "
-        f"{design.f_sync_hz / 1e6:g} MHz, done in {_fmt_s(times['elaborate'])}")
+    log(f"[elaborate] {top_kind} top, {design.f_sync_hz / 1e6:g} MHz, done in "
+        f"{_fmt_s(times['elaborate'])}")
 
     t = time.monotonic()
     (out / "top.v").write_text(verilog._convert_rtlil_text(plan.files["top.il"],
