@@ -98,7 +98,12 @@ class OutputUnit(wiring.Component):
         cb = cfg.max_out_bits
         vbits = max(cfg.acc_bits, rb) + 1
 
-        # --- threshold registers (a shift register: entry o ends in register o) -------------------
+        # The pipeline A -> B -> C -> D never stalls (no clock-enable nets with thousands of
+        # loads): a pixel is taken from ``inp`` only when it can go all the way through. The code
+        # writer (D) writes up to m words per pixel, so pixels that write are taken at least m
+        # cycles apart; a group's thresholds are (re)loaded while no pixel is inside.
+
+        # --- threshold registers -------------------------------------------------------------------
         # Stored as -T, with T = t (negate 0) or 1 - t (negate 1): u >= t is then (v >= T) xor
         # negate (-v >= t <=> v <= -t <=> not v >= 1 - t), and v >= T is the sign of v + (-T), a
         # plain addition: no per-pixel negation of v and no inverted comparator inputs (which
@@ -108,9 +113,10 @@ class OutputUnit(wiring.Component):
         thr_ok = Signal()        # thresholds of the current group are loaded
         loading = Signal()
         ld_cnt = Signal(range(p_o + 1))
+        ld_row = Signal(range(p_o + 1))
         ld_data_valid = Signal()
         thr_cog = Signal(16)     # cog * p_o
-        closed = Signal()        # the group's last pixel has been accepted; wait for the reload
+        closed = Signal()        # the group's last pixel has been taken; wait for the reload
 
         # --- stage A: accumulators + residual read in flight ---------------------------------------
         a_valid = Signal()
@@ -135,43 +141,38 @@ class OutputUnit(wiring.Component):
         job_addr = Signal(20)
         job_final = Signal()
 
-        # --- stage C -> D bookkeeping (declared early: the stall logic needs it) --------------------
-        pcount = Signal(2)
-        cogm = Signal(8)          # cog * m
-        wpix = Signal(20)         # opix * n_cig_out + cog * m
-        # n_cig_out - cog*m and whether it is positive, kept as registers so that the stall chain
-        # (output unit ready -> MAC enable -> address generator) starts at flip-flops
-        remaining = Signal(signed(9))
-        rem_pos = Signal()
-        writes = Signal()         # the pixel in stage C produces a write job
-        m.d.comb += writes.eq(self.thr_out & (~self.pool | (pcount == 3)) & rem_pos)
-
-        d_accept = ~job_valid | (job_j == job_jlast)
-        # a pixel that writes nothing (first three of a pool window) never waits for stage D
-        en_c = ~c_valid | d_accept | ~writes
-        en_b = ~b_valid | en_c
-        en_a = ~a_valid | en_b
-        can_take = thr_ok & ~closed & ~loading
-        m.d.comb += self.inp.ready.eq(en_a & can_take)
+        # --- input side: which pixels will write, and their spacing --------------------------------
+        in_phase = Signal(2)      # pool phase of the next pixel taken
+        in_rem_pos = Signal()     # the group of the next pixel taken writes code words
+        in_rem = Signal(signed(9))
+        gap = Signal(range(max(mm, 2)))
+        will_write = self.thr_out & in_rem_pos & (~self.pool | (in_phase == 3))
+        can_take = thr_ok & ~closed & ~loading & ((gap == 0) | ~will_write)
+        m.d.comb += self.inp.ready.eq(can_take)
         take = self.inp.valid & self.inp.ready
+        with m.If(gap != 0):
+            m.d.sync += gap.eq(gap - 1)
+        with m.If(take):
+            with m.If(will_write & (mm > 1)):
+                m.d.sync += gap.eq(mm - 1)
+            with m.If(self.pool):
+                m.d.sync += in_phase.eq(in_phase + 1)
+            with m.If(self.inp.payload.tag.last):
+                m.d.sync += [closed.eq(1), in_rem.eq(in_rem - mm), in_rem_pos.eq(in_rem > mm)]
 
-        # Residual read issued as the pixel enters stage A; held while A is stalled.
-        m.d.comb += [self.res_raddr.eq(self.inp.payload.tag.raddr), self.res_ren.eq(en_a)]
-        with m.If(en_a):
-            m.d.sync += [a_valid.eq(take), a_tag.eq(self.inp.payload.tag)]
-            m.d.sync += [a_acc[o].eq(self.inp.payload.acc[o]) for o in range(p_o)]
-        with m.If(take & self.inp.payload.tag.last):
-            m.d.sync += closed.eq(1)
+        # Residual read issued as the pixel is taken; the data arrives while it sits in stage A.
+        m.d.comb += [self.res_raddr.eq(self.inp.payload.tag.raddr), self.res_ren.eq(1)]
+        m.d.sync += [a_valid.eq(take), a_tag.eq(self.inp.payload.tag)]
+        m.d.sync += [a_acc[o].eq(self.inp.payload.acc[o]) for o in range(p_o)]
 
         # Stage A -> B: v = acc + residual.
-        with m.If(en_b):
-            m.d.sync += [b_valid.eq(a_valid), b_tag.eq(a_tag)]
-            for o in range(p_o):
-                res = self.res_rdata[o * rb:(o + 1) * rb].as_signed()
-                m.d.sync += b_v[o].eq(a_acc[o] + Mux(self.res_in, res, 0))
+        m.d.sync += [b_valid.eq(a_valid), b_tag.eq(a_tag)]
+        for o in range(p_o):
+            res = self.res_rdata[o * rb:(o + 1) * rb].as_signed()
+            m.d.sync += b_v[o].eq(a_acc[o] + Mux(self.res_in, res, 0))
 
         # Stage B: residual write, sums, thresholds.
-        b_go = b_valid & en_c
+        b_go = b_valid
         # The sums are 0 outside sum mode and are cleared (a free synchronous reset) after each
         # group's write, so ``sums + v`` is both the next sum and, outside sum mode, ``v`` itself:
         # one adder and no multiplexer in front of the residual write port.
@@ -197,28 +198,27 @@ class OutputUnit(wiring.Component):
 
         maxc = Signal(2)
         m.d.comb += maxc.eq(Mux(self.out_bits >= 2, 3, 1))
-        with m.If(en_c):
-            m.d.sync += [c_valid.eq(b_valid), c_last.eq(b_tag.last), c_final.eq(b_tag.final)]
-            for o in range(p_o):
-                v = b_v[o]
-                # compare on 17 bits: outside the signed 17-bit range v is above or below every T
-                if vbits > 17:
-                    top = v[16:]
-                    in_range = (top == 0) | (top == (1 << len(top)) - 1)
-                else:
-                    in_range = Const(1, 1)
-                low = v[:17].as_signed()
-                ge = [~(low + thr[o][k])[17] for k in range(3)]
-                passed = [Mux(in_range, ge[k], ~v[vbits - 1]) ^ neg[o] for k in range(3)]
-                count = passed[0] + passed[1] + passed[2]
-                code = Mux(count > maxc, maxc, count)
-                m.d.sync += c_code[o].eq(code[:cb])
+        m.d.sync += [c_valid.eq(b_valid), c_last.eq(b_tag.last), c_final.eq(b_tag.final)]
+        for o in range(p_o):
+            v = b_v[o]
+            # compare on 17 bits: outside the signed 17-bit range v is above or below every T
+            if vbits > 17:
+                top = v[16:]
+                in_range = (top == 0) | (top == (1 << len(top)) - 1)
+            else:
+                in_range = Const(1, 1)
+            low = v[:17].as_signed()
+            ge = [~(low + thr[o][k])[17] for k in range(3)]
+            passed = [Mux(in_range, ge[k], ~v[vbits - 1]) ^ neg[o] for k in range(3)]
+            count = passed[0] + passed[1] + passed[2]
+            code = Mux(count > maxc, maxc, count)
+            m.d.sync += c_code[o].eq(code[:cb])
 
         # Group bookkeeping: after the last pixel of a group has left stage B, reload thresholds.
         with m.If(b_go & b_tag.last):
             m.d.sync += [thr_ok.eq(0), closed.eq(0), thr_cog.eq(thr_cog + p_o)]
 
-        # --- threshold load: p_o reads, data shifted in one cycle later -----------------------------
+        # --- threshold load: p_o reads, entry o written into row o one cycle later ------------------
         with m.If(~thr_ok & ~loading & ~a_valid & ~b_valid & ~self.start):
             with m.If(self.thr_out):
                 m.d.sync += [loading.eq(1), ld_cnt.eq(0)]
@@ -227,24 +227,32 @@ class OutputUnit(wiring.Component):
         m.d.comb += [self.thr_raddr.eq(self.thr_base + thr_cog + ld_cnt),
                      self.thr_ren.eq(loading & (ld_cnt < p_o))]
         with m.If(loading):
-            m.d.sync += [ld_cnt.eq(ld_cnt + 1), ld_data_valid.eq(ld_cnt < p_o)]
+            m.d.sync += [ld_cnt.eq(ld_cnt + 1), ld_data_valid.eq(ld_cnt < p_o), ld_row.eq(ld_cnt)]
             with m.If(ld_cnt == p_o):
                 m.d.sync += [loading.eq(0), thr_ok.eq(1)]
         with m.Else():
             m.d.sync += ld_data_valid.eq(0)
-        with m.If(ld_data_valid):
-            e = self.thr_rdata
-            for o in range(p_o - 1):
-                m.d.sync += [thr[o][k].eq(thr[o + 1][k]) for k in range(3)]
-                m.d.sync += neg[o].eq(neg[o + 1])
-            for k in range(3):
-                t = e[16 * k:16 * (k + 1)].as_signed()
-                m.d.sync += thr[p_o - 1][k].eq(Mux(e[48], t - 1, -t))
-            m.d.sync += neg[p_o - 1].eq(e[48])
+        e = self.thr_rdata
+        ld_t = [Signal(signed(17), name=f"ld_t{k}") for k in range(3)]
+        for k in range(3):
+            t = e[16 * k:16 * (k + 1)].as_signed()
+            m.d.comb += ld_t[k].eq(Mux(e[48], t - 1, -t))
+        for o in range(p_o):
+            # a decoded write enable per row (52 loads each), not one enable for all rows
+            with m.If(ld_data_valid & (ld_row == o)):
+                m.d.sync += [thr[o][k].eq(ld_t[k]) for k in range(3)]
+                m.d.sync += neg[o].eq(e[48])
 
         # --- stage C -> D: pool and pack ----------------------------------------------------------
+        pcount = Signal(2)
+        cogm = Signal(8)          # cog * m
+        wpix = Signal(20)         # opix * n_cig_out + cog * m
+        remaining = Signal(signed(9))
+        rem_pos = Signal()
+        writes = Signal()         # the pixel in stage C produces a write job
+        m.d.comb += writes.eq(self.thr_out & (~self.pool | (pcount == 3)) & rem_pos)
         pmax = [Signal(cb, name=f"pmax{o}") for o in range(p_o)]
-        c_go = c_valid & en_c
+        c_go = c_valid
         final_now = Signal()
         fin_wait = Signal()
         code_out = [Signal(cb, name=f"pooled{o}") for o in range(p_o)]
@@ -293,6 +301,8 @@ class OutputUnit(wiring.Component):
         with m.If(self.start):
             m.d.sync += [thr_ok.eq(0), closed.eq(0), loading.eq(0), thr_cog.eq(0),
                          sum_cog.eq(0), pcount.eq(0), cogm.eq(0), wpix.eq(0), fin_wait.eq(0),
-                         remaining.eq(self.n_cig_out), rem_pos.eq(self.n_cig_out != 0)]
+                         remaining.eq(self.n_cig_out), rem_pos.eq(self.n_cig_out != 0),
+                         in_phase.eq(0), in_rem.eq(self.n_cig_out), in_rem_pos.eq(self.n_cig_out != 0),
+                         gap.eq(0)]
             m.d.sync += [sums[o].eq(0) for o in range(p_o)]
         return m
