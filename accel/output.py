@@ -45,6 +45,9 @@ class OutputUnit(wiring.Component):
     Members
     -------
     inp : ``In(stream.Signature(StructLayout({"acc": ArrayLayout(signed(acc_bits), p_o), "tag": OUT_TAG_LAYOUT})))``
+        ``ready`` depends on registers only. It is low while a group's thresholds load (about
+        ``p_o + 4`` cycles before each group, after the previous group has drained) and, for pixels
+        that write code words, for ``m - 1`` cycles after the previous writing pixel.
     start : ``In(1)``
         Pulse before a layer: resets the group counters and (with ``thr_out``) loads group 0's
         thresholds. The mode inputs below are held stable from ``start`` to ``finished``.
