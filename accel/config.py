@@ -69,7 +69,9 @@ class AccelConfig:
     res_bits: int = 16
     wbuf_depth: int = 512
     thr_depth: int = 1024
-    res_depth: int = 1024
+    # 512 words of p_o * res_bits: one block RAM deep. 1,024 took 29 more DP16KD, and the default
+    # configuration then needed 218 of the LFE5U-85F's 208.
+    res_depth: int = 512
     bank_depth: int = 4096
     n_code_banks: int = 3
     emb_channels: int = 4

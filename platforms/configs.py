@@ -3,8 +3,10 @@
 ``accel.config`` names DEFAULT (85F-class), SMALL and TINY. Some devices need something in between
 or below; they are defined here rather than in ``accel/config.py``:
 
-* ``DEFAULT85``: DEFAULT with half the main memory (8,192 words), for the 85F devices (208
-  DP16KD): DEFAULT needs 218 (measured: Yosys mapped exactly that many, the build failed to place).
+* ``DEFAULT85``: DEFAULT itself, for the 85F devices (208 DP16KD): with a 512-word residual
+  buffer it needs 186 (a 1,024-word one needed 218, measured: Yosys mapped exactly that many and
+  the build failed to place). The shipped model's memory image needs 10.5k words of main memory,
+  so DEFAULT's 16,384 words are kept.
 * ``SMALL25``: SMALL with half the main memory, for 25F devices (56 DP16KD): SMALL itself needs
   about 64 by the estimate below.
 * ``TINY12``: TINY with half the main memory, for the LFE5U-12F (32 DP16KD).
@@ -25,7 +27,7 @@ __all__ = ["DEFAULT85", "SMALL25", "TINY12", "MICRO", "CONFIGS", "BRAM_SHAPES", 
            "estimate_block_rams"]
 
 
-DEFAULT85 = DEFAULT.replace(mem_words=8192)
+DEFAULT85 = DEFAULT
 SMALL25 = SMALL.replace(mem_words=8192)
 TINY12 = TINY.replace(mem_words=4096)
 MICRO = AccelConfig(p_o=8, p_i=8, acc_bits=16, wbuf_depth=64, thr_depth=32, res_depth=32,

@@ -60,8 +60,7 @@ def test_board_record_matches_platform(name):
         res = plat.lookup(led, number)
         if sub:
             assert sub in {s.name for s in res.ios}
-    # The configuration by device class: DEFAULT for 85F needs 218 DP16KD of 208, so the 85F
-    # boards use DEFAULT85 (half the main memory).
+    # The configuration by device class: DEFAULT85 (= DEFAULT, 186 DP16KD of 208) for the 85F.
     if board.device.endswith("85F"):
         assert board.config is DEFAULT85
     elif board.device.endswith("45F"):
@@ -83,19 +82,21 @@ def test_configuration_fits_block_ram(name):
 
 
 def test_block_ram_estimate():
-    # Measured with Yosys: DEFAULT 218 DP16KD (weight and residual buffers 64 each as 32-bit lane
-    # columns, code banks 3 x 16, main memory 32, thresholds 4, embedding 4, bridge 1, profile 1),
-    # SMALL25 52, TINY12 30; MICRO 31 SB_RAM40_4K on iCE40.
-    assert estimate_block_rams(C.DEFAULT) == 218
+    # Measured with Yosys: DEFAULT with a 1,024-word residual buffer 218 DP16KD (weight and
+    # residual buffers 64 each as 32-bit lane columns, code banks 3 x 16, main memory 32,
+    # thresholds 4, embedding 4, bridge 1, profile 1), SMALL25 52, TINY12 30; MICRO 31
+    # SB_RAM40_4K on iCE40. DEFAULT now has a 512-word residual buffer: 32 fewer.
+    assert estimate_block_rams(C.DEFAULT.replace(res_depth=1024)) == 218
+    assert estimate_block_rams(C.DEFAULT) == 186
     assert estimate_block_rams(SMALL25) == 52
     assert estimate_block_rams(TINY12) == 30
     assert estimate_block_rams(MICRO, "ice40", bridge_words=64) == 31
     assert estimate_block_rams(DEFAULT85) <= DEVICE_RESOURCES["LFE5U-85F"]["BRAM"]
-    assert estimate_block_rams(C.DEFAULT) > DEVICE_RESOURCES["LFE5U-85F"]["BRAM"]
+    assert estimate_block_rams(C.DEFAULT.replace(res_depth=1024)) > DEVICE_RESOURCES["LFE5U-85F"]["BRAM"]
     mems = memories(C.DEFAULT)
     assert mems["main memory"] == (16384, 32, 1)
     assert mems["code banks"] == (4096, 32, 6)
-    assert mems["residual buffer"] == (1024, 32, 32)
+    assert mems["residual buffer"] == (512, 32, 32)
     # SMALL does not fit a 25F by the estimate: that is why SMALL25 exists.
     assert estimate_block_rams(C.SMALL) > DEVICE_RESOURCES["LFE5U-25F"]["BRAM"]
     assert estimate_block_rams(SMALL25) <= DEVICE_RESOURCES["LFE5U-25F"]["BRAM"]
