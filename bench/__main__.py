@@ -73,6 +73,14 @@ def main(argv=None):
     state = {}
     failed = []
 
+    def transport():
+        """One simulator of the default SoC shared by the benchmarks (elaborating the SoC to find
+        the cached build takes minutes on a busy machine)."""
+        if "transport" not in state:
+            from bench.utilisation import make_transport, get_config
+            state["transport"] = make_transport(get_config("default"), args.backend)
+        return state["transport"]
+
     def builds():
         if not _have("bench.builds"):
             _log("  bench.builds not importable: skipped")
@@ -88,20 +96,22 @@ def main(argv=None):
     def utilisation():
         from bench import utilisation as U
         n = args.images or (8 if args.quick else 64)
-        res = U.run(["--images", str(n), "--backend", args.backend, "--board", args.board])
+        res = U.run(["--images", str(n), "--backend", args.backend, "--board", args.board],
+                    transport=transport())
         state["acc_cycles"] = (res["cycles"], res["golden_equal"], res["n_images"])
         return 0 if res["golden_equal"] == res["n_images"] else 2
 
     def first_layer():
         from bench import first_layer as F
         rows, _ = F.run(quick + ["--images", "2" if args.quick else "4", "--backend", args.backend,
-                                 "--board", args.board])
+                                 "--board", args.board], transport=transport())
         return 0 if all(r["golden_equal"] == r["n_images"] for r in rows) else 2
 
     def cpu():
         from bench import cpu_compare as C
         C.run(quick + ["--backend", args.backend, "--board", args.board],
-              acc_cycles=state.get("acc_cycles"))
+              acc_cycles=state.get("acc_cycles"),
+              transport=None if "acc_cycles" in state else transport())
         return 0
 
     def simspeed():
@@ -134,6 +144,9 @@ def main(argv=None):
              f"{dt / 60:.1f} min")
         if rc:
             failed.append(name)
+    if "transport" in state:
+        import asyncio
+        asyncio.run(state["transport"].close())
     _log(f"done in {(time.monotonic() - t_all) / 60:.1f} min; sections written to {DOC}"
          + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0

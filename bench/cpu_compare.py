@@ -213,9 +213,9 @@ def plot(rates, acc_ips, png, batch):
     plt.close(fig)
 
 
-def run(argv=None, *, write=True, acc_cycles=None):
+def run(argv=None, *, write=True, acc_cycles=None, transport=None):
     """``acc_cycles``: ``(cycles, golden_equal, n)`` already measured (``python -m bench`` passes the
-    utilisation run's), else measured here."""
+    utilisation run's), else measured here, on ``transport`` if given (left open)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="python -m bench.cpu_compare", description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=str(DEFAULT_MODEL))
@@ -238,11 +238,14 @@ def run(argv=None, *, write=True, acc_cycles=None):
     config = get_config(args.config)
     images, _, _ = load_images(max(args.batch, args.single, args.images))
     if acc_cycles is None:
-        transport = make_transport(config, args.backend)
+        own = transport is None
+        if own:
+            transport = make_transport(config, args.backend)
         try:
             acc_cycles = accelerator_cycles(deploy, config, transport, images[:args.images])
         finally:
-            asyncio.run(transport.close())
+            if own:
+                asyncio.run(transport.close())
     cycles, hw_eq, hw_n = acc_cycles
     net, desc = find_checkpoint(deploy)
     log(f"cpu_compare: PyTorch model: {desc}")

@@ -95,8 +95,13 @@ def _default_net():
 def accuracy(deploy, metrics, *, quick, test):
     """``(accuracy or None, how)``."""
     from model import golden
+    n = (metrics or {}).get("test_images", "?")
     if quick and metrics and "golden_acc" in metrics:
-        return float(metrics["golden_acc"]), "golden_acc in metrics.json (recorded by model.train)"
+        return float(metrics["golden_acc"]), (f"model.golden on {n:,} test images, recorded by "
+                                              f"model.train (metrics.json golden_acc)")
+    if quick and metrics and "test_acc_int" in metrics:
+        return float(metrics["test_acc_int"]), (f"PyTorch integer path on {n:,} test images, recorded "
+                                                f"by model.train (metrics.json test_acc_int)")
     if test is None:
         return None, "n/a"
     images, labels = test
@@ -475,7 +480,8 @@ def plot(rows, png, hz):
     plt.close(fig)
 
 
-def run(argv=None, *, write=True):
+def run(argv=None, *, write=True, transport=None):
+    """The command line's work; ``transport``: an open one to use (and leave open)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="python -m bench.first_layer", description=__doc__.split("\n")[0])
     ap.add_argument("--config", default="default")
@@ -495,12 +501,15 @@ def run(argv=None, *, write=True):
         timgs, tlabels, _ = load_images(None)
         test = (timgs, tlabels)
     host_imgs, _, _ = load_images(64)
-    transport = make_transport(config, args.backend)
+    own = transport is None
+    if own:
+        transport = make_transport(config, args.backend)
     try:
         rows, syn = study(config, transport, images=images, test=test, quick=args.quick,
                           runs=args.runs, synth=not args.no_synth, host_images=host_imgs)
     finally:
-        asyncio.run(transport.close())
+        if own:
+            asyncio.run(transport.close())
     fmax = board_fmax(args.board)
     name = "first_layer.png"
     plot(rows, plot_path(name), fmax[0])

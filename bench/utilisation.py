@@ -358,7 +358,9 @@ def _config_name(config):
     return "custom"
 
 
-def run(argv=None, *, write=True):
+def run(argv=None, *, write=True, transport=None):
+    """The command line's work; ``transport``: an open one of the right configuration to use (and
+    leave open) instead of building a new one."""
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="python -m bench.utilisation", description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=str(DEFAULT_MODEL), help="deploy file (.npz)")
@@ -378,13 +380,16 @@ def run(argv=None, *, write=True):
     images, labels, source = load_images(args.images)
     log(f"utilisation: {Path(args.model).name} on {args.config}/{args.backend}, {len(images)} images")
     t0 = time.monotonic()
-    transport = make_transport(config, args.backend)
+    own = transport is None
+    if own:
+        transport = make_transport(config, args.backend)
     log(f"  simulator ready in {time.monotonic() - t0:.0f} s")
     try:
         res = measure(deploy, config, transport, images,
                       progress=lambda i, n: log(f"  image {i}/{n}") if i % 16 == 0 or i == n else None)
     finally:
-        asyncio.run(transport.close())
+        if own:
+            asyncio.run(transport.close())
     fmax = board_fmax(args.board)
     name = "utilisation.png"
     png = plot_path(name)
