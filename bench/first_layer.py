@@ -1,7 +1,7 @@
 """First-layer study: pixel embedding on-chip vs a float first layer on the host vs 8-bit bit-serial.
 
     python -m bench.first_layer                     # trained variants of runs/var_<variant>/
-    python -m bench.first_layer --quick --no-write
+    python -m bench.first_layer --golden-accuracy --no-write
 
 The same network (the variants differ only in the first layer, ``model/nets.py``) on the same
 hardware (DEFAULT configuration, the compiled simulator of the SoC):
@@ -14,8 +14,9 @@ hardware (DEFAULT configuration, the compiled simulator of the SoC):
   bit-serial passes over the array;
 - ``naive`` (extra row): pixels cut to q bits through a fixed table.
 
-Per variant: accuracy (the trained deploy file run by ``model.golden`` on the 10k test images, or
-with ``--quick`` the ``golden_acc`` its training recorded in ``metrics.json``), first-layer and
+Per variant: accuracy (``model.golden`` on the 10k test images: the ``golden_acc`` that
+``model.train`` recorded in ``runs/var_<variant>/metrics.json``, or recomputed with
+``--golden-accuracy``), first-layer and
 total cycles per image from the hardware counters (``LAYER_CYCLES``, ``CYCLES``), images/s
 *modelled* as fmax / cycles, and for ``float_first`` the host's first-layer time *measured* on this
 CPU (numpy, as the driver runs it, and PyTorch) added to the accelerator's modelled time. The input
@@ -93,7 +94,8 @@ def _default_net():
 
 
 def accuracy(deploy, metrics, *, quick, test):
-    """``(accuracy or None, how)``."""
+    """``(accuracy or None, how)``: with ``quick``, the accuracy model.train recorded (model.golden
+    on the test set) when there is one, else ``model.golden`` on ``test`` now."""
     from model import golden
     n = (metrics or {}).get("test_images", "?")
     if quick and metrics and "golden_acc" in metrics:
@@ -508,23 +510,23 @@ def run(argv=None, *, write=True, transport=None):
     ap.add_argument("--backend", default="cxxrtl", choices=("cxxrtl", "verilator", "pysim"))
     ap.add_argument("--board", default=DEFAULT_BOARD)
     ap.add_argument("--runs", default=str(RUNS), help="directory with var_<variant>/ training runs")
-    ap.add_argument("--quick", action="store_true",
-                    help="accuracy from metrics.json instead of running the golden model on 10k images")
+    ap.add_argument("--quick", action="store_true", help="(accepted for python -m bench; no effect)")
+    ap.add_argument("--golden-accuracy", action="store_true",
+                    help="run model.golden on the 10k test images instead of taking the accuracy "
+                         "model.train recorded with it in runs/var_<variant>/metrics.json")
     ap.add_argument("--no-synth", action="store_true", help="skip the input-path synthesis")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
     config = get_config(args.config)
     images, _, _ = load_images(max(args.images, 1))
-    test = None
-    if not args.quick:
-        timgs, tlabels, _ = load_images(None)
-        test = (timgs, tlabels)
+    timgs, tlabels, _ = load_images(None)
+    test = (timgs, tlabels)
     host_imgs, _, _ = load_images(64)
     own = transport is None
     if own:
         transport = make_transport(config, args.backend)
     try:
-        rows, syn = study(config, transport, images=images, test=test, quick=args.quick,
+        rows, syn = study(config, transport, images=images, test=test, quick=not args.golden_accuracy,
                           runs=args.runs, synth=not args.no_synth, host_images=host_imgs)
     finally:
         if own:
