@@ -63,8 +63,11 @@ PORTS = {
 
 BACKENDS = ("cxxrtl", "verilator")
 VERILATOR = os.environ.get("VERILATOR", "verilator")
+# Verilator's makefile compiles the model with OPT_FAST=-Os (after our -CFLAGS, so it wins): ask
+# for -O2 explicitly.
 VERILATOR_FLAGS = ["-O3", "--x-assign", "0", "--x-initial", "0", "--noassert", "-Wno-fatal",
-                   "-Wno-lint", "-Wno-style", "--top-module", "top"]
+                   "-Wno-lint", "-Wno-style", "--top-module", "top",
+                   "-MAKEFLAGS", "OPT_FAST=-O2", "-MAKEFLAGS", "OPT_GLOBAL=-O2"]
 
 
 class CxxrtlError(RuntimeError):
