@@ -170,6 +170,8 @@ def main(argv=None):
                                 seconds=args.seconds, log=log))
             r = rows[-1]
             log(f"  idle {r['idle']:,.0f} cycles/s, inference {r['inference']:,.0f} cycles/s")
+            if not args.no_write:            # after every row: a long build may be interrupted
+                write_section(rows, argv)
     except KeyboardInterrupt:
         log("interrupted")
         return 130
