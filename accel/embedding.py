@@ -173,16 +173,20 @@ class EmbeddingUnit(wiring.Component):
         with m.If(self.out.valid & self.out.ready):
             m.d.sync += s.eq(Mux(last_sub, 0, s + 1))
         m.d.comb += self.out.valid.eq(out_valid)
+        # s * a_planes kept as a running offset (no multiplier)
+        s_off = Signal(range(8 * nb + 8))
+        with m.If(self.out.valid & self.out.ready):
+            m.d.sync += s_off.eq(Mux(last_sub, 0, s_off + nb))
         bits = []
         for b in range(nb):
             for L in range(p_i):
-                bits.append((codes[L] >> (s * nb + b))[0])
+                bits.append((codes[L] >> (s_off + b))[0])
         m.d.comb += self.out.payload.eq(Cat(*bits))
 
         # --- run control ----------------------------------------------------------------------------
         with m.If(self.start):
             m.d.sync += [run.eq(1), words_left.eq(self.n_words), pix_left.eq(self.n_pix),
-                         cnt.eq(0), s.eq(0)]
+                         cnt.eq(0), s.eq(0), s_off.eq(0)]
         with m.Elif(run & (pix_left == 0) & (words_left == 0) & ~v1 & ~out_valid):
             m.d.sync += run.eq(0)
         m.d.comb += self.busy.eq(run)

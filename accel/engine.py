@@ -405,8 +405,8 @@ class LayerEngine(wiring.Component):
             (d.thr_out & (d.thr_base + thrtotal > cfg.thr_depth)) |
             ((d.res_in | d.res_out) & (d.res_base + restotal > cfg.res_depth)) |
             (d.sum & (d.res_base + d.n_cog > cfg.res_depth)) |
-            (hspan + d.k > d.h_in + 2 * d.pad) |
-            (wspan + d.k > d.w_in + 2 * d.pad))
+            (hspan + d.k > d.h_in + (d.pad << 1)) |
+            (wspan + d.k > d.w_in + (d.pad << 1)))
         embed_bad = Signal()
         m.d.comb += embed_bad.eq(
             (d.dst_bank >= nb) | (d.emb_c == 0) | (d.emb_c > cfg.emb_channels) |
@@ -541,8 +541,9 @@ class LayerEngine(wiring.Component):
 
         def move(dox, doy, dB, dR):
             new_B = B + dB
-            new_ix0 = ix0 + dox * s if dox else ix0
-            new_iy0 = iy0 + doy * s if doy else iy0
+            # +-stride without a multiplier (Yosys would map a product to a DSP block)
+            new_ix0 = (ix0 + s if dox > 0 else ix0 - s) if dox else ix0
+            new_iy0 = (iy0 + s if doy > 0 else iy0 - s) if doy else iy0
             stm = [B.eq(new_B), TA.eq(new_B), TA_row.eq(new_B), R.eq(R + dR),
                    ix0.eq(new_ix0), iy0.eq(new_iy0), ix.eq(new_ix0), iy.eq(new_iy0)]
             if dox:
