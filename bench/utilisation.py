@@ -212,11 +212,12 @@ def measure(deploy, config, transport, images, *, progress=None):
         cyc = float(per_desc[j]) if j < len(per_desc) else None
         row = dict(desc=i, note=note, layer=plan.name if plan else None,
                    kind=plan.kind if plan else None, cycles=cyc, macs=0, ideal_array=0.0,
-                   ideal_compiler=0, util=None, eff=None, k=None, cin=None)
+                   ideal_compiler=0, util=None, eff=None, k=None, cin=None, cout=None)
         if plan is not None:
             L = layer_by_name.get(plan.name, {})
             row.update(macs=plan.macs, ideal_array=plan.macs / arr, ideal_compiler=plan.ideal_cycles,
-                       k=L.get("k", 1 if plan.kind == "head" else None), cin=L.get("cin"))
+                       k=L.get("k", 1 if plan.kind == "head" else None), cin=L.get("cin"),
+                       cout=L.get("cout", L.get("classes")))
             if cyc and plan.kind in ("conv", "head"):
                 row["util"] = row["ideal_array"] / cyc
                 row["eff"] = plan.ideal_cycles / cyc
@@ -301,8 +302,9 @@ def section_lines(res, *, model_name, backend, argv, png_name, images_source, fm
                      f"{r['ideal_compiler']:,}" if r["ideal_compiler"] else "-",
                      f"{r['cycles']:,.0f}" if r["cycles"] is not None else "-",
                      _pct(r["util"]), _pct(r["eff"]),
-                     ("target 95 %: " + ("met" if r["util"] >= TARGET_3X3 else "**missed**"))
-                     if fills_array(r, c) and r["util"] is not None else ""])
+                     f"{r['cycles'] - r['ideal_compiler']:+,.0f}" if r["cycles"] is not None
+                     and r["ideal_compiler"] else "-",
+                     _target_cell(r, c)])
     hz, fmax_label = fmax
     lo, hi = res["cycle_spread"]
     lines = [
@@ -315,18 +317,21 @@ def section_lines(res, *, model_name, backend, argv, png_name, images_source, fm
         f"{images_source} images ran the parameter load). Revision {git_revision()}, {machine()}.",
         "",
         *table(["desc", "layer", "descriptor", "MACs", "MACs / array", "compiler ideal", "measured",
-                "utilisation", "vs compiler ideal", ""], rows),
+                "utilisation", "vs compiler ideal", "measured - ideal", ""], rows),
         "",
         "utilisation = (MACs / array) / measured cycles; vs compiler ideal = compiler ideal / measured "
         "(how close the engine comes to one word-set per cycle; the gap to utilisation is channel "
-        "padding and bit-serial passes).",
+        "padding and bit-serial passes); measured - ideal = the cycles a layer spends beyond one "
+        "word-set per cycle (descriptor fetch, pipeline fill and drain, stalls).",
         "",
         f"- cycles per image: **{res['cycles']:,.0f}** (min {lo:,}, max {hi:,}); first image with the "
         f"parameter load: {res['first_cycles']:,}. Compiler ideal of the conv layers: "
         f"{res['ideal_compiler']:,}; MACs / array: {res['macs'] / arr:,.0f}.",
         f"- over the network: utilisation **{100 * res['util']:.1f} %** "
         f"({res['macs']:,} MACs / ({arr} x {res['cycles']:,.0f} cycles)); `MAC_BUSY / CYCLES` = "
-        f"{100 * res['busy_frac']:.1f} % ({res['mac_busy']:,.0f} busy cycles).",
+        f"{100 * res['busy_frac']:.1f} % ({res['mac_busy']:,.0f} busy cycles"
+        + (", exactly the compiler's planned word-sets" if res["mac_busy"] == res["ideal_compiler"]
+           else f", the compiler plans {res['ideal_compiler']:,} word-sets") + ").",
         f"- target >= 85 % over the network: **{'met' if net_ok else 'not met'}** "
         f"({100 * res['util']:.1f} % by useful MACs, {100 * res['busy_frac']:.1f} % by MAC_BUSY).",
     ]
@@ -335,8 +340,26 @@ def section_lines(res, *, model_name, backend, argv, png_name, images_source, fm
         lines.append(f"- target >= 95 % on 3x3 layers whose input channels fill the array "
                      f"({len(full)} layers): **{'met' if full_ok else 'not met'}** (lowest "
                      f"{worst['layer']} {100 * worst['util']:.1f} %).")
+        both = [r for r in full if r["cout"] is not None and r["cout"] % c.p_o == 0]
+        if len(both) < len(full):
+            lines.append(f"  {len(full) - len(both)} of them have fewer output channels than the "
+                         f"array's {c.p_o} rows (or not a multiple), which caps their utilisation; "
+                         + (f"of the {len(both)} that fill both dimensions the lowest is "
+                            f"{100 * min(r['util'] for r in both):.1f} %." if both else
+                            "none fills both dimensions."))
     else:
         lines.append("- no 3x3 layer of this model has input channels filling the array.")
+    conv = [r for r in res["rows"] if r["kind"] in ("conv", "head") and r["cycles"]]
+    if conv:
+        over = sorted(r["cycles"] - r["ideal_compiler"] for r in conv)
+        med = over[len(over) // 2]
+        lines.append(f"- every conv/head descriptor spends a roughly fixed {over[0]:,.0f} to "
+                     f"{over[-1]:,.0f} cycles (median {med:,.0f}) beyond its word-sets, whatever its "
+                     f"size, so small layers lose most: a layer needs about "
+                     f"{med * TARGET_3X3 / (1 - TARGET_3X3):,.0f} word-set cycles to reach 95 % of its "
+                     f"ideal. (Reading `accel/engine.py`: the per-layer set-up computes the "
+                     f"descriptor's products with a serial shift-add multiplier before CONV_RUN, plus "
+                     f"the descriptor fetch and the MAC/output pipeline's fill and drain.)")
     lines.append(f"- images/s *modelled* = fmax / cycles per image: **{hz / res['cycles']:,.0f}** "
                  f"at {fmax_label}; host transfers not included.")
     lines.append(f"- logits of **{res['golden_equal']} / {res['n_images']}** images equal "
@@ -345,6 +368,15 @@ def section_lines(res, *, model_name, backend, argv, png_name, images_source, fm
                     f" (first difference: image {res['golden_first_bad']})."))
     lines += ["", f"![per-layer cycles and utilisation](plots/{png_name})"]
     return lines
+
+
+def _target_cell(r, c):
+    if not (fills_array(r, c) and r["util"] is not None):
+        return ""
+    text = "target 95 %: " + ("met" if r["util"] >= TARGET_3X3 else "**missed**")
+    if r["cout"] is not None and r["cout"] % c.p_o:
+        text += f" (cout {r['cout']} on {c.p_o} rows: at most {100 * r['cout'] / (-(-r['cout'] // c.p_o) * c.p_o):.0f} %)"
+    return text
 
 
 def _config_name(config):
