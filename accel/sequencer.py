@@ -153,8 +153,15 @@ class Sequencer(wiring.Component):
                     (addr + isa.DESCRIPTOR_WORDS <= self.window_limit))
 
         # EMBED reads h*w*c bytes packed 4 to a word.
-        embed_bytes = Signal(24)
-        m.d.comb += embed_bytes.eq(self.desc.h_in * self.desc.w_in * self.desc.emb_c)
+        # Two registered stages (h*w, then *c and rounding) so the multipliers stay off the DMA's
+        # command path: word 5 (h, w) arrives at least 3 cycles before DISPATCH, word 6 (c) 2, and
+        # ISSUE_DMA comes after DISPATCH, so both stages have settled by then.
+        embed_pixels = Signal(20)
+        embed_words = Signal(16)
+        m.d.sync += [
+            embed_pixels.eq(self.desc.h_in * self.desc.w_in),
+            embed_words.eq((embed_pixels * self.desc.emb_c + 3) >> 2),
+        ]
 
         def fail(code, pc=None):
             m.d.sync += [
@@ -295,7 +302,7 @@ class Sequencer(wiring.Component):
                         m.d.comb += [
                             payload.kind.eq(DmaKind.STREAM),
                             payload.local_addr.eq(0),
-                            payload.count.eq((embed_bytes + 3) >> 2),
+                            payload.count.eq(embed_words),
                             payload.rows.eq(1),
                             payload.mem_stride.eq(0),
                         ]
