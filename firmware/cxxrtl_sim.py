@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .transport import Transport, TransportError
+from .transport import Transport, resolve_dut, TransportError
 
 
 __all__ = ["build", "CxxrtlSim", "CxxrtlTransport", "CxxrtlError", "mangle", "BACKENDS"]
@@ -397,16 +397,7 @@ class CxxrtlTransport(Transport):
     fmax_hz = None
 
     def __init__(self, dut, *, backend="cxxrtl", fast_models=True, quiet=False):
-        from accel.config import AccelConfig
-        if isinstance(dut, AccelConfig):
-            from accel.soc import SoC
-            dut = SoC(dut)
-        elif callable(dut) and not hasattr(dut, "elaborate"):
-            dut = dut()                           # a factory of the design
-        for name in ("host", "irq"):
-            if not hasattr(dut, name):
-                raise TypeError(f"CxxrtlTransport: dut must have a '{name}' port, "
-                                f"{type(dut).__name__} has none")
+        dut = resolve_dut(dut, "CxxrtlTransport")
         self.backend = backend
         self.fast_models = []
         if fast_models:

@@ -31,7 +31,7 @@ from pathlib import Path
 from amaranth.hdl import MemoryData
 from amaranth.sim import Simulator
 
-from .transport import Transport, TransportError
+from .transport import Transport, resolve_dut, TransportError
 
 
 __all__ = ["PySimTransport"]
@@ -79,16 +79,7 @@ class PySimTransport(Transport):
     fmax_hz = None
 
     def __init__(self, dut, *, backdoor=True, clock_period=1e-6):
-        from accel.config import AccelConfig
-        if isinstance(dut, AccelConfig):
-            from accel.soc import SoC
-            dut = SoC(dut)
-        elif callable(dut) and not hasattr(dut, "elaborate"):
-            dut = dut()                           # a factory of the design
-        for name in ("host", "irq"):
-            if not hasattr(dut, name):
-                raise TypeError(f"PySimTransport: dut must have a '{name}' port, "
-                                f"{type(dut).__name__} has none")
+        dut = resolve_dut(dut, "PySimTransport")
         self.dut = dut
         self.cycles = 0
         self._mem = None

@@ -14,7 +14,7 @@ same coroutines run under ``asyncio.run`` or any other coroutine runner.
 import abc
 
 
-__all__ = ["Transport", "TransportError"]
+__all__ = ["Transport", "TransportError", "resolve_dut"]
 
 
 class TransportError(Exception):
@@ -66,3 +66,19 @@ class Transport(abc.ABC):
 
     async def __aexit__(self, *exc):
         await self.close()
+
+
+def resolve_dut(dut, transport_name):
+    """The design a simulation transport runs: ``dut`` itself, a factory's result, or
+    ``accel.soc.SoC(config)`` for an ``AccelConfig``; it must have ``host`` and ``irq`` ports."""
+    from accel.config import AccelConfig
+    if isinstance(dut, AccelConfig):
+        from accel.soc import SoC
+        dut = SoC(dut)
+    elif callable(dut) and not hasattr(dut, "elaborate"):
+        dut = dut()                           # a factory of the design
+    for name in ("host", "irq"):
+        if not hasattr(dut, name):
+            raise TypeError(f"{transport_name}: dut must have a '{name}' port, "
+                            f"{type(dut).__name__} has none")
+    return dut
