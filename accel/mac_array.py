@@ -13,7 +13,7 @@ and plane ``b``::
 
 from amaranth.hdl import Module, Signal, Cat, Const, Mux, signed, unsigned
 from amaranth.lib import wiring, stream, data
-from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 
@@ -122,46 +122,24 @@ class MACArray(wiring.Component):
         # input register + tree registers + combine register + shift register + accumulators,
         # then the output FIFO
         self.latency = 1 + _tree_stages(p_i, levels_per_stage) + 3
+        self.t_bits = p_i.bit_length() + a_planes + 2   # width of one output's combined sum
         self.fifo_depth = 16
         super().__init__({
             "inp": In(stream.Signature(mac_input_layout(p_o, p_i, a_planes, tag_bits))),
             "out": Out(stream.Signature(out_layout)),
         })
 
-    def elaborate(self, platform):
-        m = Module()
+    def _combined_sums(self, m, s0):
+        """The per-output sums ``t_o = sum_b (2 * popcount(w_o & a_b) - popcount(a_b)) << b`` of
+        the word-set in ``s0``, as signals registered ``_tree_stages(p_i) + 1`` cycles after it:
+        the popcount trees with their pipeline registers, then the combine register.
+
+        The one part of the array a simulation model may replace (``FastMACArray`` computes the
+        same values with word-wide popcounts); everything around it is shared.
+        """
         p_o, p_i, nb = self.p_o, self.p_i, self.a_planes
         lps = self.levels_per_stage
-
-        # No pipeline enable: a global stall signal would be a clock-enable net with ~10k loads
-        # at the default size, which alone limited the array to ~70 MHz on ECP5. Instead the
-        # pipeline always advances and results land in a 16-deep output FIFO (LUT RAM); the input
-        # takes a word-set only while a FIFO slot is guaranteed for every ``last`` word-set in
-        # flight (credits, a register), so a stalled consumer never loses a result.
-        en = Const(1)
-        depth = self.fifo_depth
-        credits = Signal(range(depth + 1), init=depth)
-        m.d.comb += self.inp.ready.eq(credits != 0)
-        take = self.inp.valid & self.inp.ready
-
-        # Stage 0: input register (the weight word comes straight out of block RAM).
-        s0 = Signal(self.inp.payload.shape())
-        s0_valid = Signal()
-        m.d.sync += [s0.eq(self.inp.payload), s0_valid.eq(take)]
-
-        # Side band (valid, shift, first, last, tag) travels alongside the popcount stages.
-        side_fields = Cat(s0_valid, s0.shift, s0.first, s0.last)
-        if self.tag_bits:
-            side_fields = Cat(side_fields, s0.tag)
-        side = side_fields
-        sides = []
         n_tree = _tree_stages(p_i, lps)
-        for k in range(n_tree + 2):  # tree stages + the combine and shift registers
-            r = Signal(len(side_fields), name=f"side{k + 1}")
-            with m.If(en):
-                m.d.sync += r.eq(side)
-            side = r
-            sides.append(r)
 
         def popcount(bits, name):
             items = [_half_add(bits[2 * k], bits[2 * k + 1]) for k in range(len(bits) // 2)]
@@ -174,8 +152,7 @@ class MACArray(wiring.Component):
                     regs = []
                     for k, x in enumerate(items):
                         r = Signal(len(x), name=f"{name}_r{stage}_{k}")
-                        with m.If(en):
-                            m.d.sync += r.eq(x)
+                        m.d.sync += r.eq(x)
                         regs.append(r)
                     items = regs
                     stage += 1
@@ -191,8 +168,7 @@ class MACArray(wiring.Component):
                 items = nxt
                 level += 1
             r = Signal(len(items[0]), name=f"{name}_out")
-            with m.If(en):
-                m.d.sync += r.eq(items[0])
+            m.d.sync += r.eq(items[0])
             assert stage + 1 == n_tree, (stage, n_tree)
             return r
 
@@ -203,17 +179,51 @@ class MACArray(wiring.Component):
         pa = [popcount(planes[b], f"pa{b}") for b in range(nb)]
         pa_sum = sum((pa[b] << b) for b in range(nb))
 
-        t_bits = p_i.bit_length() + nb + 2
         ts = []
         for o in range(p_o):
             wo = w[o * p_i:(o + 1) * p_i]
             pcs = [popcount(wo & planes[b], f"pc{o}_{b}") for b in range(nb)]
             # sum_b (2*pc_b - pa_b) << b, with the shared part subtracted once
             pos = sum((pcs[b] << (b + 1)) for b in range(nb))
-            t = Signal(signed(t_bits), name=f"t{o}")
-            with m.If(en):
-                m.d.sync += t.eq(pos - pa_sum)
+            t = Signal(signed(self.t_bits), name=f"t{o}")
+            m.d.sync += t.eq(pos - pa_sum)
             ts.append(t)
+        return ts
+
+    def elaborate(self, platform):
+        m = Module()
+        p_o, p_i = self.p_o, self.p_i
+
+        # No pipeline enable: a global stall signal would be a clock-enable net with ~10k loads
+        # at the default size, which alone limited the array to ~70 MHz on ECP5. Instead the
+        # pipeline always advances and results land in a 16-deep output FIFO (LUT RAM); the input
+        # takes a word-set only while a FIFO slot is guaranteed for every ``last`` word-set in
+        # flight (credits, a register), so a stalled consumer never loses a result.
+        depth = self.fifo_depth
+        credits = Signal(range(depth + 1), init=depth)
+        m.d.comb += self.inp.ready.eq(credits != 0)
+        take = self.inp.valid & self.inp.ready
+
+        # Stage 0: input register (the weight word comes straight out of block RAM).
+        s0 = Signal(self.inp.payload.shape(), name="s0")
+        s0_valid = Signal()
+        m.d.sync += [s0.eq(self.inp.payload), s0_valid.eq(take)]
+
+        # Side band (valid, shift, first, last, tag) travels alongside the popcount stages.
+        side_fields = Cat(s0_valid, s0.shift, s0.first, s0.last)
+        if self.tag_bits:
+            side_fields = Cat(side_fields, s0.tag)
+        side = side_fields
+        sides = []
+        n_tree = _tree_stages(p_i, self.levels_per_stage)
+        for k in range(n_tree + 2):  # tree stages + the combine and shift registers
+            r = Signal(len(side_fields), name=f"side{k + 1}")
+            m.d.sync += r.eq(side)
+            side = r
+            sides.append(r)
+
+        ts = self._combined_sums(m, s0)
+        t_bits = self.t_bits
 
         # Shift stage: t << shift in its own register stage, so that the accumulator stage is one
         # AND and one carry chain.
@@ -223,8 +233,7 @@ class MACArray(wiring.Component):
         shifted = []
         for o in range(p_o):
             r = Signal(signed(sh_bits), name=f"sh{o}")
-            with m.If(en):
-                m.d.sync += r.eq(ts[o] << shift_t)
+            m.d.sync += r.eq(ts[o] << shift_t)
             shifted.append(r)
 
         side_a = sides[n_tree + 1]      # aligned with the shifted values
@@ -244,18 +253,40 @@ class MACArray(wiring.Component):
             accs.append(acc)
             acc_next.append(nxt)
 
-        m.submodules.fifo = fifo = SyncFIFO(width=len(self.out.payload.as_value()), depth=depth)
-        push = valid_t & last_t
-        data_in = Cat(*acc_next)
+        # Result FIFO, written without a full check: the credits guarantee a free slot for every
+        # ``last`` word-set in flight. The write enable is a register of its own (one flip-flop
+        # driving the LUT-RAM write ports along all rows, no logic in front of that net). The
+        # accumulators and the tag sit in separate memories so that the accumulator read data
+        # feeds nothing but the consumer's pipeline register, which Yosys can then fold into the
+        # read port without a clock enable (one memory shared with the tag, which the consumer's
+        # control logic reads, got a read register enabled by the consumer's take instead: a
+        # ~1,300-load clock-enable net).
+        push = Signal()
+        m.d.sync += push.eq(side_t[0] & side_t[2 + SHIFT_BITS])   # aligned with side_a
+        produce = Signal(range(depth))
+        consume = Signal(range(depth))
+        level = Signal(range(depth + 1))
+        m.submodules.acc_fifo = acc_mem = Memory(shape=p_o * self.acc_bits, depth=depth, init=[])
+        acc_w = acc_mem.write_port()
+        acc_r = acc_mem.read_port(domain="comb")
+        m.d.comb += [acc_w.addr.eq(produce), acc_w.data.eq(Cat(*acc_next)), acc_w.en.eq(push),
+                     acc_r.addr.eq(consume)]
         if self.tag_bits:
-            data_in = Cat(data_in, tag_t)
-        m.d.comb += [
-            fifo.w_data.eq(data_in),
-            fifo.w_en.eq(push),
-            self.out.valid.eq(fifo.r_rdy),
-            self.out.payload.as_value().eq(fifo.r_data),
-            fifo.r_en.eq(self.out.ready),
-        ]
+            m.submodules.tag_fifo = tag_mem = Memory(shape=self.tag_bits, depth=depth, init=[])
+            tag_w = tag_mem.write_port()
+            tag_r = tag_mem.read_port(domain="comb")
+            m.d.comb += [tag_w.addr.eq(produce), tag_w.data.eq(tag_t), tag_w.en.eq(push),
+                         tag_r.addr.eq(consume)]
+            m.d.comb += [self.out.payload.acc.as_value().eq(acc_r.data),
+                         self.out.payload.tag.eq(tag_r.data)]
+        else:
+            m.d.comb += self.out.payload.as_value().eq(acc_r.data)
+        m.d.comb += self.out.valid.eq(level != 0)
         pop = self.out.valid & self.out.ready
+        with m.If(push):
+            m.d.sync += produce.eq(Mux(produce == depth - 1, 0, produce + 1))
+        with m.If(pop):
+            m.d.sync += consume.eq(Mux(consume == depth - 1, 0, consume + 1))
+        m.d.sync += level.eq(level + push - pop)
         m.d.sync += credits.eq(credits - (take & self.inp.payload.last) + pop)
         return m

@@ -45,7 +45,7 @@ class OutputUnit(wiring.Component):
     Members
     -------
     inp : ``In(stream.Signature(StructLayout({"acc": ArrayLayout(signed(acc_bits), p_o), "tag": OUT_TAG_LAYOUT})))``
-        ``ready`` depends on registers only. It is low while a group's thresholds load (about
+        ``ready`` is a register. It is low while a group's thresholds load (about
         ``p_o + 4`` cycles before each group, after the previous group has drained) and, for pixels
         that write code words, for ``m - 1`` cycles after the previous writing pixel.
     start : ``In(1)``
@@ -150,9 +150,19 @@ class OutputUnit(wiring.Component):
         in_rem = Signal(signed(9))
         gap = Signal(range(max(mm, 2)))
         will_write = self.thr_out & in_rem_pos & (~self.pool | (in_phase == 3))
-        can_take = thr_ok & ~closed & ~loading & ((gap == 0) | ~will_write)
-        m.d.comb += self.inp.ready.eq(can_take)
-        take = self.inp.valid & self.inp.ready
+        # ``ready`` is a register, computed a cycle ahead from the state this cycle's take leaves
+        # behind, so the consumer's take (which enables the MAC FIFO's wide read register) does not
+        # pass through the descriptor-dependent logic here. Late by one cycle only where the state
+        # changes without a take (the end of a write gap or of a threshold load).
+        ready = Signal()
+        m.d.comb += self.inp.ready.eq(ready)
+        take = self.inp.valid & ready
+        take_last = take & self.inp.payload.tag.last
+        gap_next_zero = Mux(take & will_write & (mm > 1), 0, gap <= 1)
+        phase_next_3 = Mux(take, in_phase == 2, in_phase == 3)
+        will_write_next = self.thr_out & in_rem_pos & (~self.pool | phase_next_3)
+        m.d.sync += ready.eq(thr_ok & ~closed & ~loading & ~self.start & ~take_last
+                             & (gap_next_zero | ~will_write_next))
         with m.If(gap != 0):
             m.d.sync += gap.eq(gap - 1)
         with m.If(take):

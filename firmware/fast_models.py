@@ -15,11 +15,8 @@ Amaranth's simulation of the real one.
 
 import warnings
 
-from amaranth.hdl import Module, Signal, Cat, Const, Mux, signed
-from amaranth.lib import wiring
-from amaranth.lib.fifo import SyncFIFO
-
-from accel.mac_array import MACArray, SHIFT_BITS, _tree_stages
+from amaranth.hdl import Signal, Cat, signed
+from accel.mac_array import MACArray, _tree_stages
 
 
 __all__ = ["FastMACArray", "use_fast_models", "popcount_swar"]
@@ -97,40 +94,18 @@ def plane_popcounts_swar(m, x, n_planes, name):
 class FastMACArray(MACArray):
     """``MACArray`` with word-level popcounts, for the compiled simulator only.
 
-    Same parameters, ports, ``latency`` and cycle behaviour as :class:`accel.mac_array.MACArray`.
+    Same parameters, ports, ``latency`` and cycle behaviour as :class:`accel.mac_array.MACArray`:
+    only :meth:`MACArray._combined_sums` is replaced; the input stage, side band, shift stage,
+    accumulators and result FIFO are MACArray's own.
     """
 
-    def elaborate(self, platform):
-        # The structure of MACArray.elaborate, stage for stage, with its popcount trees replaced by
-        # a delay of the input word-set and word-level popcounts (see the module docstring).
-        m = Module()
+    def _combined_sums(self, m, s0):
         p_o, p_i, nb = self.p_o, self.p_i, self.a_planes
-
-        depth = self.fifo_depth
-        credits = Signal(range(depth + 1), init=depth)
-        m.d.comb += self.inp.ready.eq(credits != 0)
-        take = self.inp.valid & self.inp.ready
-
-        s0 = Signal(self.inp.payload.shape(), name="s0")
-        s0_valid = Signal()
-        m.d.sync += [s0.eq(self.inp.payload), s0_valid.eq(take)]
-
-        side_fields = Cat(s0_valid, s0.shift, s0.first, s0.last)
-        if self.tag_bits:
-            side_fields = Cat(side_fields, s0.tag)
-        side = side_fields
-        sides = []
-        n_tree = _tree_stages(p_i, self.levels_per_stage)
-        for k in range(n_tree + 2):
-            r = Signal(len(side_fields), name=f"side{k + 1}")
-            m.d.sync += r.eq(side)
-            side = r
-            sides.append(r)
-
-        # MACArray's popcount outputs are n_tree registers after s0: delay the word-set as much.
+        # MACArray's popcount outputs are n_tree registers after s0: delay the word-set as much,
+        # then compute the popcounts combinationally and register the combined sums.
         s = s0
-        for k in range(n_tree):
-            r = Signal(self.inp.payload.shape(), name=f"s{k + 1}")
+        for k in range(_tree_stages(p_i, self.levels_per_stage)):
+            r = Signal(s0.shape(), name=f"s{k + 1}")
             m.d.sync += r.eq(s)
             s = r
 
@@ -144,7 +119,6 @@ class FastMACArray(MACArray):
             pa = [popcount_swar(m, planes[b], f"pa{b}") for b in range(nb)]
         pa_sum = sum((pa[b] << b) for b in range(nb))
 
-        t_bits = p_i.bit_length() + nb + 2
         ts = []
         for o in range(p_o):
             wo = w[o * p_i:(o + 1) * p_i]
@@ -153,61 +127,26 @@ class FastMACArray(MACArray):
             else:
                 pcs = [popcount_swar(m, wo & planes[b], f"pc{o}_{b}") for b in range(nb)]
             pos = sum((pcs[b] << (b + 1)) for b in range(nb))
-            t = Signal(signed(t_bits), name=f"t{o}")
+            t = Signal(signed(self.t_bits), name=f"t{o}")
             m.d.sync += t.eq(pos - pa_sum)
             ts.append(t)
-
-        side_t = sides[n_tree]
-        shift_t = side_t[1:1 + SHIFT_BITS]
-        sh_bits = t_bits + 7
-        shifted = []
-        for o in range(p_o):
-            r = Signal(signed(sh_bits), name=f"sh{o}")
-            m.d.sync += r.eq(ts[o] << shift_t)
-            shifted.append(r)
-
-        side_a = sides[n_tree + 1]
-        valid_t = side_a[0]
-        first_t = side_a[1 + SHIFT_BITS]
-        last_t = side_a[2 + SHIFT_BITS]
-        tag_t = side_a[3 + SHIFT_BITS:] if self.tag_bits else None
-
-        acc_next = []
-        for o in range(p_o):
-            acc = Signal(signed(self.acc_bits), name=f"acc{o}")
-            nxt = Signal(signed(self.acc_bits), name=f"acc_next{o}")
-            m.d.comb += nxt.eq(Mux(first_t, 0, acc) + shifted[o])
-            with m.If(valid_t):
-                m.d.sync += acc.eq(nxt)
-            acc_next.append(nxt)
-
-        m.submodules.fifo = fifo = SyncFIFO(width=len(self.out.payload.as_value()), depth=depth)
-        push = valid_t & last_t
-        data_in = Cat(*acc_next)
-        if self.tag_bits:
-            data_in = Cat(data_in, tag_t)
-        m.d.comb += [
-            fifo.w_data.eq(data_in),
-            fifo.w_en.eq(push),
-            self.out.valid.eq(fifo.r_rdy),
-            self.out.payload.as_value().eq(fifo.r_data),
-            fifo.r_en.eq(self.out.ready),
-        ]
-        pop = self.out.valid & self.out.ready
-        m.d.sync += credits.eq(credits - (take & self.inp.payload.last) + pop)
-        return m
+        return ts
 
 
-# The MACArray source FastMACArray was checked against (tests/test_cxxrtl_sim.py): a model of
-# another version could differ in some cycle, so use_fast_models keeps the real array then.
+# The part of MACArray that FastMACArray replaces, as it was when the two were checked against each
+# other (tests/test_cxxrtl_sim.py): a model of another version could differ in some cycle, so
+# use_fast_models keeps the real array then. The rest of the array is shared code.
 def mac_array_fingerprint():
     import hashlib
     import inspect
     from accel import mac_array
-    return hashlib.sha256(inspect.getsource(mac_array).encode()).hexdigest()[:16]
+    parts = [mac_array.MACArray._combined_sums, mac_array._tree_stages, mac_array._half_add,
+             mac_array._ripple_add]
+    text = "".join(inspect.getsource(p) for p in parts)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-VALIDATED_MAC_ARRAY = "b9df33817ea686a1"
+VALIDATED_MAC_ARRAY = "774f3f3300af95d9"
 
 
 def use_fast_models(soc):

@@ -168,8 +168,10 @@ BOARDS = {b.name: b for b in [
     _ulx3s("12F", "tiny12", TINY12, 50_000_000),
     _ulx3s("25F", "small25", SMALL25, 50_000_000),
     _ulx3s("45F", "small", SMALL, 50_000_000),
-    # The 85F target is the timing-closure goal for the default configuration.
-    _ulx3s("85F", "default85", DEFAULT85, 100_000_000),
+    # The 85F target is the clock the default configuration's bitstream is built for. The goal
+    # is 100 MHz; the whole SoC does not reach it yet (docs/BENCHMARKS.md, Builds), so the
+    # shipped bitstream runs at 50 MHz (25 MHz x 2 from the PLL). `--freq` overrides it.
+    _ulx3s("85F", "default85", DEFAULT85, 50_000_000),
     Board(name="orangecrab-25f", platform_module="amaranth_boards.orangecrab_r0_2",
           platform_class="OrangeCrabR0_2_25FPlatform", family="ecp5", device="LFE5U-25F",
           package="MG285", config_name="small25", config=SMALL25, clk=("clk", 0),
