@@ -419,7 +419,12 @@ class LayerEngine(wiring.Component):
         # --- control FSM --------------------------------------------------------------------------
         error = Signal(4)
         m.d.comb += self.error.eq(error)
-        m.d.comb += ou.start.eq(0)
+        bad = Signal()
+        # The output unit's start strobe comes from a flip-flop (it resets its group state, a
+        # wide fan-out); it arrives one cycle into CONV_RUN, long before the first accumulators.
+        ou_start = Signal()
+        m.d.sync += ou_start.eq(0)
+        m.d.comb += ou.start.eq(ou_start)
         m.d.comb += emb.start.eq(0)
 
         def mul_states(steps, prefix, after):
@@ -457,11 +462,21 @@ class LayerEngine(wiring.Component):
                     with m.Else():
                         m.d.sync += error.eq(ERR_BAD_OPCODE)
                         m.next = "DONE"
-            mul_states(conv_steps, "C", "CONV_CHECK")
-            mul_states(embed_steps, "E", "EMBED_CHECK")
+            mul_states(conv_steps, "C", "CONV_VALIDATE")
+            mul_states(embed_steps, "E", "EMBED_VALIDATE")
+
+            # The validity checks (a wide OR of comparisons, several with carry chains) are
+            # registered before the FSM acts on them: the verdict decides the start strobe, which
+            # resets the output unit's and the walker's registers.
+            with m.State("CONV_VALIDATE"):
+                m.d.sync += bad.eq(conv_bad)
+                m.next = "CONV_CHECK"
+            with m.State("EMBED_VALIDATE"):
+                m.d.sync += bad.eq(embed_bad)
+                m.next = "EMBED_CHECK"
 
             with m.State("CONV_CHECK"):
-                with m.If(conv_bad):
+                with m.If(bad):
                     m.d.sync += error.eq(ERR_BAD_DESCRIPTOR)
                     m.next = "DONE"
                 with m.Else():
@@ -470,7 +485,7 @@ class LayerEngine(wiring.Component):
                                  conv_run.eq(1), src_sel.eq(d.src_bank),
                                  Pm1.eq(P - 1), nsubm1.eq(d.nsub - 1), km1.eq(d.k - 1),
                                  wom1.eq(d.w_out - 1), hom1.eq(d.h_out - 1), ncogm1.eq(d.n_cog - 1)]
-                    m.d.comb += ou.start.eq(1)
+                    m.d.sync += ou_start.eq(1)
                     m.next = "CONV_RUN"
             with m.State("CONV_RUN"):
                 with m.If(ou.finished):
@@ -478,7 +493,7 @@ class LayerEngine(wiring.Component):
                     m.next = "DONE"
 
             with m.State("EMBED_CHECK"):
-                with m.If(embed_bad):
+                with m.If(bad):
                     m.d.sync += error.eq(ERR_BAD_DESCRIPTOR)
                     m.next = "DONE"
                 with m.Else():

@@ -106,6 +106,9 @@ class Sequencer(wiring.Component):
 
         addr = Signal(32)            # word address of the descriptor being fetched
         word_idx = Signal(range(isa.DESCRIPTOR_WORDS))
+        # the bus address of the word being fetched, a register (an adder in front of the bus
+        # address put a carry chain before the decoder, the arbiter and every target's ack path)
+        fetch_adr = Signal.like(self.bus.adr)
         desc_cycles = Signal(32)     # cycles spent in the current descriptor
         dma_pending = Signal()       # a DMA command is outstanding
         dma_async = Signal()         # ... issued by an `async_dma` descriptor (the sequencer went on)
@@ -227,6 +230,7 @@ class Sequencer(wiring.Component):
                 with m.If(~fetch_ok):
                     fail(ErrorCode.WINDOW)
                 with m.Else():
+                    m.d.sync += fetch_adr.eq(addr)
                     m.next = "FETCH_WORD"
 
                 abort_wins()
@@ -237,12 +241,12 @@ class Sequencer(wiring.Component):
                     self.bus.stb.eq(1),
                     self.bus.we.eq(0),
                     self.bus.sel.eq(0b1111),
-                    self.bus.adr.eq(addr + word_idx),
+                    self.bus.adr.eq(fetch_adr),
                 ]
                 with m.If(self.bus.err):
                     fail(ErrorCode.BUS_ERROR)
                 with m.Elif(self.bus.ack):
-                    m.d.sync += words[word_idx].eq(self.bus.dat_r)
+                    m.d.sync += [words[word_idx].eq(self.bus.dat_r), fetch_adr.eq(fetch_adr + 1)]
                     with m.If(word_idx == isa.DESCRIPTOR_WORDS - 1):
                         m.next = "DISPATCH"
                     with m.Else():

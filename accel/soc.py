@@ -86,8 +86,13 @@ class SoC(wiring.Component):
         m.submodules.csr = csr
         m.submodules.sequencer = seq
         # An error, an abort or idleness resets the DMA and the engine: nothing is left half-way.
-        units_reset = Signal()
-        m.d.comb += units_reset.eq(seq.units_reset | csr.ctrl_abort)
+        # Registered: the strobe resets every register of both units (thousands of loads), so it
+        # starts at a flip-flop rather than behind the CSR write decode and the sequencer's state.
+        # The units leave reset one cycle after the sequencer becomes busy, well before its first
+        # command (it fetches a descriptor first), and stop one cycle after an abort; a DMA beat
+        # in that cycle stays inside the window, which was checked when the command started.
+        units_reset = Signal(init=1)
+        m.d.sync += units_reset.eq(seq.units_reset | csr.ctrl_abort)
         m.submodules.dma = ResetInserter(units_reset)(dma)
         m.submodules.engine = ResetInserter(units_reset)(engine)
 
