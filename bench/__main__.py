@@ -21,6 +21,7 @@ still run (exit status 1 if any failed).
 import argparse
 import importlib
 import os
+import shutil
 import sys
 import time
 
@@ -51,8 +52,12 @@ def parse(argv):
     ap.add_argument("--images", type=int, default=None,
                     help="images of the utilisation run (default 64, --quick 8)")
     ap.add_argument("--board", default="ulx3s-85f", help="board of the build and of the fmax")
-    ap.add_argument("--backend", default="cxxrtl", choices=("cxxrtl", "verilator"))
+    ap.add_argument("--backend", default="auto", choices=("auto", "cxxrtl", "verilator"),
+                    help="compiled simulator (default auto: Verilator when installed, the faster)")
     args = ap.parse_args(argv)
+    if args.backend == "auto":
+        from firmware.cxxrtl_sim import VERILATOR
+        args.backend = "verilator" if shutil.which(VERILATOR) else "cxxrtl"
     if args.only:
         names = []
         for n in args.only.split(","):
