@@ -305,7 +305,8 @@ def study(config, transport, *, images, test, quick, runs=RUNS, fallback_net=Non
         acc, how = accuracy(deploy, metrics, quick=quick, test=test) if trained else (None, "not trained")
         hw = measure_variant(deploy, config, transport, images)
         row = dict(variant=v, source=source, trained=trained, accuracy=acc, accuracy_how=how,
-                   recorded_acc=(metrics or {}).get("golden_acc"), net=deploy.header["training"].get("net"),
+                   recorded_acc=(metrics or {}).get("golden_acc"), epochs=(metrics or {}).get("epochs"),
+                   net=deploy.header["training"].get("net"),
                    first_kind=deploy.layers[0]["kind"], **hw)
         if deploy.layers[0]["kind"] == "host_conv":
             row["host"] = host_times(hw["compiled"], host_images if host_images is not None else images)
@@ -345,6 +346,8 @@ def section_lines(rows, syn, *, config, fmax, argv, png_name, n_images):
     cost = {"pixel_embedding": "embed", "uint8_bitserial": "raw", "naive": "embed"}
     for r in rows:
         acc = "n/a (not trained)" if r["accuracy"] is None else f"{100 * r['accuracy']:.2f} %"
+        if r["accuracy"] is not None and r.get("epochs"):
+            acc += f" ({r['epochs']} epochs)"   # the variants' schedules may differ: say so
         ser, ovl = images_per_s(r, hz)
         if "host" in r:
             h = r["host"]
