@@ -78,6 +78,7 @@ def test_first_layer_and_cpu_sections_format(tmp_path):
                  input_words=392, host=dict(numpy=1e-4, torch=2e-4, torch_codes_equal=1.0, threads=1)),
             dict(base, variant="uint8_bitserial", first_kind="raw_input", cycles=14000.0,
                  first_cycles=6000.0, accuracy=None)]
+    rows[1]["epochs"] = 20       # a variant trained on another schedule says so
     # 100 MHz: 10k cycles = 100 us; float_first 80 us + 100 us host in series, max(80, 100) overlapped
     assert FL.images_per_s(rows[0], 100e6) == pytest.approx((1e4, 1e4))
     assert FL.images_per_s(rows[1], 100e6) == pytest.approx((1 / 180e-6, 1 / 100e-6))
@@ -87,6 +88,7 @@ def test_first_layer_and_cpu_sections_format(tmp_path):
                                       png_name="f.png", n_images=2))
     assert "**1.80x** (series)" in text and "+45 LUT4-eq and +1 EBR" in text
     assert "n/a (not trained)" in text
+    assert "90.00 % (20 epochs)" in text and text.count("epochs)") == 1
     FL.plot(rows, tmp_path / "f.png", 100e6)
 
     rates = {(k, b): (10.0 * b, 20.0 * b) for k in ("torch_int", "torch_float", "golden") for b in (1, 4)}
