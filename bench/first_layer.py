@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .report import write_section, plot_path, machine, git_revision, table, ROOT
+from .report import write_section, plot_path, machine, git_revision, table, run_cli, ROOT
 from .utilisation import (get_config, load_images, make_transport, run_images, program_rows,
                           board_fmax, golden_check, log, DEFAULT_BOARD, DEFAULT_MODEL)
 
@@ -547,15 +547,10 @@ def run(argv=None, *, write=True, transport=None):
 
 
 def main(argv=None):
-    try:
+    def work():
         rows, _ = run(argv)
-    except KeyboardInterrupt:
-        log("interrupted")
-        return 130
-    except Exception as exc:
-        log(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-        return 1
-    return 0 if all(r["golden_equal"] == r["n_images"] for r in rows) else 2
+        return 0 if all(r["golden_equal"] == r["n_images"] for r in rows) else 2
+    return run_cli(work)
 
 
 if __name__ == "__main__":

@@ -98,11 +98,10 @@ class Netlist:
                 continue
             cname, port_out = drv
             ctype = self.cells[cname]["type"]
-            if ctype in SOURCES or _arc(ctype, "A", port_out) is None and ctype not in (
-                    "TRELLIS_DPR16X4", "MULT18X18D", "ALU54B", "CCU2C"):
+            ins = list(self._inputs(cname, port_out))
+            if ctype in SOURCES or not ins:     # a register, a RAM output, an I/O or a constant
                 self.arrival[x], self.pred[x] = SOURCES.get(ctype, 0.5), None
                 continue
-            ins = list(self._inputs(cname, port_out))
             if not expanded:
                 visiting.add(x)
                 stack.append((x, True))

@@ -7,6 +7,7 @@ run separately and in any order.
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 
@@ -62,3 +63,17 @@ def write_section(title, lines, doc=DOC):
 def plot_path(name):
     PLOTS.mkdir(parents=True, exist_ok=True)
     return PLOTS / name
+
+
+def run_cli(work):
+    """Exit status of a benchmark command: ``work()``'s own, or 1 with one line on stderr when it
+    raises (no traceback dump: the CLI rule), or 130 when interrupted."""
+    try:
+        return work()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr, flush=True)
+        return 130
+    except Exception as exc:
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"error: {type(exc).__name__}: {text}", file=sys.stderr, flush=True)
+        return 1

@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench.report import run_cli
+
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 SECTION = "## Simulator speed"
@@ -169,7 +171,8 @@ def main(argv=None):
     else:
         pairs = [(c, b) for c in args.configs.split(",") for b in args.backends.split(",")]
     rows = []
-    try:
+
+    def work():
         for config_name, backend in pairs:
             log(f"{config_name} / {backend} ...")
             rows.append(measure(config_name, backend, model_path=args.model,
@@ -179,12 +182,11 @@ def main(argv=None):
             log(f"  idle {r['idle']:,.0f} cycles/s, inference {r['inference']:,.0f} cycles/s")
             if not args.no_write:            # after every row: a long build may be interrupted
                 write_section(rows, argv)
-    except KeyboardInterrupt:
-        log("interrupted")
-        return 130
-    except Exception as exc:
-        log(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-        return 1
+        return 0
+
+    status = run_cli(work)
+    if status:
+        return status
     print("\n".join(_table(rows)))
     if not args.no_write:
         write_section(rows, argv)

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .report import write_section, plot_path, machine, git_revision, table, ROOT
+from .report import write_section, plot_path, machine, git_revision, table, run_cli, ROOT
 
 os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
 
@@ -450,15 +450,10 @@ def backend_label(backend):
 
 
 def main(argv=None):
-    try:
+    def work():
         res = run(argv)
-    except KeyboardInterrupt:
-        log("interrupted")
-        return 130
-    except Exception as exc:       # one line, no traceback (CLI rule)
-        log(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-        return 1
-    return 0 if res["golden_equal"] == res["n_images"] else 2
+        return 0 if res["golden_equal"] == res["n_images"] else 2
+    return run_cli(work)
 
 
 if __name__ == "__main__":
