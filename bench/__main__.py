@@ -21,7 +21,6 @@ still run (exit status 1 if any failed).
 import argparse
 import importlib
 import os
-import shutil
 import sys
 import time
 
@@ -56,8 +55,8 @@ def parse(argv):
                     help="compiled simulator (default auto: Verilator when installed, the faster)")
     args = ap.parse_args(argv)
     if args.backend == "auto":
-        from firmware.cxxrtl_sim import VERILATOR
-        args.backend = "verilator" if shutil.which(VERILATOR) else "cxxrtl"
+        from firmware.cxxrtl_sim import default_backend
+        args.backend = default_backend()
     if args.only:
         names = []
         for n in args.only.split(","):

@@ -76,6 +76,11 @@ VERILATOR_MAKE = [f"OPT_FAST={VERILATOR_OPT}", f"OPT_GLOBAL=-O2 -march=native -f
                   "OPT_SLOW=-O1"]
 
 
+def default_backend():
+    """The faster compiled simulator this machine has: Verilator when installed, else CXXRTL."""
+    return "verilator" if shutil.which(VERILATOR) else "cxxrtl"
+
+
 class CxxrtlError(RuntimeError):
     """The compiled simulator could not be built or loaded."""
 

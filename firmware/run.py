@@ -13,7 +13,6 @@ failure is one line on stderr and a nonzero exit.
 
 import argparse
 import asyncio
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -165,9 +164,9 @@ def _transport(args, config, fmax_hz, baud):
     if args.pysim:
         from .sim_transport import PySimTransport
         return PySimTransport(config)
-    from .cxxrtl_sim import CxxrtlTransport, VERILATOR
+    from .cxxrtl_sim import CxxrtlTransport, default_backend
     if args.backend == "auto":
-        args.backend = "verilator" if shutil.which(VERILATOR) else "cxxrtl"
+        args.backend = default_backend()
     return CxxrtlTransport(config, backend=args.backend)
 
 
