@@ -10,7 +10,7 @@ from dataclasses import dataclass, asdict, replace
 
 __all__ = ["AccelConfig", "BUF_WEIGHTS", "BUF_THRESHOLDS", "BUF_EMBED", "BUF_RESIDUAL",
            "BUF_CODE_BANK0", "THR_ENTRY_BITS", "EMB_ENTRY_BITS", "THRESHOLDS_PER_CHANNEL",
-           "LOCAL_LANE_BITS", "LOCAL_BUF_BITS"]
+           "LOCAL_LANE_BITS", "LOCAL_BUF_BITS", "WRITE_ONLY_BUFFERS"]
 
 
 # Local address space of the DMA (docs/ARCHITECTURE.md, 3.2): 4 bits of buffer id, 20 bits of lane.
@@ -22,6 +22,10 @@ BUF_THRESHOLDS = 1
 BUF_EMBED = 2
 BUF_RESIDUAL = 3
 BUF_CODE_BANK0 = 4
+# Buffers the DMA can only write: a program never STOREs parameters back, and reading them would
+# need a multiplexer from every lane (2,048 bits of weights on the 85F) to the DMA, the most
+# congested wiring of the chip. A STORE from them is a LOCAL_RANGE error; local reads return 0.
+WRITE_ONLY_BUFFERS = (BUF_WEIGHTS, BUF_THRESHOLDS, BUF_EMBED)
 
 # Threshold entry: three signed 16-bit thresholds and a negate bit (docs/ARCHITECTURE.md, 3.1).
 THRESHOLDS_PER_CHANNEL = 3

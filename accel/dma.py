@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.lib.fifo import SyncFIFO
 
 from . import wishbone
-from .config import AccelConfig, LOCAL_LANE_BITS, LOCAL_BUF_BITS, BUF_CODE_BANK0
+from .config import AccelConfig, LOCAL_LANE_BITS, LOCAL_BUF_BITS, BUF_CODE_BANK0, WRITE_ONLY_BUFFERS
 from .errors import ErrorCode, ERROR_BITS
 from .localbus import LocalBusSignature
 
@@ -50,7 +50,8 @@ class DMA(wiring.Component):
        ``rows == 0`` -> done without any access, error 0; main-memory extent
        ``[mem_addr, mem_addr + (rows-1)*mem_stride + count)`` not inside
        ``[window_base, window_limit)`` (or beyond the 30-bit bus) -> ``WINDOW``; for LOAD/STORE,
-       an unknown buffer id or ``lane + rows*count`` beyond the buffer's lanes -> ``LOCAL_RANGE``.
+       an unknown buffer id, ``lane + rows*count`` beyond the buffer's lanes, or a STORE from a
+       write-only buffer (weights, thresholds, embedding table) -> ``LOCAL_RANGE``.
        A failed check ends the command before any bus or local access.
     2. The transfer: one Wishbone transfer per word, the next one presented in the cycle after the
        previous ``ack``, so a target that acknowledges one cycle after the request (``SRAM``,
@@ -205,8 +206,12 @@ class DMA(wiring.Component):
                 with m.Switch(buf):
                     for b, lanes in self.buffer_lanes().items():
                         with m.Case(b):
-                            m.d.comb += size.eq(lanes)
-                    # other buffer ids: size 0, so any non-empty transfer is out of range
+                            if b in WRITE_ONLY_BUFFERS:
+                                m.d.comb += size.eq(Mux(is_store, 0, lanes))
+                            else:
+                                m.d.comb += size.eq(lanes)
+                    # other buffer ids (and STOREs from write-only buffers): size 0, so any
+                    # non-empty transfer is out of range
                 local_ok = Signal()
                 m.d.comb += local_ok.eq(lane + total <= size)
 

@@ -44,8 +44,6 @@ class EmbeddingUnit(wiring.Component):
         High from the cycle after ``start`` until the last output word has been transferred.
     tw_addr, tw_data, tw_en : ``In``
         Table write port (entry ``c * 256 + pixel``, 16 bits), effective in the cycle ``tw_en`` is high.
-    tr_addr, tr_en, tr_data
-        Table read port for the local bus: ``tr_data`` valid the cycle after ``tr_en``. Only while idle.
     """
 
     def __init__(self, config):
@@ -70,9 +68,6 @@ class EmbeddingUnit(wiring.Component):
             "tw_addr": In(range(n)),
             "tw_data": In(EMB_ENTRY_BITS),
             "tw_en": In(1),
-            "tr_addr": In(range(n)),
-            "tr_en": In(1),
-            "tr_data": Out(EMB_ENTRY_BITS),
         })
 
     def elaborate(self, platform):
@@ -124,10 +119,6 @@ class EmbeddingUnit(wiring.Component):
 
         # --- stage 1: table look-ups (one block RAM per channel) -----------------------------------
         rdata = []
-        tr_sel = Signal(range(max(nch, 2)))
-        with m.If(self.tr_en):
-            m.d.sync += tr_sel.eq(self.tr_addr >> 8)
-        m.d.comb += self.tr_data.eq(0)
         for c, mem in enumerate(self.tables):
             m.submodules[f"table{c}"] = mem
             wp = mem.write_port()
@@ -136,11 +127,9 @@ class EmbeddingUnit(wiring.Component):
                 wp.addr.eq(self.tw_addr[:8]),
                 wp.data.eq(self.tw_data),
                 wp.en.eq(self.tw_en & ((self.tw_addr >> 8) == c)),
-                rp.addr.eq(Mux(run, buf[8 * c:8 * c + 8], self.tr_addr[:8])),
-                rp.en.eq(Mux(run, en1, self.tr_en)),
+                rp.addr.eq(buf[8 * c:8 * c + 8]),
+                rp.en.eq(en1),
             ]
-            with m.If(tr_sel == c):
-                m.d.comb += self.tr_data.eq(rp.data)
             rdata.append(rp.data)
         with m.If(en1):
             m.d.sync += [v1.eq(emit), bytes1.eq(buf[:8 * nch])]

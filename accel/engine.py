@@ -27,7 +27,7 @@ from amaranth.lib.memory import Memory
 from . import isa
 from .errors import ErrorCode
 from .config import (AccelConfig, BUF_WEIGHTS, BUF_THRESHOLDS, BUF_EMBED, BUF_RESIDUAL,
-                     BUF_CODE_BANK0, THR_ENTRY_BITS)
+                     BUF_CODE_BANK0, THR_ENTRY_BITS, WRITE_ONLY_BUFFERS)
 from .localbus import LocalBusSignature, split_addr
 from .mac_array import MACArray, SHIFT_BITS
 from .output import OutputUnit, OUT_TAG_LAYOUT
@@ -101,7 +101,7 @@ class LayerEngine(wiring.Component):
     local : ``In(LocalBusSignature)``
         Buffer access for the DMA: writes land in the cycle of ``w_en``, ``r_data`` is valid the
         cycle after ``r_en``. Use it only while the engine is not ``busy`` (the engine owns the
-        memory ports then).
+        memory ports then). Weights, thresholds and the embedding table are write-only (read 0).
     mac_busy : ``Out(1)``
         High in every cycle the MAC array accepts a word-set.
     """
@@ -181,6 +181,10 @@ class LayerEngine(wiring.Component):
             with m.Else():
                 m.d.comb += [wp.addr.eq(e["waddr"]), wp.data.eq(e["wdata"]),
                              wp.en.eq(Mux(e["wen"], (1 << len(wp.en)) - 1, 0))]
+            if bid in WRITE_ONLY_BUFFERS:
+                # No read-back: the read port is the engine's alone.
+                m.d.comb += [rp.addr.eq(e["raddr"]), rp.en.eq(e["ren"])]
+                continue
             with m.If(e["own"]):
                 m.d.comb += [rp.addr.eq(e["raddr"]), rp.en.eq(e["ren"])]
             with m.Else():
@@ -196,16 +200,10 @@ class LayerEngine(wiring.Component):
                         with m.Case(l):
                             m.d.comb += self.local.r_data.eq(rp.data[32 * l:32 * (l + 1)])
 
-        # embedding table: entry c*256 + pixel, one lane each (16 bits)
+        # embedding table (write-only): entry c*256 + pixel, one lane each (16 bits)
         emb_depth = cfg.emb_channels * 256
-        e_ok = Signal()
         m.d.comb += [emb.tw_addr.eq(llane), emb.tw_data.eq(self.local.w_data),
-                     emb.tw_en.eq(self.local.w_en & (lbuf == BUF_EMBED) & (llane < emb_depth)),
-                     emb.tr_addr.eq(llane), emb.tr_en.eq(self.local.r_en)]
-        with m.If(self.local.r_en):
-            m.d.sync += e_ok.eq((lbuf == BUF_EMBED) & (llane < emb_depth))
-        with m.If(e_ok):
-            m.d.comb += self.local.r_data.eq(emb.tr_data)
+                     emb.tw_en.eq(self.local.w_en & (lbuf == BUF_EMBED) & (llane < emb_depth))]
 
         # --- per-layer setup: products by a shift-add multiplier ----------------------------------
         def reg(name, bits=32, sgn=False):

@@ -6,7 +6,8 @@ buffer word ``w`` lane ``l`` is lane index ``w * lanes_per_word + l``.
 
 Timing: a write takes effect in the cycle ``w_en`` is high; ``r_data`` is valid in the cycle after
 ``r_en``. The bus never stalls. Unknown buffers and lanes beyond a buffer are ignored on write and
-read as 0.
+read as 0. The parameter buffers (weights, thresholds, embedding table; ``WRITE_ONLY_BUFFERS``) are
+write-only: they read as 0.
 """
 
 from amaranth.lib import wiring

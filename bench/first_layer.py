@@ -208,11 +208,10 @@ def _pinned_unit(config, mode):
                 if mode == "raw" else dict(raw=0, emb_c=1, emb_d=4, emb_q=2, nsub=1)
             for k, v in const.items():
                 m.d.comb += getattr(unit, k).eq(v)
-            m.d.comb += unit.tr_en.eq(0)
             return m
     top = Pinned()
     # every other port of the unit becomes a port of the wrapper
-    skip = {"raw", "emb_c", "emb_d", "emb_q", "nsub", "tr_en", "tr_addr", "tr_data"}
+    skip = {"raw", "emb_c", "emb_d", "emb_q", "nsub"}
     ports = []
     for name, member in unit.signature.members.items():
         if name in skip:

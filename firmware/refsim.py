@@ -13,8 +13,8 @@ Rules this model applies (the RTL must agree; they are stated here so that a mis
   ``[window_base, window_limit)`` before any access: error 2 (WINDOW). An address inside the window
   but beyond the memory: 3 (BUS_ERROR; this model refuses the whole transfer, the RTL stops at the
   failing word). Unknown opcode: 1 (BAD_OPCODE). LOAD/STORE with ``count == 0`` or ``rows == 0``:
-  nothing, no check (as the DMA). A LOAD/STORE local range outside its buffer, or an unknown buffer
-  id: 4 (LOCAL_RANGE). More than ``max_descriptors`` without END: 7 (TIMEOUT). An error stops the
+  nothing, no check (as the DMA). A LOAD/STORE local range outside its buffer, an unknown buffer
+  id, or a STORE from a write-only buffer (weights, thresholds, embedding table): 4 (LOCAL_RANGE). More than ``max_descriptors`` without END: 7 (TIMEOUT). An error stops the
   program; the failing descriptor changes nothing.
 - 5 (BAD_DESCRIPTOR), the engine's checks: EMBED: ``dst_bank >= n_code_banks``, ``emb_c`` outside
   ``1..emb_channels``, ``nsub`` outside ``1..ceil(8/a_planes)``, empty image, ``h*w*nsub`` beyond the
@@ -45,7 +45,7 @@ import numpy as np
 
 from accel import isa
 from accel.config import (BUF_WEIGHTS, BUF_THRESHOLDS, BUF_EMBED, BUF_RESIDUAL, BUF_CODE_BANK0,
-                          EMB_ENTRY_BITS, LOCAL_LANE_BITS)
+                          EMB_ENTRY_BITS, LOCAL_LANE_BITS, WRITE_ONLY_BUFFERS)
 from firmware import layout
 from firmware.layout import ceil_div, signed
 
@@ -301,6 +301,8 @@ class RefSim:
             return
         rows = self._mem_rows(f)
         buf, lane = self._local_range(f["local_addr"], f["count"] * f["rows"])
+        if buf in WRITE_ONLY_BUFFERS:
+            raise _Fault(LOCAL_RANGE, f"STORE from write-only local buffer {buf}")
         cnt = f["count"]
         for r, a in enumerate(rows):
             self.mem[a:a + cnt] = self.local[buf][lane + r * cnt:lane + (r + 1) * cnt]

@@ -14,7 +14,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 
 from accel import wishbone
-from accel.config import TINY, LOCAL_LANE_BITS
+from accel.config import TINY, LOCAL_LANE_BITS, WRITE_ONLY_BUFFERS
 from accel.dma import DMA, DmaCommand, DmaKind
 from accel.errors import ErrorCode
 
@@ -55,7 +55,8 @@ def reference(c, wbase, wlimit, mem, local, lanes, err_beat):
     if not (c["mem_addr"] >= wbase and end <= wlimit and end <= 1 << 30):
         return ErrorCode.WINDOW, mem, local, [], 0
     buf, lane = c["local_addr"] >> LOCAL_LANE_BITS, c["local_addr"] & ((1 << LOCAL_LANE_BITS) - 1)
-    if kind != STREAM and (buf not in lanes or lane + rows * count > lanes[buf]):
+    if kind != STREAM and (buf not in lanes or lane + rows * count > lanes[buf]
+                           or (kind == STORE and buf in WRITE_ONLY_BUFFERS)):
         return ErrorCode.LOCAL_RANGE, mem, local, [], 0
     addrs = beat_addrs(c)
     n_ok = len(addrs) if err_beat is None else min(err_beat, len(addrs))
@@ -193,6 +194,8 @@ class Env:
                 self.bad.append(f"local access at {addr:#x} outside every buffer")
             if ctx.get(loc.w_en) and ctx.get(loc.r_en):
                 self.bad.append("w_en and r_en together")
+            if ctx.get(loc.r_en) and buf in WRITE_ONLY_BUFFERS:
+                self.bad.append(f"local read of write-only buffer {buf}")
             if ctx.get(loc.w_en):
                 if ok:
                     self.local[buf][lane] = ctx.get(loc.w_data)

@@ -12,14 +12,13 @@ from reference import embed, pack_codes, pack_table, image_words, ceil_div
 from simutil import run, send, recv
 
 
-def simulate(cfg, img, table, q, raw, nsub, seed, p_in, p_out, check_table=False):
+def simulate(cfg, img, table, q, raw, nsub, seed, p_in, p_out):
     c, h, w = img.shape
     d = table.shape[2] if table is not None else 0
     dut = EmbeddingUnit(cfg)
     words = image_words(img)
     entries = pack_table(table, q, cfg.emb_channels) if table is not None else None
     got = []
-    table_ok = []
 
     async def bench(ctx):
         if entries is not None:
@@ -30,13 +29,6 @@ def simulate(cfg, img, table, q, raw, nsub, seed, p_in, p_out, check_table=False
                     ctx.set(dut.tw_en, 1)
                     await ctx.tick()
             ctx.set(dut.tw_en, 0)
-            if check_table:
-                for addr in random.Random(seed).sample(range(len(entries)), 20):
-                    ctx.set(dut.tr_addr, addr)
-                    ctx.set(dut.tr_en, 1)
-                    await ctx.tick()
-                    ctx.set(dut.tr_en, 0)
-                    table_ok.append((ctx.get(dut.tr_data), entries[addr]))
         ctx.set(dut.n_pix, h * w)
         ctx.set(dut.n_words, len(words))
         ctx.set(dut.emb_c, c)
@@ -57,8 +49,6 @@ def simulate(cfg, img, table, q, raw, nsub, seed, p_in, p_out, check_table=False
         assert not ctx.get(dut.busy)
 
     run(dut, [bench, sink], "embedding")
-    for got_e, want_e in table_ok:
-        assert got_e == want_e
     return got
 
 
@@ -71,7 +61,7 @@ def test_table_mode(c, d, q, h, w, nsub, seed, p_in, p_out):
     rng = np.random.default_rng(seed)
     img = rng.integers(0, 256, (c, h, w))
     table = rng.integers(0, 1 << q, (c, 256, d))
-    got = simulate(cfg, img, table, q, 0, nsub, seed, p_in, p_out, check_table=(seed % 3 == 0))
+    got = simulate(cfg, img, table, q, 0, nsub, seed, p_in, p_out)
     want = pack_codes(embed(img, table), cfg.p_i, cfg.a_planes, nsub)
     assert got == want
 

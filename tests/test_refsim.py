@@ -105,16 +105,16 @@ def test_load_store_round_trip_with_rows_and_stride():
     sim = RefSim(SMALL)
     data = np.arange(1, 1 + 4 * 10, dtype=np.uint32)
     sim.write(1000, data)
-    # 4 rows of 6 words every 10 words -> weight buffer lanes 8.., then back with a different stride
-    program(sim, 0, [desc(op=isa.Op.LOAD, mem_addr=1000, local_addr=local(BUF_WEIGHTS, 8), count=6,
+    # 4 rows of 6 words every 10 words -> residual buffer lanes 8.., then back with a different stride
+    program(sim, 0, [desc(op=isa.Op.LOAD, mem_addr=1000, local_addr=local(BUF_RESIDUAL, 8), count=6,
                           rows=4, mem_stride=10),
-                     desc(op=isa.Op.STORE, mem_addr=2000, local_addr=local(BUF_WEIGHTS, 8), count=6,
+                     desc(op=isa.Op.STORE, mem_addr=2000, local_addr=local(BUF_RESIDUAL, 8), count=6,
                           rows=4, mem_stride=7),
                      desc(op=isa.Op.END)])
     r = sim.run(0, 0, 4096)
     assert r.error == 0 and r.executed == 3
     want = np.concatenate([data[i * 10:i * 10 + 6] for i in range(4)])
-    np.testing.assert_array_equal(sim.local[BUF_WEIGHTS][8:32], want)
+    np.testing.assert_array_equal(sim.local[BUF_RESIDUAL][8:32], want)
     for i in range(4):
         np.testing.assert_array_equal(sim.mem[2000 + 7 * i:2000 + 7 * i + 6], want[6 * i:6 * i + 6])
     assert r.cycles == 48 and ideal_cycles(isa.unpack(desc(op=isa.Op.LOAD, count=6, rows=4))) == 24
@@ -164,6 +164,10 @@ def run_one(d, window=(0, 512), cfg=SMALL, setup=None):
     (desc(op=isa.Op.LOAD, mem_addr=100, local_addr=local(9), count=1, rows=1), (0, 512),
      ErrorCode.LOCAL_RANGE),
     (desc(op=isa.Op.LOAD, mem_addr=100, local_addr=local(BUF_THRESHOLDS, 1023), count=2, rows=1), (0, 512),
+     ErrorCode.LOCAL_RANGE),
+    (desc(op=isa.Op.STORE, mem_addr=100, local_addr=local(BUF_WEIGHTS), count=1, rows=1), (0, 512),
+     ErrorCode.LOCAL_RANGE),
+    (desc(op=isa.Op.STORE, mem_addr=100, local_addr=local(BUF_EMBED), count=1, rows=1), (0, 512),
      ErrorCode.LOCAL_RANGE),
     (desc(op=7), (0, 512), ErrorCode.BAD_OPCODE),
     (desc(op=isa.Op.LOAD, mem_addr=20000, local_addr=local(BUF_WEIGHTS), count=1, rows=1), (0, 1 << 20),
