@@ -345,6 +345,7 @@ def build(board, *, build_dir="build", verilog_only=False, system_tools=False, t
         "pll": (board.pll_for(design.target_hz).as_dict()
                 if board.pll_for(design.target_hz) else None),
         "estimated_bram": board.estimated_block_rams(),
+        "nextpnr_options": nextpnr_opts,
         "times_s": times, "files": {"verilog": str(out / "top.v")},
     }
     if verilog_only:
@@ -409,7 +410,9 @@ def report_markdown(report):
              + (f" (PLL CLKI_DIV={report['pll']['refclk_div']} CLKFB_DIV="
                 f"{report['pll']['feedback_div']} CLKOP_DIV={report['pll']['output_div']})"
                 if report.get("pll") else ""),
-             f"- timing: {'PASS' if report['timing_pass'] else 'FAIL'}",
+             f"- timing: {'PASS' if report['timing_pass'] else 'FAIL'}"
+             + (f"\n- nextpnr options: `{report['nextpnr_options']}`"
+                if report.get("nextpnr_options") else ""),
              f"- build time: {_fmt_s(report['times_s']['total'])} ("
              + ", ".join(f"{k} {_fmt_s(v)}" for k, v in report["times_s"].items() if k != "total")
              + ")", "",

@@ -42,6 +42,13 @@ def test_cli_bad_frequency(capsys, tmp_path):
     assert err.count("\n") == 1 and "f_out_hz" in err
 
 
+def test_cli_bad_placer_density(capsys, tmp_path):
+    assert B.main(["--board", "ulx3s-25f", "--placer-density", "1.5", "--verilog-only",
+                   "--build-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--placer-density" in err
+
+
 def test_cli_soc_that_does_not_fit(capsys, tmp_path):
     assert B.main(["--board", "icebreaker", "--build-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
@@ -169,6 +176,7 @@ def test_small_build_through_nextpnr(tmp_path):
     assert set(report["times_s"]) >= {"elaborate", "verilog", "yosys", "nextpnr", "icepack", "total"}
     md = (out / "report.md").read_text()
     assert "| LUT4 (ICESTORM_LC) |" in md and "PASS" in md
+    assert "--report top.report.json" in report["nextpnr_options"]
     assert any(line.startswith("[nextpnr] done in") for line in lines)
 
 
