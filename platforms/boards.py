@@ -77,6 +77,8 @@ class Board:
         unless forced).
     notes : str
         Anything a user of the board should know.
+    placer : str
+        nextpnr's placer for this board's build (``heap``, nextpnr's default, or ``static``).
     """
     name: str
     platform_module: str
@@ -99,6 +101,7 @@ class Board:
     bridge_words: int = 256
     soc_fits: bool = True
     notes: str = ""
+    placer: str = "heap"
 
     @property
     def platform_cls(self):
@@ -154,14 +157,20 @@ _ORANGECRAB_UART = UARTResource(1, rx="0", tx="1", conn=("io", 0),
                                 attrs=Attrs(IO_TYPE="LVCMOS33", PULLMODE="UP"))
 
 
-def _ulx3s(size, config_name, config, target_hz):
+def _ulx3s(size, config_name, config, target_hz, placer="heap"):
     return Board(
         name=f"ulx3s-{size.lower()}", platform_module="amaranth_boards.ulx3s",
         platform_class=f"ULX3S_{size}_Platform", family="ecp5", device=f"LFE5U-{size}",
         package="BG381", config_name=config_name, config=config, clk=("clk25", 0),
         clk_hz=25_000_000, target_hz=target_hz, uart=("uart", 0), baud=1_000_000,
         leds=_ULX3S_LEDS, tool_env={"OPENFPGALOADER": "true"}, program=_ULX3S_PROGRAM,
-        notes="UART through the on-board FT231X (US1 port).")
+        notes="UART through the on-board FT231X (US1 port).", placer=placer)
+
+
+# The 2,048-MAC DEFAULT configuration does not route after nextpnr's HeAP placement (router2's
+# overused wires stall near 14k, docs/BENCHMARKS.md, Builds); the electrostatic placer leaves
+# about a quarter less wire and routes. Every board with that configuration uses it.
+_BIG_PLACER = "static"
 
 
 BOARDS = {b.name: b for b in [
@@ -172,7 +181,7 @@ BOARDS = {b.name: b for b in [
     # is 100 MHz; the whole SoC does not reach it yet (nextpnr estimated 33.7 MHz after placement
     # at revision d01b823, docs/BENCHMARKS.md, Builds), so the bitstream runs from the board's
     # 25 MHz oscillator without the PLL. `--freq` overrides it (e.g. --freq 100 for the goal).
-    _ulx3s("85F", "default85", DEFAULT85, 25_000_000),
+    _ulx3s("85F", "default85", DEFAULT85, 25_000_000, placer=_BIG_PLACER),
     Board(name="orangecrab-25f", platform_module="amaranth_boards.orangecrab_r0_2",
           platform_class="OrangeCrabR0_2_25FPlatform", family="ecp5", device="LFE5U-25F",
           package="MG285", config_name="small25", config=SMALL25, clk=("clk", 0),
@@ -185,6 +194,7 @@ BOARDS = {b.name: b for b in [
     Board(name="orangecrab-85f", platform_module="amaranth_boards.orangecrab_r0_2",
           platform_class="OrangeCrabR0_2_85FPlatform", family="ecp5", device="LFE5U-85F",
           package="MG285", config_name="default85", config=DEFAULT85, clk=("clk", 0),
+          placer=_BIG_PLACER,
           clk_hz=48_000_000, target_hz=96_000_000, uart=("uart", 1), baud=115200,
           leds=(("rgb_led", 0, "g"), ("rgb_led", 0, "r"), ("rgb_led", 0, "b")),
           extra_resources=(_ORANGECRAB_UART,), tool_env={"DFU_SUFFIX": "true"},
@@ -201,6 +211,7 @@ BOARDS = {b.name: b for b in [
     Board(name="ecpix5-85f", platform_module="amaranth_boards.ecpix5",
           platform_class="ECPIX585Platform", family="ecp5", device="LFE5UM5G-85F",
           package="BG554", config_name="default85", config=DEFAULT85, clk=("clk100", 0),
+          placer=_BIG_PLACER,
           clk_hz=100_000_000, target_hz=100_000_000, uart=("uart", 0), baud=1_000_000,
           leds=_ECPIX5_LEDS, rst=("rst", 0), tool_env={"OPENFPGALOADER": "true"},
           program="openFPGALoader -c ft2232 {bit}",

@@ -42,11 +42,11 @@ def test_cli_bad_frequency(capsys, tmp_path):
     assert err.count("\n") == 1 and "f_out_hz" in err
 
 
-def test_cli_bad_placer_density(capsys, tmp_path):
-    assert B.main(["--board", "ulx3s-25f", "--placer-density", "1.5", "--verilog-only",
+def test_cli_unknown_placer(capsys, tmp_path):
+    assert B.main(["--board", "ulx3s-25f", "--placer", "magic", "--verilog-only",
                    "--build-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--placer-density" in err
+    assert err.count("\n") == 1 and "unknown placer 'magic'" in err and "static" in err
 
 
 def test_cli_soc_that_does_not_fit(capsys, tmp_path):
