@@ -19,7 +19,7 @@ All addresses are kept as running sums (no multiplier on the per-cycle path); th
 descriptor implies (strides, range checks) are computed once per layer by a shift-add multiplier.
 """
 
-from amaranth.hdl import Module, Signal, Cat, Const, Mux, signed, unsigned
+from amaranth.hdl import Module, Signal, Cat, Const, Mux, signed, unsigned, Value
 from amaranth.lib import wiring, stream, data
 from amaranth.lib.wiring import In, Out
 from amaranth.lib.memory import Memory
@@ -246,7 +246,6 @@ class LayerEngine(wiring.Component):
             (sP, P, d.stride),
             (sRowP, rowP, d.stride),
             (padoff, rowP + P, d.pad),
-            (thrtotal, d.n_cog, cfg.p_o),
             (hspan, d.h_out - 1, d.stride),
             (wspan, d.w_out - 1, d.stride),
         ]
@@ -386,6 +385,8 @@ class LayerEngine(wiring.Component):
         conv_bad = Signal()
         # n_cog * m as shifts and adds: a constant product would otherwise infer a DSP multiplier
         ncog_m = sum((d.n_cog << b) for b in range(cfg.m.bit_length()) if (cfg.m >> b) & 1)
+        m.d.comb += thrtotal.eq(sum((d.n_cog << b) for b in range(cfg.p_o.bit_length())
+                                    if (cfg.p_o >> b) & 1))
         m.d.comb += conv_bad.eq(
             (d.src_bank >= nb) |
             (d.thr_out & ((d.dst_bank >= nb) | (d.dst_bank == d.src_bank))) |
@@ -426,19 +427,47 @@ class LayerEngine(wiring.Component):
         m.d.comb += emb.start.eq(0)
 
         def mul_states(steps, prefix, after):
+            """One radix-4 shift-add multiplication per step: ``max(1, ceil(bits(b) / 2))``
+            cycles, the product written in the cycle of the last partial sum. A step's operands
+            are loaded as the previous one ends; an operand that is the product just finished is
+            forwarded. Only the first step (or one whose operand merely contains the previous
+            product) spends a LOAD cycle."""
+            partial = Signal(32)
+            total = Signal(32)
+            m.d.comb += [partial.eq(Mux(mul_b[0], mul_a, 0) + Mux(mul_b[1], mul_a << 1, 0)),
+                         total.eq(mul_acc + partial)]
+
+            def load(a, b, prev_dest):
+                if prev_dest is not None and a is prev_dest:
+                    a = total
+                return [mul_a.eq(a), mul_b.eq(b), mul_acc.eq(0)]
+
+            def needs_load(idx):
+                if idx == 0:
+                    return True
+                prev_dest, (_, a, b) = steps[idx - 1][0], steps[idx]
+                used = Value.cast(b)._rhs_signals() | (
+                    set() if a is prev_dest else Value.cast(a)._rhs_signals())
+                return prev_dest in used
+
             for idx, (dest, a, b) in enumerate(steps):
-                nxt = f"{prefix}{idx + 1}_LOAD" if idx + 1 < len(steps) else after
-                with m.State(f"{prefix}{idx}_LOAD"):
-                    m.d.sync += [mul_a.eq(a), mul_b.eq(b), mul_acc.eq(0)]
-                    m.next = f"{prefix}{idx}_RUN"
+                if needs_load(idx):
+                    with m.State(f"{prefix}{idx}_LOAD"):
+                        m.d.sync += load(a, b, None)
+                        m.next = f"{prefix}{idx}_RUN"
                 with m.State(f"{prefix}{idx}_RUN"):
-                    with m.If(mul_b == 0):
-                        m.d.sync += dest.eq(mul_acc)
-                        m.next = nxt
+                    with m.If((mul_b >> 2) == 0):
+                        m.d.sync += dest.eq(total)
+                        if idx + 1 == len(steps):
+                            m.next = after
+                        elif needs_load(idx + 1):
+                            m.next = f"{prefix}{idx + 1}_LOAD"
+                        else:
+                            _, na, nb = steps[idx + 1]
+                            m.d.sync += load(na, nb, dest)
+                            m.next = f"{prefix}{idx + 1}_RUN"
                     with m.Else():
-                        with m.If(mul_b[0]):
-                            m.d.sync += mul_acc.eq(mul_acc + mul_a)
-                        m.d.sync += [mul_a.eq(mul_a << 1), mul_b.eq(mul_b >> 1)]
+                        m.d.sync += [mul_acc.eq(total), mul_a.eq(mul_a << 2), mul_b.eq(mul_b >> 2)]
 
         def cog_reset(next_cog):
             """Walker state for the first pixel of an output-channel group."""

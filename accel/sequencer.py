@@ -3,8 +3,12 @@
 It fetches 8-word descriptors from main memory over its own Wishbone initiator, starting at
 ``PROG_ADDR``, and dispatches each one: ``LOAD``/``STORE`` to the DMA, ``EMBED`` to the DMA (as a
 pixel stream) and the layer engine together, ``CONV`` to the layer engine, ``END`` finishes the run.
-No host work is needed between layers. It also keeps the run's counters: total cycles, cycles in
-which the MAC array accepted work, and the cycles of every descriptor (for per-layer profiles).
+No host work is needed between layers. While a CONV runs, the next descriptor is fetched into a
+second register set, so the next layer starts right after the engine's ``done`` (not when the
+next descriptor lies outside the window, or while a DMA transfer is outstanding; then it is fetched
+afterwards as usual). It also keeps the run's counters: total cycles, cycles in which the MAC array
+accepted work, and the cycles of every descriptor (for per-layer profiles; a prefetched descriptor's
+cycles do not include its fetch).
 """
 
 from amaranth import *
@@ -103,6 +107,11 @@ class Sequencer(wiring.Component):
 
         words = Array(Signal(32, name=f"desc_word{i}") for i in range(isa.DESCRIPTOR_WORDS))
         m.d.comb += self.desc.as_value().eq(Cat(*words))
+        # The next descriptor, fetched while a CONV runs (the engine holds `desc` until done), so
+        # that the next layer starts without the 8-word fetch.
+        next_words = Array(Signal(32, name=f"next_word{i}") for i in range(isa.DESCRIPTOR_WORDS))
+        pf_idx = Signal(range(isa.DESCRIPTOR_WORDS + 1))   # words of it fetched so far
+        pf_failed = Signal()                               # a bus error: fetch it again normally
 
         addr = Signal(32)            # word address of the descriptor being fetched
         word_idx = Signal(range(isa.DESCRIPTOR_WORDS))
@@ -176,14 +185,33 @@ class Sequencer(wiring.Component):
             ]
             m.next = "IDLE"
 
-        def next_descriptor():
+        def next_descriptor(prefetched=False):
             m.d.comb += prof_w.en.eq(self.pc < MAX_PROFILED_DESCRIPTORS)
             m.d.sync += [
                 self.pc.eq(self.pc + 1),
                 addr.eq(addr + isa.DESCRIPTOR_WORDS),
                 word_idx.eq(0),
+                pf_idx.eq(0),
+                pf_failed.eq(0),
             ]
-            m.next = "FETCH"
+            if prefetched:
+                m.d.sync += [desc_cycles.eq(0)] + [w.eq(n) for w, n in zip(words, next_words)]
+                m.next = "DISPATCH"
+            else:
+                m.next = "FETCH"
+
+        # Prefetch of the next descriptor during a CONV: only inside the window (else the normal
+        # fetch reports WINDOW at the right pc) and with no DMA transfer outstanding (an async
+        # STORE could be writing main memory).
+        next_addr = addr + isa.DESCRIPTOR_WORDS
+        pf_allowed = Signal()
+        m.d.comb += pf_allowed.eq((op == isa.Op.CONV) & ~dma_pending & ~pf_failed &
+                                  (next_addr >= self.window_base) &
+                                  (next_addr + isa.DESCRIPTOR_WORDS <= self.window_limit))
+        pf_started = Signal()
+        m.d.comb += pf_started.eq(pf_idx != 0)
+        pf_done = Signal()
+        m.d.comb += pf_done.eq(pf_idx == isa.DESCRIPTOR_WORDS)
 
         # Held while idle so that a run that ended in an error or an abort leaves no unit mid-way.
         m.d.comb += self.units_reset.eq(~self.busy)
@@ -222,6 +250,8 @@ class Sequencer(wiring.Component):
                         engine_pending.eq(0),
                         dma_fault.eq(0),
                         engine_fault.eq(0),
+                        pf_idx.eq(0),
+                        pf_failed.eq(0),
                     ]
                     m.next = "FETCH"
 
@@ -279,7 +309,7 @@ class Sequencer(wiring.Component):
                             m.d.comb += self.engine_start.eq(1)
                             m.next = "ISSUE_DMA"
                         with m.Case(isa.Op.CONV):
-                            m.d.sync += engine_pending.eq(1)
+                            m.d.sync += [engine_pending.eq(1), fetch_adr.eq(next_addr)]
                             m.d.comb += self.engine_start.eq(1)
                             m.next = "WAIT"
                         with m.Default():
@@ -319,13 +349,32 @@ class Sequencer(wiring.Component):
                 abort_wins()
 
             with m.State("WAIT"):
+                # Prefetch (CONV only). Once started it runs to its eighth word or a bus error,
+                # so that no request is left outstanding when the state changes.
+                pf_req = Signal()        # a prefetch request on the bus in this cycle
+                m.d.comb += pf_req.eq((pf_allowed | (pf_started & ~pf_failed)) & ~pf_done)
+                with m.If(pf_req):
+                    m.d.comb += [
+                        self.bus.cyc.eq(1),
+                        self.bus.stb.eq(1),
+                        self.bus.we.eq(0),
+                        self.bus.sel.eq(0b1111),
+                        self.bus.adr.eq(fetch_adr),
+                    ]
+                    with m.If(self.bus.err):
+                        m.d.sync += pf_failed.eq(1)
+                    with m.Elif(self.bus.ack):
+                        m.d.sync += [next_words[pf_idx[:3]].eq(self.bus.dat_r),
+                                     fetch_adr.eq(fetch_adr + 1), pf_idx.eq(pf_idx + 1)]
                 # An async transfer still moving does not hold up this descriptor; any DMA error
                 # ends the run at once (the units are reset, so the engine stops waiting for it).
                 with m.If(dma_fault != 0):
                     fail(dma_fault, fault_pc)
-                with m.Elif(~engine_pending & ~(dma_pending & ~dma_async)):
+                with m.Elif(~engine_pending & ~(dma_pending & ~dma_async) & ~pf_req):
                     with m.If(engine_fault != 0):
                         fail(engine_fault)
+                    with m.Elif(pf_done):
+                        next_descriptor(prefetched=True)
                     with m.Else():
                         next_descriptor()
                 with m.Elif(desc_cycles >= self._watchdog_cycles):

@@ -44,7 +44,8 @@ class Harness(Elaboratable):
 
 
 def run(program, *, dma_errors=None, engine_errors=None, abort_at=None, engine_hang=False,
-        window=(0, MEM_WORDS), seed=0, max_cycles=20000, dma_delay=None, events=None):
+        window=(0, MEM_WORDS), seed=0, max_cycles=20000, dma_delay=None, engine_cycles=None,
+        events=None):
     """Run ``program``; returns (status dict, DMA commands seen, engine descriptors seen)."""
     rng = random.Random(seed)
     dut = Harness(program)
@@ -87,13 +88,14 @@ def run(program, *, dma_errors=None, engine_errors=None, abort_at=None, engine_h
                 events.append(("engine_start", len(engine_descs) - 1, now[0]))
                 if engine_hang:
                     continue
-                busy = rng.randrange(1, 12)
+                busy = engine_cycles if engine_cycles else rng.randrange(1, 12)
                 for _ in range(busy):
                     ctx.set(seq.mac_busy, 1)
                     await ctx.tick()
                 ctx.set(seq.mac_busy, 0)
                 ctx.set(seq.engine_error, engine_errors.get(len(engine_descs) - 1, 0))
                 ctx.set(seq.engine_done, 1)
+                events.append(("engine_done", len(engine_descs) - 1, now[0]))
                 await ctx.tick()
                 ctx.set(seq.engine_done, 0)
 
@@ -243,3 +245,23 @@ def test_async_load_error_names_its_descriptor():
     status, dma, engine = run([CONV, ASYNC_LOAD, CONV, CONV, END], dma_errors={0: ErrorCode.BUS_ERROR},
                               dma_delay=50)
     assert status["error_code"] == ErrorCode.BUS_ERROR and status["error_pc"] == 1
+
+
+def test_next_descriptor_is_fetched_while_a_conv_runs():
+    events = []
+    status, dma, engine = run([CONV, CONV, CONV, END], engine_cycles=40, events=events)
+    assert status["error"] == 0 and len(engine) == 3 and all(d == isa.unpack(CONV) for d in engine)
+    # The 8-word fetch (two cycles a word) overlapped the 40-cycle CONV: the next one starts at once.
+    for i in (1, 2):
+        assert _time(events, "engine_start", i) - _time(events, "engine_done", i - 1) <= 3
+    # A CONV shorter than the fetch waits for it, then runs the descriptor fetched.
+    status, dma, engine = run([CONV, LOAD, CONV, END], engine_cycles=2)
+    assert status["error"] == 0 and [d["op"] for d in engine] == [isa.Op.CONV] * 2
+    assert dma[0]["mem_addr"] == 300 and dma[0]["count"] == 7
+
+
+def test_no_prefetch_outside_the_window():
+    # The window ends after the first descriptor: the next one is refused with its own pc.
+    status, dma, engine = run([CONV, CONV, END], window=(0, 64 + 8), engine_cycles=40)
+    assert status["error_code"] == ErrorCode.WINDOW and status["error_pc"] == 1
+    assert len(engine) == 1
