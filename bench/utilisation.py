@@ -363,8 +363,9 @@ def section_lines(res, *, model_name, backend, argv, png_name, images_source, fm
                      f"size, so small layers lose most: a layer needs about "
                      f"{med * TARGET_3X3 / (1 - TARGET_3X3):,.0f} word-set cycles to reach 95 % of its "
                      f"ideal. (Reading `accel/engine.py`: the per-layer set-up computes the "
-                     f"descriptor's products with a serial shift-add multiplier before CONV_RUN, plus "
-                     f"the descriptor fetch and the MAC/output pipeline's fill and drain.)")
+                     f"descriptor's products with a radix-4 shift-add multiplier, about 20 cycles, "
+                     f"before the first word-set, then the MAC/output pipeline fills and drains; "
+                     f"the sequencer fetches the next descriptor while a layer runs.)")
     lines.append(f"- images/s *modelled* = fmax / cycles per image: **{hz / res['cycles']:,.0f}** "
                  f"at {fmax_label}; host transfers not included.")
     lines.append(f"- logits of **{res['golden_equal']} / {res['n_images']}** images equal "
