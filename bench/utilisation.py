@@ -406,7 +406,7 @@ def run(argv=None, *, write=True, transport=None):
     ap.add_argument("--images", type=int, default=64, help="Fashion-MNIST test images (>= 2)")
     ap.add_argument("--backend", default="cxxrtl", choices=("cxxrtl", "verilator", "pysim"))
     ap.add_argument("--board", default=DEFAULT_BOARD, help="board whose fmax models images/s")
-    ap.add_argument("--no-write", action="store_true", help="do not update docs/BENCHMARKS.md")
+    ap.add_argument("--no-write", action="store_true", help="do not update docs/BENCHMARKS.md or its plot")
     ap.add_argument("--section", default=TITLE,
                     help=f"BENCHMARKS.md section to write (default '{TITLE}'; another model gets "
                          f"its own section and plot)")
@@ -434,12 +434,13 @@ def run(argv=None, *, write=True, transport=None):
     fmax = board_fmax(args.board)
     name = ("utilisation.png" if args.section == TITLE else
             "utilisation_" + re.sub(r"[^a-z0-9]+", "_", args.section.lower()).strip("_") + ".png")
-    png = plot_path(name)
-    plot(res, png, f"{Path(args.model).name} on {_config_name(config)} "
-                   f"({config.p_o}x{config.p_i}): per-layer cycles (hardware counters, {backend_label(args.backend)})")
     lines = section_lines(res, model_name=os.path.relpath(args.model, ROOT), backend=args.backend,
                           argv=argv, png_name=name, images_source=source, fmax=fmax)
     if write and not args.no_write:
+        png = plot_path(name)
+        plot(res, png, f"{Path(args.model).name} on {_config_name(config)} ({config.p_o}x"
+                       f"{config.p_i}): per-layer cycles (hardware counters, "
+                       f"{backend_label(args.backend)})")
         write_section(args.section, lines)
         log(f"wrote the '{args.section}' section of docs/BENCHMARKS.md and {png}")
     print("\n".join(lines))
