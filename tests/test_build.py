@@ -2,7 +2,6 @@
 small build through Yosys + nextpnr + the packer (iCEBreaker, bridge + SRAM top)."""
 
 import json
-import time
 
 import pytest
 
@@ -155,11 +154,8 @@ def test_small_build_through_nextpnr(tmp_path):
     """iCEBreaker with the bridge + SRAM top (1,024 words): Yosys, nextpnr-ice40 and icepack from
     PyPI, then the report is checked against what this design must use."""
     board = get_board("icebreaker")
-    start = time.monotonic()
     lines = []
     report = B.build(board, build_dir=tmp_path, top="bridge", log=lines.append)
-    elapsed = time.monotonic() - start
-    assert elapsed < 180, f"the small build took {elapsed:.0f} s"
     out = tmp_path / "icebreaker"
     assert (out / "top.bin").stat().st_size > 0
     saved = json.loads((out / "report.json").read_text())

@@ -332,7 +332,10 @@ class PySimSerial:
 
 def test_transport_through_the_gateware_bridge():
     port = PySimSerial(damage_first_request=False)
-    t = make(port)
+    # The simulated line answers in simulated time (its read returns after a simulated quiet
+    # period), so a generous wall-clock timeout costs nothing; the default 50 ms ran out on a
+    # loaded machine and counted as retries.
+    t = make(port, timeout=30.0)
     assert t.max_words == 8 and t.fmax_hz == 50e6
     words = [(0x01020304 * (i + 1)) & 0xFFFFFFFF for i in range(20)]
     run(t.write_words(100, words))                       # three frames of at most 8 words
