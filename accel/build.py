@@ -224,6 +224,11 @@ def parse_yosys_log(text):
 
 # Flow --------------------------------------------------------------------------------------------
 
+def _estimate_bram(config, family, bridge_words):
+    from platforms.configs import estimate_block_rams
+    return estimate_block_rams(config, family, bridge_words=bridge_words)
+
+
 def _fmt_s(seconds):
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
@@ -345,7 +350,7 @@ def build(board, *, build_dir="build", verilog_only=False, system_tools=False, t
         "target_mhz": design.f_sync_hz / 1e6, "baud": design.baud,
         "pll": (board.pll_for(design.target_hz).as_dict()
                 if board.pll_for(design.target_hz) else None),
-        "estimated_bram": board.estimated_block_rams(),
+        "estimated_bram": _estimate_bram(config, family, board.bridge_words),
         "nextpnr_options": nextpnr_opts,
         "times_s": times, "files": {"verilog": str(out / "top.v")},
     }

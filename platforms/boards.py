@@ -167,9 +167,9 @@ def _ulx3s(size, config_name, config, target_hz, placer="heap"):
         notes="UART through the on-board FT231X (US1 port).", placer=placer)
 
 
-# The 2,048-MAC DEFAULT configuration does not route after nextpnr's HeAP placement (router2's
-# overused wires stall near 14k, docs/BENCHMARKS.md, Builds); the electrostatic placer leaves
-# about a quarter less wire and routes. Every board with that configuration uses it.
+# nextpnr's electrostatic placer for the 85F boards: on the 64x32 array it left about a quarter
+# less wire than HeAP (whose placement router2 could not route at all); DEFAULT85 (32x32) routes
+# with it in minutes (docs/BENCHMARKS.md, Builds).
 _BIG_PLACER = "static"
 
 
@@ -178,9 +178,9 @@ BOARDS = {b.name: b for b in [
     _ulx3s("25F", "small25", SMALL25, 50_000_000),
     _ulx3s("45F", "small", SMALL, 50_000_000),
     # The 85F target is the clock the default configuration's bitstream is built for. The goal
-    # is 100 MHz; the whole SoC does not reach it yet (nextpnr estimated 33.7 MHz after placement
-    # at revision d01b823, docs/BENCHMARKS.md, Builds), so the bitstream runs from the board's
-    # 25 MHz oscillator without the PLL. `--freq` overrides it (e.g. --freq 100 for the goal).
+    # is 100 MHz; the whole SoC does not reach it yet (nextpnr routed DEFAULT85 at 36.5 MHz,
+    # docs/BENCHMARKS.md, Builds), so the bitstream runs from the board's 25 MHz oscillator
+    # without the PLL. `--freq` overrides it (e.g. --freq 100 for the goal).
     _ulx3s("85F", "default85", DEFAULT85, 25_000_000, placer=_BIG_PLACER),
     Board(name="orangecrab-25f", platform_module="amaranth_boards.orangecrab_r0_2",
           platform_class="OrangeCrabR0_2_25FPlatform", family="ecp5", device="LFE5U-25F",

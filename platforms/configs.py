@@ -3,10 +3,14 @@
 ``accel.config`` names DEFAULT (85F-class), SMALL and TINY. Some devices need something in between
 or below; they are defined here rather than in ``accel/config.py``:
 
-* ``DEFAULT85``: DEFAULT itself, for the 85F devices (208 DP16KD): with a 512-word residual
-  buffer it needs 186 (a 1,024-word one needed 218, measured: Yosys mapped exactly that many and
-  the build failed to place). The shipped model's memory image needs 10.5k words of main memory,
-  so DEFAULT's 16,384 words are kept.
+* ``DEFAULT85``: DEFAULT with 32 output rows instead of 64 (32x32 = 1,024 binary MACs per
+  cycle), for the 85F devices (208 DP16KD; it needs 137). DEFAULT's 64x32 array synthesises for
+  the LFE5U-85F (47k LUT4, 185 DP16KD) but nextpnr 0.11 does not route it: router2's overused
+  wires stall near 14k after HeAP placement and, after static placement, fall to a few hundred
+  and then grow again (three runs, docs/BENCHMARKS.md, Builds). The 32-row array routes in
+  minutes (28.7k LUT4) and also suits the default network, whose 28x28 and 14x14 layers have
+  32 output channels: its 3x3 layers run at about 98 % of the array. The shipped model's memory
+  image needs 10.5k words of main memory, so DEFAULT's 16,384 words are kept.
 * ``SMALL25``: SMALL with half the main memory, for 25F devices (56 DP16KD): SMALL itself needs
   about 64 by the estimate below.
 * ``TINY12``: TINY with half the main memory, for the LFE5U-12F (32 DP16KD).
@@ -15,7 +19,8 @@ or below; they are defined here rather than in ``accel/config.py``:
 
 :func:`estimate_block_rams` counts the block RAMs the memories of a configuration need, packing
 each memory (wide local buffers: each 32-bit lane column) into the device's block-RAM aspect
-ratios. It matched Yosys exactly for DEFAULT on the 85F (218 DP16KD); it stays an estimate (the
+ratios. It matched Yosys for DEFAULT on the 85F (218 DP16KD with a 1,024-word residual buffer;
+186 against 185 with 512 words) and for DEFAULT85 (138 against 137); it stays an estimate (the
 SoC may add memories), the build report has the real count.
 """
 
@@ -27,7 +32,7 @@ __all__ = ["DEFAULT85", "SMALL25", "TINY12", "MICRO", "CONFIGS", "BRAM_SHAPES", 
            "estimate_block_rams"]
 
 
-DEFAULT85 = DEFAULT
+DEFAULT85 = DEFAULT.replace(p_o=32)
 SMALL25 = SMALL.replace(mem_words=8192)
 TINY12 = TINY.replace(mem_words=4096)
 MICRO = AccelConfig(p_o=8, p_i=8, acc_bits=16, wbuf_depth=64, thr_depth=32, res_depth=32,

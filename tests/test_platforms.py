@@ -60,7 +60,7 @@ def test_board_record_matches_platform(name):
         res = plat.lookup(led, number)
         if sub:
             assert sub in {s.name for s in res.ios}
-    # The configuration by device class: DEFAULT85 (= DEFAULT, 186 DP16KD of 208) for the 85F.
+    # The configuration by device class: DEFAULT85 (32x32, 137 DP16KD of 208) for the 85F.
     if board.device.endswith("85F"):
         assert board.config is DEFAULT85
     elif board.device.endswith("45F"):
@@ -91,7 +91,8 @@ def test_block_ram_estimate():
     assert estimate_block_rams(SMALL25) == 52
     assert estimate_block_rams(TINY12) == 30
     assert estimate_block_rams(MICRO, "ice40", bridge_words=64) == 31
-    assert estimate_block_rams(DEFAULT85) <= DEVICE_RESOURCES["LFE5U-85F"]["BRAM"]
+    assert estimate_block_rams(DEFAULT85) == 138       # Yosys: 137
+    assert DEFAULT85.p_o == 32 and DEFAULT85.p_i == 32
     assert estimate_block_rams(C.DEFAULT.replace(res_depth=1024)) > DEVICE_RESOURCES["LFE5U-85F"]["BRAM"]
     mems = memories(C.DEFAULT)
     assert mems["main memory"] == (16384, 32, 1)
