@@ -78,11 +78,12 @@ def main(argv=None):
     failed = []
 
     def transport():
-        """One simulator of the default SoC shared by the benchmarks (elaborating the SoC to find
+        """One simulator of the board's SoC shared by the benchmarks (elaborating the SoC to find
         the cached build takes minutes on a busy machine)."""
         if "transport" not in state:
-            from bench.utilisation import make_transport, get_config
-            state["transport"] = make_transport(get_config("default"), args.backend)
+            from bench.utilisation import make_transport, get_config, board_config_name
+            state["transport"] = make_transport(get_config(board_config_name(args.board)),
+                                                args.backend)
         return state["transport"]
 
     def builds():
@@ -103,8 +104,7 @@ def main(argv=None):
         res = U.run(["--images", str(n), "--backend", args.backend, "--board", args.board],
                     transport=transport())
         state["acc_cycles"] = (res["cycles"], res["golden_equal"], res["n_images"])
-        # The shipped default is 32 wide (it must fit a 25F), so its 32-channel layers use half of
-        # the default array's 64 rows; a 64-wide network shows what the array does when filled.
+        # A 64-wide network on the same array: every layer but the first has 64 channels.
         wide = U.run(["--images", str(min(n, 16)), "--backend", args.backend, "--board", args.board,
                       "--model", str(U.WIDE_MODEL), "--section", U.WIDE_TITLE],
                      transport=transport())

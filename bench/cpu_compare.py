@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from .report import write_section, plot_path, machine, git_revision, table, run_cli, ROOT
-from .utilisation import (get_config, load_images, make_transport, run_images, board_fmax,
-                          golden_check, log, DEFAULT_BOARD, DEFAULT_MODEL)
+from .utilisation import (get_config, board_config_name, load_images, make_transport, run_images,
+                          board_fmax, golden_check, log, DEFAULT_BOARD, DEFAULT_MODEL)
 
 os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
 
@@ -219,7 +219,7 @@ def run(argv=None, *, write=True, acc_cycles=None, transport=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="python -m bench.cpu_compare", description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=str(DEFAULT_MODEL))
-    ap.add_argument("--config", default="default")
+    ap.add_argument("--config", default=None, help="accelerator configuration (default: the board's)")
     ap.add_argument("--backend", default="cxxrtl", choices=("cxxrtl", "verilator", "pysim"))
     ap.add_argument("--board", default=DEFAULT_BOARD)
     ap.add_argument("--images", type=int, default=4, help="images run on the simulator")
@@ -235,6 +235,7 @@ def run(argv=None, *, write=True, acc_cycles=None, transport=None):
     if not Path(args.model).is_file():
         raise FileNotFoundError(f"{args.model}: no such model file")
     deploy = mdeploy.load(args.model)
+    args.config = args.config or board_config_name(args.board)
     config = get_config(args.config)
     images, _, _ = load_images(max(args.batch, args.single, args.images))
     if acc_cycles is None:

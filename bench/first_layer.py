@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from .report import write_section, plot_path, machine, git_revision, table, run_cli, ROOT
-from .utilisation import (get_config, load_images, make_transport, run_images, program_rows,
-                          board_fmax, golden_check, log, DEFAULT_BOARD, DEFAULT_MODEL)
+from .utilisation import (get_config, board_config_name, load_images, make_transport, run_images,
+                          program_rows, board_fmax, golden_check, log, DEFAULT_BOARD, DEFAULT_MODEL)
 
 os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
 
@@ -507,7 +507,7 @@ def run(argv=None, *, write=True, transport=None):
     """The command line's work; ``transport``: an open one to use (and leave open)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="python -m bench.first_layer", description=__doc__.split("\n")[0])
-    ap.add_argument("--config", default="default")
+    ap.add_argument("--config", default=None, help="accelerator configuration (default: the board's)")
     ap.add_argument("--images", type=int, default=4, help="images run on the simulator per variant")
     ap.add_argument("--backend", default="cxxrtl", choices=("cxxrtl", "verilator", "pysim"))
     ap.add_argument("--board", default=DEFAULT_BOARD)
@@ -519,6 +519,7 @@ def run(argv=None, *, write=True, transport=None):
     ap.add_argument("--no-synth", action="store_true", help="skip the input-path synthesis")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
+    args.config = args.config or board_config_name(args.board)
     config = get_config(args.config)
     images, _, _ = load_images(max(args.images, 1))
     timgs, tlabels, _ = load_images(None)

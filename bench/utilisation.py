@@ -62,6 +62,12 @@ def log(msg):
 # --------------------------------------------------------------------------------------------------
 # Shared helpers
 
+def board_config_name(board=DEFAULT_BOARD):
+    """The name of the configuration ``board`` builds (the benchmarks' default configuration)."""
+    from platforms import get_board
+    return get_board(board).config_name
+
+
 def get_config(name):
     """An ``AccelConfig`` by name (``platforms.configs`` when present, which adds the boards' ones)."""
     try:
@@ -402,7 +408,7 @@ def run(argv=None, *, write=True, transport=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="python -m bench.utilisation", description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=str(DEFAULT_MODEL), help="deploy file (.npz)")
-    ap.add_argument("--config", default="default")
+    ap.add_argument("--config", default=None, help="accelerator configuration (default: the board's)")
     ap.add_argument("--images", type=int, default=64, help="Fashion-MNIST test images (>= 2)")
     ap.add_argument("--backend", default="cxxrtl", choices=("cxxrtl", "verilator", "pysim"))
     ap.add_argument("--board", default=DEFAULT_BOARD, help="board whose fmax models images/s")
@@ -417,6 +423,7 @@ def run(argv=None, *, write=True, transport=None):
     if not Path(args.model).is_file():
         raise FileNotFoundError(f"{args.model}: no such model file")
     deploy = mdeploy.load(args.model)
+    args.config = args.config or board_config_name(args.board)
     config = get_config(args.config)
     images, labels, source = load_images(args.images)
     log(f"utilisation: {Path(args.model).name} on {args.config}/{args.backend}, {len(images)} images")
