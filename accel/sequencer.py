@@ -203,11 +203,16 @@ class Sequencer(wiring.Component):
         # Prefetch of the next descriptor during a CONV: only inside the window (else the normal
         # fetch reports WINDOW at the right pc) and with no DMA transfer outstanding (an async
         # STORE could be writing main memory).
+        # The opcode and window part is a register, computed every cycle from the current
+        # descriptor (stable from DISPATCH on): its comparators would otherwise sit in front of the
+        # bus request, the arbiter and every target's ack.
         next_addr = addr + isa.DESCRIPTOR_WORDS
+        pf_conv_in_window = Signal()
+        m.d.sync += pf_conv_in_window.eq((op == isa.Op.CONV) &
+                                         (next_addr >= self.window_base) &
+                                         (next_addr + isa.DESCRIPTOR_WORDS <= self.window_limit))
         pf_allowed = Signal()
-        m.d.comb += pf_allowed.eq((op == isa.Op.CONV) & ~dma_pending & ~pf_failed &
-                                  (next_addr >= self.window_base) &
-                                  (next_addr + isa.DESCRIPTOR_WORDS <= self.window_limit))
+        m.d.comb += pf_allowed.eq(pf_conv_in_window & ~dma_pending & ~pf_failed)
         pf_started = Signal()
         m.d.comb += pf_started.eq(pf_idx != 0)
         pf_done = Signal()

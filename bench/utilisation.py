@@ -320,7 +320,7 @@ def section_lines(res, *, model_name, backend, argv, png_name, images_source, fm
     lo, hi = res["cycle_spread"]
     lines = [
         f"Measured by `python -m bench.utilisation {' '.join(argv)}`".rstrip() + f" (or `python -m bench`): "
-        f"model `{model_name}` compiled for the `{_config_name(c)}` configuration (p_o={c.p_o} x p_i={c.p_i} = "
+        f"model `{model_name}` compiled for the `{config_name_of(c)}` configuration (p_o={c.p_o} x p_i={c.p_i} = "
         f"{arr} binary MACs per cycle on {c.a_planes}-bit activations), run on the compiled simulator "
         f"of the SoC (`{backend}`, `accel/soc.py`). Cycle figures are the hardware's counters read "
         f"by the driver: `CYCLES`, `MAC_BUSY` and `LAYER_CYCLES` per descriptor, averaged over "
@@ -391,7 +391,7 @@ def _target_cell(r, c):
     return text
 
 
-def _config_name(config):
+def config_name_of(config):
     try:
         from platforms.configs import CONFIGS
     except ImportError:
@@ -445,7 +445,7 @@ def run(argv=None, *, write=True, transport=None):
                           argv=argv, png_name=name, images_source=source, fmax=fmax)
     if write and not args.no_write:
         png = plot_path(name)
-        plot(res, png, f"{Path(args.model).name} on {_config_name(config)} ({config.p_o}x"
+        plot(res, png, f"{Path(args.model).name} on {config_name_of(config)} ({config.p_o}x"
                        f"{config.p_i}): per-layer cycles (hardware counters, "
                        f"{backend_label(args.backend)})")
         write_section(args.section, lines)
