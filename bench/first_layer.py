@@ -187,12 +187,16 @@ def _golden_codes(compiled, img):
 # --------------------------------------------------------------------------------------------------
 # Input path cost (synthesis)
 
+# The shipped default's embedding (model/shipped/default.npz): the "embed" input path's mode.
+EMBED_D, EMBED_Q = 8, 2
+
+
 def _pinned_unit(config, mode):
     """The embedding unit inside a wrapper that ties its mode inputs to constants, so that Yosys
-    removes what that mode does not use. ``mode``: ``"shipped"`` (runtime mode, 4 channels,
-    table read-back: the unit as built), ``"raw"`` (1-channel 8-bit pixels, nsub = 8 / a_planes, no
-    table read-back: the uint8_bitserial input path), ``"embed"`` (1 channel, d=4, q=2, nsub=1: the
-    default network's path)."""
+    removes what that mode does not use. ``mode``: ``"shipped"`` (runtime mode, all channels: the
+    unit as built), ``"raw"`` (1-channel 8-bit pixels, nsub = 8 / a_planes: the uint8_bitserial
+    input path), ``"embed"`` (1 channel, d = EMBED_D, q = EMBED_Q, nsub=1: the default network's
+    path)."""
     from amaranth.hdl import Elaboratable, Module, Signal
     from accel.embedding import EmbeddingUnit
     from amaranth.lib import wiring
@@ -205,7 +209,7 @@ def _pinned_unit(config, mode):
             m = Module()
             m.submodules.unit = unit
             const = dict(raw=1, emb_c=1, emb_d=1, emb_q=8, nsub=-(-8 // config.a_planes)) \
-                if mode == "raw" else dict(raw=0, emb_c=1, emb_d=4, emb_q=2, nsub=1)
+                if mode == "raw" else dict(raw=0, emb_c=1, emb_d=EMBED_D, emb_q=EMBED_Q, nsub=1)
             for k, v in const.items():
                 m.d.comb += getattr(unit, k).eq(v)
             return m
@@ -239,7 +243,7 @@ def synth_input_paths(config, *, log=log, force=False):
     from bench.synth_units import yosys_exe, parse_stat
     from amaranth.back import rtlil
     src = (ROOT / "accel" / "embedding.py").read_text()
-    key = hashlib.sha256((src + repr(config)).encode()).hexdigest()[:16]
+    key = hashlib.sha256((src + repr(config) + f"d{EMBED_D}q{EMBED_Q}").encode()).hexdigest()[:16]
     cache = {}
     if SYNTH_CACHE.is_file():
         try:
@@ -411,9 +415,9 @@ def section_lines(rows, syn, *, config, fmax, argv, png_name, n_images):
         lines.append(
             f"- input path cost: Yosys `synth_ecp5` (logic only) of `accel/embedding.py` at this "
             f"configuration with its mode inputs tied to constants: raw 8-bit only (the uint8_bitserial "
-            f"path) {r_['LUT4_eq']:,} LUT4-eq and {r_['DP16KD']} EBR; embedding only (1 channel, d=4, "
-            f"q=2) {e['LUT4_eq']:,} LUT4-eq and {e['DP16KD']} EBR; the unit as built (both modes, "
-            f"{config.emb_channels} channels, any d/q, table read-back) {s['LUT4_eq']:,} LUT4-eq and "
+            f"path) {r_['LUT4_eq']:,} LUT4-eq and {r_['DP16KD']} EBR; embedding only (1 channel, "
+            f"d={EMBED_D}, q={EMBED_Q}) {e['LUT4_eq']:,} LUT4-eq and {e['DP16KD']} EBR; the unit as "
+            f"built (both modes, {config.emb_channels} channels, any d/q) {s['LUT4_eq']:,} LUT4-eq and "
             f"{s['DP16KD']} EBR (LUT4-eq = LUT4 + 2 x CCU2C). The embedding's extra cost over the "
             f"bit-serial input is {e['LUT4_eq'] - r_['LUT4_eq']:+,} LUT4-eq and "
             f"{e['DP16KD'] - r_['DP16KD']:+} EBR; float_first needs no input logic on chip (a DMA LOAD) "
