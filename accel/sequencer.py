@@ -218,6 +218,10 @@ class Sequencer(wiring.Component):
         pf_done = Signal()
         m.d.comb += pf_done.eq(pf_idx == isa.DESCRIPTOR_WORDS)
 
+        # A Wishbone read of the descriptor word at `fetch_adr` (the fetch and the prefetch).
+        read_fetch_adr = [self.bus.cyc.eq(1), self.bus.stb.eq(1), self.bus.we.eq(0),
+                          self.bus.sel.eq(0b1111), self.bus.adr.eq(fetch_adr)]
+
         # Held while idle so that a run that ended in an error or an abort leaves no unit mid-way.
         m.d.comb += self.units_reset.eq(~self.busy)
 
@@ -271,13 +275,7 @@ class Sequencer(wiring.Component):
                 abort_wins()
 
             with m.State("FETCH_WORD"):
-                m.d.comb += [
-                    self.bus.cyc.eq(1),
-                    self.bus.stb.eq(1),
-                    self.bus.we.eq(0),
-                    self.bus.sel.eq(0b1111),
-                    self.bus.adr.eq(fetch_adr),
-                ]
+                m.d.comb += read_fetch_adr
                 with m.If(self.bus.err):
                     fail(ErrorCode.BUS_ERROR)
                 with m.Elif(self.bus.ack):
@@ -359,13 +357,7 @@ class Sequencer(wiring.Component):
                 pf_req = Signal()        # a prefetch request on the bus in this cycle
                 m.d.comb += pf_req.eq((pf_allowed | (pf_started & ~pf_failed)) & ~pf_done)
                 with m.If(pf_req):
-                    m.d.comb += [
-                        self.bus.cyc.eq(1),
-                        self.bus.stb.eq(1),
-                        self.bus.we.eq(0),
-                        self.bus.sel.eq(0b1111),
-                        self.bus.adr.eq(fetch_adr),
-                    ]
+                    m.d.comb += read_fetch_adr
                     with m.If(self.bus.err):
                         m.d.sync += pf_failed.eq(1)
                     with m.Elif(self.bus.ack):
