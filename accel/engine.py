@@ -41,6 +41,11 @@ ERR_BAD_OPCODE = int(ErrorCode.BAD_OPCODE)
 ERR_BAD_DESCRIPTOR = int(ErrorCode.BAD_DESCRIPTOR)
 
 
+def _times_const(value, const):
+    """``value * const`` as shifts and adds (a product would infer a DSP multiplier)."""
+    return sum(value << b for b in range(const.bit_length()) if (const >> b) & 1)
+
+
 def _ceil_div(a, b):
     return -(-a // b)
 
@@ -259,6 +264,8 @@ class LayerEngine(wiring.Component):
         mul_a = Signal(32)
         mul_b = Signal(16)
         mul_acc = Signal(32)
+        mul_total = Signal(32)       # mul_acc + mul_a * mul_b[0:2], the radix-4 step
+        m.d.comb += mul_total.eq(mul_acc + Mux(mul_b[0], mul_a, 0) + Mux(mul_b[1], mul_a << 1, 0))
 
         # --- address generator state --------------------------------------------------------------
         cog = Signal(6)
@@ -383,10 +390,8 @@ class LayerEngine(wiring.Component):
         max_nsub = _ceil_div(8, cfg.a_planes)
         nb = cfg.n_code_banks
         conv_bad = Signal()
-        # n_cog * m as shifts and adds: a constant product would otherwise infer a DSP multiplier
-        ncog_m = sum((d.n_cog << b) for b in range(cfg.m.bit_length()) if (cfg.m >> b) & 1)
-        m.d.comb += thrtotal.eq(sum((d.n_cog << b) for b in range(cfg.p_o.bit_length())
-                                    if (cfg.p_o >> b) & 1))
+        ncog_m = _times_const(d.n_cog, cfg.m)
+        m.d.comb += thrtotal.eq(_times_const(d.n_cog, cfg.p_o))
         m.d.comb += conv_bad.eq(
             (d.src_bank >= nb) |
             (d.thr_out & ((d.dst_bank >= nb) | (d.dst_bank == d.src_bank))) |
@@ -432,14 +437,9 @@ class LayerEngine(wiring.Component):
             are loaded as the previous one ends; an operand that is the product just finished is
             forwarded. Only the first step (or one whose operand merely contains the previous
             product) spends a LOAD cycle."""
-            partial = Signal(32)
-            total = Signal(32)
-            m.d.comb += [partial.eq(Mux(mul_b[0], mul_a, 0) + Mux(mul_b[1], mul_a << 1, 0)),
-                         total.eq(mul_acc + partial)]
-
             def load(a, b, prev_dest):
                 if prev_dest is not None and a is prev_dest:
-                    a = total
+                    a = mul_total
                 return [mul_a.eq(a), mul_b.eq(b), mul_acc.eq(0)]
 
             def needs_load(idx):
@@ -457,7 +457,7 @@ class LayerEngine(wiring.Component):
                         m.next = f"{prefix}{idx}_RUN"
                 with m.State(f"{prefix}{idx}_RUN"):
                     with m.If((mul_b >> 2) == 0):
-                        m.d.sync += dest.eq(total)
+                        m.d.sync += dest.eq(mul_total)
                         if idx + 1 == len(steps):
                             m.next = after
                         elif needs_load(idx + 1):
@@ -467,7 +467,7 @@ class LayerEngine(wiring.Component):
                             m.d.sync += load(na, nb, dest)
                             m.next = f"{prefix}{idx + 1}_RUN"
                     with m.Else():
-                        m.d.sync += [mul_acc.eq(total), mul_a.eq(mul_a << 2), mul_b.eq(mul_b >> 2)]
+                        m.d.sync += [mul_acc.eq(mul_total), mul_a.eq(mul_a << 2), mul_b.eq(mul_b >> 2)]
 
         def cog_reset(next_cog):
             """Walker state for the first pixel of an output-channel group."""
