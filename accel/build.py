@@ -16,7 +16,7 @@ writes into ``build/<board>/``:
 ``--top bridge`` builds the bridge with a bare SRAM instead of the SoC (the flow's smoke test; it is
 also used when ``accel.soc`` cannot be imported). ``--freq`` overrides the target clock (the hook
 for timing closure), ``--seed`` nextpnr's placement seed, ``--placer`` nextpnr's placer (the
-board's choice by default: ``static`` for the congested 85F default).
+board's choice by default: ``static`` on ECP5).
 """
 
 import argparse

@@ -78,7 +78,8 @@ class Board:
     notes : str
         Anything a user of the board should know.
     placer : str
-        nextpnr's placer for this board's build (``heap``, nextpnr's default, or ``static``).
+        nextpnr's placer for this board's build: ``static`` (the ECP5 boards: it routed where
+        HeAP's placements did not, docs/BENCHMARKS.md, Builds) or ``heap`` (nextpnr's default).
     """
     name: str
     platform_module: str
@@ -101,7 +102,7 @@ class Board:
     bridge_words: int = 256
     soc_fits: bool = True
     notes: str = ""
-    placer: str = "heap"
+    placer: str = "static"
 
     @property
     def platform_cls(self):
@@ -157,20 +158,14 @@ _ORANGECRAB_UART = UARTResource(1, rx="0", tx="1", conn=("io", 0),
                                 attrs=Attrs(IO_TYPE="LVCMOS33", PULLMODE="UP"))
 
 
-def _ulx3s(size, config_name, config, target_hz, placer="heap"):
+def _ulx3s(size, config_name, config, target_hz):
     return Board(
         name=f"ulx3s-{size.lower()}", platform_module="amaranth_boards.ulx3s",
         platform_class=f"ULX3S_{size}_Platform", family="ecp5", device=f"LFE5U-{size}",
         package="BG381", config_name=config_name, config=config, clk=("clk25", 0),
         clk_hz=25_000_000, target_hz=target_hz, uart=("uart", 0), baud=1_000_000,
         leds=_ULX3S_LEDS, tool_env={"OPENFPGALOADER": "true"}, program=_ULX3S_PROGRAM,
-        notes="UART through the on-board FT231X (US1 port).", placer=placer)
-
-
-# nextpnr's electrostatic placer for the 85F boards: on the 64x32 array it left about a quarter
-# less wire than HeAP (whose placement router2 could not route at all); DEFAULT85 (32x32) routes
-# with it in minutes (docs/BENCHMARKS.md, Builds).
-_BIG_PLACER = "static"
+        notes="UART through the on-board FT231X (US1 port).")
 
 
 BOARDS = {b.name: b for b in [
@@ -181,7 +176,7 @@ BOARDS = {b.name: b for b in [
     # is 100 MHz; the whole SoC does not reach it yet: built for the 25 MHz oscillator, nextpnr
     # routed DEFAULT85 at 49.9 MHz (docs/BENCHMARKS.md, Builds), so the PLL makes 40 MHz, with
     # margin. `--freq` overrides it (e.g. --freq 100 for the goal).
-    _ulx3s("85F", "default85", DEFAULT85, 40_000_000, placer=_BIG_PLACER),
+    _ulx3s("85F", "default85", DEFAULT85, 40_000_000),
     Board(name="orangecrab-25f", platform_module="amaranth_boards.orangecrab_r0_2",
           platform_class="OrangeCrabR0_2_25FPlatform", family="ecp5", device="LFE5U-25F",
           package="MG285", config_name="small25", config=SMALL25, clk=("clk", 0),
@@ -194,7 +189,6 @@ BOARDS = {b.name: b for b in [
     Board(name="orangecrab-85f", platform_module="amaranth_boards.orangecrab_r0_2",
           platform_class="OrangeCrabR0_2_85FPlatform", family="ecp5", device="LFE5U-85F",
           package="MG285", config_name="default85", config=DEFAULT85, clk=("clk", 0),
-          placer=_BIG_PLACER,
           clk_hz=48_000_000, target_hz=96_000_000, uart=("uart", 1), baud=115200,
           leds=(("rgb_led", 0, "g"), ("rgb_led", 0, "r"), ("rgb_led", 0, "b")),
           extra_resources=(_ORANGECRAB_UART,), tool_env={"DFU_SUFFIX": "true"},
@@ -211,7 +205,6 @@ BOARDS = {b.name: b for b in [
     Board(name="ecpix5-85f", platform_module="amaranth_boards.ecpix5",
           platform_class="ECPIX585Platform", family="ecp5", device="LFE5UM5G-85F",
           package="BG554", config_name="default85", config=DEFAULT85, clk=("clk100", 0),
-          placer=_BIG_PLACER,
           clk_hz=100_000_000, target_hz=100_000_000, uart=("uart", 0), baud=1_000_000,
           leds=_ECPIX5_LEDS, rst=("rst", 0), tool_env={"OPENFPGALOADER": "true"},
           program="openFPGALoader -c ft2232 {bit}",
@@ -229,7 +222,7 @@ BOARDS = {b.name: b for b in [
           package="SG48", config_name="micro", config=MICRO, clk=("clk12", 0),
           clk_hz=12_000_000, target_hz=12_000_000, uart=("uart", 0), baud=115200,
           leds=(("led", 1, None), ("led", 0, None)), tool_env={},
-          program="iceprog {bin}", bridge_words=64, soc_fits=False,
+          program="iceprog {bin}", bridge_words=64, soc_fits=False, placer="heap",
           notes="iCE40 UP5K with the MICRO configuration (8x8 array, 1,024 words of main memory), no "
                 "PLL. Measured: the SoC needs ~13,900 logic cells and 31 block RAMs, the UP5K has "
                 "5,280 and 30, so only `--top bridge` builds for now."),
