@@ -224,11 +224,6 @@ def parse_yosys_log(text):
 
 # Flow --------------------------------------------------------------------------------------------
 
-def _estimate_bram(config, family, bridge_words):
-    from platforms.configs import estimate_block_rams
-    return estimate_block_rams(config, family, bridge_words=bridge_words)
-
-
 def _fmt_s(seconds):
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
@@ -322,8 +317,8 @@ def build(board, *, build_dir="build", verilog_only=False, system_tools=False, t
     platform = board.platform()
     nextpnr_opts = "--report top.report.json --timing-allow-fail"
     if family == "ecp5":
-        # router2 routes the 25F in minutes where router1 took over half an hour on this machine
-        # for the 85F, with comparable results.
+        # router2: router1 took over half an hour for the 85F on this machine; router2 routes
+        # the ECP5 builds in minutes.
         nextpnr_opts += " --router router2"
     if placer != "heap":
         nextpnr_opts += f" --placer {placer}"
@@ -350,7 +345,7 @@ def build(board, *, build_dir="build", verilog_only=False, system_tools=False, t
         "target_mhz": design.f_sync_hz / 1e6, "baud": design.baud,
         "pll": (board.pll_for(design.target_hz).as_dict()
                 if board.pll_for(design.target_hz) else None),
-        "estimated_bram": _estimate_bram(config, family, board.bridge_words),
+        "estimated_bram": board.estimated_block_rams(config),
         "nextpnr_options": nextpnr_opts,
         "times_s": times, "files": {"verilog": str(out / "top.v")},
     }

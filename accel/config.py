@@ -23,8 +23,8 @@ BUF_EMBED = 2
 BUF_RESIDUAL = 3
 BUF_CODE_BANK0 = 4
 # Buffers the DMA can only write: a program never STOREs parameters back, and reading them would
-# need a multiplexer from every lane (2,048 bits of weights on the 85F) to the DMA, the most
-# congested wiring of the chip. A STORE from them is a LOCAL_RANGE error; local reads return 0.
+# need a multiplexer from every lane (2,048 weight bits for the 64x32 array: 5,078 LUT4 on the
+# LFE5U-85F) to the DMA. A STORE from them is a LOCAL_RANGE error; local reads return 0.
 WRITE_ONLY_BUFFERS = (BUF_WEIGHTS, BUF_THRESHOLDS, BUF_EMBED)
 
 # Threshold entry: three signed 16-bit thresholds and a negate bit (docs/ARCHITECTURE.md, 3.1).

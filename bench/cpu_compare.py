@@ -28,7 +28,8 @@ import numpy as np
 
 from .report import write_section, plot_path, machine, git_revision, table, run_cli, ROOT
 from .utilisation import (get_config, board_config_name, config_name_of, load_images,
-                          make_transport, run_images, board_fmax, golden_check, log, DEFAULT_BOARD, DEFAULT_MODEL)
+                          make_transport, run_images, board_fmax, golden_check, log,
+                          DEFAULT_BOARD, DEFAULT_MODEL)
 
 os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
 
@@ -154,7 +155,8 @@ def section_lines(*, model_name, rates, acc_cycles, fmax, torch_desc, same, n_ch
     names = {"torch_int": "PyTorch, integer path (`ERNet` eval mode)",
              "torch_float": "PyTorch, float-simulation graph (`forward_float`)",
              "golden": "numpy golden model (`model.golden.run`)"}
-    rows = [[f"accelerator, `{config_name_of(config)}` config ({config.p_o}x{config.p_i}) on the SoC", "1 (one image per run)", f"**{acc_ips:,.0f}**",
+    acc_name = f"accelerator, `{config_name_of(config)}` config ({config.p_o}x{config.p_i}) on the SoC"
+    rows = [[acc_name, "1 (one image per run)", f"**{acc_ips:,.0f}**",
              f"{1e6 / acc_ips:,.1f}", f"*modelled*: {acc_cycles:,.0f} cycles/image (CYCLES counter, "
              f"compiled simulator) / {fmax_label}", "-"]]
     for impl in ("torch_int", "golden", "torch_float"):

@@ -64,8 +64,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m bench.demo", description=__doc__.split("\n")[0])
     ap.add_argument("--images", type=int, default=256, help="Fashion-MNIST test images to run")
     ap.add_argument("--skip-build", action="store_true", help="do not build the bitstream")
-    # The 85F default does not route yet on the PyPI nextpnr (docs/BENCHMARKS.md, Builds): bound
-    # the build so that the demo still goes on to the simulation.
+    # Bound the build (about 8 minutes for the 85F, docs/BENCHMARKS.md, Builds) so that a build
+    # that does not route still lets the demo go on to the simulation.
     ap.add_argument("--build-minutes", type=float,
                     default=float(os.environ.get("DEMO_BUILD_MINUTES", 90)),
                     help="give up the bitstream after this long (default 90, env DEMO_BUILD_MINUTES)")

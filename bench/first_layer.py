@@ -38,7 +38,8 @@ import numpy as np
 
 from .report import write_section, plot_path, machine, git_revision, table, run_cli, ROOT
 from .utilisation import (get_config, board_config_name, config_name_of, load_images,
-                          make_transport, run_images, program_rows, board_fmax, golden_check, log, DEFAULT_BOARD, DEFAULT_MODEL)
+                          make_transport, run_images, program_rows, board_fmax, golden_check, log,
+                          DEFAULT_BOARD, DEFAULT_MODEL)
 
 os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
 
@@ -379,7 +380,8 @@ def section_lines(rows, syn, *, config, fmax, argv, png_name, n_images):
     lines = [
         f"Measured by `python -m bench.first_layer {' '.join(argv)}`".rstrip() + " (or `python -m bench`). "
         f"Same network for every variant (only the first layer differs, `model/nets.py`; net "
-        f"{_net_text(rows)}), compiled for the `{config_name_of(config)}` configuration (p_o={config.p_o} x "
+        f"{_net_text(rows)}), compiled for the `{config_name_of(config)}` configuration "
+        f"(p_o={config.p_o} x "
         f"p_i={config.p_i}) and run on the compiled simulator of the SoC; cycles are the hardware "
         f"counters (`LAYER_CYCLES` of the first layer's descriptors, `CYCLES` per image) averaged over "
         f"{max(1, n_images - 1)} images after the parameter-loading one. images/s are *modelled*: "

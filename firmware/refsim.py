@@ -14,7 +14,8 @@ Rules this model applies (the RTL must agree; they are stated here so that a mis
   but beyond the memory: 3 (BUS_ERROR; this model refuses the whole transfer, the RTL stops at the
   failing word). Unknown opcode: 1 (BAD_OPCODE). LOAD/STORE with ``count == 0`` or ``rows == 0``:
   nothing, no check (as the DMA). A LOAD/STORE local range outside its buffer, an unknown buffer
-  id, or a STORE from a write-only buffer (weights, thresholds, embedding table): 4 (LOCAL_RANGE). More than ``max_descriptors`` without END: 7 (TIMEOUT). An error stops the
+  id, or a STORE from a write-only buffer (weights, thresholds, embedding table): 4
+  (LOCAL_RANGE). More than ``max_descriptors`` without END: 7 (TIMEOUT). An error stops the
   program; the failing descriptor changes nothing.
 - 5 (BAD_DESCRIPTOR), the engine's checks: EMBED: ``dst_bank >= n_code_banks``, ``emb_c`` outside
   ``1..emb_channels``, ``nsub`` outside ``1..ceil(8/a_planes)``, empty image, ``h*w*nsub`` beyond the

@@ -138,8 +138,10 @@ class Board:
         """LUT4 / block RAM / multiplier counts of the device."""
         return DEVICE_RESOURCES[self.device]
 
-    def estimated_block_rams(self):
-        return estimate_block_rams(self.config, self.family, bridge_words=self.bridge_words)
+    def estimated_block_rams(self, config=None):
+        """Block RAMs of the SoC with ``config`` (default: the board's) on this board's device."""
+        return estimate_block_rams(self.config if config is None else config, self.family,
+                                   bridge_words=self.bridge_words)
 
     def summary(self):
         pll = self.pll
