@@ -254,11 +254,15 @@ class LayerEngine(wiring.Component):
             (hspan, d.h_out - 1, d.stride),
             (wspan, d.w_out - 1, d.stride),
         ]
+        # Window mode (k != 0): the destination holds h_out*w_out windows of k words, and a window
+        # row of k taps x d codes must fit p_i lanes (emb_c is 1 then, so cd = k*d).
+        window = d.k != 0
         embed_steps = [
             (npix, d.h_in, d.w_in),
             (ebytes, npix, d.emb_c),
-            (dst_words, npix, d.nsub),
-            (cd, d.emb_c, d.emb_d),
+            (opix, d.h_out, d.w_out),
+            (dst_words, Mux(window, opix, npix), Mux(window, d.k, d.nsub)),
+            (cd, Mux(window, d.k, d.emb_c), d.emb_d),
             (dq, d.emb_d, d.emb_q),
         ]
         mul_a = Signal(32)
@@ -365,26 +369,26 @@ class LayerEngine(wiring.Component):
                      e["waddr"].eq(ou.res_waddr), e["wdata"].eq(ou.res_wdata),
                      e["wen"].eq(ou.res_wen & conv_run)]
         # destination bank writes: output unit (CONV) or embedding unit (EMBED)
-        emb_waddr = Signal(20)
         dst = d.dst_bank
         for k in range(cfg.n_code_banks):
             e = eng[BUF_CODE_BANK0 + k]
             with m.If(embed_run):
-                m.d.comb += [e["waddr"].eq(emb_waddr), e["wdata"].eq(emb.out.payload),
+                m.d.comb += [e["waddr"].eq(emb.out_addr), e["wdata"].eq(emb.out.payload),
                              e["wen"].eq(emb.out.valid & (dst == k))]
             with m.Else():
                 m.d.comb += [e["waddr"].eq(ou.code_waddr), e["wdata"].eq(ou.code_wdata),
                              e["wen"].eq(conv_run & ou.code_wen & (dst == k))]
         m.d.comb += emb.out.ready.eq(1)
-        with m.If(emb.out.valid):
-            m.d.sync += emb_waddr.eq(emb_waddr + 1)
 
         # embedding unit parameters
         m.d.comb += [emb.pixels.valid.eq(self.pixels.valid), emb.pixels.payload.eq(self.pixels.payload),
                      self.pixels.ready.eq(emb.pixels.ready),
                      emb.n_pix.eq(npix), emb.n_words.eq((ebytes + 3) >> 2),
                      emb.emb_c.eq(d.emb_c), emb.emb_d.eq(d.emb_d), emb.emb_q.eq(d.emb_q),
-                     emb.raw.eq(d.raw), emb.nsub.eq(d.nsub)]
+                     emb.raw.eq(d.raw), emb.nsub.eq(d.nsub),
+                     emb.win_k.eq(d.k), emb.stride.eq(d.stride), emb.pad.eq(d.pad),
+                     emb.h_in.eq(d.h_in), emb.w_in.eq(d.w_in), emb.h_out.eq(d.h_out),
+                     emb.w_out.eq(d.w_out)]
 
         # --- validation -----------------------------------------------------------------------
         max_nsub = _ceil_div(8, cfg.a_planes)
@@ -418,6 +422,8 @@ class LayerEngine(wiring.Component):
             (~d.raw & ((d.emb_d == 0) | (d.emb_q == 0) | (d.emb_q > cfg.a_planes) |
                        (cd > cfg.p_i) | (dq > 16))) |
             (d.raw & (d.emb_c > cfg.p_i)) |
+            (window & ((d.emb_c != 1) | d.raw | (d.nsub != 1) | (d.k > cfg.emb_channels) |
+                       (d.stride == 0) | (d.h_out == 0) | (d.w_out == 0))) |
             (dst_words > cfg.bank_depth))
 
         # --- control FSM --------------------------------------------------------------------------
@@ -525,7 +531,7 @@ class LayerEngine(wiring.Component):
                     m.next = "DONE"
                 with m.Else():
                     m.d.comb += emb.start.eq(1)
-                    m.d.sync += [embed_run.eq(1), emb_waddr.eq(0)]
+                    m.d.sync += embed_run.eq(1)
                     m.next = "EMBED_WAIT"
             with m.State("EMBED_WAIT"):
                 m.next = "EMBED_RUN"

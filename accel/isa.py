@@ -60,9 +60,10 @@ FIELDS = (
     Field("async_dma", 10, 1, ("LOAD", "STORE"), "do not wait for the transfer: the next descriptors run while it moves "
                                                  "(the next descriptor using the DMA, a CONV with `wait_dma`, or END waits for it)"),
     Field("wait_dma",  11, 1, ("CONV",), "wait for an outstanding `async_dma` transfer before starting"),
-    Field("k",        12,  4, ("CONV",), "kernel size (1..15)"),
-    Field("stride",   16,  2, ("CONV",), "stride (1..3)"),
-    Field("pad",      18,  2, ("CONV",), "zero padding (0..3)"),
+    Field("k",        12,  4, ("EMBED", "CONV"), "kernel size (1..15); EMBED: 0 plain, 1..emb_channels window mode "
+                                                 "(the k x k windows of the next layer, one word per window row)"),
+    Field("stride",   16,  2, ("EMBED", "CONV"), "stride (1..3)"),
+    Field("pad",      18,  2, ("EMBED", "CONV"), "zero padding (0..3)"),
     Field("out_bits", 20,  4, ("CONV",), "code width of the thresholded output (1..a_planes, at most 2)"),
     Field("nsub",     24,  4, ("EMBED", "CONV"), "sub-words per input code (ceil(bits / a_planes))"),
     Field("src_bank", 28,  2, ("CONV",), "code bank read"),
@@ -80,9 +81,9 @@ FIELDS = (
     # word 5
     Field("h_in",    160, 10, ("EMBED", "CONV"), "input height"),
     Field("w_in",    170, 10, ("EMBED", "CONV"), "input width"),
-    Field("h_out",   180, 10, ("CONV",), "output height of the convolution (before pooling)"),
+    Field("h_out",   180, 10, ("EMBED", "CONV"), "output height of the convolution (before pooling); EMBED: of the windows"),
     # word 6
-    Field("w_out",   192, 10, ("CONV",), "output width of the convolution (before pooling)"),
+    Field("w_out",   192, 10, ("EMBED", "CONV"), "output width of the convolution (before pooling); EMBED: of the windows"),
     Field("n_cig",   202,  6, ("CONV",), "input channel groups, ceil(cin / p_i)"),
     Field("n_cog",   208,  6, ("CONV",), "output channel groups, ceil(cout / p_o)"),
     Field("emb_c",   214,  3, ("EMBED",), "image channels (1..emb_channels)"),

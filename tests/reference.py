@@ -162,6 +162,24 @@ def embed(img_chw, table):
     return out
 
 
+def window_embed(img_chw, table, k, stride, pad, h_out, w_out, p_i):
+    """EMBED window mode (ARCHITECTURE 3.3), written straight from the spec: a ``(k*p_i, h_out,
+    w_out)`` map whose channel ``ky*p_i + kx*d + j`` at ``(oy, ox)`` is ``table[kx, img[0, y, x], j]``
+    with ``y = oy*stride - pad + ky``, ``x = ox*stride - pad + kx``, 0 outside the image."""
+    _, h, w = img_chw.shape
+    d = table.shape[2]
+    out = np.zeros((k * p_i, h_out, w_out), dtype=np.int64)
+    for oy in range(h_out):
+        for ox in range(w_out):
+            for ky in range(k):
+                for kx in range(k):
+                    y, x = oy * stride - pad + ky, ox * stride - pad + kx
+                    if 0 <= y < h and 0 <= x < w:
+                        for j in range(d):
+                            out[ky * p_i + kx * d + j, oy, ox] = table[kx, img_chw[0, y, x], j]
+    return out
+
+
 def pack_table(table, q, emb_channels):
     """Embedding-table entries (16 bits at ``c*256 + pixel``): code ``j`` at bits ``[j*q, (j+1)*q)``."""
     c, _, d = table.shape

@@ -1,4 +1,5 @@
-"""EmbeddingUnit against the NumPy reference (table and raw modes), random stalls on both streams."""
+"""EmbeddingUnit against the NumPy reference (table, raw and window modes), random stalls on both
+streams; every word's bank address checked."""
 
 import random
 
@@ -8,12 +9,18 @@ from hypothesis import given, settings, strategies as st, HealthCheck
 
 from accel.config import TINY, AccelConfig
 from accel.embedding import EmbeddingUnit
-from reference import embed, pack_codes, pack_table, image_words, ceil_div
+from amaranth.hdl import Cat
+
+from reference import embed, pack_codes, pack_table, image_words, ceil_div, window_embed
 from simutil import run, send, recv
 
 
-def simulate(cfg, img, table, q, raw, nsub, seed, p_in, p_out):
+def simulate(cfg, img, table, q, raw, nsub, seed, p_in, p_out, window=None, stats=None):
+    """Run one EMBED; returns the words in bank order, checking that each address is written once
+    (``window``: ``(k, stride, pad, h_out, w_out)``; ``stats["cycles"]``: start to ``busy`` low)."""
     c, h, w = img.shape
+    k, stride, pad, h_out, w_out = window or (0, 0, 0, 0, 0)
+    n_out = h_out * w_out * k if window else h * w * nsub
     d = table.shape[2] if table is not None else 0
     dut = EmbeddingUnit(cfg)
     words = image_words(img)
@@ -36,20 +43,46 @@ def simulate(cfg, img, table, q, raw, nsub, seed, p_in, p_out):
         ctx.set(dut.emb_q, q)
         ctx.set(dut.raw, raw)
         ctx.set(dut.nsub, nsub)
+        for name, v in (("win_k", k), ("stride", stride), ("pad", pad), ("h_in", h), ("w_in", w),
+                        ("h_out", h_out), ("w_out", w_out)):
+            ctx.set(getattr(dut, name), v)
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)
+        if stats is not None:
+            stats["start"] = stats["now"]
         await send(ctx, dut.pixels, words, random.Random(seed), p_in)
 
+    async def clock(ctx):
+        if stats is not None:
+            stats["now"] = 0
+            async for _ in ctx.tick():
+                stats["now"] += 1
+
     async def sink(ctx):
-        got.extend(await recv(ctx, dut.out, h * w * nsub, random.Random(seed + 1), p_out))
-        # busy drops after the last word; the unit consumed exactly the image words
-        for _ in range(4):
+        got.extend(await recv(ctx, dut.out, n_out, random.Random(seed + 1), p_out,
+                              value=Cat(dut.out.payload, dut.out_addr)))
+        # busy drops after the last word (window mode: once the walk over the padded image, which
+        # may go on past the last window, has read every pixel); the unit consumed exactly the
+        # image words
+        tail = 4 + ((max(h + pad, (h_out - 1) * stride + k) + 1) *
+                    (max(w + pad, (w_out - 1) * stride + k) + 1) if window else 0)
+        for _ in range(tail):
+            if not ctx.get(dut.busy):
+                break
             await ctx.tick()
         assert not ctx.get(dut.busy)
+        if stats is not None:
+            stats["cycles"] = stats["now"] - stats["start"]
 
-    run(dut, [bench, sink], "embedding")
-    return got
+    run(dut, [bench, sink], "embedding", background=[clock])
+    bits = cfg.code_word_bits
+    addrs = [v >> bits for v in got]
+    assert sorted(addrs) == list(range(n_out)), "every bank word written exactly once"
+    if not window:
+        assert addrs == list(range(n_out)), "plain mode writes in bank order"
+    bank = dict((v >> bits, v & ((1 << bits) - 1)) for v in got)
+    return [bank[a] for a in range(n_out)]
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -76,6 +109,41 @@ def test_raw_mode(c, h, w, seed, p_out):
     nsub = ceil_div(8, cfg.a_planes)
     got = simulate(cfg, img, None, 1, 1, nsub, seed, 0.3, p_out)
     assert got == pack_codes(img, cfg.p_i, cfg.a_planes, nsub)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(k=st.integers(1, 3), stride=st.integers(1, 3), pad=st.integers(0, 3), d=st.integers(1, 2),
+       q=st.integers(1, 2), h=st.integers(1, 6), w=st.integers(1, 6), extra=st.integers(0, 1),
+       seed=st.integers(0, 2**16), p_in=st.sampled_from([0.0, 0.5]),
+       p_out=st.sampled_from([0.0, 0.5]))
+def test_window_mode(k, stride, pad, d, q, h, w, extra, seed, p_in, p_out):
+    """The windows of a k x k conv (its output size, or one more row and column: windows in the
+    padding), from an image whose table is loaded into channels 0..k-1 (different tables per
+    channel here, so that a tap read through the wrong table shows)."""
+    cfg = TINY  # p_i = 8, emb_channels = 3
+    h_out = max(1, (h + 2 * pad - k) // stride + 1) + extra
+    w_out = max(1, (w + 2 * pad - k) // stride + 1) + extra
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 256, (1, h, w))
+    table = rng.integers(0, 1 << q, (k, 256, d))
+    got = simulate(cfg, img, table, q, 0, 1, seed, p_in, p_out, (k, stride, pad, h_out, w_out))
+    want = window_embed(img, table, k, stride, pad, h_out, w_out, cfg.p_i)
+    assert got == pack_codes(want, cfg.p_i, cfg.a_planes, 1)
+
+
+def test_window_mode_stem_shape():
+    """The default net's first layer: 28x28, 3x3 stride 2 pad 1, d=8, q=2 on 32 lanes. The walk
+    over the padded 29x29 image takes one cycle per pixel: a row feeding two windows (two words
+    per window row, one every second pixel) never stalls it."""
+    cfg = AccelConfig(p_o=32, p_i=32, a_planes=2, acc_bits=16, emb_channels=4, wbuf_depth=64,
+                      thr_depth=64, res_depth=64, bank_depth=1024, mem_words=1024)
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (1, 28, 28))
+    table = np.repeat(rng.integers(0, 4, (1, 256, 8)), 3, axis=0)
+    stats = {}
+    got = simulate(cfg, img, table, 2, 0, 1, 3, 0.0, 0.0, (3, 2, 1, 14, 14), stats)
+    assert got == pack_codes(window_embed(img, table, 3, 2, 1, 14, 14, cfg.p_i), cfg.p_i, 2, 1)
+    assert stats["cycles"] <= 29 * 29 + 8
 
 
 def test_wide_config_one_pixel_per_cycle():

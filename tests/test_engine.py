@@ -150,8 +150,53 @@ def test_embed_then_conv():
     run(dut, [bench], "engine_embed_conv")
 
 
+def test_window_embed_then_1x1_conv():
+    """EMBED window mode writes a 3x3 stride-2 conv's windows; the conv then runs as a 1x1 over 3
+    channel groups and gives the 3x3 conv's accumulators (docs/ARCHITECTURE.md 3.3)."""
+    from reference import pack_weights, unpack_res_word, window_embed
+    from accel.config import BUF_WEIGHTS, BUF_RESIDUAL
+    dut = LayerEngine(CFG)
+    rng = np.random.default_rng(7)
+    h, w, d, q, k, s, p = 7, 6, 2, 2, 3, 2, 1
+    ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    img = rng.integers(0, 256, (1, h, w))
+    table = rng.integers(0, 1 << q, (1, 256, d))
+    wbits = rng.integers(0, 2, (16, d, k, k))
+    # virtual input channel ky*p_i + kx*d + j <- weight [o, j, ky, kx]; padding lanes any bit
+    wwin = rng.integers(0, 2, (16, k * CFG.p_i, 1, 1))
+    for ky in range(k):
+        for kx in range(k):
+            for j in range(d):
+                wwin[:, ky * CFG.p_i + kx * d + j, 0, 0] = wbits[:, j, ky, kx]
+
+    async def bench(ctx):
+        bus = Bus(dut, CFG)
+        await bus.write_words(ctx, BUF_EMBED, 0, pack_table(np.repeat(table, k, axis=0), q,
+                                                            CFG.emb_channels))
+        err, _ = await bus.run_desc(ctx, desc_value(
+            op=isa.Op.EMBED, nsub=1, dst_bank=0, h_in=h, w_in=w, emb_c=1, emb_d=d, emb_q=q,
+            k=k, stride=s, pad=p, h_out=ho, w_out=wo),
+            pixels=image_words(img), rng=random.Random(2), p_stall=0.3)
+        assert err == 0
+        want_win = window_embed(img, np.repeat(table, k, axis=0), k, s, p, ho, wo, CFG.p_i)
+        assert await bus.read_words(ctx, BUF_CODE_BANK0, 0, ho * wo * k) == \
+            pack_codes(want_win, CFG.p_i, 2, 1)
+        await bus.write_words(ctx, BUF_WEIGHTS, 0, pack_weights(wwin, 16, CFG.p_i))
+        err, _ = await bus.run_desc(ctx, desc_value(
+            op=isa.Op.CONV, res_out=1, k=1, stride=1, pad=0, nsub=1, src_bank=0, dst_bank=1,
+            h_in=ho, w_in=wo, h_out=ho, w_out=wo, n_cig=k, n_cog=1))
+        assert err == 0
+        want = conv_acc(embed(img, table), wbits, s, p)
+        got = [unpack_res_word(x, 16, 16) for x in await bus.read_words(ctx, BUF_RESIDUAL, 0, ho * wo)]
+        assert np.array_equal(np.array(got).T.reshape(16, ho, wo), want)
+
+    run(dut, [bench], "engine_window_embed")
+
+
 GOOD = dict(op=isa.Op.CONV, thr_out=1, k=3, stride=1, pad=1, out_bits=2, nsub=1, src_bank=0,
             dst_bank=1, h_in=4, w_in=4, h_out=4, w_out=4, n_cig=1, n_cog=1, n_cig_out=2)
+WIN = dict(op=isa.Op.EMBED, nsub=1, dst_bank=0, h_in=4, w_in=4, emb_c=1, emb_d=2, emb_q=2, k=3,
+           stride=2, pad=1, h_out=2, w_out=2)
 BAD = [
     dict(src_bank=3), dict(dst_bank=0), dict(dst_bank=3), dict(k=0), dict(stride=0), dict(pad=3),
     dict(nsub=0), dict(nsub=5), dict(n_cig=0), dict(n_cog=0), dict(h_out=5), dict(w_out=0),
@@ -166,6 +211,11 @@ BAD = [
     dict(op=isa.Op.EMBED, dst_bank=0, emb_c=1, emb_d=1, emb_q=3),      # q > a_planes
     dict(op=isa.Op.EMBED, dst_bank=0, emb_c=1, emb_d=0, emb_q=1),
     dict(op=isa.Op.EMBED, dst_bank=0, emb_c=1, emb_d=1, emb_q=1, h_in=40, w_in=40, nsub=1),
+    # EMBED window mode (the good one: WIN below)
+    dict(WIN, emb_c=2), dict(WIN, raw=1), dict(WIN, nsub=2), dict(WIN, k=4),
+    dict(WIN, emb_d=3),                                                 # 3 taps x 3 > p_i
+    dict(WIN, stride=0), dict(WIN, h_out=0), dict(WIN, w_out=0),
+    dict(WIN, h_out=32, w_out=32),                                      # 3,072 words > bank
 ]
 
 
@@ -177,6 +227,8 @@ def test_bad_descriptors():
         await bus.write_words(ctx, BUF_CODE_BANK0 + 1, 0, [0x1234, 0x5678])
         # the good descriptor passes (sanity: the bad ones differ only in the named fields)
         err, _ = await bus.run_desc(ctx, desc_value(**GOOD))
+        assert err == 0
+        err, _ = await bus.run_desc(ctx, desc_value(**WIN), pixels=[0] * 4)
         assert err == 0
         await bus.write_words(ctx, BUF_CODE_BANK0 + 1, 0, [0x1234, 0x5678])
         for bad in BAD:
