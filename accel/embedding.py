@@ -262,19 +262,22 @@ class EmbeddingUnit(wiring.Component):
                                 m.d.comb += lane[L].eq(Mux(chan_on1[c], code, 0))
 
         # --- output stage: nsub sub-words per pixel, or one word per window destination ------------
-        m.d.comb += last_dest.eq((kyc + self.stride >= self.win_k) | (oyc == 0))
+        # last_dest (no further window above, or its row would be >= k) is a register: it feeds
+        # the pixel path's enables.
         with m.If(self.out.valid & self.out.ready):
             m.d.sync += s.eq(Mux(last_sub, 0, s + 1))
             with m.If(~win):
                 m.d.sync += waddr.eq(waddr + 1)
             with m.Elif(~last_dest):
-                m.d.sync += [waddr.eq(waddr - wks), kyc.eq(kyc + self.stride), oyc.eq(oyc - 1)]
+                m.d.sync += [waddr.eq(waddr - wks), kyc.eq(kyc + self.stride), oyc.eq(oyc - 1),
+                             last_dest.eq((kyc + (self.stride << 1) >= self.win_k) | (oyc == 1))]
         with m.If(out_take):
             m.d.sync += out_valid.eq(v1)
             with m.If(v1):
                 m.d.sync += [codes[L].eq(lane[L]) for L in range(p_i)]
                 with m.If(win):
-                    m.d.sync += [waddr.eq(a1), kyc.eq(ky1), oyc.eq(oy1)]
+                    m.d.sync += [waddr.eq(a1), kyc.eq(ky1), oyc.eq(oy1),
+                                 last_dest.eq((ky1 + self.stride >= self.win_k) | (oy1 == 0))]
         m.d.comb += [self.out.valid.eq(out_valid), self.out_addr.eq(waddr)]
         # s * a_planes kept as a running offset (no multiplier)
         s_off = Signal(range(8 * nb + 8))

@@ -12,7 +12,12 @@ banks and residual-buffer regions by liveness, and emits two entry points into o
 Memory image (word addresses, from ``base``): program, weights, thresholds, embedding table, input
 region, output region. ``window_base``/``window_limit`` span exactly that image.
 
-Command line: ``python -m firmware.compiler MODEL.npz [--config default|small|tiny] [--map]``.
+When a one-channel image's embedding feeds only the next conv (and the conditions of ARCHITECTURE
+3.3, "EMBED window mode", hold), the EMBED writes that conv's ``k x k`` windows and the conv runs as
+a 1x1 conv with ``k`` input groups (``im2col=False`` turns this off).
+
+Command line: ``python -m firmware.compiler MODEL.npz [--config default|small|tiny] [--map]
+[--no-im2col]``.
 """
 
 import argparse
@@ -29,6 +34,7 @@ from accel.config import (AccelConfig, CONFIGS, BUF_WEIGHTS, BUF_THRESHOLDS, BUF
                           EMB_ENTRY_BITS, LOCAL_LANE_BITS)
 from firmware import layout
 from firmware.layout import ceil_div
+from firmware.refsim import ideal_cycles as _ideal_cycles
 
 
 __all__ = ["CompileError", "CompiledModel", "Allocation", "LayerPlan", "TensorInfo",
@@ -95,6 +101,9 @@ class TensorInfo:
         Code bank holding it (codes).
     res_base : int or None
         Residual buffer word address (ints, logits).
+    window : dict or None
+        ``k, stride, pad, h_out, w_out`` when the EMBED writes the map in window mode (ARCHITECTURE
+        3.3): its bank holds the ``layout.window_codes`` map of ``shape``, see :meth:`bank_shape`.
     """
     name: str
     kind: str
@@ -105,6 +114,15 @@ class TensorInfo:
     bound: int = 0
     bank: int = None
     res_base: int = None
+    window: dict = None
+
+    def bank_shape(self, p_i):
+        """``(C, H, W)`` of the code map as its bank holds it: ``shape``, or for a window-mode map
+        the ``(k*p_i, h_out, w_out)`` windows (``k`` groups, one word per window row)."""
+        if self.window is None:
+            return self.shape
+        w = self.window
+        return (w["k"] * p_i, w["h_out"], w["w_out"])
 
 
 @dataclass
@@ -122,7 +140,10 @@ class LayerPlan:
     macs : int
         Network multiply-accumulates (real channels).
     ideal_cycles : int
-        ``pixels * k * k * n_cig * n_cog * nsub`` for CONV (one word-set per cycle); pixels for EMBED.
+        ``pixels * k * k * n_cig * n_cog * nsub`` of the CONV descriptor (one word-set per cycle; a
+        conv reading an EMBED's windows runs as a 1x1 conv with ``n_cig = k``:
+        ``h_out*w_out*k*n_cog``); for EMBED ``refsim.ideal_cycles`` of its descriptor (pixels; in
+        window mode the grid of positions its windows span).
     acc_bound, v_bound : int
         Worst-case ``|acc|`` and ``|acc + residual|`` used by the fit check.
     """
@@ -229,13 +250,28 @@ class CompiledModel:
 
     def decode_dump(self, name, words):
         """Words read from a dump region (``dumps``: name, address, words; compiled with
-        ``dump=True``) to the feature map ``(C, H, W)`` as int64, as ``model.golden`` names it."""
+        ``dump=True``) to the feature map as int64, as the program stores it: ``(C, H, W)`` as
+        ``model.golden`` names it, except a map the EMBED wrote in window mode
+        (``tensors[name].window``), which decodes to its ``(k*p_i, h_out, w_out)`` windows, padding
+        lanes included. Compare with ``as_stored(name, golden_map)``."""
         t = self.tensors[name]
-        C, H, W = t.shape
         words = np.asarray(words, dtype=np.uint32).reshape(-1)
         if t.kind == "codes":
+            C, H, W = t.bank_shape(self.config.p_i)
             return layout.decode_codes(words, C, H, W, t.bits, self.config)[:C].astype(np.int64)
+        C, H, W = t.shape
         return layout.decode_ints(words, C, H, W, self.config)[:C].astype(np.int64)
+
+    def as_stored(self, name, fmap):
+        """A feature map of tensor ``name`` (``model.golden``'s, ``(C, H, W)`` or any shape of as
+        many values) as :meth:`decode_dump` and ``refsim.feature_maps`` return it: ``shape``, or
+        ``layout.window_codes`` of it for a window-mode map (every window position, zero padding
+        and padding lane, so the comparison covers all the words the EMBED wrote)."""
+        t = self.tensors[name]
+        fmap = np.asarray(fmap, dtype=np.int64).reshape(t.shape)
+        if t.window is None:
+            return fmap
+        return layout.window_codes(fmap, p_i=self.config.p_i, **t.window)
 
     def memory_dict(self):
         """The memory image as ``{word address: word}``."""
@@ -268,6 +304,7 @@ class CompiledModel:
         for p in self.layers:
             outs = [t for t in self.tensors.values() if self.layers[t.producer] is p]
             shape = " ".join("x".join(map(str, t.shape)) + (f"/{t.bits}b" if t.bits else "")
+                             + (f" as {t.window['k']}x{t.window['k']} windows" if t.window else "")
                              for t in outs)
             rows.append((p.name, p.kind, "" if p.desc_index is None else str(p.desc_index), shape,
                          str(p.macs), str(p.ideal_cycles), str(p.acc_bound or ""), str(p.v_bound or "")))
@@ -340,12 +377,14 @@ def _weight_bits(arrays, name, cout, cin, k):
 # The compiler
 
 class _Compiler:
-    def __init__(self, deploy, config, base, dump=False, stream_weights=False):
+    def __init__(self, deploy, config, base, dump=False, stream_weights=False, im2col=True):
         self.header, self.arrays = _deploy_parts(deploy)
         self.c = config
         self.base = base
         self.dump = dump
         self.force_stream = stream_weights
+        self.im2col = im2col
+        self.window = self.window_conv = None     # EMBED window mode, see _plan_window
         self.dump_regions = []    # (tensor name, offset in the dump area, words)
         self.layers = list(self.header["layers"])
         inp = self.header["input"]
@@ -363,6 +402,7 @@ class _Compiler:
     def analyse(self):
         if not self.layers:
             raise CompileError("layer (none): the network has no layers")
+        self.window_conv, self.window = self._plan_window()
         for idx, L in enumerate(self.layers):
             kind = L["kind"]
             plan = LayerPlan(name=L["name"], kind=kind)
@@ -385,6 +425,59 @@ class _Compiler:
             ins.append(L["residual"])
         return ins
 
+    def _plan_window(self):
+        """EMBED window mode (ARCHITECTURE 3.3), when the network allows it: a one-channel image's
+        embedding read only by the next layer, a conv whose ``k x k`` windows of ``d`` channels fit
+        one code-bank word per window row, the embedding table's channels and a code bank.
+
+        Returns ``(conv name, dict of k, stride, pad, h_out, w_out)``, or ``(None, None)``: the
+        network then compiles as without ``im2col``. Decided from the header before the analysis,
+        which checks the layers as usual."""
+        c = self.c
+        if not self.im2col or len(self.layers) < 2:
+            return None, None
+        emb, conv = self.layers[0], self.layers[1]
+        if emb["kind"] != "embed" or emb["input"] != "image" or conv["kind"] != "conv":
+            return None, None
+        C, H, W = self.input_shape
+        name = (emb.get("outputs") or {}).get("codes")
+        readers = [L for L in self.layers if name in self._inputs(L)]
+        if C != 1 or len(readers) != 1 or readers[0] is not conv or conv["input"] != name:
+            return None, None
+        d, q = int(emb["d"]), int(emb["q"])
+        k, s, p = int(conv["k"]), int(conv["stride"]), int(conv["pad"])
+        if int(conv["cin"]) != d or int(conv["in_bits"]) != q or ceil_div(q, c.a_planes) != 1:
+            return None, None
+        if not (1 <= k <= min(c.emb_channels, _fmax("k")) and 1 <= s <= _fmax("stride")
+                and 0 <= p <= _fmax("pad") and 1 <= d and k * d <= c.p_i):
+            return None, None
+        Ho, Wo = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+        if not (1 <= Ho <= _fmax("h_out") and 1 <= Wo <= _fmax("w_out")) or Ho * Wo * k > c.bank_depth:
+            return None, None
+        return conv["name"], dict(k=k, stride=s, pad=p, h_out=Ho, w_out=Wo)
+
+    def _mac_geometry(self, L):
+        """``(h_in, w_in, k, stride, pad, n_cig)`` of a conv or head as its CONV descriptor runs
+        it: the conv reading the EMBED's windows is a 1x1 conv over the ``h_out x w_out`` windows
+        with ``k`` input groups."""
+        c = self.c
+        if L["name"] == self.window_conv:
+            w = self.window
+            return w["h_out"], w["w_out"], 1, 1, 0, w["k"]
+        _, H, W = self.tensors[L["input"]].shape
+        n_cig = ceil_div(int(L["cin"]), c.p_i)
+        if L["kind"] == "head":
+            return H, W, 1, 1, 0, n_cig
+        return H, W, int(L["k"]), int(L["stride"]), int(L["pad"]), n_cig
+
+    def _embed_fields(self, L):
+        """The EMBED descriptor's geometry fields (window mode included)."""
+        C, H, W = self.input_shape
+        f = dict(op=isa.Op.EMBED, nsub=1, h_in=H, w_in=W, emb_c=C, emb_d=int(L["d"]), emb_q=int(L["q"]))
+        if self.window is not None:
+            f.update(self.window)
+        return f
+
     def _analyse_unknown(self, idx, L, plan):
         self.err(L, f"unknown layer kind {L['kind']!r}")
 
@@ -405,11 +498,14 @@ class _Compiler:
         if idx != 0 or L["input"] != "image":
             self.err(L, f"a {L['kind']} layer must be the first layer and read the image")
 
+    def _check_size(self, L, what, H, W):
+        if H > _fmax("h_in") or W > _fmax("w_in"):
+            self.err(L, f"{what} {H}x{W} exceeds the {isa.FIELD_BY_NAME['h_in'].width}-bit height/width fields")
+
     def _check_map(self, L, what, C, H, W, bits):
         c = self.c
         n_cig, nsub = ceil_div(C, c.p_i), ceil_div(bits, c.a_planes)
-        if H > _fmax("h_in") or W > _fmax("w_in"):
-            self.err(L, f"{what} {H}x{W} exceeds the {isa.FIELD_BY_NAME['h_in'].width}-bit height/width fields")
+        self._check_size(L, what, H, W)
         words = H * W * n_cig * nsub
         if words > c.bank_depth:
             self.err(L, f"{what} needs {words} code-bank words ({H}x{W} pixels x {n_cig} groups x "
@@ -431,10 +527,16 @@ class _Compiler:
             self.err(L, f"d*q={d * q} bits exceeds the {EMB_ENTRY_BITS}-bit table entry")
         if C * d > c.p_i:
             self.err(L, f"C*d={C * d} embedded channels exceed p_i={c.p_i}")
-        self._check_map(L, "embedded map", C * d, H, W, q)
-        self._add(L, L["outputs"]["codes"], "codes", (C * d, H, W), q, (1 << q) - 1)
+        name = L["outputs"]["codes"]
+        self._add(L, name, "codes", (C * d, H, W), q, (1 << q) - 1)
+        if self.window is None:
+            self._check_map(L, "embedded map", C * d, H, W, q)
+        else:
+            # the bank holds the windows, not the map (_plan_window made sure they fit)
+            self.tensors[name].window = dict(self.window)
+            self._check_size(L, "image", H, W)
         plan.macs = 0
-        plan.ideal_cycles = H * W
+        plan.ideal_cycles = _ideal_cycles(self._embed_fields(L))
 
     def _analyse_raw_input(self, idx, L, plan):
         c = self.c
@@ -562,7 +664,8 @@ class _Compiler:
                 self.err(L, "pool with an acc output")
             self._add(L, acc_name, "ints", (cout, Ho, Wo), None, v_bound)
         plan.macs = Ho * Wo * k * k * cin * cout
-        plan.ideal_cycles = Ho * Wo * k * k * n_cig * n_cog * nsub
+        _, _, kk, _, _, n_cig = self._mac_geometry(L)
+        plan.ideal_cycles = Ho * Wo * kk * kk * n_cig * n_cog * nsub
 
     def _analyse_head(self, idx, L, plan):
         c = self.c
@@ -591,9 +694,9 @@ class _Compiler:
         weight_layers = [L for L in self.layers if L["kind"] in ("conv", "head")]
         sizes = {}
         for L in weight_layers:
-            k = int(L.get("k", 1))
+            _, _, k, _, _, n_cig = self._mac_geometry(L)
             cout = int(L["cout"]) if L["kind"] == "conv" else int(L["classes"])
-            sizes[L["name"]] = ceil_div(cout, c.p_o) * k * k * ceil_div(int(L["cin"]), c.p_i)
+            sizes[L["name"]] = ceil_div(cout, c.p_o) * k * k * n_cig
         total = sum(sizes.values())
         # Weights stay resident in the weight buffer when they all fit (loaded once per model);
         # otherwise every image streams them, double-buffered: layer j's weights go to half j % 2,
@@ -641,7 +744,7 @@ class _Compiler:
                 self.err(self.layers[t.producer], f"no free code bank for {t.name!r}: "
                                                   f"{c.n_code_banks} banks hold live maps ({live})")
             t.bank = free[0]
-            C, H, W = t.shape
+            C, H, W = t.bank_shape(c.p_i)
             words = H * W * ceil_div(C, c.p_i) * ceil_div(t.bits, c.a_planes)
             self.allocs.append(Allocation(t.name, f"bank{t.bank}", 0, words))
 
@@ -700,6 +803,9 @@ class _Compiler:
                 if table.max(initial=0) >= (1 << q):
                     self.err(L, f"table codes exceed q={q} bits")
                 entries = (table << (np.arange(d, dtype=np.int64) * q)).sum(axis=-1)   # (C, 256)
+                if self.window is not None:
+                    # window column kx looks its pixel up in table channel kx: the one table k times
+                    entries = np.repeat(entries, self.window["k"], axis=0)
                 self.emem = entries.reshape(-1).astype(np.uint32)
                 continue
             if L["kind"] not in ("conv", "head"):
@@ -707,8 +813,11 @@ class _Compiler:
             k = int(L.get("k", 1))
             cin = int(L["cin"])
             cout = int(L["cout"]) if L["kind"] == "conv" else int(L["classes"])
-            n_cig, n_cog = ceil_div(cin, c.p_i), ceil_div(cout, c.p_o)
             wb = _weight_bits(self.arrays, name, cout, cin, k)
+            if name == self.window_conv:
+                wb = layout.window_weights(wb, c.p_i)          # the 1x1 conv over the windows
+                _, cin, k, _ = wb.shape
+            n_cig, n_cog = ceil_div(cin, c.p_i), ceil_div(cout, c.p_o)
             padded = np.zeros((n_cog * c.p_o, n_cig * c.p_i, k, k), np.uint8)
             padded[:cout, :cin] = wb
             # word (cog*k*k + ky*k + kx)*n_cig + cig, bit o*p_i + i
@@ -877,6 +986,7 @@ class _Compiler:
         c = self.c
         C, H, W = t.shape
         if t.kind == "codes":
+            C, H, W = t.bank_shape(c.p_i)
             words = H * W * ceil_div(C, c.p_i) * ceil_div(t.bits, c.a_planes)
             Lc = c.lanes(BUF_CODE_BANK0)
             return ((BUF_CODE_BANK0 + t.bank) << LOCAL_LANE_BITS), words * Lc
@@ -931,9 +1041,7 @@ class _Compiler:
         kind = L["kind"]
         if kind == "embed":
             t = self.tensors[L["outputs"]["codes"]]
-            C, H, W = self.input_shape
-            return [dict(op=isa.Op.EMBED, mem_addr=addr["input"], dst_bank=t.bank, nsub=1,
-                         h_in=H, w_in=W, emb_c=C, emb_d=int(L["d"]), emb_q=int(L["q"]))]
+            return [dict(self._embed_fields(L), mem_addr=addr["input"], dst_bank=t.bank)]
         if kind == "raw_input":
             t = self.tensors[L["outputs"]["codes"]]
             C, H, W = self.input_shape
@@ -943,9 +1051,8 @@ class _Compiler:
             t = self.tensors[L["outputs"]["codes"]]
             return [f for f, _ in self._loads(addr["input"], self.input_words, BUF_CODE_BANK0 + t.bank, 0, "")]
         t_in = self.tensors[L["input"]]
-        _, H, W = t_in.shape
+        H, W, k, s, p, n_cig = self._mac_geometry(L)
         in_bits = int(L["in_bits"])
-        n_cig = ceil_div(int(L["cin"]), c.p_i)
         nsub = ceil_div(in_bits, c.a_planes)
         if kind == "head":
             lg = self.tensors[L["outputs"]["logits"]]
@@ -953,7 +1060,6 @@ class _Compiler:
                          src_bank=t_in.bank, res_base=lg.res_base, h_in=H, w_in=W, h_out=H, w_out=W,
                          n_cig=n_cig, n_cog=ceil_div(int(L["classes"]), c.p_o),
                          w_base=self.w_base[L["name"]])]
-        k, s, p = int(L["k"]), int(L["stride"]), int(L["pad"])
         cout = int(L["cout"])
         Ho, Wo = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
         outs = L.get("outputs") or {}
@@ -1001,7 +1107,7 @@ class _Compiler:
             dumps=[(name, self.addr["dump"] + off, words) for name, off, words in self.dump_regions])
 
 
-def compile_model(deploy, config="default", base=0, *, dump=False, stream_weights=False):
+def compile_model(deploy, config="default", base=0, *, dump=False, stream_weights=False, im2col=True):
     """Compile a deploy model for an accelerator configuration.
 
     Parameters
@@ -1020,6 +1126,12 @@ def compile_model(deploy, config="default", base=0, *, dump=False, stream_weight
         Stream every layer's weights per image (double-buffered, overlapped with the previous
         layer's compute) even when they would all fit the weight buffer. Done anyway when they do
         not fit.
+    im2col : bool
+        Let the EMBED write the first conv's ``k x k`` windows (ARCHITECTURE 3.3, EMBED window
+        mode) when the network allows it: a one-channel image whose embedding only the next conv
+        reads, ``k <= emb_channels``, ``k*d <= p_i``, the windows within a code bank. The conv then
+        runs as a 1x1 conv with ``k`` input groups (``k*d`` of ``p_i`` lanes busy instead of ``d``).
+        False compiles every network without it.
 
     Returns
     -------
@@ -1038,7 +1150,7 @@ def compile_model(deploy, config="default", base=0, *, dump=False, stream_weight
         raise TypeError(f"config must be an AccelConfig or a name, not {type(config).__name__}")
     if not isinstance(base, int) or base < 0:
         raise ValueError(f"base must be a non-negative integer, not {base!r}")
-    comp = _Compiler(deploy, config, base, dump=dump, stream_weights=stream_weights)
+    comp = _Compiler(deploy, config, base, dump=dump, stream_weights=stream_weights, im2col=im2col)
     comp.analyse()
     comp.allocate_local()
     comp.build_params()
@@ -1052,10 +1164,12 @@ def main(argv=None):
     ap.add_argument("model", help="deploy file (.npz)")
     ap.add_argument("--config", default="default", choices=sorted(CONFIGS))
     ap.add_argument("--map", action="store_true", help="print the allocation table")
+    ap.add_argument("--no-im2col", action="store_true",
+                    help="do not let the EMBED write the first conv's windows (EMBED window mode)")
     args = ap.parse_args(argv)
     try:
         deploy = _load_deploy(args.model)
-        cm = compile_model(deploy, CONFIGS[args.config])
+        cm = compile_model(deploy, CONFIGS[args.config], im2col=not args.no_im2col)
     except CompileError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

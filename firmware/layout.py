@@ -1,4 +1,5 @@
-"""Bit layouts of the accelerator's local buffers (docs/ARCHITECTURE.md, 3.1 and 3.2), in numpy.
+"""Bit layouts of the accelerator's local buffers (docs/ARCHITECTURE.md, 3.1 and 3.2, and the windows
+of an EMBED in window mode, 3.3), in numpy.
 
 Every local buffer is seen through the DMA as an array of 32-bit lanes: buffer word ``w`` is lanes
 ``[w*L, (w+1)*L)`` with ``L = config.lanes(buffer)``, lane 0 holding bits ``[0, 32)`` of the word.
@@ -13,7 +14,8 @@ from accel.config import BUF_CODE_BANK0, BUF_RESIDUAL
 
 
 __all__ = ["bits_to_lanes", "lanes_to_bits", "signed", "encode_codes", "decode_codes",
-           "encode_ints", "decode_ints", "decode_sums", "encode_image", "ceil_div"]
+           "encode_ints", "decode_ints", "decode_sums", "encode_image", "window_codes",
+           "window_weights", "ceil_div"]
 
 
 def ceil_div(a, b):
@@ -144,3 +146,66 @@ def encode_image(image):
     if pad:
         flat = np.concatenate([flat, np.zeros(pad, np.uint8)])
     return flat.view("<u4").astype(np.uint32)
+
+
+# --- EMBED window mode (im2col of the first conv) -----------------------------------------------
+
+def window_codes(codes, k, stride, pad, h_out, w_out, p_i):
+    """The ``k x k`` windows an EMBED in window mode writes (docs/ARCHITECTURE.md 3.3), as the code
+    map ``(k*p_i, h_out, w_out)`` that the next layer reads as a 1x1 conv with ``k`` input groups.
+
+    Channel ``ky*p_i + kx*d + j`` of window ``(oy, ox)`` is ``codes[j, y, x]`` with
+    ``y = oy*stride - pad + ky``, ``x = ox*stride - pad + kx``, or 0 when ``(y, x)`` lies outside the
+    map; channels ``ky*p_i + k*d ..`` of each group are 0. Stored with :func:`encode_codes`, window row
+    ``ky`` of window ``(oy, ox)`` is code-bank word ``(oy*w_out + ox)*k + ky``.
+
+    Parameters
+    ----------
+    codes : array_like
+        The embedded map ``(d, H, W)``, or ``(k, d, H, W)``: the map seen through table channel
+        ``kx`` for window column ``kx`` (what the hardware computes; the compiler loads the same
+        table into all ``k`` channels, so the ``(d, H, W)`` form is the network's view).
+    k, stride, pad, h_out, w_out : int
+        Window geometry (the next conv's kernel, stride, padding and output size; ``h_out``,
+        ``w_out`` may exceed what covers the map, the extra windows read zeros).
+    p_i : int
+        Lanes of a code-bank word; ``k*d <= p_i``.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 ``(k*p_i, h_out, w_out)``.
+    """
+    codes = np.asarray(codes, dtype=np.int64)
+    if codes.ndim == 3:
+        codes = np.broadcast_to(codes, (k,) + codes.shape)
+    kc, d, H, W = codes.shape
+    if kc != k or k * d > p_i:
+        raise ValueError(f"window_codes: {codes.shape} maps for k={k} windows of p_i={p_i} lanes")
+    # one zero row and column after the map stand for every position outside it
+    padded = np.zeros((k, d, H + 1, W + 1), np.int64)
+    padded[:, :, :H, :W] = codes
+    ys = np.arange(h_out)[None, :] * stride - pad + np.arange(k)[:, None]        # (ky, oy)
+    xs = np.arange(w_out)[None, :] * stride - pad + np.arange(k)[:, None]        # (kx, ox)
+    ys = np.where((ys >= 0) & (ys < H), ys, H)
+    xs = np.where((xs >= 0) & (xs < W), xs, W)
+    kx = np.arange(k)
+    # (ky, kx, j, oy, ox) = padded[kx, j, ys[ky, oy], xs[kx, ox]]
+    win = padded[kx[None, :, None, None, None], np.arange(d)[None, None, :, None, None],
+                 ys[:, None, None, :, None], xs[None, :, None, None, :]]
+    out = np.zeros((k, p_i, h_out, w_out), np.int64)
+    out[:, :k * d] = win.reshape(k, k * d, h_out, w_out)
+    return out.reshape(k * p_i, h_out, w_out)
+
+
+def window_weights(wbits, p_i):
+    """Weights ``(Cout, d, k, k)`` of a conv reading an EMBED's windows, as the 1x1 conv over the
+    :func:`window_codes` map: ``(Cout, k*p_i, 1, 1)`` with input channel ``ky*p_i + kx*d + j`` =
+    ``wbits[:, j, ky, kx]`` and 0 on the channels no window lane feeds."""
+    wbits = np.asarray(wbits)
+    cout, d, k, _ = wbits.shape
+    if k * d > p_i:
+        raise ValueError(f"window_weights: k*d={k * d} exceeds p_i={p_i}")
+    out = np.zeros((cout, k, p_i), wbits.dtype)
+    out[:, :, :k * d] = wbits.transpose(0, 2, 3, 1).reshape(cout, k, k * d)     # (o, ky, kx*d + j)
+    return out.reshape(cout, k * p_i, 1, 1)

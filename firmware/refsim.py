@@ -20,12 +20,15 @@ Rules this model applies (the RTL must agree; they are stated here so that a mis
 - 5 (BAD_DESCRIPTOR), the engine's checks: EMBED: ``dst_bank >= n_code_banks``, ``emb_c`` outside
   ``1..emb_channels``, ``nsub`` outside ``1..ceil(8/a_planes)``, empty image, ``h*w*nsub`` beyond the
   bank; raw: ``emb_c > p_i``; not raw: ``emb_d == 0``, ``emb_q`` outside ``1..a_planes``,
-  ``emb_c*emb_d > p_i``, ``emb_d*emb_q > 16``. CONV: a zero ``k/stride/nsub/n_cig/n_cog`` or size,
-  ``pad >= k``, ``nsub > ceil(8/a_planes)``, ``(h_out-1)*stride + k > h_in + 2*pad`` (same for w),
-  banks out of range, ``thr_out`` with ``dst_bank == src_bank`` or ``out_bits`` outside
-  ``1..max_out_bits`` or ``n_cig_out`` not in ``((n_cog-1)*m, n_cog*m]``, ``pool`` without
-  ``thr_out`` or with ``res_out`` or an odd output, ``sum`` with ``res_out``, any extent beyond its
-  buffer (source/destination bank, weights, thresholds, residual).
+  ``emb_c*emb_d > p_i``, ``emb_d*emb_q > 16``; window mode (``k >= 1``): also ``emb_c != 1``,
+  ``raw``, ``nsub != 1``, ``k > emb_channels``, ``k*emb_d > p_i``, a zero ``stride``, ``h_out`` or
+  ``w_out``, and ``h_out*w_out*k`` beyond the bank instead of ``h*w*nsub``. CONV: a zero
+  ``k/stride/nsub/n_cig/n_cog`` or size, ``pad >= k``, ``nsub > ceil(8/a_planes)``,
+  ``(h_out-1)*stride + k > h_in + 2*pad`` (same for w), banks out of range, ``thr_out`` with
+  ``dst_bank == src_bank`` or ``out_bits`` outside ``1..max_out_bits`` or ``n_cig_out`` not in
+  ``((n_cog-1)*m, n_cog*m]``, ``pool`` without ``thr_out`` or with ``res_out`` or an odd output,
+  ``sum`` with ``res_out``, any extent beyond its buffer (source/destination bank, weights,
+  thresholds, residual).
 - Local-buffer words narrower than their lanes (e.g. 16-bit code words) keep only their low bits.
 - CONV: ``acc`` wraps to ``acc_bits`` (two's complement); ``v = acc + residual`` is exact; values
   written to the residual buffer (``res_out``, ``sum``) wrap to ``res_bits``. Wraps are recorded in
@@ -37,7 +40,11 @@ Rules this model applies (the RTL must agree; they are stated here so that a mis
   32767 thresholds).
 - EMBED: ``ceil(h*w*c/4)`` words from ``mem_addr``, bytes HWC little-endian; non-raw: channel
   ``c*d + j`` = bits ``[j*q, (j+1)*q)`` of table entry ``c*256 + pixel``; raw: channel ``c`` = the
-  pixel. Written as one code group (``C*d <= p_i``) with ``nsub`` sub-words per pixel.
+  pixel. Written as one code group (``C*d <= p_i``) with ``nsub`` sub-words per pixel. Window mode
+  (``k >= 1``): the next conv's ``k x k`` windows instead, word ``(oy*w_out + ox)*k + ky`` lane
+  ``kx*d + j`` = bits ``[j*q, (j+1)*q)`` of table entry ``kx*256 + img[y, x]``
+  (``y = oy*stride - pad + ky``, ``x = ox*stride - pad + kx``), 0 outside the image and on lanes
+  from ``k*d`` on (``layout.window_codes``); windows may reach beyond the ones covering the image.
 """
 
 from dataclasses import dataclass, field
@@ -134,16 +141,29 @@ class RunResult:
 def ideal_cycles(fields):
     """Ideal cycle estimate of one descriptor (its compute or transfer, not the 8-word fetch):
     CONV ``h_out*w_out*k*k*n_cig*n_cog*nsub`` (one word-set per cycle); LOAD/STORE ``rows*count``
-    (one word per cycle); EMBED ``max(pixels*nsub, words read)``; END 0."""
-    op = fields["op"]
+    (one word per cycle); EMBED ``max(pixels*nsub, words read)``; END 0.
+
+    An EMBED in window mode (``k >= 1``) walks the grid of positions its windows and the image
+    span, one position per cycle: rows ``-pad .. max(h_in, (h_out-1)*stride - pad + k) - 1``, the
+    same for columns (each position is looked up once and goes into every window row holding it).
+
+    ``fields`` is ``isa.unpack`` of the descriptor or any dict of its fields (missing ones are 0).
+    """
+    f = dict.fromkeys(isa.FIELD_BY_NAME, 0)
+    f.update(fields)
+    op = f["op"]
     if op == isa.Op.CONV:
-        return (fields["h_out"] * fields["w_out"] * fields["k"] ** 2 * fields["n_cig"]
-                * fields["n_cog"] * fields["nsub"])
+        return f["h_out"] * f["w_out"] * f["k"] ** 2 * f["n_cig"] * f["n_cog"] * f["nsub"]
     if op in (isa.Op.LOAD, isa.Op.STORE):
-        return fields["rows"] * fields["count"]
+        return f["rows"] * f["count"]
     if op == isa.Op.EMBED:
-        pix = fields["h_in"] * fields["w_in"]
-        return max(pix * max(fields["nsub"], 1), ceil_div(pix * fields["emb_c"], 4))
+        pix = f["h_in"] * f["w_in"]
+        walked = pix * max(f["nsub"], 1)
+        if f["k"]:
+            k, s, p = f["k"], f["stride"], f["pad"]
+            walked = ((max(f["h_in"], (f["h_out"] - 1) * s - p + k) + p)
+                      * (max(f["w_in"], (f["w_out"] - 1) * s - p + k) + p))
+        return max(walked, ceil_div(pix * f["emb_c"], 4))
     return 0
 
 
@@ -315,34 +335,47 @@ class RefSim:
     def _embed(self, f):
         c = self.config
         H, W, C, raw, nsub = f["h_in"], f["w_in"], f["emb_c"], f["raw"], f["nsub"]
-        d, q, bank = f["emb_d"], f["emb_q"], f["dst_bank"]
+        d, q, bank, k = f["emb_d"], f["emb_q"], f["dst_bank"], f["k"]
         self._bad(H < 1 or W < 1, "EMBED with an empty image")
         self._bad(not 1 <= nsub <= ceil_div(8, c.a_planes), f"EMBED nsub={nsub} outside 1..ceil(8/a_planes)")
         self._bad(bank >= c.n_code_banks, f"dst_bank {bank} >= n_code_banks")
         self._bad(not 1 <= C <= c.emb_channels, f"emb_c={C} outside 1..emb_channels")
         if raw:
             self._bad(C > c.p_i, f"raw EMBED emb_c={C} > p_i")
-            out_c = C
         else:
             self._bad(d < 1 or not 1 <= q <= c.a_planes, f"emb_d={d}/emb_q={q} out of range")
             self._bad(d * q > EMB_ENTRY_BITS, f"emb_d*emb_q={d * q} > {EMB_ENTRY_BITS}")
             self._bad(C * d > c.p_i, f"emb_c*emb_d={C * d} > p_i")
-            out_c = C * d
-        self._bad(H * W * nsub > c.bank_depth, "EMBED output beyond the code bank")
+        if k:
+            Ho, Wo = f["h_out"], f["w_out"]
+            self._bad(C != 1 or raw or nsub != 1,
+                      f"window EMBED needs emb_c=1, raw=0, nsub=1 (emb_c={C} raw={raw} nsub={nsub})")
+            self._bad(k > c.emb_channels, f"window EMBED k={k} > emb_channels")
+            self._bad(k * d > c.p_i, f"window EMBED k*emb_d={k * d} > p_i")
+            self._bad(min(f["stride"], Ho, Wo) < 1, "window EMBED with a zero stride/h_out/w_out")
+            self._bad(Ho * Wo * k > c.bank_depth, "EMBED windows beyond the code bank")
+        else:
+            self._bad(H * W * nsub > c.bank_depth, "EMBED output beyond the code bank")
         n_words = ceil_div(H * W * C, 4)
         self._check_mem(f["mem_addr"], n_words, "EMBED")
         data = self.mem[f["mem_addr"]:f["mem_addr"] + n_words].astype("<u4")
         pixels = data.view(np.uint8)[:H * W * C].reshape(H, W, C).transpose(2, 0, 1).astype(np.int64)
         if raw:
-            codes = pixels
+            full = np.zeros((c.p_i, H, W), np.int64)
+            full[:C] = pixels
         else:
+            # image channel c looks up table channel c; in window mode (one channel) window column
+            # kx looks up table channel kx
+            tables = np.arange(k or C)[:, None, None]
             table = self.local[BUF_EMBED] & 0xFFFF                      # one lane per 16-bit entry
-            entries = table[np.arange(C)[:, None, None] * 256 + pixels].astype(np.int64)   # (C,H,W)
+            entries = table[tables * 256 + pixels].astype(np.int64)     # (C or k, H, W)
             j = np.arange(d, dtype=np.int64)
-            codes = (entries[:, None] >> (j[None, :, None, None] * q)) & ((1 << q) - 1)  # (C,d,H,W)
-            codes = codes.reshape(C * d, H, W)
-        full = np.zeros((c.p_i, H, W), np.int64)
-        full[:out_c] = codes
+            codes = (entries[:, None] >> (j[None, :, None, None] * q)) & ((1 << q) - 1)  # (., d, H, W)
+            if k:
+                full = layout.window_codes(codes, k, f["stride"], f["pad"], Ho, Wo, c.p_i)  # k groups
+            else:
+                full = np.zeros((c.p_i, H, W), np.int64)
+                full[:C * d] = codes.reshape(C * d, H, W)
         lanes = layout.encode_codes(full, nsub * c.a_planes, c)
         self.bank(bank)[:lanes.size] = lanes & np.resize(self._lane_mask[BUF_CODE_BANK0 + bank],
                                                           lanes.size)
@@ -470,7 +503,10 @@ def feature_maps(compiled, result):
     -------
     dict of str to numpy.ndarray
         Tensor name to ``(C, H, W)`` int64 (logits: ``(classes,)``). Code maps include their padding
-        channels as ``name + "#padding"`` (``(n_cig*p_i - C, H, W)``), which must be 0.
+        channels as ``name + "#padding"`` (``(n_cig*p_i - C, H, W)``), which must be 0. A map an
+        EMBED wrote in window mode (``TensorInfo.window``) is its window map
+        ``(k*p_i, h_out, w_out)`` (``CompiledModel.as_stored`` of the golden map), padding lanes
+        included (no ``#padding`` channels).
     """
     c = compiled.config
     by_addr = {e.addr: e for e in result.trace}
@@ -482,6 +518,7 @@ def feature_maps(compiled, result):
             continue
         C, H, W = t.shape
         if t.kind == "codes":
+            C, H, W = t.bank_shape(c.p_i)
             full = layout.decode_codes(entry.banks[t.bank], C, H, W, t.bits, c)
             out[t.name] = full[:C]
             out[t.name + "#padding"] = full[C:]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from accel import isa
-from accel.config import CONFIGS, TINY, SMALL, DEFAULT, BUF_RESIDUAL
+from accel.config import CONFIGS, TINY, SMALL, DEFAULT, BUF_RESIDUAL, BUF_CODE_BANK0
 from model import golden
 from model.deploy import random_deploy, validate, pack_bits, FORMAT, VERSION
 from firmware.compiler import compile_model, CompileError
@@ -96,10 +96,11 @@ def resnet_like(C=1, H=8, W=8, width=16, classes=4, first="embed", q=2, d=4, see
     ], C=C, H=H, W=W, classes=classes, first=first, q=q, d=d, seed=seed)
 
 
-def check_against_golden(deploy, config, n_images=2, seed=0):
+def check_against_golden(deploy, config, n_images=2, seed=0, im2col=True):
     """Compile, run every image on the reference simulator (first with the load program, then the
-    image program only) and compare logits and every feature map with model.golden."""
-    cm = compile_model(deploy, config)
+    image program only) and compare logits and every feature map with model.golden (a map the EMBED
+    writes in window mode: all its windows, against the golden map's)."""
+    cm = compile_model(deploy, config, im2col=im2col)
     rng = np.random.default_rng(seed)
     imgs = rng.integers(0, 256, size=(n_images,) + tuple(deploy.input_shape), dtype=np.uint8)
     g = golden.run(deploy, imgs)
@@ -109,7 +110,7 @@ def check_against_golden(deploy, config, n_images=2, seed=0):
         assert res.error == 0 and not res.overflows, (res.error_name, res.overflows)
         fm = feature_maps(cm, res)
         for name in cm.tensors:
-            want = np.asarray(g.tensors[name][n]).reshape(fm[name].shape)
+            want = cm.as_stored(name, g.tensors[name][n]).reshape(fm[name].shape)
             np.testing.assert_array_equal(fm[name], want, err_msg=f"tensor {name}, image {n}")
             pad = fm.get(name + "#padding")
             assert pad is None or not pad.any(), f"padding channels of {name} are not 0"
@@ -433,6 +434,146 @@ def test_not_enough_code_banks():
     assert msg.startswith("layer c2: no free code bank for 'a2'") or msg.startswith("layer c3: no free code bank")
 
 
+# --- EMBED window mode (im2col of the first conv) -----------------------------------------------
+
+def _window(cm):
+    """The window geometry of the compiled model's EMBED, or None (plain EMBED)."""
+    ws = [t.window for t in cm.tensors.values() if t.window]
+    assert len(ws) <= 1
+    return ws[0] if ws else None
+
+
+def _stem(k=3, stride=2, pad=1, **kw):
+    return build([dict(name="c1", input="e0", cout=20, k=k, stride=stride, pad=pad, acc="x1", codes="a1"),
+                  dict(name="c2", input="a1", cout=20, residual="x1", codes="a2"),
+                  dict(name="head", kind="head", input="a2")], **kw)
+
+
+def test_window_mode_descriptors_and_plans():
+    m = _stem(C=1, H=9, W=8, d=4, q=2)
+    cm = check_against_golden(m, SMALL, n_images=2)
+    off = check_against_golden(m, SMALL, n_images=2, im2col=False)
+    assert _window(cm) == dict(k=3, stride=2, pad=1, h_out=5, w_out=4) and _window(off) is None
+    plans = {p.name: p for p in cm.layers}
+    emb, c1 = plans["embed"].desc, plans["c1"].desc
+    assert (emb["k"], emb["stride"], emb["pad"], emb["h_out"], emb["w_out"]) == (3, 2, 1, 5, 4)
+    assert (emb["h_in"], emb["w_in"], emb["emb_c"], emb["emb_d"], emb["nsub"]) == (9, 8, 1, 4, 1)
+    assert {f: c1[f] for f in ("k", "stride", "pad", "h_in", "w_in", "h_out", "w_out", "n_cig", "nsub")} == \
+        dict(k=1, stride=1, pad=0, h_in=5, w_in=4, h_out=5, w_out=4, n_cig=3, nsub=1)
+    offp = {p.name: p for p in off.layers}
+    assert plans["c1"].macs == offp["c1"].macs == 5 * 4 * 9 * 4 * 20
+    assert plans["c1"].ideal_cycles == 5 * 4 * 3 * 2 and offp["c1"].ideal_cycles == 5 * 4 * 9 * 2
+    # the windows span rows -1..9 and columns -1..7
+    assert plans["embed"].ideal_cycles == 11 * 9 and offp["embed"].ideal_cycles == 9 * 8
+    assert plans["c2"].desc == {**offp["c2"].desc, "w_base": plans["c2"].desc["w_base"]}
+    # buffers: the windows' words in the bank, 3 copies of the table, 1x1 weights with 3 groups
+    alloc = {(a.name, a.region): a.size for a in cm.allocations}
+    assert alloc[("e0", f"bank{cm.tensors['e0'].bank}")] == 5 * 4 * 3
+    assert alloc[("embed.table", "embed")] == 3 * 256
+    assert alloc[("c1.weight", "weights")] == 2 * 3                     # n_cog * n_cig words
+    tab = cm.memory[[a for a in cm.allocations if a.name == "embed.table" and a.region == "memory"][0].addr
+                    - cm.window_base:][:768].reshape(3, 256)
+    assert (tab == tab[0]).all() and tab.any()
+    assert "4x9x8/2b as 3x3 windows" in cm.layer_table()
+
+
+def test_window_mode_only_when_the_network_allows_it():
+    """Every condition of the window mode; when one fails (or im2col=False) the program and memory
+    image are those of the plain mode."""
+    def check(m, config, used):
+        cm = compile_model(m, config)
+        plain = compile_model(m, config, im2col=False)
+        assert (_window(cm) is not None) == used
+        if not used:
+            np.testing.assert_array_equal(cm.memory, plain.memory)
+        return cm
+
+    check(_stem(C=1, d=4), SMALL, True)                                  # k*d = 12 of 16 lanes
+    check(_stem(C=1, d=4, k=1, pad=0), SMALL, True)                      # 1x1 stride 2: every other pixel
+    check(_stem(C=2, d=4), SMALL, False)                                 # two image channels
+    check(_stem(C=1, d=5, q=1), SMALL, True)                             # k*d = 15 of 16 lanes
+    check(_stem(C=1, d=6, q=1), SMALL, False)                            # k*d = 18 > p_i = 16
+    check(_stem(C=1, d=4), SMALL.replace(emb_channels=2), False)         # k > emb_channels
+    check(_stem(C=1, d=4, k=3, stride=1, H=8, W=8), SMALL.replace(bank_depth=128), False)  # 192 words
+    # the embedding read by two layers, or by a head
+    two = build([dict(name="c1", input="e0", cout=8, codes="a1"),
+                 dict(name="c2", input="e0", cout=8, k=1, pad=0, acc="x2"),
+                 dict(name="c3", input="a1", cout=8, residual="x2", codes="a3"),
+                 dict(name="head", kind="head", input="a3")], C=1, d=4)
+    check(two, SMALL, False)
+    check(build([dict(name="head", kind="head", input="e0")], C=1, d=4), SMALL, False)
+    check(_stem(C=1, d=2), TINY, True)                                   # 6 of 8 lanes
+
+
+def test_window_mode_random_geometries_match_golden():
+    """First convs of random kernel, stride, padding and size on every configuration: window mode
+    whenever it fits, logits and every feature map equal to the golden model's."""
+    rng = np.random.default_rng(7)
+    used = 0
+    for n in range(30):
+        cfg = CONFIGS[["tiny", "small", "default"][n % 3]]
+        k = int(rng.integers(1, 4))
+        stride, pad = int(rng.integers(1, 4)), int(rng.integers(0, k))
+        q = int(rng.integers(1, 3))
+        d = int(rng.integers(1, min(cfg.p_i, 8) + 1))
+        H, W = (int(x) for x in rng.integers(max(k, 3), 11, 2))
+        m = build([dict(name="c1", input="e0", cout=int(rng.choice([8, 20, 40])), k=k, stride=stride,
+                        pad=pad, codes="a1", q=int(rng.integers(1, 3))),
+                   dict(name="head", kind="head", input="a1")], C=1, H=H, W=W, d=d, q=q, seed=n)
+        try:
+            cm = check_against_golden(m, cfg, n_images=2, seed=n)
+        except CompileError as e:
+            assert str(e).startswith("layer "), e
+            continue
+        fits = k <= cfg.emb_channels and k * d <= cfg.p_i
+        assert (_window(cm) is not None) == fits, (n, k, d)
+        used += fits
+    assert used >= 15
+
+
+@pytest.mark.parametrize("im2col", [True, False])
+def test_shipped_model_dumps_match_golden(im2col):
+    """Compiled with dumps, every feature map the program STOREs equals the golden one; with window
+    mode the embedding's dump is its windows, compared with the golden map's windows."""
+    from model.deploy import load
+    from model.data import load_fixture
+    m = load(SHIPPED)
+    big = DEFAULT.replace(mem_words=1 << 16)        # the dumps of every map need 21k words
+    dumped = compile_model(m, big, dump=True, im2col=im2col)
+    assert (_window(dumped) is not None) == im2col
+    few = load_fixture()[0][:2]
+    gt = golden.run(m, few)
+    for n, img in enumerate(few):
+        logits, _, sim = run_compiled(dumped, img[None])
+        np.testing.assert_array_equal(logits[0], gt.logits_int[n])
+        assert {d[0] for d in dumped.dumps} == set(gt.tensors) - {"image", "logits"}
+        for name, addr, words in dumped.dumps:
+            got = dumped.decode_dump(name, sim.read(addr, words))
+            np.testing.assert_array_equal(got, dumped.as_stored(name, gt.tensors[name][n]), err_msg=name)
+    name, addr, words = next(x for x in dumped.dumps if x[0] == m.layers[0]["outputs"]["codes"])
+    shape = (3 * big.p_i, 14, 14) if im2col else (8, 28, 28)
+    assert words == shape[1] * shape[2] * (3 if im2col else 1) * big.lanes(BUF_CODE_BANK0)
+    assert dumped.decode_dump(name, sim.read(addr, words)).shape == shape
+
+
+@pytest.mark.parametrize("cfg", ["small25", "default85"])
+def test_shipped_model_fits_the_board_configurations(cfg):
+    """The shipped model's weights, thresholds and table still fit the 25F and 85F configurations."""
+    from model.deploy import load
+    from platforms.configs import CONFIGS as BOARD_CONFIGS
+    config = BOARD_CONFIGS[cfg]
+    m = load(SHIPPED)
+    cm = check_against_golden(m, config, n_images=1)
+    assert cm.window_limit - cm.window_base <= config.mem_words
+    sizes = {a.region: 0 for a in cm.allocations}
+    for a in cm.allocations:
+        sizes[a.region] = max(sizes[a.region], a.addr + a.size)
+    assert sizes["weights"] <= config.wbuf_depth and sizes["thresholds"] <= config.thr_depth
+    assert sizes["embed"] <= config.emb_channels * 256
+    # the 32-lane array of the 85F takes the windows (3 x 8 of 32 lanes); SMALL's 16 lanes do not
+    assert (_window(cm) is not None) == (config.p_i >= 24)
+
+
 # --- command line -------------------------------------------------------------------------------
 
 def _cli(*args):
@@ -468,25 +609,37 @@ def test_cli_errors_are_one_line(tmp_path):
 
 # --- the shipped model --------------------------------------------------------------------------
 
-def test_shipped_model_matches_golden_on_default():
-    """model/shipped/default.npz on DEFAULT: Fashion-MNIST fixture images; every feature map of the
-    first three and the logits of the first 32 bit for bit."""
+@pytest.mark.parametrize("im2col", [True, False])
+def test_shipped_model_matches_golden_on_default(im2col):
+    """model/shipped/default.npz on DEFAULT, with and without EMBED window mode: the logits of the
+    256 Fashion-MNIST fixture images and every feature map of the first three bit for bit; with
+    window mode stem1 runs as a 1x1 conv with 3 input groups over the EMBED's windows."""
     from model.deploy import load
     from model.data import load_fixture
     m = load(SHIPPED)
-    images = load_fixture()[0][:32]
-    cm = compile_model(m, DEFAULT)
+    images = load_fixture()[0]
+    cm = compile_model(m, DEFAULT, im2col=im2col)
     assert cm.window_limit - cm.window_base <= DEFAULT.mem_words
-    g = golden.run(m, images)
-    logits, _, sim = run_compiled(cm, images)
+    g = golden.run(m, images, keep_tensors=False)
+    logits, results, _ = run_compiled(cm, images)
     np.testing.assert_array_equal(logits, g.logits_int)
+    assert all(r.error == 0 and not r.overflows for r in results)
+    g = golden.run(m, images[:3])
     _, results, _ = run_compiled(cm, images[:3], trace=True)
     for n, res in enumerate(results):
-        assert res.error == 0 and not res.overflows
         fm = feature_maps(cm, res)
         for name in cm.tensors:
-            np.testing.assert_array_equal(fm[name], np.asarray(g.tensors[name][n]).reshape(fm[name].shape),
-                                          err_msg=name)
+            want = cm.as_stored(name, g.tensors[name][n]).reshape(fm[name].shape)
+            np.testing.assert_array_equal(fm[name], want, err_msg=name)
+    emb, stem = cm.layers[0].desc, next(p for p in cm.layers if p.name == "stem1")
+    if im2col:
+        assert (emb["k"], emb["stride"], emb["pad"], emb["h_out"], emb["w_out"]) == (3, 2, 1, 14, 14)
+        assert {f: stem.desc[f] for f in ("k", "stride", "pad", "h_in", "w_in", "n_cig")} == \
+            dict(k=1, stride=1, pad=0, h_in=14, w_in=14, n_cig=3)
+        assert stem.ideal_cycles == 14 * 14 * 3 and cm.layers[0].ideal_cycles == 29 * 29
+    else:
+        assert "k" not in emb and (stem.desc["k"], stem.desc["n_cig"]) == (3, 1)
+        assert stem.ideal_cycles == 14 * 14 * 9 and cm.layers[0].ideal_cycles == 28 * 28
 
 
 @pytest.mark.parametrize("cfg", ["small", "tiny"])

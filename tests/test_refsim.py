@@ -268,6 +268,160 @@ def test_embed_table_and_raw():
     assert not got[C:].any()
 
 
+# --- EMBED window mode -------------------------------------------------------------------------
+
+def scalar_window_word(img, entries, f, cfg, word):
+    """Bit value of code-bank word ``word`` after a window EMBED, built directly from ARCHITECTURE
+    3.3: word ``(oy*w_out + ox)*k + ky``, lane ``kx*d + j`` = bits ``[j*q, (j+1)*q)`` of table
+    channel ``kx``'s entry for ``img[y, x]`` (``entries[kx][pixel]``), 0 outside the image."""
+    k, s, p, Wo, d, q = f["k"], f["stride"], f["pad"], f["w_out"], f["emb_d"], f["emb_q"]
+    H, W = img.shape
+    pix, ky = divmod(word, k)
+    oy, ox = divmod(pix, Wo)
+    value = 0
+    for kx in range(k):
+        y, x = oy * s - p + ky, ox * s - p + kx
+        if not (0 <= y < H and 0 <= x < W):
+            continue
+        e = int(entries[kx][img[y, x]])
+        for j in range(d):
+            code = (e >> (j * q)) & ((1 << q) - 1)
+            for b in range(cfg.a_planes):
+                value |= ((code >> b) & 1) << (b * cfg.p_i + kx * d + j)
+    return value
+
+
+def table_entries(table, q):
+    """(C, 256, d) codes -> (C, 256) 16-bit entries (code j at bits [j*q, (j+1)*q))."""
+    d = table.shape[-1]
+    return (np.asarray(table, np.int64) << (np.arange(d) * q)).sum(-1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(["tiny", "small", "default"]), st.integers(1, 3), st.integers(1, 3),
+       st.integers(0, 2), st.integers(1, 9), st.integers(1, 9), st.integers(0, 2), st.integers(0, 2),
+       st.integers(0, 2**32 - 1), st.data())
+def test_window_embed_writes_the_windows(cfg_name, k, stride, pad, H, W, more_h, more_w, seed, data):
+    """A window EMBED against layout.window_codes of the golden embedding (the same table in
+    channels 0..k-1) and, with a different table per channel, against a scalar transcription of
+    ARCHITECTURE 3.3 word by word; windows reaching past the image (``more_h``, ``more_w``) read 0."""
+    cfg = CONFIGS[cfg_name]
+    k = min(k, cfg.emb_channels)
+    pad = min(pad, k - 1)
+    q = data.draw(st.integers(1, cfg.a_planes), label="q")
+    d = data.draw(st.integers(1, min(cfg.p_i // k, 16 // q, 15)), label="d")
+    Ho = max(1, (H + 2 * pad - k) // stride + 1) + more_h
+    Wo = max(1, (W + 2 * pad - k) // stride + 1) + more_w
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 256, (1, H, W), dtype=np.uint8)
+    tables = rng.integers(0, 1 << q, (k, 256, d))
+    f = dict(op=isa.Op.EMBED, mem_addr=1000, dst_bank=1, nsub=1, h_in=H, w_in=W, emb_c=1, emb_d=d,
+             emb_q=q, k=k, stride=stride, pad=pad, h_out=Ho, w_out=Wo)
+    for same in (True, False):
+        tab = np.repeat(tables[:1], k, axis=0) if same else tables
+        entries = table_entries(tab, q)
+        sim = RefSim(cfg)
+        sim.bank(1)[:] = 0xFFFFFFFF          # every lane of the windows is written, 0s included
+        sim.write(1000, layout.encode_image(img))
+        sim.write(2000, entries.reshape(-1).astype(np.uint32))
+        program(sim, 0, [desc(op=isa.Op.LOAD, mem_addr=2000, local_addr=local(BUF_EMBED), count=entries.size,
+                              rows=1),
+                         desc(**f), desc(op=isa.Op.END)])
+        r = sim.run(0, 0, 4096)
+        assert r.error == 0, r.message
+        assert r.trace[1].cycles == ideal_cycles(f) >= H * W
+        n = Ho * Wo * k
+        L = cfg.lanes(BUF_CODE_BANK0)
+        mask = (1 << cfg.code_word_bits) - 1
+        if same:
+            want = layout.window_codes(golden.embed(img[None], tab[:1].astype(np.uint8))[0], k, stride, pad,
+                                       Ho, Wo, cfg.p_i)
+            np.testing.assert_array_equal(layout.decode_codes(sim.bank(1), k * cfg.p_i, Ho, Wo, q, cfg), want)
+        for w in range(n):
+            assert lanes_value(sim.bank(1), w, L) & mask == scalar_window_word(img[0], entries, f, cfg, w), w
+        assert (sim.bank(1)[n * L:] == 0xFFFFFFFF).all()          # nothing beyond the windows
+
+
+def test_window_codes_and_weights_against_scalar_formulas():
+    rng = np.random.default_rng(3)
+    d, H, W, k, s, p, Ho, Wo, p_i = 3, 5, 6, 3, 2, 1, 4, 3, 16
+    codes = rng.integers(0, 4, (d, H, W))
+    got = layout.window_codes(codes, k, s, p, Ho, Wo, p_i)
+    assert got.shape == (k * p_i, Ho, Wo)
+    for ky in range(k):
+        for lane in range(p_i):
+            for oy in range(Ho):
+                for ox in range(Wo):
+                    kx, j = divmod(lane, d)
+                    y, x = oy * s - p + ky, ox * s - p + kx
+                    inside = lane < k * d and 0 <= y < H and 0 <= x < W
+                    assert got[ky * p_i + lane, oy, ox] == (codes[j, y, x] if inside else 0)
+    wbits = rng.integers(0, 2, (5, d, k, k))
+    ww = layout.window_weights(wbits, p_i)
+    assert ww.shape == (5, k * p_i, 1, 1)
+    for ky in range(k):
+        for lane in range(p_i):
+            kx, j = divmod(lane, d)
+            want = wbits[:, j, ky, kx] if lane < k * d else 0
+            np.testing.assert_array_equal(ww[:, ky * p_i + lane, 0, 0], want)
+    # the 1x1 conv over the windows is the conv (padding channels: weight bit 0 = -1, code 0); the
+    # 4th window row lies below the image (the conv has 3 output rows) and reads zeros only
+    acc = np.einsum("oc,chw->ohw", ww[:, :, 0, 0].astype(np.int64) * 2 - 1, got)
+    np.testing.assert_array_equal(acc[:, :3], golden.conv_int(codes[None], wbits, s, p, 2)[0])
+    assert not acc[:, 3].any()
+    with pytest.raises(ValueError):
+        layout.window_codes(codes, 3, 1, 0, 2, 2, 8)            # 3*3 lanes > 8
+
+
+def wdesc(**over):
+    """A valid window EMBED on SMALL (p_i 16, 4 table channels, 2048-word banks), with changes."""
+    f = dict(op=isa.Op.EMBED, mem_addr=0, dst_bank=0, nsub=1, h_in=2, w_in=2, emb_c=1, emb_d=4,
+             emb_q=2, k=3, stride=1, pad=1, h_out=2, w_out=2)
+    f.update(over)
+    return desc(**f)
+
+
+@pytest.mark.parametrize("d, code", [
+    (wdesc(), ErrorCode.OK),
+    (wdesc(emb_c=2), ErrorCode.BAD_DESCRIPTOR),
+    (wdesc(raw=1), ErrorCode.BAD_DESCRIPTOR),
+    (wdesc(nsub=2), ErrorCode.BAD_DESCRIPTOR),
+    (wdesc(k=5, emb_d=3), ErrorCode.BAD_DESCRIPTOR),                 # k > emb_channels (4)
+    (wdesc(k=4, emb_d=4), ErrorCode.OK),
+    (wdesc(emb_d=6), ErrorCode.BAD_DESCRIPTOR),                      # k*d = 18 > p_i
+    (wdesc(stride=0), ErrorCode.BAD_DESCRIPTOR),
+    (wdesc(h_out=0), ErrorCode.BAD_DESCRIPTOR),
+    (wdesc(w_out=0), ErrorCode.BAD_DESCRIPTOR),
+    (wdesc(h_out=32, w_out=21), ErrorCode.OK),                       # 2016 words, windows mostly empty
+    (wdesc(h_out=32, w_out=22), ErrorCode.BAD_DESCRIPTOR),           # 2112 words > bank_depth
+    (wdesc(h_in=50, w_in=50, k=1, pad=0, stride=2, h_out=25, w_out=25, mem_addr=1000),
+     ErrorCode.OK),                                                  # the map would not fit, the windows do
+    # the plain-mode checks still apply
+    (wdesc(dst_bank=3), ErrorCode.BAD_DESCRIPTOR),
+    (wdesc(emb_d=0), ErrorCode.BAD_DESCRIPTOR),
+    (wdesc(emb_q=0), ErrorCode.BAD_DESCRIPTOR),
+    (wdesc(emb_q=3), ErrorCode.BAD_DESCRIPTOR),                      # > a_planes
+    (wdesc(k=1, emb_d=9, emb_q=2), ErrorCode.BAD_DESCRIPTOR),        # d*q = 18 > 16
+    (wdesc(h_in=0), ErrorCode.BAD_DESCRIPTOR),
+    (wdesc(mem_addr=4094, h_in=4, w_in=4), ErrorCode.WINDOW),        # 4 image words from 4094
+])
+def test_window_embed_checks(d, code):
+    r = run_one(d, (0, 4096))
+    assert r.error == code, (r.error_name, r.message)
+    if code:
+        assert r.index == 0 and r.executed == 1
+
+
+def test_window_embed_cycles():
+    """The window EMBED walks the positions its windows and the image span."""
+    f = dict(op=isa.Op.EMBED, nsub=1, h_in=28, w_in=28, emb_c=1, emb_d=8, emb_q=2, k=3, stride=2,
+             pad=1, h_out=14, w_out=14)
+    assert ideal_cycles(f) == 29 * 29                                # rows and columns -1..27
+    assert ideal_cycles(dict(f, k=0)) == 28 * 28
+    # 5x6 image, 3x3 windows stride 1 pad 1, 7 x 4 of them: rows -1..7, columns -1..5
+    assert ideal_cycles(dict(f, h_in=5, w_in=6, stride=1, h_out=7, w_out=4)) == 9 * 7
+
+
 def put_weights(sim, cfg, wbits, w_base):
     """Weight buffer words per ARCHITECTURE 3.1, built by a scalar loop."""
     cout, cin, k, _ = wbits.shape
@@ -370,10 +524,12 @@ def test_corrupted_image_is_caught_by_the_comparison():
 
 # --- the RTL layer engine against this model ---------------------------------------------------
 
-def test_layer_engine_rtl_matches_refsim_on_a_compiled_program():
+@pytest.mark.parametrize("d", [3, 2])
+def test_layer_engine_rtl_matches_refsim_on_a_compiled_program(d):
     """Every EMBED/CONV of a compiled TINY program, run on accel.engine.LayerEngine (Amaranth
     simulator) from the buffer state the reference simulator had before it: the code banks and the
-    residual buffer afterwards equal the reference simulator's, lane for lane."""
+    residual buffer afterwards equal the reference simulator's, lane for lane. With ``d=2`` the
+    EMBED writes c1's 3x3 windows (4x4x3 words), ``d=3`` needs 9 of 8 lanes and stays plain."""
     from amaranth.sim import Simulator
     from accel.engine import LayerEngine
     from test_compiler import build
@@ -381,8 +537,9 @@ def test_layer_engine_rtl_matches_refsim_on_a_compiled_program():
     cfg = TINY
     m = build([dict(name="c1", input="e0", cout=20, stride=2, acc="x1", codes="a1"),
                dict(name="c2", input="a1", cout=20, residual="x1", codes="a2", pool="max2", q=1),
-               dict(name="head", kind="head", input="a2")], C=1, H=7, W=7, d=3, q=2, seed=4)
+               dict(name="head", kind="head", input="a2")], C=1, H=7, W=7, d=d, q=2, seed=4)
     cm = compile_model(m, cfg)
+    assert (cm.tensors["e0"].window is not None) == (d == 2)
     img = np.random.default_rng(1).integers(0, 256, tuple(m.input_shape), dtype=np.uint8)
     ref = RefSim(cfg)
     ref.load_image(cm)
