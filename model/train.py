@@ -35,21 +35,21 @@ from .nets import VARIANTS, ERNet
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m model.train", description=__doc__.split("\n")[0])
     p.add_argument("--variant", default="pixel_embedding", choices=VARIANTS)
-    p.add_argument("--d", type=int, default=4, help="embedding dimension (pixel_embedding)")
+    p.add_argument("--d", type=int, default=8, help="embedding dimension (pixel_embedding)")
     p.add_argument("--q-bits", type=int, default=2,
                    help="embedding code bits (pixel_embedding) / input bits (naive)")
     p.add_argument("--init", default="thermometer", choices=("thermometer", "linear", "random"))
     p.add_argument("--width", type=int, default=32, help="stem channels")
-    p.add_argument("--blocks", default="32:1,64:2,64:1",
-                   help="ERN blocks as cout:stride,... (default 32:1,64:2,64:1)")
-    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--blocks", default="32:1,32:1,64:2,64:1",
+                   help="ERN blocks as cout:stride,... (default 32:1,32:1,64:2,64:1)")
+    p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--embed-lr-mult", type=float, default=10.0,
                    help="learning-rate multiplier of the embedding table (its entries must move "
                         "by ~0.5 step to change a code)")
-    p.add_argument("--augment", default="flip-crop", choices=("flip-crop", "flip", "none"))
+    p.add_argument("--augment", default="flip", choices=("flip-crop", "flip", "none"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     p.add_argument("--data-dir", default=None,
