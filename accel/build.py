@@ -285,6 +285,7 @@ def build(board, *, build_dir="build", verilog_only=False, system_tools=False, t
     the SoC is known not to fit the board (``board.soc_fits``) and ``force`` is not set.
     """
     placer = board.placer if placer is None else placer
+    seed = board.seed if seed is None else seed
     if placer not in PLACERS:
         raise BuildError(f"unknown placer {placer!r}; choose one of {', '.join(PLACERS)}")
     if top == "soc" and not board.soc_fits and not force and not verilog_only:
@@ -466,7 +467,8 @@ def main(argv=None):
     parser.add_argument("--baud", type=int, default=None, help="UART rate (default: the board's)")
     parser.add_argument("--top", choices=["soc", "bridge"], default="soc",
                         help="soc (default) or bridge (UART bridge + SRAM only)")
-    parser.add_argument("--seed", type=int, default=None, help="nextpnr placement seed")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="nextpnr placement seed (default: the board's)")
     parser.add_argument("--placer", default=None,
                         help=f"nextpnr placer: {', '.join(PLACERS)} (default: the board's)")
     parser.add_argument("--build-dir", default="build", help="output root (default build/)")
