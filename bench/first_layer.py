@@ -192,12 +192,19 @@ def _golden_codes(compiled, img):
 EMBED_D, EMBED_Q = 8, 2
 
 
+def _window_k(config):
+    """The window-mode ``k`` the compiler gives stem1's EMBED on ``config`` (3, or 0 when its
+    3 x EMBED_D codes do not fit ``p_i`` lanes or its 3 taps the table channels)."""
+    return 3 if 3 * EMBED_D <= config.p_i and config.emb_channels >= 3 else 0
+
+
 def _pinned_unit(config, mode):
     """The embedding unit inside a wrapper that ties its mode inputs to constants, so that Yosys
     removes what that mode does not use. ``mode``: ``"shipped"`` (runtime mode, all channels: the
     unit as built), ``"raw"`` (1-channel 8-bit pixels, nsub = 8 / a_planes: the uint8_bitserial
-    input path), ``"embed"`` (1 channel, d = EMBED_D, q = EMBED_Q, nsub=1: the default network's
-    path)."""
+    input path), ``"embed"`` (1 channel, d = EMBED_D, q = EMBED_Q, nsub=1, and the EMBED window
+    mode of stem1's 3x3 stride-2 windows where the configuration has it (``_window_k``): the
+    default network's path)."""
     from amaranth.hdl import Elaboratable, Module, Signal
     from accel.embedding import EmbeddingUnit
     from amaranth.lib import wiring
@@ -209,14 +216,16 @@ def _pinned_unit(config, mode):
         def elaborate(self, platform):
             m = Module()
             m.submodules.unit = unit
-            const = dict(raw=1, emb_c=1, emb_d=1, emb_q=8, nsub=-(-8 // config.a_planes)) \
-                if mode == "raw" else dict(raw=0, emb_c=1, emb_d=EMBED_D, emb_q=EMBED_Q, nsub=1)
+            const = dict(raw=1, emb_c=1, emb_d=1, emb_q=8, nsub=-(-8 // config.a_planes),
+                         win_k=0, stride=0, pad=0) \
+                if mode == "raw" else dict(raw=0, emb_c=1, emb_d=EMBED_D, emb_q=EMBED_Q, nsub=1,
+                                           win_k=_window_k(config), stride=2, pad=1)
             for k, v in const.items():
                 m.d.comb += getattr(unit, k).eq(v)
             return m
     top = Pinned()
     # every other port of the unit becomes a port of the wrapper
-    skip = {"raw", "emb_c", "emb_d", "emb_q", "nsub"}
+    skip = {"raw", "emb_c", "emb_d", "emb_q", "nsub", "win_k", "stride", "pad"}
     ports = []
     for name, member in unit.signature.members.items():
         if name in skip:
@@ -244,7 +253,8 @@ def synth_input_paths(config, *, log=log, force=False):
     from bench.synth_units import yosys_exe, parse_stat
     from amaranth.back import rtlil
     src = (ROOT / "accel" / "embedding.py").read_text()
-    key = hashlib.sha256((src + repr(config) + f"d{EMBED_D}q{EMBED_Q}").encode()).hexdigest()[:16]
+    key = hashlib.sha256((src + repr(config) + f"d{EMBED_D}q{EMBED_Q}w{_window_k(config)}")
+                         .encode()).hexdigest()[:16]
     cache = {}
     if SYNTH_CACHE.is_file():
         try:
@@ -418,7 +428,9 @@ def section_lines(rows, syn, *, config, fmax, argv, png_name, n_images):
             f"- input path cost: Yosys `synth_ecp5` (logic only) of `accel/embedding.py` at this "
             f"configuration with its mode inputs tied to constants: raw 8-bit only (the uint8_bitserial "
             f"path) {r_['LUT4_eq']:,} LUT4-eq and {r_['DP16KD']} EBR; embedding only (1 channel, "
-            f"d={EMBED_D}, q={EMBED_Q}) {e['LUT4_eq']:,} LUT4-eq and {e['DP16KD']} EBR; the unit as "
+            f"d={EMBED_D}, q={EMBED_Q}"
+            + (f", window mode k={_window_k(config)} stride 2 pad 1" if _window_k(config) else "")
+            + f") {e['LUT4_eq']:,} LUT4-eq and {e['DP16KD']} EBR; the unit as "
             f"built (both modes, {config.emb_channels} channels, any d/q) {s['LUT4_eq']:,} LUT4-eq and "
             f"{s['DP16KD']} EBR (LUT4-eq = LUT4 + 2 x CCU2C). The embedding's extra cost over the "
             f"bit-serial input is {e['LUT4_eq'] - r_['LUT4_eq']:+,} LUT4-eq and "
