@@ -129,12 +129,13 @@ class EmbeddingUnit(wiring.Component):
         # Geometry registers, set at start; the comparisons on the pixel path are registered
         # flags (col_in/row_in/ox_ok/row_dest) so that the input ``ready`` stays shallow.
         walking = Signal()
-        vx = Signal(11)
-        vy = Signal(11)
-        vw_last = Signal(11)   # last virtual column: max(pad + w_in, (w_out-1)*stride + k) - 1
-        vh_last = Signal(11)
-        x_hi = Signal(11)      # pad + w_in: first virtual column right of the image
-        y_hi = Signal(11)
+        # (w_out-1)*stride + k reaches 1022*3 + 15 with 10-bit w_out: 12 bits
+        vx = Signal(12)
+        vy = Signal(12)
+        vw_last = Signal(12)   # last virtual column: max(pad + w_in, (w_out-1)*stride + k) - 1
+        vh_last = Signal(12)
+        x_hi = Signal(12)      # pad + w_in: first virtual column right of the image
+        y_hi = Signal(12)
         col_in = Signal()
         row_in = Signal()
         inside = col_in & row_in

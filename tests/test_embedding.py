@@ -131,6 +131,17 @@ def test_window_mode(k, stride, pad, d, q, h, w, extra, seed, p_in, p_out):
     assert got == pack_codes(want, cfg.p_i, cfg.a_planes, 1)
 
 
+def test_window_mode_wide_windows_past_the_image():
+    """1023 windows of stride 3 over a 4-pixel row: the walk spans (w_out-1)*stride + k = 3,067
+    columns (more than 11 bits) and every window past the image is zero."""
+    cfg = TINY.replace(bank_depth=1024)
+    rng = np.random.default_rng(9)
+    img = rng.integers(0, 256, (1, 1, 4))
+    table = rng.integers(0, 4, (1, 256, 2))
+    got = simulate(cfg, img, table, 2, 0, 1, 9, 0.0, 0.0, (1, 3, 0, 1, 1023))
+    assert got == pack_codes(window_embed(img, table, 1, 3, 0, 1, 1023, cfg.p_i), cfg.p_i, 2, 1)
+
+
 def test_window_mode_stem_shape():
     """The default net's first layer: 28x28, 3x3 stride 2 pad 1, d=8, q=2 on 32 lanes. The walk
     over the padded 29x29 image takes one cycle per pixel: a row feeding two windows (two words
