@@ -12,6 +12,7 @@ from accel.errors import ErrorCode
 from model import golden
 from model.deploy import random_deploy
 from firmware import layout
+from reference import pack_codes, pack_table, window_embed
 from firmware.compiler import compile_model
 from firmware.refsim import RefSim, ideal_cycles, run_compiled, feature_maps
 
@@ -270,33 +271,6 @@ def test_embed_table_and_raw():
 
 # --- EMBED window mode -------------------------------------------------------------------------
 
-def scalar_window_word(img, entries, f, cfg, word):
-    """Bit value of code-bank word ``word`` after a window EMBED, built directly from ARCHITECTURE
-    3.3: word ``(oy*w_out + ox)*k + ky``, lane ``kx*d + j`` = bits ``[j*q, (j+1)*q)`` of table
-    channel ``kx``'s entry for ``img[y, x]`` (``entries[kx][pixel]``), 0 outside the image."""
-    k, s, p, Wo, d, q = f["k"], f["stride"], f["pad"], f["w_out"], f["emb_d"], f["emb_q"]
-    H, W = img.shape
-    pix, ky = divmod(word, k)
-    oy, ox = divmod(pix, Wo)
-    value = 0
-    for kx in range(k):
-        y, x = oy * s - p + ky, ox * s - p + kx
-        if not (0 <= y < H and 0 <= x < W):
-            continue
-        e = int(entries[kx][img[y, x]])
-        for j in range(d):
-            code = (e >> (j * q)) & ((1 << q) - 1)
-            for b in range(cfg.a_planes):
-                value |= ((code >> b) & 1) << (b * cfg.p_i + kx * d + j)
-    return value
-
-
-def table_entries(table, q):
-    """(C, 256, d) codes -> (C, 256) 16-bit entries (code j at bits [j*q, (j+1)*q))."""
-    d = table.shape[-1]
-    return (np.asarray(table, np.int64) << (np.arange(d) * q)).sum(-1)
-
-
 @settings(max_examples=40, deadline=None)
 @given(st.sampled_from(["tiny", "small", "default"]), st.integers(1, 3), st.integers(1, 3),
        st.integers(0, 2), st.integers(1, 9), st.integers(1, 9), st.integers(0, 2), st.integers(0, 2),
@@ -319,7 +293,7 @@ def test_window_embed_writes_the_windows(cfg_name, k, stride, pad, H, W, more_h,
              emb_q=q, k=k, stride=stride, pad=pad, h_out=Ho, w_out=Wo)
     for same in (True, False):
         tab = np.repeat(tables[:1], k, axis=0) if same else tables
-        entries = table_entries(tab, q)
+        entries = np.array(pack_table(tab, q, k), np.int64)
         sim = RefSim(cfg)
         sim.bank(1)[:] = 0xFFFFFFFF          # every lane of the windows is written, 0s included
         sim.write(1000, layout.encode_image(img))
@@ -337,8 +311,11 @@ def test_window_embed_writes_the_windows(cfg_name, k, stride, pad, H, W, more_h,
             want = layout.window_codes(golden.embed(img[None], tab[:1].astype(np.uint8))[0], k, stride, pad,
                                        Ho, Wo, cfg.p_i)
             np.testing.assert_array_equal(layout.decode_codes(sim.bank(1), k * cfg.p_i, Ho, Wo, q, cfg), want)
+        # tests/reference.py's transcription of ARCHITECTURE 3.3, table channel kx for column kx
+        words = pack_codes(window_embed(img, tab, k, stride, pad, Ho, Wo, cfg.p_i), cfg.p_i,
+                           cfg.a_planes, 1)
         for w in range(n):
-            assert lanes_value(sim.bank(1), w, L) & mask == scalar_window_word(img[0], entries, f, cfg, w), w
+            assert lanes_value(sim.bank(1), w, L) & mask == words[w], w
         assert (sim.bank(1)[n * L:] == 0xFFFFFFFF).all()          # nothing beyond the windows
 
 
