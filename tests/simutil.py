@@ -25,10 +25,15 @@ def run(dut, benches, name, *, background=()):
         sim.run()
 
 
-async def send(ctx, s, items, rng, p_stall):
+# A stream that makes no transfer for this many cycles while offered one has stalled for good: the
+# helpers fail the test rather than hang it (a unit that emits too few words, or never takes one).
+IDLE_LIMIT = 20_000
+
+
+async def send(ctx, s, items, rng, p_stall, idle_limit=IDLE_LIMIT):
     """Drive ``items`` (ints or dicts) on stream ``s``, with idle cycles of probability ``p_stall``."""
     target = s.payload
-    for it in items:
+    for k, it in enumerate(items):
         while rng.random() < p_stall:
             ctx.set(s.valid, 0)
             await ctx.tick()
@@ -37,23 +42,37 @@ async def send(ctx, s, items, rng, p_stall):
         else:
             ctx.set(target, it)
         ctx.set(s.valid, 1)
-        await ctx.tick().until(s.ready)
+        for _ in range(idle_limit):
+            _, _, ready = await ctx.tick().sample(s.ready)
+            if ready:
+                break
+        else:
+            raise AssertionError(f"stream took {k} of {len(items)} items, then none for "
+                                 f"{idle_limit} cycles")
     ctx.set(s.valid, 0)
 
 
-async def recv(ctx, s, n, rng, p_stall, value=None):
+async def recv(ctx, s, n, rng, p_stall, value=None, idle_limit=IDLE_LIMIT):
     """Collect ``n`` payloads from stream ``s`` with ``ready`` low at probability ``p_stall``.
 
-    ``value`` (default: the payload as an int) is the expression sampled on each transfer.
+    ``value`` (default: the payload as an int) is the expression sampled on each transfer. Fails
+    when ``idle_limit`` cycles with ``ready`` high pass without a transfer.
     """
     value = s.payload.as_value() if value is None and hasattr(s.payload, "as_value") else \
         (s.payload if value is None else value)
     out = []
+    idle = 0
     while len(out) < n:
         r = int(rng.random() >= p_stall)
         ctx.set(s.ready, r)
         _, _, valid, v = await ctx.tick().sample(s.valid, value)
         if r and valid:
             out.append(v)
+            idle = 0
+        elif r:
+            idle += 1
+            if idle >= idle_limit:
+                raise AssertionError(f"stream gave {len(out)} of {n} items, then none for "
+                                     f"{idle_limit} cycles")
     ctx.set(s.ready, 0)
     return out
