@@ -55,7 +55,8 @@ class DMA(wiring.Component):
        A failed check ends the command before any bus or local access.
     2. The transfer: one Wishbone transfer per word, the next one presented in the cycle after the
        previous ``ack``, so a target that acknowledges one cycle after the request (``SRAM``,
-       ``CSRBank``) gives one word every two cycles. ``cyc`` is released for one cycle after every
+       ``CSRBank``) gives one word every two cycles, every four behind the SoC's
+       ``wishbone.RegisterSlice``. ``cyc`` is released for one cycle after every
        16 transfers so that the arbiter can serve the other initiators. A transfer ending in
        ``err`` stops the command with ``BUS_ERROR``; nothing is written after it (neither to local
        buffers nor to main memory).

@@ -190,10 +190,14 @@ class LayerEngine(wiring.Component):
                 # No read-back: the read port is the engine's alone.
                 m.d.comb += [rp.addr.eq(e["raddr"]), rp.en.eq(e["ren"])]
                 continue
+            # Code banks and the residual buffer read every cycle (the address generator never
+            # stalls, the output unit reads the residual with a constant enable, and the local bus
+            # takes its data exactly one cycle after r_en), so their read ports have no enable.
+            free_running = bid >= BUF_CODE_BANK0 or bid == BUF_RESIDUAL
             with m.If(e["own"]):
-                m.d.comb += [rp.addr.eq(e["raddr"]), rp.en.eq(e["ren"])]
+                m.d.comb += [rp.addr.eq(e["raddr"]), rp.en.eq(1 if free_running else e["ren"])]
             with m.Else():
-                m.d.comb += [rp.addr.eq(word), rp.en.eq(self.local.r_en)]
+                m.d.comb += [rp.addr.eq(word), rp.en.eq(1 if free_running else self.local.r_en)]
             # read-back lane select, one cycle after r_en
             sel = Signal(range(max(lm.lanes, 2)), name=f"{lm.name}_rlane")
             ok = Signal(name=f"{lm.name}_rok")
@@ -306,7 +310,11 @@ class LayerEngine(wiring.Component):
         s1_last = Signal()
         s1_tag = Signal(OUT_TAG_LAYOUT)
 
-        advance = ~s1_valid | mac.inp.ready
+        # The address generator issues a word-set only when the MAC array will take it in the next
+        # cycle (``room``): stage 1 never stalls, so the weight and code-bank reads need no read
+        # enable (an enable made Yosys hold each block RAM's address in a register of its own
+        # behind a multiplexer on this late signal) and stage 1 has no clock enable.
+        advance = mac.room
 
         # bank read data of the source bank
         src_data = Signal(cfg.code_word_bits)
@@ -356,10 +364,9 @@ class LayerEngine(wiring.Component):
         m.d.comb += bank_addr.eq(TA + j)
         for k in range(cfg.n_code_banks):
             e = eng[BUF_CODE_BANK0 + k]
-            m.d.comb += [e["own"].eq(conv_run & (src_sel == k)), e["raddr"].eq(bank_addr),
-                         e["ren"].eq(advance)]
+            m.d.comb += [e["own"].eq(conv_run & (src_sel == k)), e["raddr"].eq(bank_addr)]
         e = eng[BUF_WEIGHTS]
-        m.d.comb += [e["own"].eq(conv_run), e["raddr"].eq(WA), e["ren"].eq(advance)]
+        m.d.comb += [e["own"].eq(conv_run), e["raddr"].eq(WA), e["ren"].eq(1)]
         e = eng[BUF_THRESHOLDS]
         m.d.comb += [e["own"].eq(conv_run), e["raddr"].eq(ou.thr_raddr), e["ren"].eq(ou.thr_ren),
                      ou.thr_rdata.eq(ports[BUF_THRESHOLDS][1].data)]
@@ -545,13 +552,15 @@ class LayerEngine(wiring.Component):
         m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
 
         # --- address generator (CONV_RUN) ---------------------------------------------------------
+        # Stage 1 follows the generator's state every cycle (no clock enable); only s1_valid says
+        # whether it holds a word-set.
+        m.d.sync += [s1_valid.eq(advance & ag_active),
+                     s1_zero.eq(~tap_ok), s1_shift.eq(shift),
+                     s1_first.eq((j == 0) & (kx == 0) & (ky == 0)), s1_last.eq(word_last),
+                     s1_tag.raddr.eq(R), s1_tag.last.eq(cog_pix_last),
+                     s1_tag.final.eq(cog_pix_last & cog_last)]
         with m.If(advance):
-            m.d.sync += s1_valid.eq(ag_active)
             with m.If(ag_active):
-                m.d.sync += [s1_zero.eq(~tap_ok), s1_shift.eq(shift),
-                             s1_first.eq((j == 0) & (kx == 0) & (ky == 0)), s1_last.eq(word_last),
-                             s1_tag.raddr.eq(R), s1_tag.last.eq(cog_pix_last),
-                             s1_tag.final.eq(cog_pix_last & cog_last)]
                 # inner: sub-words and channel groups of one tap
                 with m.If(~j_last):
                     m.d.sync += j.eq(j + 1)

@@ -83,6 +83,11 @@ class MACArray(wiring.Component):
     inp : ``In(stream.Signature(mac_input_layout(...)))``
         Word-sets. ``ready`` is a register: low only when the 16-deep output FIFO could not take
         the results of the ``last`` word-sets already in flight (a consumer stalled for a while).
+    room : ``Out(1)``
+        ``ready`` is guaranteed high in the next cycle, whatever is taken in this one (two or more
+        credits left). A producer that presents a word-set only in the cycle after ``room`` never
+        sees ``ready`` low, so it needs no stall logic: its memories read every cycle and its
+        pipeline registers have no clock enable.
     out : ``Out(stream.Signature(...))``
         ``ArrayLayout(signed(acc_bits), p_o)`` of the accumulators after each ``last`` word-set, or
         ``StructLayout({"acc": ..., "tag": tag_bits})`` when ``tag_bits > 0``.
@@ -127,6 +132,7 @@ class MACArray(wiring.Component):
         super().__init__({
             "inp": In(stream.Signature(mac_input_layout(p_o, p_i, a_planes, tag_bits))),
             "out": Out(stream.Signature(out_layout)),
+            "room": Out(1),
         })
 
     def _combined_sums(self, m, s0):
@@ -201,7 +207,7 @@ class MACArray(wiring.Component):
         # flight (credits, a register), so a stalled consumer never loses a result.
         depth = self.fifo_depth
         credits = Signal(range(depth + 1), init=depth)
-        m.d.comb += self.inp.ready.eq(credits != 0)
+        m.d.comb += [self.inp.ready.eq(credits != 0), self.room.eq(credits >= 2)]
         take = self.inp.valid & self.inp.ready
 
         # Stage 0: input register (the weight word comes straight out of block RAM).

@@ -2,8 +2,8 @@
 
 ```
  host ------\
- sequencer --+--> Arbiter --> Decoder --+--> main memory (SRAM, word 0)
- DMA -------/                           +--> CSR block (word 0x1000_0000)
+ sequencer --+--> Arbiter --> RegisterSlice --> Decoder --+--> main memory (SRAM, word 0)
+ DMA -------/                                              +--> CSR block (word 0x1000_0000)
    | local port, pixels
  LayerEngine <-- descriptor, start/done -- sequencer
 ```
@@ -97,6 +97,10 @@ class SoC(wiring.Component):
         m.submodules.engine = ResetInserter(units_reset)(engine)
 
         m.submodules.arbiter = arbiter = wishbone.Arbiter(3)
+        # Registered both ways: the initiators' request logic, the arbiter and decoder multiplexers
+        # and the targets' write enables would otherwise form one combinational path (with the
+        # acknowledgement back into the initiators' next state), the design's deepest.
+        m.submodules.bus_slice = bus_slice = wishbone.RegisterSlice()
         m.submodules.decoder = decoder = wishbone.Decoder([
             ("mem", MEM_BASE_WORD, cfg.mem_words),
             ("csr", CSR_BASE_WORD, 1 << len(csr.bus.adr)),
@@ -104,7 +108,8 @@ class SoC(wiring.Component):
         wiring.connect(m, wiring.flipped(self.host), arbiter.initiators[HOST])
         wiring.connect(m, seq.bus, arbiter.initiators[SEQUENCER])
         wiring.connect(m, dma.bus, arbiter.initiators[DMA_PORT])
-        wiring.connect(m, arbiter.bus, decoder.bus)
+        wiring.connect(m, arbiter.bus, bus_slice.up)
+        wiring.connect(m, bus_slice.down, decoder.bus)
         wiring.connect(m, decoder.mem, self.sram.bus)
         wiring.connect(m, decoder.csr, csr.bus)
 

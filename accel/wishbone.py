@@ -4,7 +4,8 @@ block-RAM target.
 Only what the accelerator's SoC needs (``docs/ARCHITECTURE.md`` 3.4): 32-bit data, byte granularity
 (``sel`` has one bit per byte), word addresses, classic (non-pipelined, non-burst) cycles. A transfer
 ends in the first cycle where ``cyc & stb & (ack | err)`` holds; ``ack``/``err`` may be combinational
-or registered, initiators must accept both.
+or registered, initiators must accept both, and must not assume a fixed latency (a
+:class:`RegisterSlice` adds two cycles).
 
 ``amaranth-soc`` is not installable here; the interfaces follow its ``wishbone.bus`` closely so that
 a later switch costs little.
@@ -16,7 +17,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.lib.memory import Memory
 
 
-__all__ = ["Signature", "Arbiter", "Decoder", "Region", "SRAM"]
+__all__ = ["Signature", "Arbiter", "RegisterSlice", "Decoder", "Region", "SRAM"]
 
 
 def _check_widths(addr_width, data_width):
@@ -161,6 +162,69 @@ class Arbiter(wiring.Component):
         # Read data may go to everyone: it only matters together with ack.
         for ini in self.initiators:
             m.d.comb += ini.dat_r.eq(self.bus.dat_r)
+        return m
+
+
+class RegisterSlice(wiring.Component):
+    """Registers a Wishbone bus in both directions, cutting the combinational paths through it.
+
+    Without it, the SoC's bus is one combinational web: an initiator's state -> its request ->
+    the arbiter's multiplexer -> the decoder's address match -> every target's write enables, and
+    a target's ``ack`` -> the decoder's and the arbiter's multiplexers -> the initiator's next state
+    (the deepest paths of the design). Behind a slice, ``cyc``/``stb``/``we``/``sel``/``adr``/
+    ``dat_w`` reach the targets from flip-flops and ``ack``/``err``/``dat_r`` reach the initiator
+    from flip-flops.
+
+    A transfer takes two cycles more than the target needs: the request is registered in the
+    cycle the initiator presents it, and the response in the cycle the target gives it (a
+    two-cycle :class:`SRAM` transfer takes four). One transfer is in flight at a time. An
+    initiator that drops ``stb`` or ``cyc`` before its response (a unit reset mid-transfer, a host
+    time-out) abandons it: the target still completes it, and its response is dropped, not handed to
+    whichever initiator the arbiter grants next.
+
+    Parameters
+    ----------
+    addr_width, data_width : int
+        Bus widths (see :class:`Signature`).
+
+    Members
+    -------
+    up : In(Signature(addr_width, data_width))
+        From the initiator (usually an :class:`Arbiter`'s ``bus``).
+    down : Out(Signature(addr_width, data_width))
+        To the targets (usually a :class:`Decoder`), driven by registers.
+    """
+    def __init__(self, *, addr_width=30, data_width=32):
+        _check_widths(addr_width, data_width)
+        sig = Signature(addr_width, data_width)
+        super().__init__({"up": In(sig), "down": Out(sig)})
+
+    def elaborate(self, platform):
+        m = Module()
+        up, down = self.up, self.down
+        ack = Signal()          # registered response towards the initiator
+        err = Signal()
+        dat_r = Signal.like(up.dat_r)
+        dropped = Signal()      # the in-flight transfer was abandoned by its initiator
+        m.d.comb += [up.ack.eq(ack), up.err.eq(err), up.dat_r.eq(dat_r)]
+
+        requesting = up.cyc & up.stb
+        in_flight = down.stb
+        # A new request: not while one is in flight, nor in the cycle its response is presented
+        # (the initiator still holds stb then).
+        with m.If(requesting & ~in_flight & ~ack & ~err):
+            m.d.sync += [down.stb.eq(1), down.we.eq(up.we), down.sel.eq(up.sel),
+                         down.adr.eq(up.adr), down.dat_w.eq(up.dat_w), dropped.eq(0)]
+        m.d.sync += down.cyc.eq(up.cyc | (in_flight & ~(down.ack | down.err)))
+
+        m.d.sync += [ack.eq(0), err.eq(0)]
+        with m.If(in_flight):
+            with m.If(~requesting):
+                m.d.sync += dropped.eq(1)
+            with m.If(down.ack | down.err):
+                m.d.sync += down.stb.eq(0)
+                keep = requesting & ~dropped
+                m.d.sync += [ack.eq(down.ack & keep), err.eq(down.err & keep), dat_r.eq(down.dat_r)]
         return m
 
 

@@ -323,8 +323,11 @@ def test_soc_timeout_aborts_and_recovers(soc):
     soc.sim.reset()
     deploy, compiled, images = _tiny_workload()
     acc = Accelerator(soc)
+    # The descriptor named is the one running when the driver read PC (after its status reads,
+    # four bus cycles each behind the SoC's register slice): the second, deterministically.
     with pytest.raises(AcceleratorError, match=r"timeout: no interrupt within 50 cycles: "
-                                               r"status 0x1\(busy\), error OK \(0\), descriptor 0 "):
+                                               r"status 0x1\(busy\), error OK \(0\), "
+                                               r"descriptor 1 \(LOAD thresholds\) "):
         run(acc.run_image(images[0], compiled, timeout_cycles=50))
     # The driver aborted the run: the accelerator is idle again and the next run is correct.
     status = run(soc.read_words(REG.STATUS, 1))[0]

@@ -104,7 +104,8 @@ def test_streamed_weights_on_the_rtl_overlap_with_compute():
             cycles[stream] = r.cycles                       # the second image: per-image program
             program = compiled.descriptors
         # Streaming costs less than loading every layer's weights one after the other would:
-        # the DMA moves at best one lane per 2 cycles, so a serial load would add this many.
+        # the DMA moves at best one lane per bus transfer (4 cycles behind the SoC's register
+        # slice), so a serial load would add this many.
         lanes = sum(d["fields"]["count"] for d in program if d["fields"].get("async_dma"))
-        assert cycles[True] < cycles[False] + 2 * lanes
+        assert cycles[True] < cycles[False] + 4 * lanes
     asyncio.run(main())
