@@ -349,15 +349,32 @@ class LayerEngine(wiring.Component):
         wom1 = Signal(10)
         hom1 = Signal(10)
         ncogm1 = Signal(6)
-        j_last = j == Pm1
-        sub_last = sub == nsubm1
-        kx_last = kx == km1
-        ky_last = ky == km1
+        # "Counter at its last value" flags, registered: each is written together with its
+        # counter, from the counter's next value, so the generator's step decisions start at
+        # flip-flops instead of behind a comparator (set(): the only way the walk writes them).
+        j_last = Signal()
+        sub_last = Signal()
+        kx_last = Signal()
+        ky_last = Signal()
+        pix_last_x = Signal()
+        pix_last_y = Signal()
+        cog_last = Signal()
+        # counter -> (its flag, its last value, the flag for 0 from quantities valid before the
+        # limits are loaded: CONV_CHECK writes both in one cycle); Signals are not hashable
+        last_of = {id(c): v for c, v in (
+            (j, (j_last, Pm1, P == 1)), (sub, (sub_last, nsubm1, d.nsub == 1)),
+            (kx, (kx_last, km1, d.k == 1)), (ky, (ky_last, km1, d.k == 1)),
+            (ox, (pix_last_x, wom1, d.w_out == 1)), (oy, (pix_last_y, hom1, d.h_out == 1)),
+            (cog, (cog_last, ncogm1, d.n_cog == 1)))}
+
+        def set_(counter, value):
+            flag, limit, zero_is_last = last_of[id(counter)]
+            if isinstance(value, int) and value == 0:
+                return [counter.eq(0), flag.eq(zero_is_last)]
+            return [counter.eq(value), flag.eq(value == limit)]
+
         tap_last = kx_last & ky_last
-        pix_last_x = ox == wom1
-        pix_last_y = oy == hom1
         cog_pix_last = pix_last_x & pix_last_y & (~pool | (dy & dx))
-        cog_last = cog == ncogm1
         word_last = j_last & tap_last
         tap_ok = (iy >= 0) & (iy < d.h_in) & (ix >= 0) & (ix < d.w_in)
         bank_addr = Signal(signed(ab))
@@ -484,8 +501,8 @@ class LayerEngine(wiring.Component):
 
         def cog_reset(next_cog):
             """Walker state for the first pixel of an output-channel group."""
-            return [oy.eq(0), ox.eq(0), dy.eq(0), dx.eq(0), ky.eq(0), kx.eq(0), j.eq(0),
-                    sub.eq(0), shift.eq(0),
+            return [*set_(oy, 0), *set_(ox, 0), dy.eq(0), dx.eq(0), *set_(ky, 0), *set_(kx, 0),
+                    *set_(j, 0), *set_(sub, 0), shift.eq(0),
                     iy0.eq(-d.pad), ix0.eq(-d.pad), iy0_row.eq(-d.pad), iy.eq(-d.pad),
                     ix.eq(-d.pad),
                     B.eq(-padoff), B_row.eq(-padoff), TA.eq(-padoff), TA_row.eq(-padoff),
@@ -521,7 +538,7 @@ class LayerEngine(wiring.Component):
                     m.next = "DONE"
                 with m.Else():
                     m.d.sync += cog_reset(0)
-                    m.d.sync += [cog.eq(0), WA.eq(d.w_base), wcog.eq(d.w_base), ag_active.eq(1),
+                    m.d.sync += [*set_(cog, 0), WA.eq(d.w_base), wcog.eq(d.w_base), ag_active.eq(1),
                                  conv_run.eq(1), src_sel.eq(d.src_bank),
                                  Pm1.eq(P - 1), nsubm1.eq(d.nsub - 1), km1.eq(d.k - 1),
                                  wom1.eq(d.w_out - 1), hom1.eq(d.h_out - 1), ncogm1.eq(d.n_cog - 1)]
@@ -563,36 +580,39 @@ class LayerEngine(wiring.Component):
             with m.If(ag_active):
                 # inner: sub-words and channel groups of one tap
                 with m.If(~j_last):
-                    m.d.sync += j.eq(j + 1)
+                    m.d.sync += set_(j, j + 1)
                     with m.If(sub_last):
-                        m.d.sync += [sub.eq(0), shift.eq(0), WA.eq(WA + 1)]
+                        m.d.sync += [*set_(sub, 0), shift.eq(0), WA.eq(WA + 1)]
                     with m.Else():
-                        m.d.sync += [sub.eq(sub + 1), shift.eq(shift + cfg.a_planes)]
+                        m.d.sync += [*set_(sub, sub + 1), shift.eq(shift + cfg.a_planes)]
                 with m.Else():
-                    m.d.sync += [j.eq(0), sub.eq(0), shift.eq(0), WA.eq(WA + 1)]
+                    m.d.sync += [*set_(j, 0), *set_(sub, 0), shift.eq(0), WA.eq(WA + 1)]
                     with m.If(~kx_last):
-                        m.d.sync += [kx.eq(kx + 1), ix.eq(ix + 1), TA.eq(TA + P)]
+                        m.d.sync += [*set_(kx, kx + 1), ix.eq(ix + 1), TA.eq(TA + P)]
                     with m.Elif(~ky_last):
-                        m.d.sync += [kx.eq(0), ix.eq(ix0), ky.eq(ky + 1), iy.eq(iy + 1),
+                        m.d.sync += [*set_(kx, 0), ix.eq(ix0), *set_(ky, ky + 1), iy.eq(iy + 1),
                                      TA_row.eq(TA_row + rowP), TA.eq(TA_row + rowP)]
                     with m.Else():
                         # pixel done
-                        m.d.sync += [kx.eq(0), ky.eq(0), WA.eq(wcog)]
+                        m.d.sync += [*set_(kx, 0), *set_(ky, 0), WA.eq(wcog)]
                         with m.If(cog_pix_last):
                             with m.If(cog_last):
                                 m.d.sync += ag_active.eq(0)
                             with m.Else():
                                 m.d.sync += cog_reset(cog + 1)
-                                m.d.sync += [cog.eq(cog + 1), wcog.eq(wcog + kkc), WA.eq(wcog + kkc)]
+                                m.d.sync += [*set_(cog, cog + 1), wcog.eq(wcog + kkc),
+                                             WA.eq(wcog + kkc)]
                         with m.Else():
                             self._walk(m, d, pool, ox, oy, dx, dy, ix0, iy0, iy0_row, B, B_row,
-                                       R, R_row, TA, TA_row, ix, iy, sP, sRowP, Rrow, pix_last_x)
+                                       R, R_row, TA, TA_row, ix, iy, sP, sRowP, Rrow, pix_last_x,
+                                       set_)
         return m
 
     @staticmethod
     def _walk(m, d, pool, ox, oy, dx, dy, ix0, iy0, iy0_row, B, B_row, R, R_row, TA, TA_row,
-              ix, iy, sP, sRowP, Rrow, pix_last_x):
-        """Step to the next output pixel (row-major or 2x2-window order) with running sums."""
+              ix, iy, sP, sRowP, Rrow, pix_last_x, set_):
+        """Step to the next output pixel (row-major or 2x2-window order) with running sums
+        (``set_(counter, value)``: a counter's assignment with its registered last flag)."""
         s = d.stride
         n_cog = d.n_cog
 
@@ -604,9 +624,9 @@ class LayerEngine(wiring.Component):
             stm = [B.eq(new_B), TA.eq(new_B), TA_row.eq(new_B), R.eq(R + dR),
                    ix0.eq(new_ix0), iy0.eq(new_iy0), ix.eq(new_ix0), iy.eq(new_iy0)]
             if dox:
-                stm.append(ox.eq(ox + dox))
+                stm += set_(ox, ox + dox)
             if doy:
-                stm.append(oy.eq(oy + doy))
+                stm += set_(oy, oy + doy)
             return stm
 
         def new_row(rows):
@@ -615,7 +635,7 @@ class LayerEngine(wiring.Component):
             diy = s if rows == 1 else (s << 1)
             nB = B_row + dB
             niy = iy0_row + diy
-            return [ox.eq(0), oy.eq(oy + 1), B_row.eq(nB), B.eq(nB), TA.eq(nB), TA_row.eq(nB),
+            return [*set_(ox, 0), *set_(oy, oy + 1), B_row.eq(nB), B.eq(nB), TA.eq(nB), TA_row.eq(nB),
                     R_row.eq(R_row + dR), R.eq(R_row + dR), iy0_row.eq(niy), iy0.eq(niy),
                     iy.eq(niy), ix0.eq(-d.pad), ix.eq(-d.pad)]
 

@@ -21,6 +21,7 @@ __all__ = ["MACArray", "mac_input_layout", "SHIFT_BITS"]
 
 
 SHIFT_BITS = 3  # shift = sub * a_planes <= 7 for any activation width 1..8
+PA_GROUP = 8    # rows per copy of the shared activation popcount
 
 
 def mac_input_layout(p_o, p_i, a_planes, tag_bits=0):
@@ -147,7 +148,7 @@ class MACArray(wiring.Component):
         lps = self.levels_per_stage
         n_tree = _tree_stages(p_i, lps)
 
-        def popcount(bits, name):
+        def popcount(bits, name, lps=lps, n_stages=n_tree):
             items = [_half_add(bits[2 * k], bits[2 * k + 1]) for k in range(len(bits) // 2)]
             if len(bits) % 2:
                 items.append(Cat(bits[-1], Const(0, 1)))
@@ -157,7 +158,7 @@ class MACArray(wiring.Component):
                 if level % lps == 0:
                     regs = []
                     for k, x in enumerate(items):
-                        r = Signal(len(x), name=f"{name}_r{stage}_{k}")
+                        r = Signal(len(x), name=f"{name}_r{stage}_{k}", reset_less=True)
                         m.d.sync += r.eq(x)
                         regs.append(r)
                     items = regs
@@ -173,17 +174,37 @@ class MACArray(wiring.Component):
                     nxt.append(items[-1])
                 items = nxt
                 level += 1
-            r = Signal(len(items[0]), name=f"{name}_out")
+            r = Signal(len(items[0]), name=f"{name}_out", reset_less=True)
             m.d.sync += r.eq(items[0])
-            assert stage + 1 == n_tree, (stage, n_tree)
+            assert stage + 1 == n_stages, (stage, n_stages)
             return r
 
         w = s0.weights
         a = s0.acts
         planes = [a[b * p_i:(b + 1) * p_i] for b in range(nb)]
-        # popcount(a_b) is shared by all outputs: PA = sum_b popcount(a_b) << b.
-        pa = [popcount(planes[b], f"pa{b}") for b in range(nb)]
-        pa_sum = sum((pa[b] << b) for b in range(nb))
+        # popcount(a_b) is shared by all outputs: PA = sum_b popcount(a_b) << b. One net from one
+        # register to every row would cross the whole array (at 64 rows, the array's critical
+        # path: a 9 ns route on the 85F). So when the trees have two or more register stages,
+        # PA's trees run one stage shorter (one level more per stage; they are two trees, not
+        # 2 * p_o) and PA is registered in one copy per ``PA_GROUP`` rows, each placed near
+        # its rows. The copies differ in their (never observed) initial value only, so that
+        # Yosys does not merge them back into one register.
+        pa_stages = n_tree - 1
+        pa_lps = next((l for l in range(lps + 1, 2 * lps + 2)
+                       if _tree_stages(p_i, l) == pa_stages), None) if pa_stages else None
+        if pa_lps is None:
+            pa = [popcount(planes[b], f"pa{b}") for b in range(nb)]
+            pa_copies = [sum((pa[b] << b) for b in range(nb))]
+        else:
+            pa = [popcount(planes[b], f"pa{b}", pa_lps, pa_stages) for b in range(nb)]
+            pa_sum = sum((pa[b] << b) for b in range(nb))
+            n_copies = -(-p_o // PA_GROUP)
+            pa_copies = []
+            for g in range(n_copies):
+                r = Signal(len(pa_sum), name=f"pa_sum{g}", init=g % (1 << len(pa_sum)),
+                           reset_less=True)
+                m.d.sync += r.eq(pa_sum)
+                pa_copies.append(r)
 
         ts = []
         for o in range(p_o):
@@ -191,8 +212,8 @@ class MACArray(wiring.Component):
             pcs = [popcount(wo & planes[b], f"pc{o}_{b}") for b in range(nb)]
             # sum_b (2*pc_b - pa_b) << b, with the shared part subtracted once
             pos = sum((pcs[b] << (b + 1)) for b in range(nb))
-            t = Signal(signed(self.t_bits), name=f"t{o}")
-            m.d.sync += t.eq(pos - pa_sum)
+            t = Signal(signed(self.t_bits), name=f"t{o}", reset_less=True)
+            m.d.sync += t.eq(pos - pa_copies[min(o // PA_GROUP, len(pa_copies) - 1)])
             ts.append(t)
         return ts
 
@@ -200,6 +221,10 @@ class MACArray(wiring.Component):
         m = Module()
         p_o, p_i = self.p_o, self.p_i
 
+        # The data path's registers have no reset (``reset_less``): only the valid bits, the
+        # credits and the FIFO pointers do. A reset reaching every pipeline register was the
+        # SoC's critical path (the units' reset strobe: a 15 ns route to ~10k flip-flops); the
+        # accumulators are cleared by ``first`` anyway, and nothing reads data that is not valid.
         # No pipeline enable: a global stall signal would be a clock-enable net with ~10k loads
         # at the default size, which alone limited the array to ~70 MHz on ECP5. Instead the
         # pipeline always advances and results land in a 16-deep output FIFO (LUT RAM); the input
@@ -211,7 +236,7 @@ class MACArray(wiring.Component):
         take = self.inp.valid & self.inp.ready
 
         # Stage 0: input register (the weight word comes straight out of block RAM).
-        s0 = Signal(self.inp.payload.shape(), name="s0")
+        s0 = Signal(self.inp.payload.shape(), name="s0", reset_less=True)
         s0_valid = Signal()
         m.d.sync += [s0.eq(self.inp.payload), s0_valid.eq(take)]
 
@@ -238,7 +263,7 @@ class MACArray(wiring.Component):
         sh_bits = t_bits + 7
         shifted = []
         for o in range(p_o):
-            r = Signal(signed(sh_bits), name=f"sh{o}")
+            r = Signal(signed(sh_bits), name=f"sh{o}", reset_less=True)
             m.d.sync += r.eq(ts[o] << shift_t)
             shifted.append(r)
 
@@ -251,7 +276,7 @@ class MACArray(wiring.Component):
         accs = []
         acc_next = []
         for o in range(p_o):
-            acc = Signal(signed(self.acc_bits), name=f"acc{o}")
+            acc = Signal(signed(self.acc_bits), name=f"acc{o}", reset_less=True)
             nxt = Signal(signed(self.acc_bits), name=f"acc_next{o}")
             m.d.comb += nxt.eq(Mux(first_t, 0, acc) + shifted[o])
             with m.If(valid_t):

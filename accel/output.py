@@ -111,7 +111,11 @@ class OutputUnit(wiring.Component):
         # negate (-v >= t <=> v <= -t <=> not v >= 1 - t), and v >= T is the sign of v + (-T), a
         # plain addition: no per-pixel negation of v and no inverted comparator inputs (which
         # Yosys maps to an extra LUT per bit in front of the carry chain).
-        thr = [[Signal(signed(17), name=f"nthr{o}_{k}") for k in range(3)] for o in range(p_o)]
+        # The wide data registers (thresholds, per-lane stage values, job words) have no reset:
+        # each is only read behind a valid flag or thr_ok, and a reset to thousands of flip-flops
+        # is a chip-wide net (the units' reset strobe limited the SoC's clock).
+        thr = [[Signal(signed(17), name=f"nthr{o}_{k}", reset_less=True) for k in range(3)]
+               for o in range(p_o)]
         neg = [Signal(name=f"neg{o}") for o in range(p_o)]
         thr_ok = Signal()        # thresholds of the current group are loaded
         loading = Signal()
@@ -125,20 +129,20 @@ class OutputUnit(wiring.Component):
         a_valid = Signal()
         # one signal per lane (not one p_o*acc_bits-bit vector): compiled simulators (CXXRTL) handle
         # many narrow signals far better than one huge one
-        a_acc = [Signal(signed(cfg.acc_bits), name=f"a_acc{o}") for o in range(p_o)]
+        a_acc = [Signal(signed(cfg.acc_bits), name=f"a_acc{o}", reset_less=True) for o in range(p_o)]
         a_tag = Signal(OUT_TAG_LAYOUT)
         # --- stage B: v ------------------------------------------------------------------------
         b_valid = Signal()
-        b_v = [Signal(signed(vbits), name=f"v{o}") for o in range(p_o)]
+        b_v = [Signal(signed(vbits), name=f"v{o}", reset_less=True) for o in range(p_o)]
         b_tag = Signal(OUT_TAG_LAYOUT)
         # --- stage C: codes --------------------------------------------------------------------
         c_valid = Signal()
-        c_code = [Signal(cb, name=f"code{o}") for o in range(p_o)]
+        c_code = [Signal(cb, name=f"code{o}", reset_less=True) for o in range(p_o)]
         c_last = Signal()
         c_final = Signal()
         # --- stage D: write job of up to m code words ----------------------------------------------
         job_valid = Signal()
-        job_words = [Signal(cfg.code_word_bits, name=f"job{j}") for j in range(mm)]
+        job_words = [Signal(cfg.code_word_bits, name=f"job{j}", reset_less=True) for j in range(mm)]
         job_j = Signal(range(max(mm, 2)))
         job_jlast = Signal(range(max(mm, 2)))
         job_addr = Signal(20)

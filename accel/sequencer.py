@@ -370,12 +370,22 @@ class Sequencer(wiring.Component):
                 with m.Elif(~engine_pending & ~(dma_pending & ~dma_async) & ~pf_req):
                     with m.If(engine_fault != 0):
                         fail(engine_fault)
-                    with m.Elif(pf_done):
-                        next_descriptor(prefetched=True)
                     with m.Else():
-                        next_descriptor()
+                        m.next = "ADVANCE"
                 with m.Elif(desc_cycles >= self._watchdog_cycles):
                     fail(ErrorCode.TIMEOUT)
+                abort_wins()
+
+            # One cycle between the decision and its effects: the decision (bus, DMA and engine
+            # status) is deep, and next_descriptor() loads the 8-word descriptor register (a wide
+            # clock enable) and the profiling memory.
+            with m.State("ADVANCE"):
+                with m.If(dma_fault != 0):
+                    fail(dma_fault, fault_pc)
+                with m.Elif(pf_done):
+                    next_descriptor(prefetched=True)
+                with m.Else():
+                    next_descriptor()
                 abort_wins()
 
         return m

@@ -4,7 +4,7 @@
  host ------\
  sequencer --+--> Arbiter --> RegisterSlice --> Decoder --+--> main memory (SRAM, word 0)
  DMA -------/                                              +--> CSR block (word 0x1000_0000)
-   | local port, pixels
+   | local port; pixels (through a 2-word buffer)
  LayerEngine <-- descriptor, start/done -- sequencer
 ```
 
@@ -13,6 +13,7 @@ One ``AccelConfig`` parameterizes everything; ``platforms/`` and ``firmware/`` u
 
 from amaranth import *
 from amaranth.lib import wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from . import wishbone
@@ -152,5 +153,18 @@ class SoC(wiring.Component):
             seq.mac_busy.eq(engine.mac_busy),
         ]
         wiring.connect(m, dma.local, engine.local)
-        wiring.connect(m, dma.pixels, engine.pixels)
+        # The pixel stream through a 2-word buffer with registered outputs: the embedding unit's
+        # ready (the end of its window-walk logic) would otherwise reach through the DMA's FIFO
+        # read port back into its own byte registers in one cycle. Reset with the units, so an
+        # aborted EMBED leaves no word behind.
+        m.submodules.pixel_buffer = pixel_buffer = ResetInserter(units_reset)(
+            SyncFIFOBuffered(width=32, depth=2))
+        m.d.comb += [
+            pixel_buffer.w_data.eq(dma.pixels.payload),
+            pixel_buffer.w_en.eq(dma.pixels.valid),
+            dma.pixels.ready.eq(pixel_buffer.w_rdy),
+            engine.pixels.payload.eq(pixel_buffer.r_data),
+            engine.pixels.valid.eq(pixel_buffer.r_rdy),
+            pixel_buffer.r_en.eq(engine.pixels.ready),
+        ]
         return m

@@ -146,7 +146,7 @@ def mac_array_fingerprint():
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-VALIDATED_MAC_ARRAY = "774f3f3300af95d9"
+VALIDATED_MAC_ARRAY = "feb6455c367da232"
 
 
 def use_fast_models(soc):
