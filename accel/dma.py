@@ -62,7 +62,8 @@ class DMA(wiring.Component):
        buffers nor to main memory).
 
        - LOAD: each word read is written to the local bus one cycle after its ``ack``.
-       - STORE: local words are read ahead (one word of buffering), then written to main memory.
+       - STORE: local words are read ahead (one word of buffering; the local read data is
+         registered, so a word is ready two cycles after its read), then written to main memory.
        - STREAM: words go through a 4-entry FIFO to ``pixels``; a read is only started when the
          FIFO has room for its word, so a stalled consumer stalls the bus side. The command ends
          when the FIFO is empty (all words delivered). After a bus error the words still in the
@@ -147,10 +148,14 @@ class DMA(wiring.Component):
         w_en = Signal()
         w_addr = Signal(24)
         w_data = Signal(32)
-        # STORE: local read-ahead.
+        # STORE: local read-ahead. The local read data is registered (rd_data, valid in rd_valid,
+        # two cycles after r_en) before it is used: the engine's read-back multiplexer behind a
+        # block RAM's output, then this unit's data selection, was the SoC's critical path.
         rd_ptr = Signal(24)
         fetch_left = Signal(32)
         rd_pending = Signal()
+        rd_data = Signal(32)
+        rd_valid = Signal()
         wbuf = Signal(32)
         wbuf_valid = Signal()
         r_en = Signal()
@@ -168,7 +173,8 @@ class DMA(wiring.Component):
             fifo.r_en.eq(self.pixels.ready | flushing),
             fifo.w_data.eq(bus.dat_r),
         ]
-        m.d.sync += [w_en.eq(0), self.done.eq(0), rd_pending.eq(r_en)]
+        m.d.sync += [w_en.eq(0), self.done.eq(0), rd_pending.eq(r_en),
+                     rd_data.eq(loc.r_data), rd_valid.eq(rd_pending)]
 
         def finish(code=None):
             m.d.sync += self.done.eq(1)
@@ -255,8 +261,8 @@ class DMA(wiring.Component):
                 data_avail = Signal()
                 data_val = Signal(32)
                 m.d.comb += [
-                    data_avail.eq(wbuf_valid | rd_pending),
-                    data_val.eq(Mux(wbuf_valid, wbuf, loc.r_data)),
+                    data_avail.eq(wbuf_valid | rd_valid),
+                    data_val.eq(Mux(wbuf_valid, wbuf, rd_data)),
                 ]
                 can_issue = Signal()
                 with m.If(is_load):
@@ -295,16 +301,18 @@ class DMA(wiring.Component):
                 with m.Elif(beat_end):
                     m.d.sync += [bus.cyc.eq(0), bus.stb.eq(0)]
 
-                # STORE read-ahead: one word in flight on the local bus or held in wbuf.
+                # STORE read-ahead: one word in flight on the local bus (rd_pending, then
+                # rd_valid) or held in wbuf.
                 consume = Signal()
                 m.d.comb += consume.eq(issue & is_store)
                 holds_next = Signal()
                 m.d.comb += holds_next.eq(data_avail & ~consume)
-                with m.If(rd_pending & ~consume):
-                    m.d.sync += [wbuf.eq(loc.r_data), wbuf_valid.eq(1)]
+                with m.If(rd_valid & ~consume):
+                    m.d.sync += [wbuf.eq(rd_data), wbuf_valid.eq(1)]
                 with m.Elif(consume):
                     m.d.sync += wbuf_valid.eq(0)
-                m.d.comb += r_en.eq((fetch_left != 0) & ~holds_next & ~(bus.stb & bus.err))
+                m.d.comb += r_en.eq((fetch_left != 0) & ~rd_pending & ~holds_next &
+                                    ~(bus.stb & bus.err))
                 with m.If(r_en):
                     m.d.sync += [rd_ptr.eq(rd_ptr + 1), fetch_left.eq(fetch_left - 1)]
 
