@@ -119,7 +119,7 @@ class OutputUnit(wiring.Component):
         neg = [Signal(name=f"neg{o}") for o in range(p_o)]
         thr_ok = Signal()        # thresholds of the current group are loaded
         loading = Signal()
-        ld_cnt = Signal(range(p_o + 1))
+        ld_cnt = Signal(range(p_o + 2))
         ld_row = Signal(range(p_o + 1))
         ld_data_valid = Signal()
         thr_cog = Signal(16)     # cog * p_o
@@ -235,7 +235,9 @@ class OutputUnit(wiring.Component):
         with m.If(b_go & b_tag.last):
             m.d.sync += [thr_ok.eq(0), closed.eq(0), thr_cog.eq(thr_cog + p_o)]
 
-        # --- threshold load: p_o reads, entry o written into row o one cycle later ------------------
+        # --- threshold load: p_o reads, entry o written into row o two cycles later ----------------
+        # (the block RAM's data is registered before the -T arithmetic and the fan-out to the rows:
+        # read data -> carry chain -> a route across the array was the SoC's critical path)
         with m.If(~thr_ok & ~loading & ~a_valid & ~b_valid & ~self.start):
             with m.If(self.thr_out):
                 m.d.sync += [loading.eq(1), ld_cnt.eq(0)]
@@ -245,18 +247,21 @@ class OutputUnit(wiring.Component):
                      self.thr_ren.eq(loading & (ld_cnt < p_o))]
         with m.If(loading):
             m.d.sync += [ld_cnt.eq(ld_cnt + 1), ld_data_valid.eq(ld_cnt < p_o), ld_row.eq(ld_cnt)]
-            with m.If(ld_cnt == p_o):
+            with m.If(ld_cnt == p_o + 1):
                 m.d.sync += [loading.eq(0), thr_ok.eq(1)]
         with m.Else():
             m.d.sync += ld_data_valid.eq(0)
-        e = self.thr_rdata
+        e = Signal(THR_ENTRY_BITS, reset_less=True)     # the read data, registered
+        e_valid = Signal()
+        e_row = Signal.like(ld_row)
+        m.d.sync += [e.eq(self.thr_rdata), e_valid.eq(ld_data_valid), e_row.eq(ld_row)]
         ld_t = [Signal(signed(17), name=f"ld_t{k}") for k in range(3)]
         for k in range(3):
             t = e[16 * k:16 * (k + 1)].as_signed()
             m.d.comb += ld_t[k].eq(Mux(e[48], t - 1, -t))
         for o in range(p_o):
             # a decoded write enable per row (52 loads each), not one enable for all rows
-            with m.If(ld_data_valid & (ld_row == o)):
+            with m.If(e_valid & (e_row == o)):
                 m.d.sync += [thr[o][k].eq(ld_t[k]) for k in range(3)]
                 m.d.sync += neg[o].eq(e[48])
 
