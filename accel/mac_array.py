@@ -21,7 +21,6 @@ __all__ = ["MACArray", "mac_input_layout", "SHIFT_BITS"]
 
 
 SHIFT_BITS = 3  # shift = sub * a_planes <= 7 for any activation width 1..8
-PA_GROUP = 8    # rows per copy of the shared activation popcount
 
 
 def mac_input_layout(p_o, p_i, a_planes, tag_bits=0):
@@ -148,7 +147,7 @@ class MACArray(wiring.Component):
         lps = self.levels_per_stage
         n_tree = _tree_stages(p_i, lps)
 
-        def popcount(bits, name, lps=lps, n_stages=n_tree):
+        def popcount(bits, name):
             items = [_half_add(bits[2 * k], bits[2 * k + 1]) for k in range(len(bits) // 2)]
             if len(bits) % 2:
                 items.append(Cat(bits[-1], Const(0, 1)))
@@ -176,35 +175,15 @@ class MACArray(wiring.Component):
                 level += 1
             r = Signal(len(items[0]), name=f"{name}_out", reset_less=True)
             m.d.sync += r.eq(items[0])
-            assert stage + 1 == n_stages, (stage, n_stages)
+            assert stage + 1 == n_tree, (stage, n_tree)
             return r
 
         w = s0.weights
         a = s0.acts
         planes = [a[b * p_i:(b + 1) * p_i] for b in range(nb)]
-        # popcount(a_b) is shared by all outputs: PA = sum_b popcount(a_b) << b. One net from one
-        # register to every row would cross the whole array (at 64 rows, the array's critical
-        # path: a 9 ns route on the 85F). So when the trees have two or more register stages,
-        # PA's trees run one stage shorter (one level more per stage; they are two trees, not
-        # 2 * p_o) and PA is registered in one copy per ``PA_GROUP`` rows, each placed near
-        # its rows. The copies differ in their (never observed) initial value only, so that
-        # Yosys does not merge them back into one register.
-        pa_stages = n_tree - 1
-        pa_lps = next((l for l in range(lps + 1, 2 * lps + 2)
-                       if _tree_stages(p_i, l) == pa_stages), None) if pa_stages else None
-        if pa_lps is None:
-            pa = [popcount(planes[b], f"pa{b}") for b in range(nb)]
-            pa_copies = [sum((pa[b] << b) for b in range(nb))]
-        else:
-            pa = [popcount(planes[b], f"pa{b}", pa_lps, pa_stages) for b in range(nb)]
-            pa_sum = sum((pa[b] << b) for b in range(nb))
-            n_copies = -(-p_o // PA_GROUP)
-            pa_copies = []
-            for g in range(n_copies):
-                r = Signal(len(pa_sum), name=f"pa_sum{g}", init=g % (1 << len(pa_sum)),
-                           reset_less=True)
-                m.d.sync += r.eq(pa_sum)
-                pa_copies.append(r)
+        # popcount(a_b) is shared by all outputs: PA = sum_b popcount(a_b) << b.
+        pa = [popcount(planes[b], f"pa{b}") for b in range(nb)]
+        pa_sum = sum((pa[b] << b) for b in range(nb))
 
         ts = []
         for o in range(p_o):
@@ -213,7 +192,7 @@ class MACArray(wiring.Component):
             # sum_b (2*pc_b - pa_b) << b, with the shared part subtracted once
             pos = sum((pcs[b] << (b + 1)) for b in range(nb))
             t = Signal(signed(self.t_bits), name=f"t{o}", reset_less=True)
-            m.d.sync += t.eq(pos - pa_copies[min(o // PA_GROUP, len(pa_copies) - 1)])
+            m.d.sync += t.eq(pos - pa_sum)
             ts.append(t)
         return ts
 

@@ -146,7 +146,7 @@ def mac_array_fingerprint():
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-VALIDATED_MAC_ARRAY = "feb6455c367da232"
+VALIDATED_MAC_ARRAY = "8d7c09bfbb9d8a06"
 
 
 def use_fast_models(soc):
