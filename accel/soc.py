@@ -92,10 +92,16 @@ class SoC(wiring.Component):
         # The units leave reset one cycle after the sequencer becomes busy, well before its first
         # command (it fetches a descriptor first), and stop one cycle after an abort; a DMA beat
         # in that cycle stays inside the window, which was checked when the command started.
+        # The units run in a clock domain of their own ("units": the same clock) whose reset is
+        # that flip-flop alone. (A ResetInserter ORs the strobe with the domain's reset in a LUT,
+        # and a LUT driving thousands of LSR inputs across the chip was the critical path.) The
+        # flip-flop's own reset value is 1, so the units are in reset while the system is.
         units_reset = Signal(init=1)
         m.d.sync += units_reset.eq(seq.units_reset | csr.ctrl_abort)
-        m.submodules.dma = ResetInserter(units_reset)(dma)
-        m.submodules.engine = ResetInserter(units_reset)(engine)
+        m.domains.units = cd_units = ClockDomain("units", local=True)
+        m.d.comb += [cd_units.clk.eq(ClockSignal("sync")), cd_units.rst.eq(units_reset)]
+        m.submodules.dma = DomainRenamer("units")(dma)
+        m.submodules.engine = DomainRenamer("units")(engine)
 
         m.submodules.arbiter = arbiter = wishbone.Arbiter(3)
         # Registered both ways: the initiators' request logic, the arbiter and decoder multiplexers
@@ -157,7 +163,7 @@ class SoC(wiring.Component):
         # ready (the end of its window-walk logic) would otherwise reach through the DMA's FIFO
         # read port back into its own byte registers in one cycle. Reset with the units, so an
         # aborted EMBED leaves no word behind.
-        m.submodules.pixel_buffer = pixel_buffer = ResetInserter(units_reset)(
+        m.submodules.pixel_buffer = pixel_buffer = DomainRenamer("units")(
             SyncFIFOBuffered(width=32, depth=2))
         m.d.comb += [
             pixel_buffer.w_data.eq(dma.pixels.payload),
