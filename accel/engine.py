@@ -351,7 +351,7 @@ class LayerEngine(wiring.Component):
         ncogm1 = Signal(6)
         # "Counter at its last value" flags, registered: each is written together with its
         # counter, from the counter's next value, so the generator's step decisions start at
-        # flip-flops instead of behind a comparator (set(): the only way the walk writes them).
+        # flip-flops instead of behind a comparator (set_(): the only way the walk writes them).
         j_last = Signal()
         sub_last = Signal()
         kx_last = Signal()
