@@ -190,14 +190,15 @@ class LayerEngine(wiring.Component):
                 # No read-back: the read port is the engine's alone.
                 m.d.comb += [rp.addr.eq(e["raddr"]), rp.en.eq(e["ren"])]
                 continue
-            # Code banks and the residual buffer read every cycle (the address generator never
-            # stalls, the output unit reads the residual with a constant enable, and the local bus
-            # takes its data exactly one cycle after r_en), so their read ports have no enable.
-            free_running = bid >= BUF_CODE_BANK0 or bid == BUF_RESIDUAL
+            # The readable buffers (code banks, residual) read every cycle, so their read ports
+            # have no enable: the address generator never stalls, the output unit reads the
+            # residual with a constant enable, and the local bus takes its data exactly one cycle
+            # after r_en.
+            m.d.comb += rp.en.eq(1)
             with m.If(e["own"]):
-                m.d.comb += [rp.addr.eq(e["raddr"]), rp.en.eq(1 if free_running else e["ren"])]
+                m.d.comb += rp.addr.eq(e["raddr"])
             with m.Else():
-                m.d.comb += [rp.addr.eq(word), rp.en.eq(1 if free_running else self.local.r_en)]
+                m.d.comb += rp.addr.eq(word)
             # read-back lane select, one cycle after r_en
             sel = Signal(range(max(lm.lanes, 2)), name=f"{lm.name}_rlane")
             ok = Signal(name=f"{lm.name}_rok")
@@ -388,7 +389,7 @@ class LayerEngine(wiring.Component):
         m.d.comb += [e["own"].eq(conv_run), e["raddr"].eq(ou.thr_raddr), e["ren"].eq(ou.thr_ren),
                      ou.thr_rdata.eq(ports[BUF_THRESHOLDS][1].data)]
         e = eng[BUF_RESIDUAL]
-        m.d.comb += [e["own"].eq(conv_run), e["raddr"].eq(ou.res_raddr), e["ren"].eq(ou.res_ren),
+        m.d.comb += [e["own"].eq(conv_run), e["raddr"].eq(ou.res_raddr),
                      ou.res_rdata.eq(ports[BUF_RESIDUAL][1].data),
                      e["waddr"].eq(ou.res_waddr), e["wdata"].eq(ou.res_wdata),
                      e["wen"].eq(ou.res_wen & conv_run)]

@@ -59,7 +59,9 @@ class OutputUnit(wiring.Component):
     idle : ``Out(1)``
         No pixel inside the unit and no threshold load in progress.
     res_raddr, res_ren, res_rdata
-        Residual read port (``res_rdata`` valid the cycle after ``res_ren``; holds while ``res_ren`` low).
+        Residual read port (``res_rdata`` valid the cycle after ``res_raddr``). The unit reads
+        every cycle: ``res_ren`` is always high, and the engine's residual buffer has no read
+        enable.
     res_waddr, res_wdata, res_wen
         Residual write port.
     thr_raddr, thr_ren, thr_rdata

@@ -192,19 +192,19 @@ def _golden_codes(compiled, img):
 EMBED_D, EMBED_Q = 8, 2
 
 
-def _window_k(config):
-    """The window-mode ``k`` the compiler gives stem1's EMBED on ``config`` (3, or 0 when its
-    3 x EMBED_D codes do not fit ``p_i`` lanes or its 3 taps the table channels)."""
-    return 3 if 3 * EMBED_D <= config.p_i and config.emb_channels >= 3 else 0
+def embed_window(compiled):
+    """The EMBED window mode (``k, stride, pad, h_out, w_out``) the compiler chose for a compiled
+    model, or None (plain mode)."""
+    return next((t.window for t in compiled.tensors.values() if t.window), None)
 
 
-def _pinned_unit(config, mode):
+def _pinned_unit(config, mode, window=None):
     """The embedding unit inside a wrapper that ties its mode inputs to constants, so that Yosys
     removes what that mode does not use. ``mode``: ``"shipped"`` (runtime mode, all channels: the
     unit as built), ``"raw"`` (1-channel 8-bit pixels, nsub = 8 / a_planes: the uint8_bitserial
-    input path), ``"embed"`` (1 channel, d = EMBED_D, q = EMBED_Q, nsub=1, and the EMBED window
-    mode of stem1's 3x3 stride-2 windows where the configuration has it (``_window_k``): the
-    default network's path)."""
+    input path), ``"embed"`` (1 channel, d = EMBED_D, q = EMBED_Q, nsub=1, and ``window`` (see
+    :func:`embed_window`) when the compiled network uses the window mode: the default network's
+    path)."""
     from amaranth.hdl import Elaboratable, Module, Signal
     from accel.embedding import EmbeddingUnit
     from amaranth.lib import wiring
@@ -219,7 +219,9 @@ def _pinned_unit(config, mode):
             const = dict(raw=1, emb_c=1, emb_d=1, emb_q=8, nsub=-(-8 // config.a_planes),
                          win_k=0, stride=0, pad=0) \
                 if mode == "raw" else dict(raw=0, emb_c=1, emb_d=EMBED_D, emb_q=EMBED_Q, nsub=1,
-                                           win_k=_window_k(config), stride=2, pad=1)
+                                           win_k=window["k"] if window else 0,
+                                           stride=window["stride"] if window else 0,
+                                           pad=window["pad"] if window else 0)
             for k, v in const.items():
                 m.d.comb += getattr(unit, k).eq(v)
             return m
@@ -248,12 +250,14 @@ def _flatten(obj):
         yield (), None, obj
 
 
-def synth_input_paths(config, *, log=log, force=False):
-    """Yosys synth_ecp5 of the three pinned forms; cached by the unit's source and the config."""
+def synth_input_paths(config, window=None, *, log=log, force=False):
+    """Yosys synth_ecp5 of the three pinned forms (``window``: the embedding's window mode, see
+    :func:`embed_window`); cached by the unit's source, the config and the window. The result
+    names the window it was synthesised with (``"window"``)."""
     from bench.synth_units import yosys_exe, parse_stat
     from amaranth.back import rtlil
     src = (ROOT / "accel" / "embedding.py").read_text()
-    key = hashlib.sha256((src + repr(config) + f"d{EMBED_D}q{EMBED_Q}w{_window_k(config)}")
+    key = hashlib.sha256((src + repr(config) + f"d{EMBED_D}q{EMBED_Q}w{sorted((window or {}).items())}")
                          .encode()).hexdigest()[:16]
     cache = {}
     if SYNTH_CACHE.is_file():
@@ -267,7 +271,7 @@ def synth_input_paths(config, *, log=log, force=False):
     out.mkdir(parents=True, exist_ok=True)
     res = {}
     for mode in ("shipped", "raw", "embed"):
-        top, ports = _pinned_unit(config, mode)
+        top, ports = _pinned_unit(config, mode, window)
         il = out / f"input_{mode}.il"
         il.write_text(rtlil.convert(top, name="top", **({} if ports is None else {"ports": ports})))
         script = (f"read_rtlil {il.name}; synth_ecp5 -top top -run :map_luts; setattr -unset keep; "
@@ -280,6 +284,7 @@ def synth_input_paths(config, *, log=log, force=False):
         c["LUT4_eq"] = c["LUT4"] + 2 * c["CCU2C"]
         c["seconds"] = round(time.time() - t0, 1)
         res[mode] = c
+    res["window"] = window
     cache[key] = res
     SYNTH_CACHE.parent.mkdir(parents=True, exist_ok=True)
     SYNTH_CACHE.write_text(json.dumps(cache, indent=1) + "\n")
@@ -328,7 +333,8 @@ def study(config, transport, *, images, test, quick, runs=RUNS, fallback_net=Non
     syn = None
     if synth:
         try:
-            syn = synth_input_paths(config)
+            pe = next((r for r in rows if r["variant"] == "pixel_embedding"), None)
+            syn = synth_input_paths(config, embed_window(pe["compiled"]) if pe else None)
         except (subprocess.CalledProcessError, FileNotFoundError, OSError) as exc:
             log(f"  synthesis skipped: {exc}")
     return rows, syn
@@ -429,7 +435,8 @@ def section_lines(rows, syn, *, config, fmax, argv, png_name, n_images):
             f"configuration with its mode inputs tied to constants: raw 8-bit only (the uint8_bitserial "
             f"path) {r_['LUT4_eq']:,} LUT4-eq and {r_['DP16KD']} EBR; embedding only (1 channel, "
             f"d={EMBED_D}, q={EMBED_Q}"
-            + (f", window mode k={_window_k(config)} stride 2 pad 1" if _window_k(config) else "")
+            + (f", window mode k={w['k']} stride {w['stride']} pad {w['pad']}"
+               if (w := syn.get("window")) else "")
             + f") {e['LUT4_eq']:,} LUT4-eq and {e['DP16KD']} EBR; the unit as "
             f"built (both modes, {config.emb_channels} channels, any d/q) {s['LUT4_eq']:,} LUT4-eq and "
             f"{s['DP16KD']} EBR (LUT4-eq = LUT4 + 2 x CCU2C). The embedding's extra cost over the "

@@ -166,13 +166,13 @@ _ORANGECRAB_UART = UARTResource(1, rx="0", tx="1", conn=("io", 0),
 
 
 def _ulx3s(size, config_name, config, target_hz, seed=None):
-    return Board(seed=seed,
+    return Board(
         name=f"ulx3s-{size.lower()}", platform_module="amaranth_boards.ulx3s",
         platform_class=f"ULX3S_{size}_Platform", family="ecp5", device=f"LFE5U-{size}",
         package="BG381", config_name=config_name, config=config, clk=("clk25", 0),
         clk_hz=25_000_000, target_hz=target_hz, uart=("uart", 0), baud=1_000_000,
         leds=_ULX3S_LEDS, tool_env={"OPENFPGALOADER": "true"}, program=_ULX3S_PROGRAM,
-        notes="UART through the on-board FT231X (US1 port).")
+        notes="UART through the on-board FT231X (US1 port).", seed=seed)
 
 
 BOARDS = {b.name: b for b in [
