@@ -34,6 +34,8 @@ from amaranth.lib import wiring, io
 from amaranth.lib.wiring import In, Out
 from amaranth.back import verilog
 
+from .synthesis import YOSYS_KEEP_COPIES
+
 
 __all__ = ["BridgeSoC", "BoardTop", "BuildError", "build", "parse_nextpnr_report",
            "parse_nextpnr_log", "parse_yosys_log", "main"]
@@ -325,7 +327,8 @@ def build(board, *, build_dir="build", verilog_only=False, system_tools=False, t
         nextpnr_opts += f" --placer {placer}"
     if seed is not None:
         nextpnr_opts += f" --seed {int(seed)}"
-    plan = platform.prepare(design, "top", nextpnr_opts=nextpnr_opts)
+    plan = platform.prepare(design, "top", nextpnr_opts=nextpnr_opts,
+                            script_after_read=YOSYS_KEEP_COPIES)
     for path in ("top.report.json", "top.bit", "top.svf", "top.bin", "report.json", "report.md"):
         (out / path).unlink(missing_ok=True)
     plan.extract(str(out))

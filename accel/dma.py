@@ -9,7 +9,7 @@ against the size of the addressed buffer (``docs/ARCHITECTURE.md`` 3.2, ``config
 config.lanes(buf)`` lanes).
 """
 
-from amaranth.hdl import Module, Signal, Mux, Const
+from amaranth.hdl import Module, Signal, Mux, Const, Cat, Array
 from amaranth.lib import wiring, stream, data, enum
 from amaranth.lib.wiring import In, Out
 from amaranth.lib.fifo import SyncFIFO
@@ -17,7 +17,7 @@ from amaranth.lib.fifo import SyncFIFO
 from . import wishbone
 from .config import AccelConfig, LOCAL_LANE_BITS, LOCAL_BUF_BITS, BUF_CODE_BANK0, WRITE_ONLY_BUFFERS
 from .errors import ErrorCode, ERROR_BITS
-from .localbus import LocalBusSignature
+from .localbus import LocalBusSignature, READ_LATENCY
 
 
 __all__ = ["DmaKind", "DmaCommand", "DMA"]
@@ -149,15 +149,23 @@ class DMA(wiring.Component):
         w_addr = Signal(24)
         w_data = Signal(32)
         # STORE: local read-ahead. The local read data is registered (rd_data, valid in rd_valid,
-        # two cycles after r_en) before it is used: the engine's read-back multiplexer behind a
-        # block RAM's output, then this unit's data selection, was the SoC's critical path.
+        # READ_LATENCY + 1 cycles after r_en) before it is used: the engine's read-back
+        # multiplexer behind a block RAM's output, then this unit's data selection, was the SoC's
+        # critical path.
         rd_ptr = Signal(24)
         fetch_left = Signal(32)
-        rd_pending = Signal()
+        rd_pending = Signal(READ_LATENCY)      # bit k: a read issued k + 1 cycles ago
         rd_data = Signal(32)
         rd_valid = Signal()
-        wbuf = Signal(32)
-        wbuf_valid = Signal()
+        # The words read ahead wait in a small ring: reads in flight and words held together
+        # never exceed its depth (``reserved``), so a STORE keeps one read per cycle going
+        # through the READ_LATENCY + 1 cycles of the read path.
+        ahead_depth = 4
+        ahead = Array(Signal(32, name=f"ahead{k}", reset_less=True) for k in range(ahead_depth))
+        ahead_w = Signal(range(ahead_depth))
+        ahead_r = Signal(range(ahead_depth))
+        ahead_level = Signal(range(ahead_depth + 1))     # words held
+        reserved = Signal(range(ahead_depth + 1))        # words held or in flight
         r_en = Signal()
 
         flushing = Signal()
@@ -173,8 +181,8 @@ class DMA(wiring.Component):
             fifo.r_en.eq(self.pixels.ready | flushing),
             fifo.w_data.eq(bus.dat_r),
         ]
-        m.d.sync += [w_en.eq(0), self.done.eq(0), rd_pending.eq(r_en),
-                     rd_data.eq(loc.r_data), rd_valid.eq(rd_pending)]
+        m.d.sync += [w_en.eq(0), self.done.eq(0), rd_pending.eq(Cat(r_en, rd_pending[:-1])),
+                     rd_data.eq(loc.r_data), rd_valid.eq(rd_pending[-1])]
 
         def finish(code=None):
             m.d.sync += self.done.eq(1)
@@ -233,7 +241,7 @@ class DMA(wiring.Component):
                     w_addr.eq(c.local_addr),
                     rd_ptr.eq(c.local_addr),
                     fetch_left.eq(Mux(is_store, total, 0)),
-                    wbuf_valid.eq(0),
+                    ahead_w.eq(0), ahead_r.eq(0), ahead_level.eq(0), reserved.eq(0),
                 ]
                 with m.If(c.kind == 3):
                     finish(ErrorCode.BAD_OPCODE)
@@ -261,8 +269,8 @@ class DMA(wiring.Component):
                 data_avail = Signal()
                 data_val = Signal(32)
                 m.d.comb += [
-                    data_avail.eq(wbuf_valid | rd_valid),
-                    data_val.eq(Mux(wbuf_valid, wbuf, rd_data)),
+                    data_avail.eq(ahead_level != 0),
+                    data_val.eq(ahead[ahead_r]),
                 ]
                 can_issue = Signal()
                 with m.If(is_load):
@@ -301,17 +309,18 @@ class DMA(wiring.Component):
                 with m.Elif(beat_end):
                     m.d.sync += [bus.cyc.eq(0), bus.stb.eq(0)]
 
-                # STORE read-ahead: one word in flight on the local bus (rd_pending, then
-                # rd_valid) or held in wbuf.
+                # STORE read-ahead: up to ahead_depth words in flight on the local bus
+                # (rd_pending, then rd_valid) or held in the ring.
                 consume = Signal()
                 m.d.comb += consume.eq(issue & is_store)
-                holds_next = Signal()
-                m.d.comb += holds_next.eq(data_avail & ~consume)
-                with m.If(rd_valid & ~consume):
-                    m.d.sync += [wbuf.eq(rd_data), wbuf_valid.eq(1)]
-                with m.Elif(consume):
-                    m.d.sync += wbuf_valid.eq(0)
-                m.d.comb += r_en.eq((fetch_left != 0) & ~rd_pending & ~holds_next &
+                with m.If(rd_valid):
+                    m.d.sync += [ahead[ahead_w].eq(rd_data),
+                                 ahead_w.eq(Mux(ahead_w == ahead_depth - 1, 0, ahead_w + 1))]
+                with m.If(consume):
+                    m.d.sync += ahead_r.eq(Mux(ahead_r == ahead_depth - 1, 0, ahead_r + 1))
+                m.d.sync += [ahead_level.eq(ahead_level + rd_valid - consume),
+                             reserved.eq(reserved + r_en - consume)]
+                m.d.comb += r_en.eq((fetch_left != 0) & (reserved != ahead_depth) &
                                     ~(bus.stb & bus.err))
                 with m.If(r_en):
                     m.d.sync += [rd_ptr.eq(rd_ptr + 1), fetch_left.eq(fetch_left - 1)]

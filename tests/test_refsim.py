@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from accel import isa
+from accel.localbus import READ_LATENCY
 from accel.config import (TINY, SMALL, CONFIGS, BUF_WEIGHTS, BUF_THRESHOLDS, BUF_EMBED,
                           BUF_RESIDUAL, BUF_CODE_BANK0)
 from accel.errors import ErrorCode
@@ -545,8 +546,10 @@ def test_layer_engine_rtl_matches_refsim_on_a_compiled_program(d):
                 ctx.set(bus.addr, (buf << 20) | i)
                 ctx.set(bus.r_en, 1)
                 await ctx.tick()
+                ctx.set(bus.r_en, 0)
+                for _ in range(READ_LATENCY - 1):
+                    await ctx.tick()
                 out.append(ctx.get(bus.r_data))
-            ctx.set(bus.r_en, 0)
             return np.array(out, np.uint32)
 
         # parameters as the load program left them (the per-image part never changes them)
