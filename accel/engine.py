@@ -33,6 +33,7 @@ from .config import (AccelConfig, BUF_WEIGHTS, BUF_THRESHOLDS, BUF_EMBED, BUF_RE
                      BUF_CODE_BANK0, THR_ENTRY_BITS, WRITE_ONLY_BUFFERS)
 from .localbus import LocalBusSignature, split_addr
 from .mac_array import MACArray, SHIFT_BITS
+from .synthesis import KEEP_COPY
 from .output import OutputUnit, OUT_TAG_LAYOUT
 from .embedding import EmbeddingUnit
 
@@ -107,8 +108,8 @@ class LayerEngine(wiring.Component):
     pixels : ``In(stream.Signature(32))``
         EMBED input: ``ceil(h_in*w_in*emb_c/4)`` words of HWC bytes.
     local : ``In(LocalBusSignature)``
-        Buffer access for the DMA: writes land in the cycle of ``w_en``, ``r_data`` is valid
-        ``READ_LATENCY`` (2) cycles after ``r_en`` (0 in other cycles). Use it only while the engine is not ``busy`` (the engine owns the
+        Buffer access for the DMA: writes land one cycle after ``w_en``, ``r_data`` is valid
+        ``READ_LATENCY`` (3) cycles after ``r_en`` (0 in other cycles). Use it only while the engine is not ``busy`` (the engine owns the
         memory ports then). Weights, thresholds and the embedding table are write-only (read 0).
     mac_busy : ``Out(1)``
         High in every cycle the MAC array accepts a word-set.
@@ -168,9 +169,20 @@ class LayerEngine(wiring.Component):
         for bid, lm in mems.items():
             wp, rp = lm.elaborate_ports(m)
             ports[bid] = (wp, rp)
+            # The local bus is decoded and registered per buffer before it reaches the block RAMs
+            # (the word of a lane index divides by the buffer's lane count; the DMA's address
+            # multiplexer, that division and this range check were the SoC's critical path):
+            # a write lands one cycle after w_en, a read presents its address one cycle after
+            # r_en. The copies are kept apart in synthesis so that each buffer has its own.
             word, lane = lm.split_lane(llane)
-            in_range = (llane < lm.depth * lm.lanes)
-            hit_w = self.local.w_en & (lbuf == bid) & in_range
+            hit = (lbuf == bid) & (llane < lm.depth * lm.lanes)
+            l_word = Signal(range(lm.depth), name=f"{lm.name}_lword", attrs=KEEP_COPY)
+            l_write = Signal(name=f"{lm.name}_lwrite")
+            l_lane_en = Signal(len(wp.en), name=f"{lm.name}_llane_en")
+            l_wdata = Signal(32, name=f"{lm.name}_lwdata", reset_less=True, attrs=KEEP_COPY)
+            m.d.sync += [l_word.eq(word), l_write.eq(self.local.w_en & hit),
+                         l_lane_en.eq((1 << lane) if lm.granular else 1),
+                         l_wdata.eq(self.local.w_data)]
             e = dict(waddr=Signal(range(lm.depth), name=f"{lm.name}_eng_waddr"),
                      wdata=Signal(lm.width, name=f"{lm.name}_eng_wdata"),
                      wen=Signal(name=f"{lm.name}_eng_wen"),
@@ -178,14 +190,9 @@ class LayerEngine(wiring.Component):
                      ren=Signal(name=f"{lm.name}_eng_ren"),
                      own=Signal(name=f"{lm.name}_eng_own"))
             eng[bid] = e
-            with m.If(hit_w):
-                lane_en = Signal(len(wp.en), name=f"{lm.name}_lane_en")
-                if lm.granular:
-                    m.d.comb += lane_en.eq(1 << lane)
-                else:
-                    m.d.comb += lane_en.eq(1)
-                m.d.comb += [wp.addr.eq(word), wp.en.eq(lane_en),
-                             wp.data.eq(Cat(*([self.local.w_data] * lm.lanes))[:lm.width])]
+            with m.If(l_write):
+                m.d.comb += [wp.addr.eq(l_word), wp.en.eq(l_lane_en),
+                             wp.data.eq(Cat(*([l_wdata] * lm.lanes))[:lm.width])]
             with m.Else():
                 m.d.comb += [wp.addr.eq(e["waddr"]), wp.data.eq(e["wdata"]),
                              wp.en.eq(Mux(e["wen"], (1 << len(wp.en)) - 1, 0))]
@@ -195,21 +202,22 @@ class LayerEngine(wiring.Component):
                 continue
             # The readable buffers (code banks, residual) read every cycle, so their read ports
             # have no enable: the address generator never stalls, the output unit reads the
-            # residual with a constant enable, and the local bus takes its data exactly one cycle
-            # after r_en.
+            # residual with a constant enable, and the local bus takes its data a fixed number of
+            # cycles after r_en.
             m.d.comb += rp.en.eq(1)
             with m.If(e["own"]):
                 m.d.comb += rp.addr.eq(e["raddr"])
             with m.Else():
-                m.d.comb += rp.addr.eq(word)
+                m.d.comb += rp.addr.eq(l_word)
             # Read-back: the lane of this buffer registered next to its block RAMs (zero unless
-            # this buffer was read), then ORed with the other buffers' lanes into r_data:
-            # READ_LATENCY = 2 cycles after r_en.
-            sel = Signal(range(max(lm.lanes, 2)), name=f"{lm.name}_rlane")
+            # this buffer was read), then ORed with the other buffers' lanes into r_data,
+            # READ_LATENCY = 3 cycles after r_en (decode, block RAM, lane register).
+            l_read = Signal(name=f"{lm.name}_lread")
+            l_lane = Signal(range(max(lm.lanes, 2)), name=f"{lm.name}_llane")
             ok = Signal(name=f"{lm.name}_rok")
-            m.d.sync += ok.eq(self.local.r_en & (lbuf == bid) & in_range)
-            with m.If(self.local.r_en):
-                m.d.sync += sel.eq(lane)
+            sel = Signal(range(max(lm.lanes, 2)), name=f"{lm.name}_rlane")
+            m.d.sync += [l_read.eq(self.local.r_en & hit), l_lane.eq(lane),
+                         ok.eq(l_read), sel.eq(l_lane)]
             lane_data = Signal(32, name=f"{lm.name}_rdata", reset_less=True)
             m.d.sync += lane_data.eq(0)
             with m.If(ok):
@@ -220,9 +228,10 @@ class LayerEngine(wiring.Component):
             read_back.append(lane_data)
         m.d.comb += self.local.r_data.eq(reduce(operator.or_, read_back))
 
-        # embedding table (write-only): entry c*256 + pixel, one lane each (16 bits)
+        # embedding table (write-only): entry c*256 + pixel, one lane each (16 bits), registered
+        # like the other buffers' writes
         emb_depth = cfg.emb_channels * 256
-        m.d.comb += [emb.tw_addr.eq(llane), emb.tw_data.eq(self.local.w_data),
+        m.d.sync += [emb.tw_addr.eq(llane), emb.tw_data.eq(self.local.w_data),
                      emb.tw_en.eq(self.local.w_en & (lbuf == BUF_EMBED) & (llane < emb_depth))]
 
         # --- per-layer setup: products by a shift-add multiplier ----------------------------------
@@ -309,6 +318,10 @@ class LayerEngine(wiring.Component):
         TA_row = Signal(signed(ab))
         R = Signal(18)
         R_row = Signal(18)
+        pool_dB_down = Signal(ab)      # sRowP - sP, mod 2**ab (B's width)
+        pool_dB_up = Signal(ab)        # sP - sRowP
+        pool_dR_down = Signal(18)      # Rrow - n_cog, mod 2**18 (R's width)
+        pool_dR_up = Signal(18)        # n_cog - Rrow
         WA = Signal(18)
         wcog = Signal(18)
         ag_active = Signal()
@@ -538,6 +551,10 @@ class LayerEngine(wiring.Component):
             # resets the output unit's and the walker's registers.
             with m.State("CONV_VALIDATE"):
                 m.d.sync += bad.eq(conv_bad)
+                # the pooled walk's diagonal steps, so that a step is one adder (the addends
+                # only need the low bits: the running sums wrap at their own widths)
+                m.d.sync += [pool_dB_down.eq(sRowP - sP), pool_dB_up.eq(sP - sRowP),
+                             pool_dR_down.eq(Rrow - d.n_cog), pool_dR_up.eq(d.n_cog - Rrow)]
                 m.next = "CONV_CHECK"
             with m.State("EMBED_VALIDATE"):
                 m.d.sync += bad.eq(embed_bad)
@@ -616,14 +633,16 @@ class LayerEngine(wiring.Component):
                         with m.Else():
                             self._walk(m, d, pool, ox, oy, dx, dy, ix0, iy0, iy0_row, B, B_row,
                                        R, R_row, TA, TA_row, ix, iy, sP, sRowP, Rrow, pix_last_x,
-                                       set_)
+                                       set_, (pool_dB_down, pool_dB_up, pool_dR_down, pool_dR_up))
         return m
 
     @staticmethod
     def _walk(m, d, pool, ox, oy, dx, dy, ix0, iy0, iy0_row, B, B_row, R, R_row, TA, TA_row,
-              ix, iy, sP, sRowP, Rrow, pix_last_x, set_):
+              ix, iy, sP, sRowP, Rrow, pix_last_x, set_, pool_deltas):
         """Step to the next output pixel (row-major or 2x2-window order) with running sums
-        (``set_(counter, value)``: a counter's assignment with its registered last flag)."""
+        (``set_(counter, value)``: a counter's assignment with its registered last flag;
+        ``pool_deltas``: the 2x2 walk's registered diagonal steps of B and R)."""
+        dB_down, dB_up, dR_down, dR_up = pool_deltas
         s = d.stride
         n_cog = d.n_cog
 
@@ -661,10 +680,10 @@ class LayerEngine(wiring.Component):
                 m.d.sync += move(1, 0, sP, n_cog)
             with m.Elif(~dy):
                 m.d.sync += dy.eq(1)
-                m.d.sync += move(-1, 1, sRowP - sP, Rrow - n_cog)
+                m.d.sync += move(-1, 1, dB_down, dR_down)
             with m.Else():
                 m.d.sync += dy.eq(0)
                 with m.If(~pix_last_x):
-                    m.d.sync += move(1, -1, sP - sRowP, n_cog - Rrow)
+                    m.d.sync += move(1, -1, dB_up, dR_up)
                 with m.Else():
                     m.d.sync += new_row(2)
