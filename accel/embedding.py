@@ -26,7 +26,10 @@ from amaranth.lib.memory import Memory
 from .config import AccelConfig, EMB_ENTRY_BITS
 
 
-__all__ = ["EmbeddingUnit"]
+__all__ = ["EmbeddingUnit", "SETUP_CYCLES"]
+
+
+SETUP_CYCLES = 2   # from ``start`` until a run begins: the geometry's two register stages
 
 
 class EmbeddingUnit(wiring.Component):
@@ -46,7 +49,8 @@ class EmbeddingUnit(wiring.Component):
     out_addr : ``Out(20)``
         Code-bank word address of the word on ``out`` (valid with ``out.valid``).
     start : ``In(1)``
-        Pulse: begin a run with the parameters below (held stable during the run).
+        Pulse: begin a run with the parameters below (held stable from ``start`` to the end of
+        the run). The run begins ``SETUP_CYCLES`` cycles later.
     n_pix, n_words : ``In(20)``
         Pixels (``h * w``) and input words (``ceil(h * w * emb_c / 4)``) of the run.
     emb_c, emb_d, emb_q, raw, nsub : ``In``
@@ -291,27 +295,46 @@ class EmbeddingUnit(wiring.Component):
         m.d.comb += self.out.payload.eq(Cat(*bits))
 
         # --- run control ----------------------------------------------------------------------------
-        # Window geometry: products by stride (1..3) and k (1..emb_channels) as shifts and adds.
+        # Window geometry: products by stride (1..3) and k (1..emb_channels) as shifts and adds,
+        # in two register stages that follow the (stable) parameters every cycle; a run begins
+        # SETUP_CYCLES after ``start``, when both stages hold its values. (In one cycle, from
+        # the descriptor to the walker's limits, these were the SoC's critical path.)
         def times_small(x, y, bits):
             return sum(Mux(y[b], x << b, 0) for b in range(bits))
         k_bits = max(1, nch.bit_length())
-        w_cover = times_small(self.w_out - 1, self.stride, 2) + self.win_k
-        h_cover = times_small(self.h_out - 1, self.stride, 2) + self.win_k
-        wk_now = times_small(self.w_out, self.win_k, k_bits)
-        xh, yh = self.pad + self.w_in, self.pad + self.h_in
+        w_cover_m1 = Signal(12)   # (w_out - 1) * stride + k - 1: last virtual column windows cover
+        h_cover_m1 = Signal(12)
+        xh_m1 = Signal(12)        # pad + w_in - 1: last virtual column of the image
+        yh_m1 = Signal(12)
+        wk_a = Signal(20)
+        m.d.sync += [w_cover_m1.eq(times_small(self.w_out - 1, self.stride, 2) + self.win_k - 1),
+                     h_cover_m1.eq(times_small(self.h_out - 1, self.stride, 2) + self.win_k - 1),
+                     xh_m1.eq(self.pad + self.w_in - 1), yh_m1.eq(self.pad + self.h_in - 1),
+                     wk_a.eq(times_small(self.w_out, self.win_k, k_bits))]
+        vw_last_b = Signal(12)
+        vh_last_b = Signal(12)
+        wk_b = Signal(20)
+        wks_b = Signal(20)
+        m.d.sync += [vw_last_b.eq(Mux(xh_m1 > w_cover_m1, xh_m1, w_cover_m1)),
+                     vh_last_b.eq(Mux(yh_m1 > h_cover_m1, yh_m1, h_cover_m1)),
+                     wk_b.eq(wk_a), wks_b.eq(wk_a - self.stride)]
+        setup = Signal(range(SETUP_CYCLES + 1))
         with m.If(self.start):
+            m.d.sync += setup.eq(SETUP_CYCLES)
+        with m.Elif(setup != 0):
+            m.d.sync += setup.eq(setup - 1)
+        with m.If(setup == 1):
             m.d.sync += [run.eq(1), words_left.eq(self.n_words), pix_left.eq(self.n_pix),
                          cnt.eq(0), s.eq(0), s_off.eq(0), waddr.eq(0),
                          win.eq(self.win_k != 0), walking.eq(self.win_k != 0),
                          vx.eq(0), vy.eq(0), phase.eq(self.win_k - 1), ox_ok.eq(1), oxk.eq(0),
                          oy_st.eq(0), ky_st.eq(0), rowbase.eq(0), row_dest.eq(1),
                          col_in.eq(self.pad == 0), row_in.eq(self.pad == 0),
-                         x_hi.eq(xh), y_hi.eq(yh),
-                         vw_last.eq(Mux(xh > w_cover, xh, w_cover) - 1),
-                         vh_last.eq(Mux(yh > h_cover, yh, h_cover) - 1),
-                         wk.eq(wk_now), wks.eq(wk_now - self.stride),
+                         x_hi.eq(xh_m1 + 1), y_hi.eq(yh_m1 + 1),
+                         vw_last.eq(vw_last_b), vh_last.eq(vh_last_b),
+                         wk.eq(wk_b), wks.eq(wks_b),
                          hom1.eq(self.h_out - 1), sm1.eq(self.stride - 1)]
         with m.Elif(run & (pix_left == 0) & (words_left == 0) & ~walking & ~v1 & ~out_valid):
             m.d.sync += run.eq(0)
-        m.d.comb += self.busy.eq(run)
+        m.d.comb += self.busy.eq(run | (setup != 0))
         return m
