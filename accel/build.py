@@ -56,6 +56,7 @@ TOOLS = {
 
 # nextpnr's placers (--placer): HeAP (its default), the electrostatic one, simulated annealing.
 PLACERS = ("heap", "static", "sa")
+ROUTERS = ("router1", "router2")
 
 # nextpnr cell types -> report rows, per family.
 CELL_ROWS = {
@@ -280,7 +281,8 @@ def _over_capacity(log_path, family):
 
 
 def build(board, *, build_dir="build", verilog_only=False, system_tools=False, target_hz=None,
-          baud=None, top="soc", seed=None, config=None, force=False, placer=None, log=print):
+          baud=None, top="soc", seed=None, config=None, force=False, placer=None, router=None,
+          log=print):
     """Build ``board`` into ``build_dir/<board>/``; returns the report (a dict).
 
     Raises :class:`BuildError` with a one-line message when a tool is missing or fails, or when
@@ -290,6 +292,8 @@ def build(board, *, build_dir="build", verilog_only=False, system_tools=False, t
     seed = board.seed if seed is None else seed
     if placer not in PLACERS:
         raise BuildError(f"unknown placer {placer!r}; choose one of {', '.join(PLACERS)}")
+    if router is not None and router not in ROUTERS:
+        raise BuildError(f"unknown router {router!r}; choose one of {', '.join(ROUTERS)}")
     if top == "soc" and not board.soc_fits and not force and not verilog_only:
         raise BuildError(f"the SoC does not fit the {board.device} of {board.name} (see "
                          f"--list-boards notes); build --top bridge, or --force to try anyway")
@@ -320,9 +324,10 @@ def build(board, *, build_dir="build", verilog_only=False, system_tools=False, t
     platform = board.platform()
     nextpnr_opts = "--report top.report.json --timing-allow-fail"
     if family == "ecp5":
-        # router2: router1 took over half an hour for the 85F on this machine; router2 routes
-        # the ECP5 builds in minutes.
-        nextpnr_opts += " --router router2"
+        # router2 by default: router1 took over half an hour for the 85F on this machine; router2
+        # routes the ECP5 builds in minutes. (router1 routes the 64x32 array on the 85F, where
+        # router2 diverges: --router router1.)
+        nextpnr_opts += f" --router {router or 'router2'}"
     if placer != "heap":
         nextpnr_opts += f" --placer {placer}"
     if seed is not None:
@@ -345,7 +350,7 @@ def build(board, *, build_dir="build", verilog_only=False, system_tools=False, t
     report = {
         "board": board.name, "device": board.device, "package": board.package,
         "family": family, "top": top_kind, "config_name": board.config_name if config is board.config
-        else "custom", "config": config.as_dict(),
+        else _config_name(config), "config": config.as_dict(),
         "target_mhz": design.f_sync_hz / 1e6, "baud": design.baud,
         "pll": (board.pll_for(design.target_hz).as_dict()
                 if board.pll_for(design.target_hz) else None),
@@ -456,8 +461,14 @@ def _parse_freq(text):
     return int(round(value * scale))
 
 
+def _config_name(config):
+    from platforms.configs import CONFIGS
+    return next((name for name, c in CONFIGS.items() if c == config), "custom")
+
+
 def main(argv=None):
     from platforms import get_board, list_boards, UnknownBoardError, DEFAULT_BOARD
+    from platforms.configs import CONFIGS
     parser = argparse.ArgumentParser(prog="python -m accel.build", description=__doc__.split("\n")[0])
     parser.add_argument("--board", default="ecp5", help=f"board name (default ecp5 = {DEFAULT_BOARD})")
     parser.add_argument("--list-boards", action="store_true", help="list the boards and exit")
@@ -474,6 +485,11 @@ def main(argv=None):
                         help="nextpnr placement seed (default: the board's)")
     parser.add_argument("--placer", default=None,
                         help=f"nextpnr placer: {', '.join(PLACERS)} (default: the board's)")
+    parser.add_argument("--router", choices=ROUTERS, default=None,
+                        help="nextpnr router (default router2)")
+    parser.add_argument("--config", choices=sorted(CONFIGS), default=None,
+                        help="accelerator configuration (default: the board's; e.g. default = "
+                             "the 64x32 array, which routes on the 85F with --router router1)")
     parser.add_argument("--build-dir", default="build", help="output root (default build/)")
     parser.add_argument("--force", action="store_true",
                         help="build the SoC even for a board it is known not to fit")
@@ -490,7 +506,8 @@ def main(argv=None):
         report = build(board, build_dir=args.build_dir, verilog_only=args.verilog_only,
                        system_tools=args.system_tools, target_hz=args.freq, baud=args.baud,
                        top=args.top, seed=args.seed, force=args.force,
-                       placer=args.placer, log=log)
+                       placer=args.placer, router=args.router,
+                       config=CONFIGS[args.config] if args.config else None, log=log)
         if args.verilog_only:
             return 0
         util = report["utilization"]

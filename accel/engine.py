@@ -50,14 +50,22 @@ def _times_const(value, const):
     return sum(value << b for b in range(const.bit_length()) if (const >> b) & 1)
 
 
+WBUF_GROUP_LANES = 4   # weight-buffer lanes (32-bit block-RAM columns) per address-register copy
+
+
 def _ceil_div(a, b):
     return -(-a // b)
 
 
 class _LaneMemory:
-    """A buffer memory plus its local-bus lane decoding (one write port, one read port)."""
+    """A buffer memory plus its local-bus lane decoding (one write port, one read port).
 
-    def __init__(self, name, bits, depth):
+    A wide buffer can be split into ``groups`` memories of whole 32-bit lanes, each with its own
+    ports (``wps``, ``rps``): the engine gives each group its own copies of the address registers,
+    so that no single register drives the address pins of block RAMs all over the die.
+    """
+
+    def __init__(self, name, bits, depth, groups=1):
         self.name = name
         self.bits = bits
         self.depth = depth
@@ -66,13 +74,26 @@ class _LaneMemory:
             self.width = bits
         else:
             self.width = self.lanes * 32
-        self.mem = Memory(shape=unsigned(self.width), depth=depth, init=[])
         self.granular = self.lanes > 1
+        if groups != 1 and (bits % 32 or self.lanes % groups):
+            raise ValueError(f"{name}: {self.lanes} lanes do not split into {groups} groups")
+        self.groups = groups
+        self.group_lanes = self.lanes // groups if groups > 1 else self.lanes
+        group_width = self.width if groups == 1 else 32 * self.group_lanes
+        self.mems = [Memory(shape=unsigned(group_width), depth=depth, init=[])
+                     for _ in range(groups)]
 
     def elaborate_ports(self, m):
-        m.submodules[self.name] = self.mem
-        self.wp = self.mem.write_port(granularity=32 if self.granular else None)
-        self.rp = self.mem.read_port()
+        """Add the memories to ``m``; returns the whole-word ``(wp, rp)`` of a one-group buffer
+        (``None, None`` for a split one: use ``wps`` and ``rps``)."""
+        self.wps, self.rps = [], []
+        for g, mem in enumerate(self.mems):
+            m.submodules[self.name if self.groups == 1 else f"{self.name}_g{g}"] = mem
+            self.wps.append(mem.write_port(granularity=32 if self.granular else None))
+            self.rps.append(mem.read_port())
+        if self.groups > 1:
+            return None, None
+        self.wp, self.rp = self.wps[0], self.rps[0]
         return self.wp, self.rp
 
     def split_lane(self, lane_index):
@@ -91,6 +112,10 @@ class LayerEngine(wiring.Component):
     Parameters
     ----------
     config : AccelConfig
+    wbuf_group_lanes : int
+        Weight-buffer lanes (32-bit block-RAM columns) per copy of the buffer's address registers
+        (read address ``WA``, the local bus's write decode). One register driving the address
+        pins of all the buffer's block RAMs, spread over the die, limits the clock.
 
     Members
     -------
@@ -115,16 +140,25 @@ class LayerEngine(wiring.Component):
         High in every cycle the MAC array accepts a word-set.
     """
 
-    def __init__(self, config):
+    def __init__(self, config, *, wbuf_group_lanes=WBUF_GROUP_LANES):
         if not isinstance(config, AccelConfig):
             raise TypeError(f"LayerEngine config must be an AccelConfig, not {config!r}")
+        if not isinstance(wbuf_group_lanes, int) or isinstance(wbuf_group_lanes, bool):
+            raise TypeError(f"LayerEngine wbuf_group_lanes must be an integer, not "
+                            f"{wbuf_group_lanes!r}")
+        if wbuf_group_lanes < 1:
+            raise ValueError(f"LayerEngine wbuf_group_lanes must be >= 1, not {wbuf_group_lanes}")
         if config.res_depth > (1 << 16):
             raise ValueError(f"LayerEngine needs res_depth <= 65536, not {config.res_depth}")
         if config.bank_depth > (1 << 20):
             raise ValueError(f"LayerEngine needs bank_depth <= 2**20, not {config.bank_depth}")
         self.config = config
         cfg = config
-        self.wbuf = _LaneMemory("wbuf", cfg.weight_word_bits, cfg.wbuf_depth)
+        # The weight buffer in column groups of wbuf_group_lanes lanes (block-RAM columns), each
+        # with its own copies of the address registers (one group if the lanes do not divide).
+        wlanes = _ceil_div(cfg.weight_word_bits, 32)
+        wgroups = wlanes // wbuf_group_lanes if wlanes % wbuf_group_lanes == 0 else 1
+        self.wbuf = _LaneMemory("wbuf", cfg.weight_word_bits, cfg.wbuf_depth, groups=wgroups)
         self.tbuf = _LaneMemory("tbuf", THR_ENTRY_BITS, cfg.thr_depth)
         self.rbuf = _LaneMemory("rbuf", cfg.res_word_bits, cfg.res_depth)
         self.banks = [_LaneMemory(f"bank{k}", cfg.code_word_bits, cfg.bank_depth)
@@ -169,37 +203,51 @@ class LayerEngine(wiring.Component):
         for bid, lm in mems.items():
             wp, rp = lm.elaborate_ports(m)
             ports[bid] = (wp, rp)
-            # The local bus is decoded and registered per buffer before it reaches the block RAMs
-            # (the word of a lane index divides by the buffer's lane count; the DMA's address
-            # multiplexer, that division and this range check were the SoC's critical path):
-            # a write lands one cycle after w_en, a read presents its address one cycle after
-            # r_en. The copies are kept apart in synthesis so that each buffer has its own.
+            # The local bus is decoded and registered per buffer (per column group of a split
+            # buffer) before it reaches the block RAMs (the word of a lane index divides by the
+            # buffer's lane count; the DMA's address multiplexer, that division and this range
+            # check were the SoC's critical path, and then one address register driving the
+            # weight buffer's 32 block RAMs): a write lands one cycle after w_en, a read presents
+            # its address one cycle after r_en. The copies are kept apart in synthesis.
             word, lane = lm.split_lane(llane)
             hit = (lbuf == bid) & (llane < lm.depth * lm.lanes)
-            l_word = Signal(range(lm.depth), name=f"{lm.name}_lword", attrs=KEEP_COPY)
-            l_write = Signal(name=f"{lm.name}_lwrite")
-            l_lane_en = Signal(len(wp.en), name=f"{lm.name}_llane_en")
-            l_wdata = Signal(32, name=f"{lm.name}_lwdata", reset_less=True, attrs=KEEP_COPY)
-            m.d.sync += [l_word.eq(word), l_write.eq(self.local.w_en & hit),
-                         l_lane_en.eq((1 << lane) if lm.granular else 1),
-                         l_wdata.eq(self.local.w_data)]
             e = dict(waddr=Signal(range(lm.depth), name=f"{lm.name}_eng_waddr"),
                      wdata=Signal(lm.width, name=f"{lm.name}_eng_wdata"),
                      wen=Signal(name=f"{lm.name}_eng_wen"),
                      raddr=Signal(range(lm.depth), name=f"{lm.name}_eng_raddr"),
                      ren=Signal(name=f"{lm.name}_eng_ren"),
-                     own=Signal(name=f"{lm.name}_eng_own"))
+                     own=Signal(name=f"{lm.name}_eng_own"),
+                     # a split buffer's read address, one copy per group
+                     raddr_groups=[Signal(range(lm.depth), name=f"{lm.name}_eng_raddr_g{g}")
+                                   for g in range(lm.groups)] if lm.groups > 1 else None)
             eng[bid] = e
-            with m.If(l_write):
-                m.d.comb += [wp.addr.eq(l_word), wp.en.eq(l_lane_en),
-                             wp.data.eq(Cat(*([l_wdata] * lm.lanes))[:lm.width])]
-            with m.Else():
-                m.d.comb += [wp.addr.eq(e["waddr"]), wp.data.eq(e["wdata"]),
-                             wp.en.eq(Mux(e["wen"], (1 << len(wp.en)) - 1, 0))]
+            for g in range(lm.groups):
+                gw, gr = lm.wps[g], lm.rps[g]
+                sfx = "" if lm.groups == 1 else f"_g{g}"
+                gl = lm.group_lanes
+                gwidth = len(gw.data)
+                l_word = Signal(range(lm.depth), name=f"{lm.name}_lword{sfx}", attrs=KEEP_COPY)
+                l_write = Signal(name=f"{lm.name}_lwrite{sfx}", attrs=KEEP_COPY)
+                l_lane_en = Signal(len(gw.en), name=f"{lm.name}_llane_en{sfx}", attrs=KEEP_COPY)
+                l_wdata = Signal(32, name=f"{lm.name}_lwdata{sfx}", reset_less=True,
+                                 attrs=KEEP_COPY)
+                lane_en = Cat(*(lane == g * gl + i for i in range(gl))) if lm.granular else 1
+                m.d.sync += [l_word.eq(word), l_write.eq(self.local.w_en & hit),
+                             l_lane_en.eq(lane_en), l_wdata.eq(self.local.w_data)]
+                with m.If(l_write):
+                    m.d.comb += [gw.addr.eq(l_word), gw.en.eq(l_lane_en),
+                                 gw.data.eq(Cat(*([l_wdata] * gl))[:gwidth])]
+                with m.Else():
+                    m.d.comb += [gw.addr.eq(e["waddr"]),
+                                 gw.data.eq(e["wdata"][g * gwidth:(g + 1) * gwidth]),
+                                 gw.en.eq(Mux(e["wen"], (1 << len(gw.en)) - 1, 0))]
+                if bid in WRITE_ONLY_BUFFERS:
+                    # No read-back: the read port is the engine's alone.
+                    raddr = e["raddr"] if lm.groups == 1 else e["raddr_groups"][g]
+                    m.d.comb += [gr.addr.eq(raddr), gr.en.eq(e["ren"])]
             if bid in WRITE_ONLY_BUFFERS:
-                # No read-back: the read port is the engine's alone.
-                m.d.comb += [rp.addr.eq(e["raddr"]), rp.en.eq(e["ren"])]
                 continue
+            assert lm.groups == 1, "read-back of a split buffer"
             # The readable buffers (code banks, residual) read every cycle, so their read ports
             # have no enable: the address generator never stalls, the output unit reads the
             # residual with a constant enable, and the local bus takes its data a fixed number of
@@ -323,6 +371,12 @@ class LayerEngine(wiring.Component):
         pool_dR_down = Signal(18)      # Rrow - n_cog, mod 2**18 (R's width)
         pool_dR_up = Signal(18)        # n_cog - Rrow
         WA = Signal(18)
+        # copies of WA, one per weight-buffer column group, assigned wherever WA is (set_WA)
+        WA_groups = [Signal(18, name=f"WA_g{g}", attrs=KEEP_COPY)
+                     for g in range(self.wbuf.groups)] if self.wbuf.groups > 1 else []
+
+        def set_WA(value):
+            return [WA.eq(value), *(c.eq(value) for c in WA_groups)]
         wcog = Signal(18)
         ag_active = Signal()
 
@@ -347,7 +401,7 @@ class LayerEngine(wiring.Component):
                 m.d.comb += src_data.eq(ports[BUF_CODE_BANK0 + k][1].data[:cfg.code_word_bits])
         m.d.comb += [
             mac.inp.valid.eq(s1_valid),
-            mac.inp.payload.weights.eq(ports[BUF_WEIGHTS][1].data),
+            mac.inp.payload.weights.eq(Cat(*(rp.data for rp in self.wbuf.rps))),
             mac.inp.payload.acts.eq(Mux(s1_zero, 0, src_data)),
             mac.inp.payload.shift.eq(s1_shift),
             mac.inp.payload.first.eq(s1_first),
@@ -408,6 +462,8 @@ class LayerEngine(wiring.Component):
             m.d.comb += [e["own"].eq(conv_run & (src_sel == k)), e["raddr"].eq(bank_addr)]
         e = eng[BUF_WEIGHTS]
         m.d.comb += [e["own"].eq(conv_run), e["raddr"].eq(WA), e["ren"].eq(1)]
+        if e["raddr_groups"]:
+            m.d.comb += [r.eq(c) for r, c in zip(e["raddr_groups"], WA_groups)]
         e = eng[BUF_THRESHOLDS]
         m.d.comb += [e["own"].eq(conv_run), e["raddr"].eq(ou.thr_raddr), e["ren"].eq(ou.thr_ren),
                      ou.thr_rdata.eq(ports[BUF_THRESHOLDS][1].data)]
@@ -566,7 +622,8 @@ class LayerEngine(wiring.Component):
                     m.next = "DONE"
                 with m.Else():
                     m.d.sync += cog_reset(0)
-                    m.d.sync += [*set_(cog, 0), WA.eq(d.w_base), wcog.eq(d.w_base), ag_active.eq(1),
+                    m.d.sync += [*set_(cog, 0), *set_WA(d.w_base), wcog.eq(d.w_base),
+                                 ag_active.eq(1),
                                  conv_run.eq(1), src_sel.eq(d.src_bank),
                                  Pm1.eq(P - 1), nsubm1.eq(d.nsub - 1), km1.eq(d.k - 1),
                                  wom1.eq(d.w_out - 1), hom1.eq(d.h_out - 1), ncogm1.eq(d.n_cog - 1)]
@@ -610,11 +667,11 @@ class LayerEngine(wiring.Component):
                 with m.If(~j_last):
                     m.d.sync += set_(j, j + 1)
                     with m.If(sub_last):
-                        m.d.sync += [*set_(sub, 0), shift.eq(0), WA.eq(WA + 1)]
+                        m.d.sync += [*set_(sub, 0), shift.eq(0), *set_WA(WA + 1)]
                     with m.Else():
                         m.d.sync += [*set_(sub, sub + 1), shift.eq(shift + cfg.a_planes)]
                 with m.Else():
-                    m.d.sync += [*set_(j, 0), *set_(sub, 0), shift.eq(0), WA.eq(WA + 1)]
+                    m.d.sync += [*set_(j, 0), *set_(sub, 0), shift.eq(0), *set_WA(WA + 1)]
                     with m.If(~kx_last):
                         m.d.sync += [*set_(kx, kx + 1), ix.eq(ix + 1), TA.eq(TA + P)]
                     with m.Elif(~ky_last):
@@ -622,14 +679,14 @@ class LayerEngine(wiring.Component):
                                      TA_row.eq(TA_row + rowP), TA.eq(TA_row + rowP)]
                     with m.Else():
                         # pixel done
-                        m.d.sync += [*set_(kx, 0), *set_(ky, 0), WA.eq(wcog)]
+                        m.d.sync += [*set_(kx, 0), *set_(ky, 0), *set_WA(wcog)]
                         with m.If(cog_pix_last):
                             with m.If(cog_last):
                                 m.d.sync += ag_active.eq(0)
                             with m.Else():
                                 m.d.sync += cog_reset(cog + 1)
                                 m.d.sync += [*set_(cog, cog + 1), wcog.eq(wcog + kkc),
-                                             WA.eq(wcog + kkc)]
+                                             *set_WA(wcog + kkc)]
                         with m.Else():
                             self._walk(m, d, pool, ox, oy, dx, dy, ix0, iy0, iy0_row, B, B_row,
                                        R, R_row, TA, TA_row, ix, iy, sP, sRowP, Rrow, pix_last_x,

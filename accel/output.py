@@ -195,7 +195,12 @@ class OutputUnit(wiring.Component):
         # The sums are 0 outside sum mode and are cleared (a free synchronous reset) after each
         # group's write, so ``sums + v`` is both the next sum and, outside sum mode, ``v`` itself:
         # one adder and no multiplexer in front of the residual write port.
-        sums = [Signal(signed(rb), name=f"sum{o}") for o in range(p_o)]
+        # No reset, and the start clear one cycle late from a local register: the sums' clear is
+        # their flip-flops' LSR, and the SoC's units reset ORed with the engine's start strobe
+        # there was a 16 ns path (the first sum is added well after the start's pipeline fill).
+        sums = [Signal(signed(rb), name=f"sum{o}", reset_less=True) for o in range(p_o)]
+        start_q = Signal()
+        m.d.sync += start_q.eq(self.start)
         sum_cog = Signal(16)
         sum_next = [Signal(signed(rb), name=f"sum_next{o}") for o in range(p_o)]
         for o in range(p_o):
@@ -328,5 +333,6 @@ class OutputUnit(wiring.Component):
                          remaining.eq(self.n_cig_out), rem_pos.eq(self.n_cig_out != 0),
                          in_phase.eq(0), in_rem.eq(self.n_cig_out), in_rem_pos.eq(self.n_cig_out != 0),
                          gap.eq(0)]
+        with m.If(start_q):
             m.d.sync += [sums[o].eq(0) for o in range(p_o)]
         return m

@@ -18,8 +18,8 @@ from engine_harness import Bus, ConvCase, desc_value
 CFG = TINY  # p_o 16, p_i 8, a_planes 2, acc_bits 16, res_bits 16, 3 code banks, 3 embedding channels
 
 
-def run_cases(cases, seed, name):
-    dut = LayerEngine(CFG)
+def run_cases(cases, seed, name, **engine_args):
+    dut = LayerEngine(CFG, **engine_args)
     rng = np.random.default_rng(seed)
     results = []
 
@@ -70,6 +70,12 @@ def test_conv_layers_a():
 
 def test_conv_layers_b():
     run_cases(CASES_B, 2, "engine_conv_b")
+
+
+def test_conv_layers_split_weight_buffer():
+    """The weight buffer in four column groups, each with its own address-register copies."""
+    assert LayerEngine(CFG, wbuf_group_lanes=1).wbuf.groups == 4
+    run_cases(CASES_A, 3, "engine_conv_split", wbuf_group_lanes=1)
 
 
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -279,3 +285,7 @@ def test_local_bus_unknown_and_out_of_range():
 def test_config_checks():
     with pytest.raises(TypeError, match="config"):
         LayerEngine(None)
+    with pytest.raises(ValueError, match="wbuf_group_lanes"):
+        LayerEngine(CFG, wbuf_group_lanes=0)
+    with pytest.raises(TypeError, match="wbuf_group_lanes"):
+        LayerEngine(CFG, wbuf_group_lanes=2.0)
