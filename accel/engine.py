@@ -134,7 +134,7 @@ class LayerEngine(wiring.Component):
         EMBED input: ``ceil(h_in*w_in*emb_c/4)`` words of HWC bytes.
     local : ``In(LocalBusSignature)``
         Buffer access for the DMA: writes land one cycle after ``w_en``, ``r_data`` is valid
-        ``READ_LATENCY`` (3) cycles after ``r_en`` (0 in other cycles). Use it only while the engine is not ``busy`` (the engine owns the
+        ``READ_LATENCY`` (4) cycles after ``r_en`` (0 in other cycles). Use it only while the engine is not ``busy`` (the engine owns the
         memory ports then). Weights, thresholds and the embedding table are write-only (read 0).
     mac_busy : ``Out(1)``
         High in every cycle the MAC array accepts a word-set.
@@ -257,22 +257,31 @@ class LayerEngine(wiring.Component):
                 m.d.comb += rp.addr.eq(e["raddr"])
             with m.Else():
                 m.d.comb += rp.addr.eq(l_word)
-            # Read-back: the lane of this buffer registered next to its block RAMs (zero unless
-            # this buffer was read), then ORed with the other buffers' lanes into r_data,
-            # READ_LATENCY = 3 cycles after r_en (decode, block RAM, lane register).
+            # Read-back: the lane of this buffer selected in two registered steps next to its
+            # block RAMs (a lane within each group of four, then the group; zero unless this
+            # buffer was read), then ORed with the other buffers' lanes into r_data:
+            # READ_LATENCY = 4 cycles after r_en (decode, block RAM, lane, group). One step from
+            # a 16-lane residual buffer was a 20 ns path.
             l_read = Signal(name=f"{lm.name}_lread")
-            l_lane = Signal(range(max(lm.lanes, 2)), name=f"{lm.name}_llane")
-            ok = Signal(name=f"{lm.name}_rok")
-            sel = Signal(range(max(lm.lanes, 2)), name=f"{lm.name}_rlane")
-            m.d.sync += [l_read.eq(self.local.r_en & hit), l_lane.eq(lane),
-                         ok.eq(l_read), sel.eq(l_lane)]
+            l_lane = Signal(range(max(lm.lanes, 2)), name=f"{lm.name}_llane", attrs=KEEP_COPY)
+            m.d.sync += [l_read.eq(self.local.r_en & hit), l_lane.eq(lane)]
+            group_data = []
+            for q in range(_ceil_div(lm.lanes, 4)):
+                # registers per group (the same logic for buffers of equal width: kept apart)
+                ok = Signal(name=f"{lm.name}_rok_g{q}", attrs=KEEP_COPY)
+                sel = Signal(2, name=f"{lm.name}_rlane_g{q}", attrs=KEEP_COPY)
+                m.d.sync += [ok.eq(l_read & ((l_lane >> 2) == q)), sel.eq(l_lane[:2])]
+                gd = Signal(32, name=f"{lm.name}_rdata_g{q}", reset_less=True)
+                m.d.sync += gd.eq(0)
+                with m.If(ok):
+                    with m.Switch(sel):
+                        for i in range(min(4, lm.lanes - 4 * q)):
+                            with m.Case(i):
+                                l = 4 * q + i
+                                m.d.sync += gd.eq(rp.data[32 * l:32 * (l + 1)])
+                group_data.append(gd)
             lane_data = Signal(32, name=f"{lm.name}_rdata", reset_less=True)
-            m.d.sync += lane_data.eq(0)
-            with m.If(ok):
-                with m.Switch(sel):
-                    for l in range(lm.lanes):
-                        with m.Case(l):
-                            m.d.sync += lane_data.eq(rp.data[32 * l:32 * (l + 1)])
+            m.d.sync += lane_data.eq(reduce(operator.or_, group_data))
             read_back.append(lane_data)
         m.d.comb += self.local.r_data.eq(reduce(operator.or_, read_back))
 
