@@ -23,6 +23,7 @@ from amaranth.lib import wiring, stream, data
 from amaranth.lib.wiring import In, Out
 
 from .config import AccelConfig, THR_ENTRY_BITS
+from .synthesis import KEEP_COPY
 
 
 __all__ = ["OutputUnit", "OUT_TAG_LAYOUT"]
@@ -186,9 +187,17 @@ class OutputUnit(wiring.Component):
 
         # Stage A -> B: v = acc + residual.
         m.d.sync += [b_valid.eq(a_valid), b_tag.eq(a_tag)]
+        # res_in selects in every output: local register copies, one per eight outputs (the
+        # descriptor's register across the die was a 14 ns route). The descriptor is stable from
+        # long before the first pixel arrives, so a copy one cycle behind it is exact.
+        res_in_copies = []
+        for g in range(-(-p_o // 8)):
+            r = Signal(name=f"res_in_g{g}", attrs=KEEP_COPY)
+            m.d.sync += r.eq(self.res_in)
+            res_in_copies.append(r)
         for o in range(p_o):
             res = self.res_rdata[o * rb:(o + 1) * rb].as_signed()
-            m.d.sync += b_v[o].eq(a_acc[o] + Mux(self.res_in, res, 0))
+            m.d.sync += b_v[o].eq(a_acc[o] + Mux(res_in_copies[o // 8], res, 0))
 
         # Stage B: residual write, sums, thresholds.
         b_go = b_valid
