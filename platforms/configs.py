@@ -4,13 +4,13 @@
 or below; they are defined here rather than in ``accel/config.py``:
 
 * ``DEFAULT85``: DEFAULT with 32 output rows instead of 64 (32x32 = 1,024 binary MACs per
-  cycle), for the 85F devices (208 DP16KD; it needs 137). DEFAULT's 64x32 array synthesises for
-  the LFE5U-85F (47k LUT4, 185 DP16KD) but nextpnr 0.11 does not route it: router2's overused
-  wires stall near 14k after HeAP placement and, after static placement, fall to a few hundred
-  and then grow again (three runs, docs/BENCHMARKS.md, Builds). The 32-row array routes in
-  minutes (28.7k LUT4) and also suits the default network, whose 28x28 and 14x14 layers have
-  32 output channels: its 3x3 layers run at about 98 % of the array. The shipped model's memory
-  image needs 10.5k words of main memory, so DEFAULT's 16,384 words are kept.
+  cycle), the 85F boards' configuration (208 DP16KD; it needs 137). DEFAULT's 64x32 array also
+  builds for the LFE5U-85F (50k LUT4, 185 DP16KD): with nextpnr 0.11's router1 it routes at
+  54-56 MHz in about half an hour (``python -m accel.build --board ulx3s-85f --config default
+  --router router1``); router2, the default, diverges on it (docs/BENCHMARKS.md, Builds). The
+  32-row array builds in minutes and suits the default network, whose 28x28 and 14x14 layers
+  have 32 output channels: its 3x3 layers run at about 98 % of the array. The shipped model's
+  memory image needs 10.5k words of main memory, so DEFAULT's 16,384 words are kept.
 * ``SMALL25``: SMALL with half the main memory, for 25F devices (56 DP16KD): SMALL itself needs
   about 64 by the estimate below.
 * ``TINY12``: TINY with half the main memory, for the LFE5U-12F (32 DP16KD).
