@@ -46,7 +46,7 @@ class DMA(wiring.Component):
     A command is accepted on ``cmd`` when the DMA is idle (``cmd.ready`` is high exactly when
     ``busy`` is low). Then:
 
-    1. Two cycles of checks, in this order: ``kind`` 3 -> ``BAD_OPCODE``; ``count == 0`` or
+    1. Three cycles of checks, in this order: ``kind`` 3 -> ``BAD_OPCODE``; ``count == 0`` or
        ``rows == 0`` -> done without any access, error 0; main-memory extent
        ``[mem_addr, mem_addr + (rows-1)*mem_stride + count)`` not inside
        ``[window_base, window_limit)`` (or beyond the 30-bit bus) -> ``WINDOW``; for LOAD/STORE,
@@ -143,6 +143,15 @@ class DMA(wiring.Component):
         issue_left = Signal(32)
         ack_left = Signal(32)
         burst_cnt = Signal(range(self._burst))
+        # Conditions of the next transfer as flags kept one step ahead, so that ``issue`` (the
+        # enable of every address register) is a few LUTs from registers: issue_left != 0,
+        # col == count - 1, ack_left == 1, fetch_left != 0.
+        issue_more = Signal()
+        col_last = Signal()
+        ack_last = Signal()
+        fetch_more = Signal()
+        count_m2 = Signal(16)           # count - 2: col_last after col == count - 2
+        count_is1 = Signal()
 
         # LOAD: registered local write of the word acknowledged in the previous cycle.
         w_en = Signal()
@@ -197,24 +206,22 @@ class DMA(wiring.Component):
                     m.d.sync += [c.eq(self.cmd.payload), self.error.eq(0)]
                     m.next = "CHECK0"
 
+            # The checks in three register stages: products, sums, comparisons.
+            mem_end = Signal(34)
+            local_ok = Signal()
             with m.State("CHECK0"):
                 m.d.comb += self.busy.eq(1)
                 # The products are registered: both are one multiplier each (MULT18X18D).
                 m.d.sync += [
                     total.eq(c.rows * c.count),
                     span.eq((c.rows - 1)[:16] * c.mem_stride),
+                    count_m2.eq(c.count - 2),
+                    count_is1.eq(c.count == 1),
                 ]
                 m.next = "CHECK1"
 
             with m.State("CHECK1"):
                 m.d.comb += self.busy.eq(1)
-                mem_end = Signal(34)
-                window_ok = Signal()
-                m.d.comb += [
-                    mem_end.eq(c.mem_addr + span + c.count),
-                    window_ok.eq((c.mem_addr >= self.window_base) & (mem_end <= self.window_limit)
-                                 & (mem_end <= (1 << 30))),
-                ]
                 buf = c.local_addr[LOCAL_LANE_BITS:LOCAL_LANE_BITS + LOCAL_BUF_BITS]
                 lane = c.local_addr[:LOCAL_LANE_BITS]
                 size = Signal(LOCAL_LANE_BITS + 1)
@@ -227,22 +234,33 @@ class DMA(wiring.Component):
                                 m.d.comb += size.eq(lanes)
                     # other buffer ids (and STOREs from write-only buffers): size 0, so any
                     # non-empty transfer is out of range
-                local_ok = Signal()
-                m.d.comb += local_ok.eq(lane + total <= size)
+                m.d.sync += [mem_end.eq(c.mem_addr + span + c.count),
+                             local_ok.eq(lane + total <= size)]
 
                 # Initial state of the transfer.
                 m.d.sync += [
                     mem_ptr.eq(c.mem_addr),
                     row_base.eq(c.mem_addr),
                     col.eq(0),
+                    col_last.eq(count_is1),
                     issue_left.eq(total),
+                    issue_more.eq(total != 0),
                     ack_left.eq(total),
+                    ack_last.eq(total == 1),
                     burst_cnt.eq(0),
                     w_addr.eq(c.local_addr),
                     rd_ptr.eq(c.local_addr),
                     fetch_left.eq(Mux(is_store, total, 0)),
+                    fetch_more.eq(is_store & (total != 0)),
                     ahead_w.eq(0), ahead_r.eq(0), ahead_level.eq(0), reserved.eq(0),
                 ]
+                m.next = "CHECK2"
+
+            with m.State("CHECK2"):
+                m.d.comb += self.busy.eq(1)
+                window_ok = Signal()
+                m.d.comb += window_ok.eq((c.mem_addr >= self.window_base) &
+                                         (mem_end <= self.window_limit) & (mem_end <= (1 << 30)))
                 with m.If(c.kind == 3):
                     finish(ErrorCode.BAD_OPCODE)
                 with m.Elif((c.count == 0) | (c.rows == 0)):
@@ -284,11 +302,10 @@ class DMA(wiring.Component):
                 m.d.comb += burst_full.eq(bus.stb & (burst_cnt == self._burst - 1))
 
                 issue = Signal()
-                m.d.comb += issue.eq(slot_free & (issue_left != 0) & can_issue & ~burst_full
+                m.d.comb += issue.eq(slot_free & issue_more & can_issue & ~burst_full
                                      & ~(bus.stb & bus.err))
 
                 with m.If(issue):
-                    last_col = col == c.count - 1
                     m.d.sync += [
                         bus.cyc.eq(1),
                         bus.stb.eq(1),
@@ -296,16 +313,19 @@ class DMA(wiring.Component):
                         bus.adr.eq(mem_ptr[:30]),
                         bus.dat_w.eq(data_val),
                         issue_left.eq(issue_left - 1),
+                        issue_more.eq(issue_left != 1),
                         burst_cnt.eq(Mux(bus.stb, burst_cnt + 1, 0)),
                     ]
-                    with m.If(last_col):
+                    with m.If(col_last):
                         m.d.sync += [
                             col.eq(0),
+                            col_last.eq(count_is1),
                             row_base.eq(row_base + c.mem_stride),
                             mem_ptr.eq(row_base + c.mem_stride),
                         ]
                     with m.Else():
-                        m.d.sync += [col.eq(col + 1), mem_ptr.eq(mem_ptr + 1)]
+                        m.d.sync += [col.eq(col + 1), col_last.eq(col == count_m2),
+                                     mem_ptr.eq(mem_ptr + 1)]
                 with m.Elif(beat_end):
                     m.d.sync += [bus.cyc.eq(0), bus.stb.eq(0)]
 
@@ -320,13 +340,14 @@ class DMA(wiring.Component):
                     m.d.sync += ahead_r.eq(Mux(ahead_r == ahead_depth - 1, 0, ahead_r + 1))
                 m.d.sync += [ahead_level.eq(ahead_level + rd_valid - consume),
                              reserved.eq(reserved + r_en - consume)]
-                m.d.comb += r_en.eq((fetch_left != 0) & (reserved != ahead_depth) &
+                m.d.comb += r_en.eq(fetch_more & (reserved != ahead_depth) &
                                     ~(bus.stb & bus.err))
                 with m.If(r_en):
-                    m.d.sync += [rd_ptr.eq(rd_ptr + 1), fetch_left.eq(fetch_left - 1)]
+                    m.d.sync += [rd_ptr.eq(rd_ptr + 1), fetch_left.eq(fetch_left - 1),
+                                 fetch_more.eq(fetch_left != 1)]
 
                 with m.If(ack):
-                    m.d.sync += ack_left.eq(ack_left - 1)
+                    m.d.sync += [ack_left.eq(ack_left - 1), ack_last.eq(ack_left == 2)]
                     with m.If(is_load):
                         m.d.sync += [w_en.eq(1), w_data.eq(bus.dat_r)]
                     with m.If(is_stream):
@@ -342,7 +363,7 @@ class DMA(wiring.Component):
                         m.next = "FLUSH"
                     with m.Else():
                         finish()
-                with m.Elif(ack & (ack_left == 1)):
+                with m.Elif(ack & ack_last):
                     with m.If(is_stream):
                         m.next = "DRAIN"
                     with m.Else():

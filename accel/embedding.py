@@ -18,7 +18,7 @@ overlap), so the next layer reads its ``k x k`` windows as a 1x1 conv over ``win
 groups (docs/ARCHITECTURE.md 3.3).
 """
 
-from amaranth.hdl import Module, Signal, Cat, Const, Mux, unsigned
+from amaranth.hdl import Module, Signal, Cat, Const, Mux, signed, unsigned
 from amaranth.lib import wiring, stream
 from amaranth.lib.wiring import In, Out
 from amaranth.lib.memory import Memory
@@ -30,6 +30,7 @@ __all__ = ["EmbeddingUnit", "SETUP_CYCLES"]
 
 
 SETUP_CYCLES = 2   # from ``start`` until a run begins: the geometry's two register stages
+BUF_BYTES = 12     # the byte assembler: 8 held + one word, so ``pixels.ready`` needs no look-ahead
 
 
 class EmbeddingUnit(wiring.Component):
@@ -101,20 +102,37 @@ class EmbeddingUnit(wiring.Component):
         cfg = self.config
         p_i, nb, nch = cfg.p_i, cfg.a_planes, cfg.emb_channels
 
+        # Timing structure (why the unit looks the way it does): every enable and every stream
+        # ``ready`` is a function of registers a few LUTs deep. ``pixels.ready`` depends on
+        # registers only (``cnt``, ``words_more``), which the 12-byte buffer allows without losing
+        # a pixel per cycle; conditions the walker tests (last column, last row, last window of a
+        # row, pixels left) are flags computed one step ahead; the byte buffer's next value is
+        # computed for both outcomes of ``emit`` and chosen by it last; and the tables' block-RAM
+        # output is registered (stage 2) before the lane multiplexers.
         run = Signal()
         win = Signal()         # window mode, latched at start
         words_left = Signal(20)
+        words_more = Signal()  # words_left != 0
         pix_left = Signal(20)
+        pix_more = Signal()    # pix_left != 0
 
-        # --- byte assembler: up to 8 bytes; a pixel leaves when emb_c bytes are present ------------
-        buf = Signal(64)
-        cnt = Signal(range(9))
+        # --- byte assembler: up to 12 bytes; a pixel leaves when emb_c bytes are present -----------
+        buf = Signal(8 * BUF_BYTES)
+        cnt = Signal(range(BUF_BYTES + 1))
+        cnt_mc = Signal(signed(5))   # cnt - emb_c: a pixel's bytes are present when >= 0
         v1 = Signal()          # stage 1: table read in flight
         bytes1 = Signal(8 * nch)
         chan_on1 = Signal(nch)  # stage 1: table channels whose codes reach the lanes
         a1 = Signal(20)        # stage 1, window mode: first destination and its window row/column
         ky1 = Signal(5)
         oy1 = Signal(10)
+        v2 = Signal()          # stage 2: the tables' output, registered
+        rdata2 = [Signal(EMB_ENTRY_BITS, name=f"rdata2_{c}") for c in range(nch)]
+        bytes2 = Signal(8 * nch)
+        chan_on2 = Signal(nch)
+        a2 = Signal(20)
+        ky2 = Signal(5)
+        oy2 = Signal(10)
         out_valid = Signal()
         codes = [Signal(8, name=f"code{L}") for L in range(p_i)]  # output stage, per lane
         s = Signal(4)
@@ -122,29 +140,49 @@ class EmbeddingUnit(wiring.Component):
         kyc = Signal(5)        # output stage, window mode: window row and column of that address
         oyc = Signal(10)
 
-        last_sub = s == self.nsub - 1
+        # The run's parameters, latched at ``start``: the engine derives them from the descriptor
+        # through its own logic, which should not lengthen the paths to this unit's enables.
+        p_emb_c = Signal.like(self.emb_c)
+        p_nsub_m1 = Signal.like(self.nsub)
+        p_win_k = Signal.like(self.win_k)
+        p_stride = Signal.like(self.stride)
+        p_pad = Signal.like(self.pad)
+        p_emb_d = Signal.like(self.emb_d)
+        p_emb_q = Signal.like(self.emb_q)
+        p_raw = Signal.like(self.raw)
+        with m.If(self.start):
+            m.d.sync += [p_emb_c.eq(self.emb_c), p_nsub_m1.eq(self.nsub - 1),
+                         p_win_k.eq(self.win_k), p_stride.eq(self.stride), p_pad.eq(self.pad),
+                         p_emb_d.eq(self.emb_d), p_emb_q.eq(self.emb_q), p_raw.eq(self.raw)]
+
+        last_sub = s == p_nsub_m1
         last_dest = Signal()
         last = Mux(win, last_dest, last_sub)
         out_take = ~out_valid | (self.out.ready & last)
-        en1 = ~v1 | out_take
-        have_pix = (cnt >= self.emb_c) & (pix_left != 0)
+        en2 = ~v2 | out_take
+        en1 = ~v1 | en2
+        have_pix = ~cnt_mc[-1] & pix_more
 
         # --- window walker: the zero-padded image, one virtual pixel per step ----------------------
         # Geometry registers, set at start; the comparisons on the pixel path are registered
-        # flags (col_in/row_in/ox_ok/row_dest) so that the input ``ready`` stays shallow.
+        # flags (col_in/row_in/ox_ok/row_dest/vx_last/vy_last) so that the enables stay shallow.
         walking = Signal()
         # (w_out-1)*stride + k reaches 1022*3 + 15 with 10-bit w_out: 12 bits
         vx = Signal(12)
         vy = Signal(12)
-        vw_last = Signal(12)   # last virtual column: max(pad + w_in, (w_out-1)*stride + k) - 1
-        vh_last = Signal(12)
+        vx_last = Signal()     # vx == vw_last (last virtual column)
+        vy_last = Signal()
+        vw_last_m1 = Signal(12)  # last virtual column - 1: max(pad + w_in, (w_out-1)*stride + k) - 2
+        vh_last_m1 = Signal(12)
+        vw_zero = Signal()       # a one-column walk
         x_hi = Signal(12)      # pad + w_in: first virtual column right of the image
         y_hi = Signal(12)
         col_in = Signal()
         row_in = Signal()
         inside = col_in & row_in
         phase = Signal(4)      # steps until the last tap of the next window in this row
-        ox_ok = Signal()       # fewer than w_out windows emitted in this row
+        ox = Signal(10)        # windows emitted in this row
+        ox_ok = Signal()       # ox < w_out
         oxk = Signal(20)       # ox * k
         # The row's first destination: window row oy_st, its row ky_st (>= k: none); each further
         # destination is the window above, ky + stride, at address - (w_out*k - stride).
@@ -154,6 +192,7 @@ class EmbeddingUnit(wiring.Component):
         row_dest = Signal()    # ky_st < k
         wk = Signal(20)        # w_out * k
         wks = Signal(20)       # w_out * k - stride
+        wom1 = Signal(10)      # w_out - 1
         hom1 = Signal(10)
         sm1 = Signal(2)
         taps = [Signal(8, name=f"tap{i}") for i in range(nch - 1)]     # taps[0]: previous pixel
@@ -165,59 +204,70 @@ class EmbeddingUnit(wiring.Component):
         emit = Signal()
         m.d.comb += emit.eq(run & Mux(win, step & inside, have_pix & en1))
 
-        after = Signal(range(9))
-        m.d.comb += after.eq(cnt - Mux(emit, self.emb_c, 0))
-        accept = run & (words_left != 0) & (after <= 4)
+        # Accept a word while at most 8 bytes are held: from registers only, and with room for
+        # four more bytes whether or not a pixel leaves in the same cycle.
+        accept = run & words_more & (cnt <= BUF_BYTES - 4)
         m.d.comb += self.pixels.ready.eq(accept)
         take_word = accept & self.pixels.valid
 
-        shifted = Signal(64)
-        with m.Switch(Mux(emit, self.emb_c, 0)):
-            for c in range(5):
+        # The buffer's next value both ways: kept (no pixel leaves) or dropped (emb_c bytes
+        # leave); ``emit``, the deepest signal here, only selects.
+        keep_in = Signal(8 * BUF_BYTES)
+        drop_in = Signal(8 * BUF_BYTES)
+        with m.Switch(cnt):
+            for k in range(BUF_BYTES - 3):
+                with m.Case(k):
+                    m.d.comb += keep_in.eq(self.pixels.payload << (8 * k))
+        with m.Switch(cnt_mc):
+            for k in range(BUF_BYTES - 3):
+                with m.Case(k):
+                    m.d.comb += drop_in.eq(self.pixels.payload << (8 * k))
+        shifted = Signal(8 * BUF_BYTES)
+        with m.Switch(p_emb_c):
+            for c in range(1, 5):
                 with m.Case(c):
                     m.d.comb += shifted.eq(buf >> (8 * c))
-        merged = Signal(64)
-        m.d.comb += merged.eq(shifted)
-        with m.If(take_word):
-            with m.Switch(after):
-                for k in range(5):
-                    with m.Case(k):
-                        m.d.comb += merged.eq(shifted | (self.pixels.payload << (8 * k)))
+        buf_keep = buf | Mux(take_word, keep_in, 0)
+        buf_drop = shifted | Mux(take_word, drop_in, 0)
+        add = Mux(take_word, 4, 0)
         with m.If(run):
-            m.d.sync += [buf.eq(merged), cnt.eq(after + Mux(take_word, 4, 0))]
+            m.d.sync += [buf.eq(Mux(emit, buf_drop, buf_keep)),
+                         cnt.eq(Mux(emit, cnt_mc, cnt) + add),
+                         cnt_mc.eq(Mux(emit, cnt_mc - p_emb_c, cnt_mc) + add)]
         with m.If(take_word):
-            m.d.sync += words_left.eq(words_left - 1)
+            m.d.sync += [words_left.eq(words_left - 1), words_more.eq(words_left != 1)]
         with m.If(emit):
-            m.d.sync += pix_left.eq(pix_left - 1)
+            m.d.sync += [pix_left.eq(pix_left - 1), pix_more.eq(pix_left != 1)]
 
         with m.If(step):
             if nch > 1:
                 m.d.sync += [taps[0].eq(buf[:8]), tpad[0].eq(~inside)]
                 m.d.sync += [taps[i].eq(taps[i - 1]) for i in range(1, nch - 1)]
                 m.d.sync += [tpad[i].eq(tpad[i - 1]) for i in range(1, nch - 1)]
-            with m.If(vx == vw_last):
-                m.d.sync += [vx.eq(0), vy.eq(vy + 1), phase.eq(self.win_k - 1), ox_ok.eq(1),
-                             oxk.eq(0), col_in.eq(self.pad == 0),
-                             row_in.eq((vy + 1 >= self.pad) & (vy + 1 < y_hi))]
-                with m.If(vy == vh_last):
+            with m.If(vx_last):
+                m.d.sync += [vx.eq(0), vx_last.eq(vw_zero), vy.eq(vy + 1),
+                             vy_last.eq(vy == vh_last_m1),
+                             phase.eq(p_win_k - 1), ox.eq(0), ox_ok.eq(1),
+                             oxk.eq(0), col_in.eq(p_pad == 0),
+                             row_in.eq((vy + 1 >= p_pad) & (vy + 1 < y_hi))]
+                with m.If(vy_last):
                     m.d.sync += walking.eq(0)
                 with m.If((oy_st != hom1) & (ky_st == sm1)):
                     m.d.sync += [oy_st.eq(oy_st + 1), ky_st.eq(0), rowbase.eq(rowbase + wk),
                                  row_dest.eq(1)]
                 with m.Else():
                     m.d.sync += [ky_st.eq(Mux(ky_st == 31, 31, ky_st + 1)),
-                                 row_dest.eq(ky_st + 1 < self.win_k)]
+                                 row_dest.eq(ky_st + 1 < p_win_k)]
             with m.Else():
-                m.d.sync += [vx.eq(vx + 1), col_in.eq((vx + 1 >= self.pad) & (vx + 1 < x_hi)),
+                m.d.sync += [vx.eq(vx + 1), vx_last.eq(vx == vw_last_m1),
+                             col_in.eq((vx + 1 >= p_pad) & (vx + 1 < x_hi)),
                              phase.eq(Mux(phase == 0, sm1, phase - 1))]
                 with m.If((phase == 0) & ox_ok):
-                    m.d.sync += [oxk.eq(oxk + self.win_k),
-                                 ox_ok.eq(oxk + self.win_k != wk)]
+                    m.d.sync += [ox.eq(ox + 1), oxk.eq(oxk + p_win_k), ox_ok.eq(ox != wom1)]
 
         # --- stage 1: table look-ups (one block RAM per channel) -----------------------------------
         # Window mode: table kx looks up tap kx of the window row ending at this pixel (the
         # current byte is tap k-1, taps[i] is tap k-2-i); a tap in the padding is switched off.
-        rdata = []
         chan_on = Signal(nch)
         for c, mem in enumerate(self.tables):
             m.submodules[f"table{c}"] = mem
@@ -225,7 +275,7 @@ class EmbeddingUnit(wiring.Component):
             rp = mem.read_port()
             tap_byte = Signal(8, name=f"win_byte{c}")
             tap_off = Signal(init=1, name=f"win_off{c}")
-            with m.Switch(self.win_k):
+            with m.Switch(p_win_k):
                 for kv in range(c + 1, nch + 1):
                     with m.Case(kv):
                         if c == kv - 1:
@@ -238,23 +288,29 @@ class EmbeddingUnit(wiring.Component):
                 wp.en.eq(self.tw_en & ((self.tw_addr >> 8) == c)),
                 rp.addr.eq(Mux(win, tap_byte, buf[8 * c:8 * c + 8])),
                 rp.en.eq(en1),
-                chan_on[c].eq(Mux(win, ~tap_off, c < self.emb_c)),
+                chan_on[c].eq(Mux(win, ~tap_off, c < p_emb_c)),
             ]
-            rdata.append(rp.data)
+            # stage 2: the block RAM's output straight into registers (its clock-to-output is
+            # most of a 100 MHz cycle)
+            with m.If(en2):
+                m.d.sync += rdata2[c].eq(rp.data)
         with m.If(en1):
             m.d.sync += [v1.eq(Mux(win, step & win_emit, emit)), bytes1.eq(buf[:8 * nch]),
                          chan_on1.eq(chan_on), a1.eq(rowbase + oxk + ky_st), ky1.eq(ky_st),
                          oy1.eq(oy_st)]
+        with m.If(en2):
+            m.d.sync += [v2.eq(v1), bytes2.eq(bytes1), chan_on2.eq(chan_on1), a2.eq(a1),
+                         ky2.eq(ky1), oy2.eq(oy1)]
 
         # --- lane codes: lane c*d + j <- entry c bits [j*q, (j+1)*q); raw: lane c <- pixel c --------
-        # d and q are constant during a run, so these multiplexers are off the timing path.
+        # d and q are constant during a run, so these multiplexers' selects are off the timing path.
         lane = [Signal(8, name=f"lane{L}") for L in range(p_i)]
         for L in range(p_i):
-            with m.If(self.raw):
+            with m.If(p_raw):
                 if L < nch:
-                    m.d.comb += lane[L].eq(Mux(L < self.emb_c, bytes1[8 * L:8 * L + 8], 0))
+                    m.d.comb += lane[L].eq(Mux(L < p_emb_c, bytes2[8 * L:8 * L + 8], 0))
             with m.Else():
-                with m.Switch(Cat(self.emb_q, self.emb_d)):
+                with m.Switch(Cat(p_emb_q, p_emb_d)):
                     for dv in range(1, 16):
                         c, j = divmod(L, dv)
                         if c >= nch:
@@ -263,8 +319,8 @@ class EmbeddingUnit(wiring.Component):
                             if dv * qv > EMB_ENTRY_BITS:
                                 continue
                             with m.Case(qv | (dv << 3)):
-                                code = rdata[c][j * qv:(j + 1) * qv]
-                                m.d.comb += lane[L].eq(Mux(chan_on1[c], code, 0))
+                                code = rdata2[c][j * qv:(j + 1) * qv]
+                                m.d.comb += lane[L].eq(Mux(chan_on2[c], code, 0))
 
         # --- output stage: nsub sub-words per pixel, or one word per window destination ------------
         # last_dest (no further window above, or its row would be >= k) is a register: it feeds
@@ -274,15 +330,15 @@ class EmbeddingUnit(wiring.Component):
             with m.If(~win):
                 m.d.sync += waddr.eq(waddr + 1)
             with m.Elif(~last_dest):
-                m.d.sync += [waddr.eq(waddr - wks), kyc.eq(kyc + self.stride), oyc.eq(oyc - 1),
-                             last_dest.eq((kyc + (self.stride << 1) >= self.win_k) | (oyc == 1))]
+                m.d.sync += [waddr.eq(waddr - wks), kyc.eq(kyc + p_stride), oyc.eq(oyc - 1),
+                             last_dest.eq((kyc + (p_stride << 1) >= p_win_k) | (oyc == 1))]
         with m.If(out_take):
-            m.d.sync += out_valid.eq(v1)
-            with m.If(v1):
+            m.d.sync += out_valid.eq(v2)
+            with m.If(v2):
                 m.d.sync += [codes[L].eq(lane[L]) for L in range(p_i)]
                 with m.If(win):
-                    m.d.sync += [waddr.eq(a1), kyc.eq(ky1), oyc.eq(oy1),
-                                 last_dest.eq((ky1 + self.stride >= self.win_k) | (oy1 == 0))]
+                    m.d.sync += [waddr.eq(a2), kyc.eq(ky2), oyc.eq(oy2),
+                                 last_dest.eq((ky2 + p_stride >= p_win_k) | (oy2 == 0))]
         m.d.comb += [self.out.valid.eq(out_valid), self.out_addr.eq(waddr)]
         # s * a_planes kept as a running offset (no multiplier)
         s_off = Signal(range(8 * nb + 8))
@@ -324,17 +380,21 @@ class EmbeddingUnit(wiring.Component):
         with m.Elif(setup != 0):
             m.d.sync += setup.eq(setup - 1)
         with m.If(setup == 1):
-            m.d.sync += [run.eq(1), words_left.eq(self.n_words), pix_left.eq(self.n_pix),
-                         cnt.eq(0), s.eq(0), s_off.eq(0), waddr.eq(0),
+            m.d.sync += [run.eq(1), words_left.eq(self.n_words), words_more.eq(self.n_words != 0),
+                         pix_left.eq(self.n_pix), pix_more.eq(self.n_pix != 0),
+                         buf.eq(0), cnt.eq(0), cnt_mc.eq(-self.emb_c),
+                         s.eq(0), s_off.eq(0), waddr.eq(0),
                          win.eq(self.win_k != 0), walking.eq(self.win_k != 0),
-                         vx.eq(0), vy.eq(0), phase.eq(self.win_k - 1), ox_ok.eq(1), oxk.eq(0),
+                         vx.eq(0), vy.eq(0), vx_last.eq(vw_last_b == 0), vy_last.eq(vh_last_b == 0),
+                         phase.eq(self.win_k - 1), ox.eq(0), ox_ok.eq(1), oxk.eq(0),
                          oy_st.eq(0), ky_st.eq(0), rowbase.eq(0), row_dest.eq(1),
                          col_in.eq(self.pad == 0), row_in.eq(self.pad == 0),
                          x_hi.eq(xh_m1 + 1), y_hi.eq(yh_m1 + 1),
-                         vw_last.eq(vw_last_b), vh_last.eq(vh_last_b),
-                         wk.eq(wk_b), wks.eq(wks_b),
+                         vw_last_m1.eq(vw_last_b - 1), vh_last_m1.eq(vh_last_b - 1),
+                         vw_zero.eq(vw_last_b == 0),
+                         wk.eq(wk_b), wks.eq(wks_b), wom1.eq(self.w_out - 1),
                          hom1.eq(self.h_out - 1), sm1.eq(self.stride - 1)]
-        with m.Elif(run & (pix_left == 0) & (words_left == 0) & ~walking & ~v1 & ~out_valid):
+        with m.Elif(run & ~pix_more & ~words_more & ~walking & ~v1 & ~v2 & ~out_valid):
             m.d.sync += run.eq(0)
         m.d.comb += self.busy.eq(run | (setup != 0))
         return m

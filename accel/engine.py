@@ -216,7 +216,9 @@ class LayerEngine(wiring.Component):
                      wen=Signal(name=f"{lm.name}_eng_wen"),
                      raddr=Signal(range(lm.depth), name=f"{lm.name}_eng_raddr"),
                      ren=Signal(name=f"{lm.name}_eng_ren"),
-                     own=Signal(name=f"{lm.name}_eng_own"),
+                     # a register of its own per buffer, set and cleared with conv_run (whose
+                     # fan-out to every buffer's address multiplexer was the SoC's critical path)
+                     own=Signal(name=f"{lm.name}_eng_own", attrs=KEEP_COPY),
                      # a split buffer's read address, one copy per group
                      raddr_groups=[Signal(range(lm.depth), name=f"{lm.name}_eng_raddr_g{g}")
                                    for g in range(lm.groups)] if lm.groups > 1 else None)
@@ -468,16 +470,16 @@ class LayerEngine(wiring.Component):
         m.d.comb += bank_addr.eq(TA + j)
         for k in range(cfg.n_code_banks):
             e = eng[BUF_CODE_BANK0 + k]
-            m.d.comb += [e["own"].eq(conv_run & (src_sel == k)), e["raddr"].eq(bank_addr)]
+            m.d.comb += e["raddr"].eq(bank_addr)
         e = eng[BUF_WEIGHTS]
-        m.d.comb += [e["own"].eq(conv_run), e["raddr"].eq(WA), e["ren"].eq(1)]
+        m.d.comb += [e["raddr"].eq(WA), e["ren"].eq(1)]
         if e["raddr_groups"]:
             m.d.comb += [r.eq(c) for r, c in zip(e["raddr_groups"], WA_groups)]
         e = eng[BUF_THRESHOLDS]
-        m.d.comb += [e["own"].eq(conv_run), e["raddr"].eq(ou.thr_raddr), e["ren"].eq(ou.thr_ren),
+        m.d.comb += [e["raddr"].eq(ou.thr_raddr), e["ren"].eq(ou.thr_ren),
                      ou.thr_rdata.eq(ports[BUF_THRESHOLDS][1].data)]
         e = eng[BUF_RESIDUAL]
-        m.d.comb += [e["own"].eq(conv_run), e["raddr"].eq(ou.res_raddr),
+        m.d.comb += [e["raddr"].eq(ou.res_raddr),
                      ou.res_rdata.eq(ports[BUF_RESIDUAL][1].data),
                      e["waddr"].eq(ou.res_waddr), e["wdata"].eq(ou.res_wdata),
                      e["wen"].eq(ou.res_wen & conv_run)]
@@ -634,13 +636,16 @@ class LayerEngine(wiring.Component):
                     m.d.sync += [*set_(cog, 0), *set_WA(d.w_base), wcog.eq(d.w_base),
                                  ag_active.eq(1),
                                  conv_run.eq(1), src_sel.eq(d.src_bank),
+                                 *(eng[BUF_CODE_BANK0 + k]["own"].eq(d.src_bank == k)
+                                   for k in range(cfg.n_code_banks)),
+                                 eng[BUF_RESIDUAL]["own"].eq(1),
                                  Pm1.eq(P - 1), nsubm1.eq(d.nsub - 1), km1.eq(d.k - 1),
                                  wom1.eq(d.w_out - 1), hom1.eq(d.h_out - 1), ncogm1.eq(d.n_cog - 1)]
                     m.d.sync += ou_start.eq(1)
                     m.next = "CONV_RUN"
             with m.State("CONV_RUN"):
                 with m.If(ou.finished):
-                    m.d.sync += conv_run.eq(0)
+                    m.d.sync += [conv_run.eq(0), *(e["own"].eq(0) for e in eng.values())]
                     m.next = "DONE"
 
             with m.State("EMBED_CHECK"):
