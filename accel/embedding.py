@@ -156,8 +156,10 @@ class EmbeddingUnit(wiring.Component):
                          p_emb_d.eq(self.emb_d), p_emb_q.eq(self.emb_q), p_raw.eq(self.raw)]
 
         last_sub = s == p_nsub_m1
-        last_dest = Signal()
-        last = Mux(win, last_dest, last_sub)
+        # The word on ``out`` is its pixel's last sub-word (window mode: its window row's last
+        # destination): a register, written with ``s`` and the destination walk, since it feeds
+        # every enable of the pipeline.
+        last = Signal()
         out_take = ~out_valid | (self.out.ready & last)
         en2 = ~v2 | out_take
         en1 = ~v1 | en2
@@ -323,22 +325,23 @@ class EmbeddingUnit(wiring.Component):
                                 m.d.comb += lane[L].eq(Mux(chan_on2[c], code, 0))
 
         # --- output stage: nsub sub-words per pixel, or one word per window destination ------------
-        # last_dest (no further window above, or its row would be >= k) is a register: it feeds
-        # the pixel path's enables.
+        # Window mode: the last destination when no further window is above, or its row would
+        # be >= k.
         with m.If(self.out.valid & self.out.ready):
             m.d.sync += s.eq(Mux(last_sub, 0, s + 1))
             with m.If(~win):
-                m.d.sync += waddr.eq(waddr + 1)
-            with m.Elif(~last_dest):
+                m.d.sync += [waddr.eq(waddr + 1),
+                             last.eq(Mux(last_sub, p_nsub_m1 == 0, s + 1 == p_nsub_m1))]
+            with m.Elif(~last):
                 m.d.sync += [waddr.eq(waddr - wks), kyc.eq(kyc + p_stride), oyc.eq(oyc - 1),
-                             last_dest.eq((kyc + (p_stride << 1) >= p_win_k) | (oyc == 1))]
+                             last.eq((kyc + (p_stride << 1) >= p_win_k) | (oyc == 1))]
         with m.If(out_take):
             m.d.sync += out_valid.eq(v2)
             with m.If(v2):
                 m.d.sync += [codes[L].eq(lane[L]) for L in range(p_i)]
                 with m.If(win):
                     m.d.sync += [waddr.eq(a2), kyc.eq(ky2), oyc.eq(oy2),
-                                 last_dest.eq((ky2 + p_stride >= p_win_k) | (oy2 == 0))]
+                                 last.eq((ky2 + p_stride >= p_win_k) | (oy2 == 0))]
         m.d.comb += [self.out.valid.eq(out_valid), self.out_addr.eq(waddr)]
         # s * a_planes kept as a running offset (no multiplier)
         s_off = Signal(range(8 * nb + 8))
@@ -383,7 +386,7 @@ class EmbeddingUnit(wiring.Component):
             m.d.sync += [run.eq(1), words_left.eq(self.n_words), words_more.eq(self.n_words != 0),
                          pix_left.eq(self.n_pix), pix_more.eq(self.n_pix != 0),
                          buf.eq(0), cnt.eq(0), cnt_mc.eq(-self.emb_c),
-                         s.eq(0), s_off.eq(0), waddr.eq(0),
+                         s.eq(0), s_off.eq(0), waddr.eq(0), last.eq(p_nsub_m1 == 0),
                          win.eq(self.win_k != 0), walking.eq(self.win_k != 0),
                          vx.eq(0), vy.eq(0), vx_last.eq(vw_last_b == 0), vy_last.eq(vh_last_b == 0),
                          phase.eq(self.win_k - 1), ox.eq(0), ox_ok.eq(1), oxk.eq(0),

@@ -20,6 +20,7 @@ descriptor implies (strides, range checks) are computed once per layer by a shif
 """
 
 import operator
+from types import SimpleNamespace
 from functools import reduce
 
 from amaranth.hdl import Module, Signal, Cat, Const, Mux, signed, unsigned, Value
@@ -462,10 +463,17 @@ class LayerEngine(wiring.Component):
                 return [counter.eq(0), flag.eq(zero_is_last)]
             return [counter.eq(value), flag.eq(value == limit)]
 
+        # The descriptor fields the walk uses while it runs, latched in CONV_VALIDATE next to the
+        # generator (they came from the sequencer's descriptor register across the chip).
+        ag = SimpleNamespace(
+            pool=Signal(name="ag_pool"), stride=Signal.like(d.stride, name="ag_stride"),
+            n_cog=Signal.like(d.n_cog, name="ag_n_cog"), h_in=Signal.like(d.h_in, name="ag_h_in"),
+            w_in=Signal.like(d.w_in, name="ag_w_in"), res_base=Signal.like(d.res_base, name="ag_res_base"),
+            neg_pad=Signal(signed(13), name="ag_neg_pad"), neg_padoff=Signal(signed(ab), name="ag_neg_padoff"))
         tap_last = kx_last & ky_last
-        cog_pix_last = pix_last_x & pix_last_y & (~pool | (dy & dx))
+        cog_pix_last = pix_last_x & pix_last_y & (~ag.pool | (dy & dx))
         word_last = j_last & tap_last
-        tap_ok = (iy >= 0) & (iy < d.h_in) & (ix >= 0) & (ix < d.w_in)
+        tap_ok = (iy >= 0) & (iy < ag.h_in) & (ix >= 0) & (ix < ag.w_in)
         bank_addr = Signal(signed(ab))
         m.d.comb += bank_addr.eq(TA + j)
         for k in range(cfg.n_code_banks):
@@ -594,10 +602,11 @@ class LayerEngine(wiring.Component):
             """Walker state for the first pixel of an output-channel group."""
             return [*set_(oy, 0), *set_(ox, 0), dy.eq(0), dx.eq(0), *set_(ky, 0), *set_(kx, 0),
                     *set_(j, 0), *set_(sub, 0), shift.eq(0),
-                    iy0.eq(-d.pad), ix0.eq(-d.pad), iy0_row.eq(-d.pad), iy.eq(-d.pad),
-                    ix.eq(-d.pad),
-                    B.eq(-padoff), B_row.eq(-padoff), TA.eq(-padoff), TA_row.eq(-padoff),
-                    R.eq(d.res_base + next_cog), R_row.eq(d.res_base + next_cog)]
+                    iy0.eq(ag.neg_pad), ix0.eq(ag.neg_pad), iy0_row.eq(ag.neg_pad),
+                    iy.eq(ag.neg_pad), ix.eq(ag.neg_pad),
+                    B.eq(ag.neg_padoff), B_row.eq(ag.neg_padoff), TA.eq(ag.neg_padoff),
+                    TA_row.eq(ag.neg_padoff),
+                    R.eq(ag.res_base + next_cog), R_row.eq(ag.res_base + next_cog)]
 
         with m.FSM(name="engine") as fsm:
             with m.State("IDLE"):
@@ -618,6 +627,9 @@ class LayerEngine(wiring.Component):
             # resets the output unit's and the walker's registers.
             with m.State("CONV_VALIDATE"):
                 m.d.sync += bad.eq(conv_bad)
+                m.d.sync += [ag.pool.eq(pool), ag.stride.eq(d.stride), ag.n_cog.eq(d.n_cog),
+                             ag.h_in.eq(d.h_in), ag.w_in.eq(d.w_in), ag.res_base.eq(d.res_base),
+                             ag.neg_pad.eq(-d.pad), ag.neg_padoff.eq(-padoff)]
                 # the pooled walk's diagonal steps, so that a step is one adder (the addends
                 # only need the low bits: the running sums wrap at their own widths)
                 m.d.sync += [pool_dB_down.eq(sRowP - sP), pool_dB_up.eq(sP - sRowP),
@@ -702,20 +714,21 @@ class LayerEngine(wiring.Component):
                                 m.d.sync += [*set_(cog, cog + 1), wcog.eq(wcog + kkc),
                                              *set_WA(wcog + kkc)]
                         with m.Else():
-                            self._walk(m, d, pool, ox, oy, dx, dy, ix0, iy0, iy0_row, B, B_row,
+                            self._walk(m, ag, ox, oy, dx, dy, ix0, iy0, iy0_row, B, B_row,
                                        R, R_row, TA, TA_row, ix, iy, sP, sRowP, Rrow, pix_last_x,
                                        set_, (pool_dB_down, pool_dB_up, pool_dR_down, pool_dR_up))
         return m
 
     @staticmethod
-    def _walk(m, d, pool, ox, oy, dx, dy, ix0, iy0, iy0_row, B, B_row, R, R_row, TA, TA_row,
+    def _walk(m, ag, ox, oy, dx, dy, ix0, iy0, iy0_row, B, B_row, R, R_row, TA, TA_row,
               ix, iy, sP, sRowP, Rrow, pix_last_x, set_, pool_deltas):
         """Step to the next output pixel (row-major or 2x2-window order) with running sums
         (``set_(counter, value)``: a counter's assignment with its registered last flag;
         ``pool_deltas``: the 2x2 walk's registered diagonal steps of B and R)."""
         dB_down, dB_up, dR_down, dR_up = pool_deltas
-        s = d.stride
-        n_cog = d.n_cog
+        s = ag.stride
+        n_cog = ag.n_cog
+        pool = ag.pool
 
         def move(dox, doy, dB, dR):
             new_B = B + dB
@@ -738,7 +751,7 @@ class LayerEngine(wiring.Component):
             niy = iy0_row + diy
             return [*set_(ox, 0), *set_(oy, oy + 1), B_row.eq(nB), B.eq(nB), TA.eq(nB), TA_row.eq(nB),
                     R_row.eq(R_row + dR), R.eq(R_row + dR), iy0_row.eq(niy), iy0.eq(niy),
-                    iy.eq(niy), ix0.eq(-d.pad), ix.eq(-d.pad)]
+                    iy.eq(niy), ix0.eq(ag.neg_pad), ix.eq(ag.neg_pad)]
 
         with m.If(~pool):
             with m.If(~pix_last_x):

@@ -333,9 +333,14 @@ class MACArray(wiring.Component):
         if self.tag_bits:
             m.submodules.tag_fifo = tag_mem = Memory(shape=self.tag_bits, depth=depth, init=[])
             tag_w = tag_mem.write_port()
-            tag_r = tag_mem.read_port(domain="comb")
+            # The tag is read into a register (at the next cycle's head, transparent for the
+            # word being written): the consumer turns it into block-RAM addresses (the output
+            # unit's residual read), and the LUT RAM's read path before them was the SoC's
+            # critical path. A word written in cycle t is counted in ``level`` from t + 1, when
+            # this register already holds it.
+            tag_r = tag_mem.read_port(transparent_for=(tag_w,))
             m.d.comb += [tag_w.addr.eq(produce), tag_w.data.eq(tag_t), tag_w.en.eq(push),
-                         tag_r.addr.eq(consume)]
+                         tag_r.addr.eq(consume_next), tag_r.en.eq(1)]
             m.d.comb += [self.out.payload.acc.as_value().eq(Cat(*acc_data)),
                          self.out.payload.tag.eq(tag_r.data)]
         else:
