@@ -233,9 +233,10 @@ class EmbeddingUnit(wiring.Component):
         buf_drop = shifted | Mux(take_word, drop_in, 0)
         add = Mux(take_word, 4, 0)
         with m.If(run):
+            # (the sums for both outcomes too, so that emit does not precede a carry chain)
             m.d.sync += [buf.eq(Mux(emit, buf_drop, buf_keep)),
-                         cnt.eq(Mux(emit, cnt_mc, cnt) + add),
-                         cnt_mc.eq(Mux(emit, cnt_mc - p_emb_c, cnt_mc) + add)]
+                         cnt.eq(Mux(emit, cnt_mc + add, cnt + add)),
+                         cnt_mc.eq(Mux(emit, cnt_mc - p_emb_c + add, cnt_mc + add))]
         with m.If(take_word):
             m.d.sync += [words_left.eq(words_left - 1), words_more.eq(words_left != 1)]
         with m.If(emit):

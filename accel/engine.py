@@ -164,8 +164,10 @@ class LayerEngine(wiring.Component):
         self.rbuf = _LaneMemory("rbuf", cfg.res_word_bits, cfg.res_depth)
         self.banks = [_LaneMemory(f"bank{k}", cfg.code_word_bits, cfg.bank_depth)
                       for k in range(cfg.n_code_banks)]
+        # room_lead 2: a word-set reaches the array two cycles after the generator's decision
+        # (the block-RAM reads, then the stage-2 register)
         self.mac = MACArray(cfg.p_o, cfg.p_i, cfg.a_planes, cfg.acc_bits,
-                            tag_bits=OUT_TAG_LAYOUT.size)
+                            tag_bits=OUT_TAG_LAYOUT.size, room_lead=2)
         self.out_unit = OutputUnit(cfg)
         self.emb = EmbeddingUnit(cfg)
         super().__init__({
@@ -400,8 +402,8 @@ class LayerEngine(wiring.Component):
         s1_last = Signal()
         s1_tag = Signal(OUT_TAG_LAYOUT)
 
-        # The address generator issues a word-set only when the MAC array will take it in the next
-        # cycle (``room``): stage 1 never stalls, so the weight and code-bank reads need no read
+        # The address generator issues a word-set only when the MAC array will take it when it
+        # arrives two cycles later (``room``, room_lead 2): stages 1 and 2 never stall, so the weight and code-bank reads need no read
         # enable (an enable made Yosys hold each block RAM's address in a register of its own
         # behind a multiplexer on this late signal) and stage 1 has no clock enable.
         advance = mac.room
@@ -411,14 +413,24 @@ class LayerEngine(wiring.Component):
         for k, b in enumerate(self.banks):
             with m.If(src_sel == k):
                 m.d.comb += src_data.eq(ports[BUF_CODE_BANK0 + k][1].data[:cfg.code_word_bits])
+        # Stage 2: the block RAMs' read data (and the side band) registered next to them before
+        # the array: 5.8 ns of block-RAM clock-to-output, the source-bank multiplexer and the
+        # route to the array's activation copies were the SoC's critical path. No enable, like
+        # stage 1.
+        s2_valid = Signal()
+        s2 = Signal(mac.inp.payload.shape(), name="s2", reset_less=True)
+        m.d.sync += [
+            s2_valid.eq(s1_valid),
+            s2.weights.eq(Cat(*(rp.data for rp in self.wbuf.rps))),
+            s2.acts.eq(Mux(s1_zero, 0, src_data)),
+            s2.shift.eq(s1_shift),
+            s2.first.eq(s1_first),
+            s2.last.eq(s1_last),
+            s2.tag.eq(s1_tag),
+        ]
         m.d.comb += [
-            mac.inp.valid.eq(s1_valid),
-            mac.inp.payload.weights.eq(Cat(*(rp.data for rp in self.wbuf.rps))),
-            mac.inp.payload.acts.eq(Mux(s1_zero, 0, src_data)),
-            mac.inp.payload.shift.eq(s1_shift),
-            mac.inp.payload.first.eq(s1_first),
-            mac.inp.payload.last.eq(s1_last),
-            mac.inp.payload.tag.eq(s1_tag),
+            mac.inp.valid.eq(s2_valid),
+            mac.inp.payload.eq(s2),
             self.mac_busy.eq(mac.inp.valid & mac.inp.ready),
         ]
         # MAC -> output unit
@@ -470,6 +482,26 @@ class LayerEngine(wiring.Component):
             n_cog=Signal.like(d.n_cog, name="ag_n_cog"), h_in=Signal.like(d.h_in, name="ag_h_in"),
             w_in=Signal.like(d.w_in, name="ag_w_in"), res_base=Signal.like(d.res_base, name="ag_res_base"),
             neg_pad=Signal(signed(13), name="ag_neg_pad"), neg_padoff=Signal(signed(ab), name="ag_neg_padoff"))
+        # The walker's pixel-level registers (W) and their look-ahead copies (N), see the
+        # address generator below.
+        N_STATE = ("ox", "oy", "pix_last_x", "pix_last_y", "dx", "dy", "ix0", "iy0", "iy0_row",
+                   "B", "B_row", "R", "R_row", "cog", "cog_last", "wcog", "ag_active")
+        W = SimpleNamespace(ox=ox, oy=oy, pix_last_x=pix_last_x, pix_last_y=pix_last_y, dx=dx,
+                            dy=dy, ix0=ix0, iy0=iy0, iy0_row=iy0_row, B=B, B_row=B_row, R=R,
+                            R_row=R_row, cog=cog, cog_last=cog_last, wcog=wcog, ag_active=ag_active)
+        N = SimpleNamespace(**{name: Signal.like(getattr(W, name), name=f"next_{name}")
+                               for name in N_STATE})
+        N_of = {id(getattr(W, name)): getattr(N, name) for name in N_STATE}
+        settle = Signal()      # the look-ahead is being recomputed: no step this cycle
+        single = Signal()      # one step per output pixel (k == 1, P == 1)
+
+        def set_n(counter, value):
+            """set_() for a counter's look-ahead copy."""
+            flag, limit, zero_is_last = last_of[id(counter)]
+            if isinstance(value, int) and value == 0:
+                return [N_of[id(counter)].eq(0), N_of[id(flag)].eq(zero_is_last)]
+            return [N_of[id(counter)].eq(value), N_of[id(flag)].eq(value == limit)]
+
         tap_last = kx_last & ky_last
         cog_pix_last = pix_last_x & pix_last_y & (~ag.pool | (dy & dx))
         word_last = j_last & tap_last
@@ -600,13 +632,16 @@ class LayerEngine(wiring.Component):
 
         def cog_reset(next_cog):
             """Walker state for the first pixel of an output-channel group."""
-            return [*set_(oy, 0), *set_(ox, 0), dy.eq(0), dx.eq(0), *set_(ky, 0), *set_(kx, 0),
-                    *set_(j, 0), *set_(sub, 0), shift.eq(0),
-                    iy0.eq(ag.neg_pad), ix0.eq(ag.neg_pad), iy0_row.eq(ag.neg_pad),
-                    iy.eq(ag.neg_pad), ix.eq(ag.neg_pad),
-                    B.eq(ag.neg_padoff), B_row.eq(ag.neg_padoff), TA.eq(ag.neg_padoff),
-                    TA_row.eq(ag.neg_padoff),
-                    R.eq(ag.res_base + next_cog), R_row.eq(ag.res_base + next_cog)]
+            return [*set_(ky, 0), *set_(kx, 0), *set_(j, 0), *set_(sub, 0), shift.eq(0),
+                    iy.eq(ag.neg_pad), ix.eq(ag.neg_pad), TA.eq(ag.neg_padoff),
+                    TA_row.eq(ag.neg_padoff), *pixel_reset(W, set_, next_cog)]
+
+        def pixel_reset(w, setw, next_cog):
+            """The pixel-level part of cog_reset, written to ``w`` (the state or its look-ahead)."""
+            return [*setw(oy, 0), *setw(ox, 0), w.dy.eq(0), w.dx.eq(0),
+                    w.iy0.eq(ag.neg_pad), w.ix0.eq(ag.neg_pad), w.iy0_row.eq(ag.neg_pad),
+                    w.B.eq(ag.neg_padoff), w.B_row.eq(ag.neg_padoff),
+                    w.R.eq(ag.res_base + next_cog), w.R_row.eq(ag.res_base + next_cog)]
 
         with m.FSM(name="engine") as fsm:
             with m.State("IDLE"):
@@ -647,6 +682,7 @@ class LayerEngine(wiring.Component):
                     m.d.sync += cog_reset(0)
                     m.d.sync += [*set_(cog, 0), *set_WA(d.w_base), wcog.eq(d.w_base),
                                  ag_active.eq(1),
+                                 single.eq((P == 1) & (d.k == 1)),
                                  conv_run.eq(1), src_sel.eq(d.src_bank),
                                  *(eng[BUF_CODE_BANK0 + k]["own"].eq(d.src_bank == k)
                                    for k in range(cfg.n_code_banks)),
@@ -682,12 +718,22 @@ class LayerEngine(wiring.Component):
         # --- address generator (CONV_RUN) ---------------------------------------------------------
         # Stage 1 follows the generator's state every cycle (no clock enable); only s1_valid says
         # whether it holds a word-set.
-        m.d.sync += [s1_valid.eq(advance & ag_active),
+        # The pixel-level transition (next output pixel, or next output-channel group) is
+        # computed every cycle from the walker's registers into look-ahead registers (N), and a
+        # pixel's last step only copies them: the walk's branches (pool order, row end, group
+        # end) and their adders are off the path of the per-cycle step. N is fresh one cycle
+        # after the walker's pixel-level state changes; a pixel of one step (1x1 kernel, one
+        # word per tap: ``single``) therefore waits a cycle (``settle``) after each.
+        step = Signal()
+        m.d.comb += step.eq(advance & ~settle)
+        m.d.sync += [s1_valid.eq(step & ag_active),
                      s1_zero.eq(~tap_ok), s1_shift.eq(shift),
                      s1_first.eq((j == 0) & (kx == 0) & (ky == 0)), s1_last.eq(word_last),
                      s1_tag.raddr.eq(R), s1_tag.last.eq(cog_pix_last),
                      s1_tag.final.eq(cog_pix_last & cog_last)]
-        with m.If(advance):
+        pixel_end = step & ag_active & j_last & kx_last & ky_last
+        m.d.sync += settle.eq((pixel_end & single) | fsm.ongoing("CONV_CHECK"))
+        with m.If(step):
             with m.If(ag_active):
                 # inner: sub-words and channel groups of one tap
                 with m.If(~j_last):
@@ -704,70 +750,72 @@ class LayerEngine(wiring.Component):
                         m.d.sync += [*set_(kx, 0), ix.eq(ix0), *set_(ky, ky + 1), iy.eq(iy + 1),
                                      TA_row.eq(TA_row + rowP), TA.eq(TA_row + rowP)]
                     with m.Else():
-                        # pixel done
-                        m.d.sync += [*set_(kx, 0), *set_(ky, 0), *set_WA(wcog)]
-                        with m.If(cog_pix_last):
-                            with m.If(cog_last):
-                                m.d.sync += ag_active.eq(0)
-                            with m.Else():
-                                m.d.sync += cog_reset(cog + 1)
-                                m.d.sync += [*set_(cog, cog + 1), wcog.eq(wcog + kkc),
-                                             *set_WA(wcog + kkc)]
-                        with m.Else():
-                            self._walk(m, ag, ox, oy, dx, dy, ix0, iy0, iy0_row, B, B_row,
-                                       R, R_row, TA, TA_row, ix, iy, sP, sRowP, Rrow, pix_last_x,
-                                       set_, (pool_dB_down, pool_dB_up, pool_dR_down, pool_dR_up))
+                        # pixel done: the look-ahead becomes the state
+                        m.d.sync += [*set_(kx, 0), *set_(ky, 0), *set_WA(N.wcog),
+                                     ix.eq(N.ix0), iy.eq(N.iy0), TA.eq(N.B), TA_row.eq(N.B),
+                                     *(getattr(W, name).eq(getattr(N, name)) for name in N_STATE)]
+
+        # the look-ahead: by default the state itself, then the transition's changes
+        m.d.sync += [getattr(N, name).eq(getattr(W, name)) for name in N_STATE]
+        with m.If(cog_pix_last):
+            with m.If(cog_last):
+                m.d.sync += N.ag_active.eq(0)
+            with m.Else():
+                m.d.sync += pixel_reset(N, set_n, cog + 1)
+                m.d.sync += [*set_n(cog, cog + 1), N.wcog.eq(wcog + kkc)]
+        with m.Else():
+            self._walk(m, ag, W, N, set_n, sP, sRowP, Rrow,
+                       (pool_dB_down, pool_dB_up, pool_dR_down, pool_dR_up))
         return m
 
     @staticmethod
-    def _walk(m, ag, ox, oy, dx, dy, ix0, iy0, iy0_row, B, B_row, R, R_row, TA, TA_row,
-              ix, iy, sP, sRowP, Rrow, pix_last_x, set_, pool_deltas):
-        """Step to the next output pixel (row-major or 2x2-window order) with running sums
-        (``set_(counter, value)``: a counter's assignment with its registered last flag;
-        ``pool_deltas``: the 2x2 walk's registered diagonal steps of B and R)."""
+    def _walk(m, ag, W, N, set_n, sP, sRowP, Rrow, pool_deltas):
+        """The next output pixel (row-major or 2x2-window order) with running sums: reads the
+        walker's registers ``W``, writes the look-ahead ``N`` (``set_n(counter, value)``: a
+        counter's look-ahead with its last flag; ``pool_deltas``: the 2x2 walk's registered
+        diagonal steps of B and R)."""
         dB_down, dB_up, dR_down, dR_up = pool_deltas
         s = ag.stride
         n_cog = ag.n_cog
         pool = ag.pool
 
         def move(dox, doy, dB, dR):
-            new_B = B + dB
             # +-stride without a multiplier (Yosys would map a product to a DSP block)
-            new_ix0 = (ix0 + s if dox > 0 else ix0 - s) if dox else ix0
-            new_iy0 = (iy0 + s if doy > 0 else iy0 - s) if doy else iy0
-            stm = [B.eq(new_B), TA.eq(new_B), TA_row.eq(new_B), R.eq(R + dR),
-                   ix0.eq(new_ix0), iy0.eq(new_iy0), ix.eq(new_ix0), iy.eq(new_iy0)]
+            new_ix0 = (W.ix0 + s if dox > 0 else W.ix0 - s) if dox else W.ix0
+            new_iy0 = (W.iy0 + s if doy > 0 else W.iy0 - s) if doy else W.iy0
+            stm = [N.B.eq(W.B + dB), N.R.eq(W.R + dR), N.ix0.eq(new_ix0), N.iy0.eq(new_iy0)]
             if dox:
-                stm += set_(ox, ox + dox)
+                stm += set_n(W.ox, W.ox + dox)
             if doy:
-                stm += set_(oy, oy + doy)
+                stm += set_n(W.oy, W.oy + doy)
             return stm
 
         def new_row(rows):
             dB = sRowP if rows == 1 else (sRowP << 1)
             dR = Rrow if rows == 1 else (Rrow << 1)
             diy = s if rows == 1 else (s << 1)
-            nB = B_row + dB
-            niy = iy0_row + diy
-            return [*set_(ox, 0), *set_(oy, oy + 1), B_row.eq(nB), B.eq(nB), TA.eq(nB), TA_row.eq(nB),
-                    R_row.eq(R_row + dR), R.eq(R_row + dR), iy0_row.eq(niy), iy0.eq(niy),
-                    iy.eq(niy), ix0.eq(ag.neg_pad), ix.eq(ag.neg_pad)]
+            nB = W.B_row + dB
+            nR = W.R_row + dR
+            niy = W.iy0_row + diy
+            return [*set_n(W.ox, 0), *set_n(W.oy, W.oy + 1), N.B_row.eq(nB), N.B.eq(nB),
+                    N.R_row.eq(nR), N.R.eq(nR), N.iy0_row.eq(niy), N.iy0.eq(niy),
+                    N.ix0.eq(ag.neg_pad)]
 
         with m.If(~pool):
-            with m.If(~pix_last_x):
+            with m.If(~W.pix_last_x):
                 m.d.sync += move(1, 0, sP, n_cog)
             with m.Else():
                 m.d.sync += new_row(1)
         with m.Else():
-            m.d.sync += dx.eq(~dx)
-            with m.If(~dx):
+            m.d.sync += N.dx.eq(~W.dx)
+            with m.If(~W.dx):
                 m.d.sync += move(1, 0, sP, n_cog)
-            with m.Elif(~dy):
-                m.d.sync += dy.eq(1)
+            with m.Elif(~W.dy):
+                m.d.sync += N.dy.eq(1)
                 m.d.sync += move(-1, 1, dB_down, dR_down)
             with m.Else():
-                m.d.sync += dy.eq(0)
-                with m.If(~pix_last_x):
+                m.d.sync += N.dy.eq(0)
+                with m.If(~W.pix_last_x):
                     m.d.sync += move(1, -1, dB_up, dR_up)
                 with m.Else():
                     m.d.sync += new_row(2)

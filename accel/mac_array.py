@@ -79,6 +79,9 @@ class MACArray(wiring.Component):
         Width of an opaque tag carried from a word-set to the output it ends (0: none).
     levels_per_stage : int
         Adder-tree levels between pipeline registers.
+    room_lead : int
+        Cycles from ``room`` to the word-set it admits (1..4): the producer's pipeline depth
+        between its decision and the array's input.
     act_fanout : int
         Outputs per group. Each group has its own register copies of the signals that every
         output needs: the input activations with their ``popcount(a)`` trees, the shift, valid
@@ -92,10 +95,10 @@ class MACArray(wiring.Component):
         Word-sets. ``ready`` is a register: low only when the 16-deep output FIFO could not take
         the results of the ``last`` word-sets already in flight (a consumer stalled for a while).
     room : ``Out(1)``
-        ``ready`` is guaranteed high in the next cycle, whatever is taken in this one (two or more
-        credits left). A producer that presents a word-set only in the cycle after ``room`` never
-        sees ``ready`` low, so it needs no stall logic: its memories read every cycle and its
-        pipeline registers have no clock enable.
+        ``ready`` is guaranteed high ``room_lead`` cycles later, whatever is taken until then
+        (``room_lead + 1`` or more credits left). A producer that presents a word-set only
+        ``room_lead`` cycles after ``room`` never sees ``ready`` low, so it needs no stall logic:
+        its memories read every cycle and its pipeline registers have no clock enable.
     out : ``Out(stream.Signature(...))``
         ``ArrayLayout(signed(acc_bits), p_o)`` of the accumulators after each ``last`` word-set, or
         ``StructLayout({"acc": ..., "tag": tag_bits})`` when ``tag_bits > 0``.
@@ -106,10 +109,11 @@ class MACArray(wiring.Component):
     """
 
     def __init__(self, p_o, p_i, a_planes, acc_bits, *, tag_bits=0, levels_per_stage=2,
-                 act_fanout=8):
+                 act_fanout=8, room_lead=1):
         for name, value in (("p_o", p_o), ("p_i", p_i), ("a_planes", a_planes),
                             ("acc_bits", acc_bits), ("tag_bits", tag_bits),
-                            ("levels_per_stage", levels_per_stage), ("act_fanout", act_fanout)):
+                            ("levels_per_stage", levels_per_stage), ("act_fanout", act_fanout),
+                            ("room_lead", room_lead)):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"MACArray {name} must be an integer, not {value!r}")
         if p_o < 1:
@@ -127,10 +131,13 @@ class MACArray(wiring.Component):
             raise ValueError(f"MACArray levels_per_stage must be >= 1, not {levels_per_stage}")
         if act_fanout < 1:
             raise ValueError(f"MACArray act_fanout must be >= 1, not {act_fanout}")
+        if not 1 <= room_lead <= 4:
+            raise ValueError(f"MACArray room_lead must be 1..4, not {room_lead}")
         self.p_o, self.p_i, self.a_planes, self.acc_bits = p_o, p_i, a_planes, acc_bits
         self.tag_bits = tag_bits
         self.levels_per_stage = levels_per_stage
         self.act_fanout = act_fanout
+        self.room_lead = room_lead
         self.acc_layout = data.ArrayLayout(signed(acc_bits), p_o)
         if tag_bits:
             out_layout = data.StructLayout({"acc": self.acc_layout, "tag": unsigned(tag_bits)})
@@ -231,7 +238,8 @@ class MACArray(wiring.Component):
         # flight (credits, a register), so a stalled consumer never loses a result.
         depth = self.fifo_depth
         credits = Signal(range(depth + 1), init=depth)
-        m.d.comb += [self.inp.ready.eq(credits != 0), self.room.eq(credits >= 2)]
+        m.d.comb += [self.inp.ready.eq(credits != 0),
+                     self.room.eq(credits >= self.room_lead + 1)]
         take = self.inp.valid & self.inp.ready
 
         # Stage 0: input register (the weight word comes straight out of block RAM).

@@ -122,7 +122,7 @@ class OutputUnit(wiring.Component):
         neg = [Signal(name=f"neg{o}") for o in range(p_o)]
         thr_ok = Signal()        # thresholds of the current group are loaded
         loading = Signal()
-        ld_cnt = Signal(range(p_o + 2))
+        ld_cnt = Signal(range(p_o + 3))
         ld_row = Signal(range(p_o + 1))
         ld_data_valid = Signal()
         thr_cog = Signal(16)     # cog * p_o
@@ -251,9 +251,11 @@ class OutputUnit(wiring.Component):
         with m.If(b_go & b_tag.last):
             m.d.sync += [thr_ok.eq(0), closed.eq(0), thr_cog.eq(thr_cog + p_o)]
 
-        # --- threshold load: p_o reads, entry o written into row o two cycles later ----------------
-        # (the block RAM's data is registered before the -T arithmetic and the fan-out to the rows:
-        # read data -> carry chain -> a route across the array was the SoC's critical path)
+        # --- threshold load: p_o reads, entry o written into row o three cycles later --------------
+        # (the block RAM's data is registered before the -T arithmetic, and its result again in a
+        # copy per eight rows before the fan-out to them: read data -> carry chain -> a route
+        # across the array, then the route from one -T register to all rows, were the SoC's
+        # critical path)
         with m.If(~thr_ok & ~loading & ~a_valid & ~b_valid & ~self.start):
             with m.If(self.thr_out):
                 m.d.sync += [loading.eq(1), ld_cnt.eq(0)]
@@ -263,7 +265,7 @@ class OutputUnit(wiring.Component):
                      self.thr_ren.eq(loading & (ld_cnt < p_o))]
         with m.If(loading):
             m.d.sync += [ld_cnt.eq(ld_cnt + 1), ld_data_valid.eq(ld_cnt < p_o), ld_row.eq(ld_cnt)]
-            with m.If(ld_cnt == p_o + 1):
+            with m.If(ld_cnt == p_o + 2):
                 m.d.sync += [loading.eq(0), thr_ok.eq(1)]
         with m.Else():
             m.d.sync += ld_data_valid.eq(0)
@@ -275,11 +277,22 @@ class OutputUnit(wiring.Component):
         for k in range(3):
             t = e[16 * k:16 * (k + 1)].as_signed()
             m.d.comb += ld_t[k].eq(Mux(e[48], t - 1, -t))
+        groups = []
+        for g in range(-(-p_o // 8)):
+            gt = [Signal(signed(17), name=f"ld_t{k}_g{g}", reset_less=True, attrs=KEEP_COPY)
+                  for k in range(3)]
+            gneg = Signal(name=f"ld_neg_g{g}", reset_less=True, attrs=KEEP_COPY)
+            gvalid = Signal(name=f"ld_valid_g{g}", attrs=KEEP_COPY)
+            grow = Signal.like(e_row, name=f"ld_row_g{g}", attrs=KEEP_COPY)
+            m.d.sync += [*(gt[k].eq(ld_t[k]) for k in range(3)), gneg.eq(e[48]),
+                         gvalid.eq(e_valid), grow.eq(e_row)]
+            groups.append((gt, gneg, gvalid, grow))
         for o in range(p_o):
+            gt, gneg, gvalid, grow = groups[o // 8]
             # a decoded write enable per row (52 loads each), not one enable for all rows
-            with m.If(e_valid & (e_row == o)):
-                m.d.sync += [thr[o][k].eq(ld_t[k]) for k in range(3)]
-                m.d.sync += neg[o].eq(e[48])
+            with m.If(gvalid & (grow == o)):
+                m.d.sync += [thr[o][k].eq(gt[k]) for k in range(3)]
+                m.d.sync += neg[o].eq(gneg)
 
         # --- stage C -> D: pool and pack ----------------------------------------------------------
         pcount = Signal(2)

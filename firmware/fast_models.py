@@ -165,7 +165,8 @@ def use_fast_models(soc):
                           stacklevel=2)
             return done
         fast = FastMACArray(mac.p_o, mac.p_i, mac.a_planes, mac.acc_bits, tag_bits=mac.tag_bits,
-                            levels_per_stage=mac.levels_per_stage, act_fanout=mac.act_fanout)
+                            levels_per_stage=mac.levels_per_stage, act_fanout=mac.act_fanout,
+                            room_lead=mac.room_lead)
         if fast.signature != mac.signature or fast.latency != mac.latency:
             raise AssertionError("FastMACArray no longer matches MACArray's interface")
         engine.mac = fast

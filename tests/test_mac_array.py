@@ -48,9 +48,9 @@ def reference(pixels, p_o, p_i, a_planes, acc_bits):
 
 
 def simulate(p_o, p_i, a_planes, acc_bits, pixels, seed, p_in, p_out, tag_bits=0, lps=2,
-             stats=None, act_fanout=8):
+             stats=None, act_fanout=8, room_lead=1):
     dut = MACArray(p_o, p_i, a_planes, acc_bits, tag_bits=tag_bits, levels_per_stage=lps,
-                   act_fanout=act_fanout)
+                   act_fanout=act_fanout, room_lead=room_lead)
     rng = random.Random(seed)
     items = []
     for n, words in enumerate(pixels):
@@ -70,13 +70,14 @@ def simulate(p_o, p_i, a_planes, acc_bits, pixels, seed, p_in, p_out, tag_bits=0
         got.extend(await recv(ctx, dut.out, len(pixels), random.Random(seed + 1), p_out))
 
     async def counter(ctx):
-        # also checks ``room``: high in one cycle -> ``ready`` high in the next
+        # also checks ``room``: high in one cycle -> ``ready`` high room_lead cycles later
         n = 0
-        room_before = 0
+        rooms = [0] * room_lead
         while True:
             _, _, room, ready = await ctx.tick().sample(dut.room, dut.inp.ready)
-            assert ready or not room_before, f"room in cycle {n - 1}, not ready in cycle {n}"
-            room_before = room
+            assert ready or not rooms[0], \
+                f"room in cycle {n - room_lead}, not ready in cycle {n}"
+            rooms = rooms[1:] + [room]
             room_seen[room] += 1
             n += 1
             cycles.append(n)
@@ -162,6 +163,17 @@ def test_room_promises_ready_under_a_stalled_consumer():
     pixels = make_pixels(rng, 4, 4, 2, 2, 60, 2)
     stats = {}
     res, _, _, _ = simulate(4, 4, 2, 16, pixels, 3, 0.0, 0.9, stats=stats)
+    assert [r[0] for r in res] == reference(pixels, 4, 4, 2, 16)
+    assert stats["room_low_cycles"] > 50
+
+
+@pytest.mark.parametrize("lead", [2, 3])
+def test_room_lead(lead):
+    """``room_lead``: room promises ready that many cycles ahead, under a stalled consumer."""
+    rng = random.Random(12)
+    pixels = make_pixels(rng, 4, 4, 2, 2, 60, 2)
+    stats = {}
+    res, _, _, _ = simulate(4, 4, 2, 16, pixels, 5, 0.0, 0.9, stats=stats, room_lead=lead)
     assert [r[0] for r in res] == reference(pixels, 4, 4, 2, 16)
     assert stats["room_low_cycles"] > 50
 
