@@ -183,6 +183,7 @@ class EmbeddingUnit(wiring.Component):
         row_in = Signal()
         inside = col_in & row_in
         phase = Signal(4)      # steps until the last tap of the next window in this row
+        phase_zero = Signal()  # phase == 0, written with phase
         ox = Signal(10)        # windows emitted in this row
         ox_ok = Signal()       # ox < w_out
         oxk = Signal(20)       # ox * k
@@ -200,7 +201,7 @@ class EmbeddingUnit(wiring.Component):
         taps = [Signal(8, name=f"tap{i}") for i in range(nch - 1)]     # taps[0]: previous pixel
         tpad = [Signal(name=f"tap{i}_pad") for i in range(nch - 1)]
 
-        win_emit = (phase == 0) & ox_ok & row_dest
+        win_emit = phase_zero & ox_ok & row_dest
         step = Signal()
         m.d.comb += step.eq(run & win & walking & (~inside | have_pix) & (~win_emit | en1))
         emit = Signal()
@@ -250,7 +251,8 @@ class EmbeddingUnit(wiring.Component):
             with m.If(vx_last):
                 m.d.sync += [vx.eq(0), vx_last.eq(vw_zero), vy.eq(vy + 1),
                              vy_last.eq(vy == vh_last_m1),
-                             phase.eq(p_win_k - 1), ox.eq(0), ox_ok.eq(1),
+                             phase.eq(p_win_k - 1), phase_zero.eq(p_win_k == 1),
+                             ox.eq(0), ox_ok.eq(1),
                              oxk.eq(0), col_in.eq(p_pad == 0),
                              row_in.eq((vy + 1 >= p_pad) & (vy + 1 < y_hi))]
                 with m.If(vy_last):
@@ -264,8 +266,9 @@ class EmbeddingUnit(wiring.Component):
             with m.Else():
                 m.d.sync += [vx.eq(vx + 1), vx_last.eq(vx == vw_last_m1),
                              col_in.eq((vx + 1 >= p_pad) & (vx + 1 < x_hi)),
-                             phase.eq(Mux(phase == 0, sm1, phase - 1))]
-                with m.If((phase == 0) & ox_ok):
+                             phase.eq(Mux(phase_zero, sm1, phase - 1)),
+                             phase_zero.eq(Mux(phase_zero, sm1 == 0, phase == 1))]
+                with m.If(phase_zero & ox_ok):
                     m.d.sync += [ox.eq(ox + 1), oxk.eq(oxk + p_win_k), ox_ok.eq(ox != wom1)]
 
         # --- stage 1: table look-ups (one block RAM per channel) -----------------------------------
@@ -390,7 +393,8 @@ class EmbeddingUnit(wiring.Component):
                          s.eq(0), s_off.eq(0), waddr.eq(0), last.eq(p_nsub_m1 == 0),
                          win.eq(self.win_k != 0), walking.eq(self.win_k != 0),
                          vx.eq(0), vy.eq(0), vx_last.eq(vw_last_b == 0), vy_last.eq(vh_last_b == 0),
-                         phase.eq(self.win_k - 1), ox.eq(0), ox_ok.eq(1), oxk.eq(0),
+                         phase.eq(self.win_k - 1), phase_zero.eq(self.win_k == 1),
+                         ox.eq(0), ox_ok.eq(1), oxk.eq(0),
                          oy_st.eq(0), ky_st.eq(0), rowbase.eq(0), row_dest.eq(1),
                          col_in.eq(self.pad == 0), row_in.eq(self.pad == 0),
                          x_hi.eq(xh_m1 + 1), y_hi.eq(yh_m1 + 1),

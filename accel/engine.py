@@ -482,35 +482,24 @@ class LayerEngine(wiring.Component):
             n_cog=Signal.like(d.n_cog, name="ag_n_cog"), h_in=Signal.like(d.h_in, name="ag_h_in"),
             w_in=Signal.like(d.w_in, name="ag_w_in"), res_base=Signal.like(d.res_base, name="ag_res_base"),
             neg_pad=Signal(signed(13), name="ag_neg_pad"), neg_padoff=Signal(signed(ab), name="ag_neg_padoff"))
-        # The walker's pixel-level registers (W) and their look-ahead copies (N), see the
-        # address generator below.
-        N_STATE = ("ox", "oy", "pix_last_x", "pix_last_y", "dx", "dy", "ix0", "iy0", "iy0_row",
-                   "B", "B_row", "R", "R_row", "cog", "cog_last", "wcog", "ag_active")
-        W = SimpleNamespace(ox=ox, oy=oy, pix_last_x=pix_last_x, pix_last_y=pix_last_y, dx=dx,
-                            dy=dy, ix0=ix0, iy0=iy0, iy0_row=iy0_row, B=B, B_row=B_row, R=R,
-                            R_row=R_row, cog=cog, cog_last=cog_last, wcog=wcog, ag_active=ag_active)
-        N = SimpleNamespace(**{name: Signal.like(getattr(W, name), name=f"next_{name}")
-                               for name in N_STATE})
-        N_of = {id(getattr(W, name)): getattr(N, name) for name in N_STATE}
-        settle = Signal()      # the look-ahead is being recomputed: no step this cycle
+        settle = Signal()      # the pixel-level look-ahead is being recomputed: no step
         single = Signal()      # one step per output pixel (k == 1, P == 1)
-
-        def set_n(counter, value):
-            """set_() for a counter's look-ahead copy."""
-            flag, limit, zero_is_last = last_of[id(counter)]
-            if isinstance(value, int) and value == 0:
-                return [N_of[id(counter)].eq(0), N_of[id(flag)].eq(zero_is_last)]
-            return [N_of[id(counter)].eq(value), N_of[id(flag)].eq(value == limit)]
 
         tap_last = kx_last & ky_last
         cog_pix_last = pix_last_x & pix_last_y & (~ag.pool | (dy & dx))
         word_last = j_last & tap_last
         tap_ok = (iy >= 0) & (iy < ag.h_in) & (ix >= 0) & (ix < ag.w_in)
-        bank_addr = Signal(signed(ab))
-        m.d.comb += bank_addr.eq(TA + j)
+        # The code banks' read address TA + j as registers, one per bank (kept apart), written
+        # wherever TA or j is: the adder's output driving every bank's block RAMs was the SoC's
+        # critical path.
+        bank_addr = [Signal(signed(ab), name=f"bank{k}_raddr", attrs=KEEP_COPY)
+                     for k in range(cfg.n_code_banks)]
+
+        def set_A(value):
+            return [a.eq(value) for a in bank_addr]
         for k in range(cfg.n_code_banks):
             e = eng[BUF_CODE_BANK0 + k]
-            m.d.comb += e["raddr"].eq(bank_addr)
+            m.d.comb += e["raddr"].eq(bank_addr[k])
         e = eng[BUF_WEIGHTS]
         m.d.comb += [e["raddr"].eq(WA), e["ren"].eq(1)]
         if e["raddr_groups"]:
@@ -634,14 +623,11 @@ class LayerEngine(wiring.Component):
             """Walker state for the first pixel of an output-channel group."""
             return [*set_(ky, 0), *set_(kx, 0), *set_(j, 0), *set_(sub, 0), shift.eq(0),
                     iy.eq(ag.neg_pad), ix.eq(ag.neg_pad), TA.eq(ag.neg_padoff),
-                    TA_row.eq(ag.neg_padoff), *pixel_reset(W, set_, next_cog)]
-
-        def pixel_reset(w, setw, next_cog):
-            """The pixel-level part of cog_reset, written to ``w`` (the state or its look-ahead)."""
-            return [*setw(oy, 0), *setw(ox, 0), w.dy.eq(0), w.dx.eq(0),
-                    w.iy0.eq(ag.neg_pad), w.ix0.eq(ag.neg_pad), w.iy0_row.eq(ag.neg_pad),
-                    w.B.eq(ag.neg_padoff), w.B_row.eq(ag.neg_padoff),
-                    w.R.eq(ag.res_base + next_cog), w.R_row.eq(ag.res_base + next_cog)]
+                    TA_row.eq(ag.neg_padoff), *set_A(ag.neg_padoff),
+                    *set_(oy, 0), *set_(ox, 0), dy.eq(0), dx.eq(0),
+                    iy0.eq(ag.neg_pad), ix0.eq(ag.neg_pad), iy0_row.eq(ag.neg_pad),
+                    B.eq(ag.neg_padoff), B_row.eq(ag.neg_padoff),
+                    R.eq(ag.res_base + next_cog), R_row.eq(ag.res_base + next_cog)]
 
         with m.FSM(name="engine") as fsm:
             with m.State("IDLE"):
@@ -719,11 +705,12 @@ class LayerEngine(wiring.Component):
         # Stage 1 follows the generator's state every cycle (no clock enable); only s1_valid says
         # whether it holds a word-set.
         # The pixel-level transition (next output pixel, or next output-channel group) is
-        # computed every cycle from the walker's registers into look-ahead registers (N), and a
-        # pixel's last step only copies them: the walk's branches (pool order, row end, group
-        # end) and their adders are off the path of the per-cycle step. N is fresh one cycle
-        # after the walker's pixel-level state changes; a pixel of one step (1x1 kernel, one
-        # word per tap: ``single``) therefore waits a cycle (``settle``) after each.
+        # prepared every cycle from the walker's registers: which transition it is (one-hot
+        # ``ev``) and each register's candidate values (the adders), all registered; a pixel's
+        # last step then only selects among them, so the walk's branches (pool order, row end,
+        # group end) and its adders are off the path of the per-cycle step. The preparation is
+        # fresh one cycle after the pixel-level registers change; a pixel of one step (1x1
+        # kernel, one word per tap: ``single``) therefore waits a cycle (``settle``) after each.
         step = Signal()
         m.d.comb += step.eq(advance & ~settle)
         m.d.sync += [s1_valid.eq(step & ag_active),
@@ -731,13 +718,19 @@ class LayerEngine(wiring.Component):
                      s1_first.eq((j == 0) & (kx == 0) & (ky == 0)), s1_last.eq(word_last),
                      s1_tag.raddr.eq(R), s1_tag.last.eq(cog_pix_last),
                      s1_tag.final.eq(cog_pix_last & cog_last)]
+        state = dict(ox=ox, oy=oy, pix_last_x=pix_last_x, pix_last_y=pix_last_y, dx=dx, dy=dy,
+                     ix0=ix0, iy0=iy0, iy0_row=iy0_row, B=B, B_row=B_row, R=R, R_row=R_row,
+                     cog=cog, cog_last=cog_last, wcog=wcog, ag_active=ag_active)
+        nxt = self._pixel_transition(m, ag, state, cog_pix_last, sP, sRowP, Rrow, kkc,
+                                     wom1, hom1, ncogm1,
+                                     (pool_dB_down, pool_dB_up, pool_dR_down, pool_dR_up))
         pixel_end = step & ag_active & j_last & kx_last & ky_last
         m.d.sync += settle.eq((pixel_end & single) | fsm.ongoing("CONV_CHECK"))
         with m.If(step):
             with m.If(ag_active):
                 # inner: sub-words and channel groups of one tap
                 with m.If(~j_last):
-                    m.d.sync += set_(j, j + 1)
+                    m.d.sync += [*set_(j, j + 1), *(a.eq(a + 1) for a in bank_addr)]
                     with m.If(sub_last):
                         m.d.sync += [*set_(sub, 0), shift.eq(0), *set_WA(WA + 1)]
                     with m.Else():
@@ -745,77 +738,121 @@ class LayerEngine(wiring.Component):
                 with m.Else():
                     m.d.sync += [*set_(j, 0), *set_(sub, 0), shift.eq(0), *set_WA(WA + 1)]
                     with m.If(~kx_last):
-                        m.d.sync += [*set_(kx, kx + 1), ix.eq(ix + 1), TA.eq(TA + P)]
+                        m.d.sync += [*set_(kx, kx + 1), ix.eq(ix + 1), TA.eq(TA + P),
+                                     *set_A(TA + P)]
                     with m.Elif(~ky_last):
                         m.d.sync += [*set_(kx, 0), ix.eq(ix0), *set_(ky, ky + 1), iy.eq(iy + 1),
-                                     TA_row.eq(TA_row + rowP), TA.eq(TA_row + rowP)]
+                                     TA_row.eq(TA_row + rowP), TA.eq(TA_row + rowP),
+                                     *set_A(TA_row + rowP)]
                     with m.Else():
-                        # pixel done: the look-ahead becomes the state
-                        m.d.sync += [*set_(kx, 0), *set_(ky, 0), *set_WA(N.wcog),
-                                     ix.eq(N.ix0), iy.eq(N.iy0), TA.eq(N.B), TA_row.eq(N.B),
-                                     *(getattr(W, name).eq(getattr(N, name)) for name in N_STATE)]
+                        # pixel done: the prepared transition
+                        m.d.sync += [*set_(kx, 0), *set_(ky, 0), *set_WA(nxt["wcog"]),
+                                     ix.eq(nxt["ix0"]), iy.eq(nxt["iy0"]), TA.eq(nxt["B"]),
+                                     TA_row.eq(nxt["B"]), *set_A(nxt["B"]),
+                                     *(state[name].eq(v) for name, v in nxt.items())]
 
-        # the look-ahead: by default the state itself, then the transition's changes
-        m.d.sync += [getattr(N, name).eq(getattr(W, name)) for name in N_STATE]
-        with m.If(cog_pix_last):
-            with m.If(cog_last):
-                m.d.sync += N.ag_active.eq(0)
-            with m.Else():
-                m.d.sync += pixel_reset(N, set_n, cog + 1)
-                m.d.sync += [*set_n(cog, cog + 1), N.wcog.eq(wcog + kkc)]
-        with m.Else():
-            self._walk(m, ag, W, N, set_n, sP, sRowP, Rrow,
-                       (pool_dB_down, pool_dB_up, pool_dR_down, pool_dR_up))
         return m
 
     @staticmethod
-    def _walk(m, ag, W, N, set_n, sP, sRowP, Rrow, pool_deltas):
-        """The next output pixel (row-major or 2x2-window order) with running sums: reads the
-        walker's registers ``W``, writes the look-ahead ``N`` (``set_n(counter, value)``: a
-        counter's look-ahead with its last flag; ``pool_deltas``: the 2x2 walk's registered
-        diagonal steps of B and R)."""
+    def _pixel_transition(m, ag, W, cog_pix_last, sP, sRowP, Rrow, kkc, wom1, hom1, ncogm1,
+                          pool_deltas):
+        """The walker's pixel-level registers ``W`` (a dict) after the current pixel, as values
+        selected by registered one-hot events among registered candidates (see the address
+        generator); returns ``{name: value}``.
+
+        The events: the layer's last pixel (end), the last pixel of an output-channel group (cog),
+        else the next pixel of the walk, row-major or in 2x2-window order (pool): right (pool:
+        the left column of a window), dl (down-left: to the window's lower row), ur (up-right: to
+        the next window), row1/row2 (to the first column of the next row / window row)."""
         dB_down, dB_up, dR_down, dR_up = pool_deltas
-        s = ag.stride
-        n_cog = ag.n_cog
-        pool = ag.pool
+        s, n_cog, pool = ag.stride, ag.n_cog, ag.pool
+        ox, oy, dx, dy = W["ox"], W["oy"], W["dx"], W["dy"]
+        walk = ~cog_pix_last
+        events = dict(
+            end=cog_pix_last & W["cog_last"],
+            cog=cog_pix_last & ~W["cog_last"],
+            right=walk & Mux(pool, ~dx, ~W["pix_last_x"]),
+            dl=walk & pool & dx & ~dy,
+            ur=walk & pool & dx & dy & ~W["pix_last_x"],
+            row1=walk & ~pool & W["pix_last_x"],
+            row2=walk & pool & dx & dy & W["pix_last_x"])
+        ev = {}
+        for name, cond in events.items():
+            ev[name] = Signal(name=f"pix_ev_{name}")
+            m.d.sync += ev[name].eq(cond)
 
-        def move(dox, doy, dB, dR):
-            # +-stride without a multiplier (Yosys would map a product to a DSP block)
-            new_ix0 = (W.ix0 + s if dox > 0 else W.ix0 - s) if dox else W.ix0
-            new_iy0 = (W.iy0 + s if doy > 0 else W.iy0 - s) if doy else W.iy0
-            stm = [N.B.eq(W.B + dB), N.R.eq(W.R + dR), N.ix0.eq(new_ix0), N.iy0.eq(new_iy0)]
-            if dox:
-                stm += set_n(W.ox, W.ox + dox)
-            if doy:
-                stm += set_n(W.oy, W.oy + doy)
-            return stm
+        def cand(name, like, value):
+            r = Signal.like(like, name=f"pix_next_{name}", reset_less=True)
+            m.d.sync += r.eq(value)
+            return r
 
-        def new_row(rows):
-            dB = sRowP if rows == 1 else (sRowP << 1)
-            dR = Rrow if rows == 1 else (Rrow << 1)
-            diy = s if rows == 1 else (s << 1)
-            nB = W.B_row + dB
-            nR = W.R_row + dR
-            niy = W.iy0_row + diy
-            return [*set_n(W.ox, 0), *set_n(W.oy, W.oy + 1), N.B_row.eq(nB), N.B.eq(nB),
-                    N.R_row.eq(nR), N.R.eq(nR), N.iy0_row.eq(niy), N.iy0.eq(niy),
-                    N.ix0.eq(ag.neg_pad)]
+        # candidates, by the register they are for (shared where two events agree)
+        B_right = cand("B_right", W["B"], W["B"] + sP)
+        B_dl = cand("B_dl", W["B"], W["B"] + dB_down)
+        B_ur = cand("B_ur", W["B"], W["B"] + dB_up)
+        B_row1 = cand("B_row1", W["B"], W["B_row"] + sRowP)
+        B_row2 = cand("B_row2", W["B"], W["B_row"] + (sRowP << 1))
+        R_right = cand("R_right", W["R"], W["R"] + n_cog)
+        R_dl = cand("R_dl", W["R"], W["R"] + dR_down)
+        R_ur = cand("R_ur", W["R"], W["R"] + dR_up)
+        R_row1 = cand("R_row1", W["R"], W["R_row"] + Rrow)
+        R_row2 = cand("R_row2", W["R"], W["R_row"] + (Rrow << 1))
+        R_cog = cand("R_cog", W["R"], ag.res_base + W["cog"] + 1)
+        ix0_plus = cand("ix0_plus", W["ix0"], W["ix0"] + s)
+        ix0_minus = cand("ix0_minus", W["ix0"], W["ix0"] - s)
+        iy0_plus = cand("iy0_plus", W["iy0"], W["iy0"] + s)
+        iy0_minus = cand("iy0_minus", W["iy0"], W["iy0"] - s)
+        iy_row1 = cand("iy_row1", W["iy0"], W["iy0_row"] + s)
+        iy_row2 = cand("iy_row2", W["iy0"], W["iy0_row"] + (s << 1))
+        ox_inc = cand("ox_inc", ox, ox + 1)
+        ox_inc_last = cand("ox_inc_last", W["pix_last_x"], ox + 1 == wom1)
+        ox_dec = cand("ox_dec", ox, ox - 1)
+        ox_dec_last = cand("ox_dec_last", W["pix_last_x"], ox - 1 == wom1)
+        oy_inc = cand("oy_inc", oy, oy + 1)
+        oy_inc_last = cand("oy_inc_last", W["pix_last_y"], oy + 1 == hom1)
+        oy_dec = cand("oy_dec", oy, oy - 1)
+        oy_dec_last = cand("oy_dec_last", W["pix_last_y"], oy - 1 == hom1)
+        ox_zero_last = cand("ox_zero_last", W["pix_last_x"], wom1 == 0)
+        oy_zero_last = cand("oy_zero_last", W["pix_last_y"], hom1 == 0)
+        cog_inc = cand("cog_inc", W["cog"], W["cog"] + 1)
+        cog_inc_last = cand("cog_inc_last", W["cog_last"], W["cog"] + 1 == ncogm1)
+        wcog_inc = cand("wcog_inc", W["wcog"], W["wcog"] + kkc)
+        dx_walk = cand("dx_walk", dx, Mux(pool, ~dx, dx))
 
-        with m.If(~pool):
-            with m.If(~W.pix_last_x):
-                m.d.sync += move(1, 0, sP, n_cog)
-            with m.Else():
-                m.d.sync += new_row(1)
-        with m.Else():
-            m.d.sync += N.dx.eq(~W.dx)
-            with m.If(~W.dx):
-                m.d.sync += move(1, 0, sP, n_cog)
-            with m.Elif(~W.dy):
-                m.d.sync += N.dy.eq(1)
-                m.d.sync += move(-1, 1, dB_down, dR_down)
-            with m.Else():
-                m.d.sync += N.dy.eq(0)
-                with m.If(~W.pix_last_x):
-                    m.d.sync += move(1, -1, dB_up, dR_up)
-                with m.Else():
-                    m.d.sync += new_row(2)
+        def select(name, cases):
+            """One-hot AND-OR of ``cases`` ({event: value}); the register itself otherwise."""
+            hold = ~reduce(operator.or_, (ev[e] for e in cases))
+            terms = [Mux(ev[e], v, 0).as_unsigned() for e, v in cases.items()]
+            terms.append(Mux(hold, W[name], 0).as_unsigned())
+            r = Signal.like(W[name], name=f"pix_sel_{name}")
+            m.d.comb += r.eq(reduce(operator.or_, terms))
+            return r
+
+        row = ("row1", "row2")
+        return dict(
+            B=select("B", dict(right=B_right, dl=B_dl, ur=B_ur, row1=B_row1, row2=B_row2,
+                               cog=ag.neg_padoff)),
+            B_row=select("B_row", dict(row1=B_row1, row2=B_row2, cog=ag.neg_padoff)),
+            R=select("R", dict(right=R_right, dl=R_dl, ur=R_ur, row1=R_row1, row2=R_row2,
+                               cog=R_cog)),
+            R_row=select("R_row", dict(row1=R_row1, row2=R_row2, cog=R_cog)),
+            ix0=select("ix0", dict(right=ix0_plus, dl=ix0_minus, ur=ix0_plus, row1=ag.neg_pad,
+                                   row2=ag.neg_pad, cog=ag.neg_pad)),
+            iy0=select("iy0", dict(dl=iy0_plus, ur=iy0_minus, row1=iy_row1, row2=iy_row2,
+                                   cog=ag.neg_pad)),
+            iy0_row=select("iy0_row", dict(row1=iy_row1, row2=iy_row2, cog=ag.neg_pad)),
+            ox=select("ox", dict(right=ox_inc, dl=ox_dec, ur=ox_inc, row1=0, row2=0, cog=0)),
+            pix_last_x=select("pix_last_x", dict(right=ox_inc_last, dl=ox_dec_last,
+                                                 ur=ox_inc_last, row1=ox_zero_last,
+                                                 row2=ox_zero_last, cog=ox_zero_last)),
+            oy=select("oy", dict(dl=oy_inc, ur=oy_dec, row1=oy_inc, row2=oy_inc, cog=0)),
+            pix_last_y=select("pix_last_y", dict(dl=oy_inc_last, ur=oy_dec_last,
+                                                 row1=oy_inc_last, row2=oy_inc_last,
+                                                 cog=oy_zero_last)),
+            dx=select("dx", dict(right=dx_walk, dl=dx_walk, ur=dx_walk, row2=dx_walk, cog=0)),
+            dy=select("dy", dict(dl=1, ur=0, row2=0, cog=0)),
+            cog=select("cog", dict(cog=cog_inc)),
+            cog_last=select("cog_last", dict(cog=cog_inc_last)),
+            wcog=select("wcog", dict(cog=wcog_inc)),
+            ag_active=select("ag_active", dict(end=0)),
+        )

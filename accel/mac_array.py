@@ -11,7 +11,7 @@ and plane ``b``::
 ``levels_per_stage`` levels, so the array keeps a short critical path at the default 64 x 32 size.
 """
 
-from amaranth.hdl import Module, Signal, Cat, Const, Mux, signed, unsigned
+from amaranth.hdl import Module, Signal, Cat, Const, Mux, Array, signed, unsigned
 from amaranth.lib import wiring, stream, data
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -238,8 +238,10 @@ class MACArray(wiring.Component):
         # flight (credits, a register), so a stalled consumer never loses a result.
         depth = self.fifo_depth
         credits = Signal(range(depth + 1), init=depth)
-        m.d.comb += [self.inp.ready.eq(credits != 0),
-                     self.room.eq(credits >= self.room_lead + 1)]
+        # ``room`` is a register of its own (credits >= room_lead + 1, from the credits' next
+        # value): it starts the producer's every step decision.
+        room = Signal(init=depth >= self.room_lead + 1)
+        m.d.comb += [self.inp.ready.eq(credits != 0), self.room.eq(room)]
         take = self.inp.valid & self.inp.ready
 
         # Stage 0: input register (the weight word comes straight out of block RAM).
@@ -339,20 +341,23 @@ class MACArray(wiring.Component):
                          wp.en.eq(w_en), rp.addr.eq(r_addr)]
             acc_data.append(rp.data)
         if self.tag_bits:
-            m.submodules.tag_fifo = tag_mem = Memory(shape=self.tag_bits, depth=depth, init=[])
-            tag_w = tag_mem.write_port()
-            # The tag is read into a register (at the next cycle's head, transparent for the
-            # word being written): the consumer turns it into block-RAM addresses (the output
-            # unit's residual read), and the LUT RAM's read path before them was the SoC's
-            # critical path. A word written in cycle t is counted in ``level`` from t + 1, when
-            # this register already holds it.
-            tag_r = tag_mem.read_port(transparent_for=(tag_w,))
-            m.d.comb += [tag_w.addr.eq(produce), tag_w.data.eq(tag_t), tag_w.en.eq(push),
-                         tag_r.addr.eq(consume_next), tag_r.en.eq(1)]
+            # The tag FIFO is flip-flops, and its head a register loaded with the next cycle's
+            # head (the word being written when that is it): the consumer turns the tag into
+            # block-RAM addresses (the output unit's residual read), and a LUT RAM's read path
+            # before them was the SoC's critical path. (A LUT-RAM read port with a register,
+            # Yosys maps as an address register before the asynchronous read: no better.)
+            tags = Array(Signal(self.tag_bits, name=f"tag{k}", reset_less=True)
+                         for k in range(depth))
+            head = Signal(self.tag_bits, name="tag_head", reset_less=True)
+            with m.If(push):
+                m.d.sync += tags[produce].eq(tag_t)
+            m.d.sync += head.eq(Mux(push & (produce == consume_next), tag_t, tags[consume_next]))
             m.d.comb += [self.out.payload.acc.as_value().eq(Cat(*acc_data)),
-                         self.out.payload.tag.eq(tag_r.data)]
+                         self.out.payload.tag.eq(head)]
         else:
             m.d.comb += self.out.payload.as_value().eq(Cat(*acc_data))
         m.d.sync += level.eq(level + push - pop)
-        m.d.sync += credits.eq(credits - (take & self.inp.payload.last) + pop)
+        credits_next = Signal.like(credits)
+        m.d.comb += credits_next.eq(credits - (take & self.inp.payload.last) + pop)
+        m.d.sync += [credits.eq(credits_next), room.eq(credits_next >= self.room_lead + 1)]
         return m
