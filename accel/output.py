@@ -126,6 +126,9 @@ class OutputUnit(wiring.Component):
         ld_row = Signal(range(p_o + 1))
         ld_data_valid = Signal()
         thr_cog = Signal(16)     # cog * p_o
+        # the threshold read address thr_base + thr_cog + ld_cnt as a register (the descriptor's
+        # thr_base through a three-operand adder to the block RAM was the SoC's critical path)
+        thr_ptr = Signal(16)
         closed = Signal()        # the group's last pixel has been taken; wait for the reload
 
         # --- stage A: accumulators + residual read in flight ---------------------------------------
@@ -258,13 +261,14 @@ class OutputUnit(wiring.Component):
         # critical path)
         with m.If(~thr_ok & ~loading & ~a_valid & ~b_valid & ~self.start):
             with m.If(self.thr_out):
-                m.d.sync += [loading.eq(1), ld_cnt.eq(0)]
+                m.d.sync += [loading.eq(1), ld_cnt.eq(0), thr_ptr.eq(self.thr_base + thr_cog)]
             with m.Else():
                 m.d.sync += thr_ok.eq(1)
-        m.d.comb += [self.thr_raddr.eq(self.thr_base + thr_cog + ld_cnt),
+        m.d.comb += [self.thr_raddr.eq(thr_ptr),
                      self.thr_ren.eq(loading & (ld_cnt < p_o))]
         with m.If(loading):
-            m.d.sync += [ld_cnt.eq(ld_cnt + 1), ld_data_valid.eq(ld_cnt < p_o), ld_row.eq(ld_cnt)]
+            m.d.sync += [ld_cnt.eq(ld_cnt + 1), ld_data_valid.eq(ld_cnt < p_o), ld_row.eq(ld_cnt),
+                         thr_ptr.eq(thr_ptr + 1)]
             with m.If(ld_cnt == p_o + 2):
                 m.d.sync += [loading.eq(0), thr_ok.eq(1)]
         with m.Else():
