@@ -164,10 +164,10 @@ class LayerEngine(wiring.Component):
         self.rbuf = _LaneMemory("rbuf", cfg.res_word_bits, cfg.res_depth)
         self.banks = [_LaneMemory(f"bank{k}", cfg.code_word_bits, cfg.bank_depth)
                       for k in range(cfg.n_code_banks)]
-        # room_lead 2: a word-set reaches the array two cycles after the generator's decision
-        # (the block-RAM reads, then the stage-2 register)
+        # room_lead 3: a word-set reaches the array three cycles after the generator's decision
+        # (the read-address copies, the block-RAM reads, then the stage-2 register)
         self.mac = MACArray(cfg.p_o, cfg.p_i, cfg.a_planes, cfg.acc_bits,
-                            tag_bits=OUT_TAG_LAYOUT.size, room_lead=2)
+                            tag_bits=OUT_TAG_LAYOUT.size, room_lead=3)
         self.out_unit = OutputUnit(cfg)
         self.emb = EmbeddingUnit(cfg)
         super().__init__({
@@ -385,12 +385,17 @@ class LayerEngine(wiring.Component):
         pool_dR_down = Signal(18)      # Rrow - n_cog, mod 2**18 (R's width)
         pool_dR_up = Signal(18)        # n_cog - Rrow
         WA = Signal(18)
-        # copies of WA, one per weight-buffer column group, assigned wherever WA is (set_WA)
-        WA_groups = [Signal(18, name=f"WA_g{g}", attrs=KEEP_COPY)
-                     for g in range(self.wbuf.groups)] if self.wbuf.groups > 1 else []
+        # The block RAMs read at copies of the generator's addresses, one cycle behind them (stage
+        # 0): WA once per weight-buffer column group, TA + j once per code bank. The copies are
+        # plain registers, so the generator's step logic drives one register each and the
+        # copies' long routes to the block RAMs start at a flip-flop (the step logic driving
+        # all copies directly was the 64x32 SoC's critical path).
+        WA_rd = [Signal(18, name=f"WA_rd{g}", attrs=KEEP_COPY)
+                 for g in range(self.wbuf.groups)]
+        m.d.sync += [c.eq(WA) for c in WA_rd]
 
         def set_WA(value):
-            return [WA.eq(value), *(c.eq(value) for c in WA_groups)]
+            return [WA.eq(value)]
         wcog = Signal(18)
         ag_active = Signal()
 
@@ -403,9 +408,10 @@ class LayerEngine(wiring.Component):
         s1_tag = Signal(OUT_TAG_LAYOUT)
 
         # The address generator issues a word-set only when the MAC array will take it when it
-        # arrives two cycles later (``room``, room_lead 2): stages 1 and 2 never stall, so the weight and code-bank reads need no read
-        # enable (an enable made Yosys hold each block RAM's address in a register of its own
-        # behind a multiplexer on this late signal) and stage 1 has no clock enable.
+        # arrives three cycles later (``room``, room_lead 3): stages 0 to 2 never stall, so the
+        # weight and code-bank reads need no read enable (an enable made Yosys hold each block
+        # RAM's address in a register of its own behind a multiplexer on this late signal) and
+        # the stages have no clock enable.
         advance = mac.room
 
         # bank read data of the source bank
@@ -489,21 +495,23 @@ class LayerEngine(wiring.Component):
         cog_pix_last = pix_last_x & pix_last_y & (~ag.pool | (dy & dx))
         word_last = j_last & tap_last
         tap_ok = (iy >= 0) & (iy < ag.h_in) & (ix >= 0) & (ix < ag.w_in)
-        # The code banks' read address TA + j as registers, one per bank (kept apart), written
-        # wherever TA or j is: the adder's output driving every bank's block RAMs was the SoC's
-        # critical path.
+        # The code banks' read address TA + j as a register (A), written wherever TA or j is
+        # (the adder's output driving every bank's block RAMs was the SoC's critical path), and
+        # its stage-0 copies, one per bank.
+        A = Signal(signed(ab))
         bank_addr = [Signal(signed(ab), name=f"bank{k}_raddr", attrs=KEEP_COPY)
                      for k in range(cfg.n_code_banks)]
+        m.d.sync += [a.eq(A) for a in bank_addr]
 
         def set_A(value):
-            return [a.eq(value) for a in bank_addr]
+            return [A.eq(value)]
         for k in range(cfg.n_code_banks):
             e = eng[BUF_CODE_BANK0 + k]
             m.d.comb += e["raddr"].eq(bank_addr[k])
         e = eng[BUF_WEIGHTS]
-        m.d.comb += [e["raddr"].eq(WA), e["ren"].eq(1)]
+        m.d.comb += [e["raddr"].eq(WA_rd[0]), e["ren"].eq(1)]
         if e["raddr_groups"]:
-            m.d.comb += [r.eq(c) for r, c in zip(e["raddr_groups"], WA_groups)]
+            m.d.comb += [r.eq(c) for r, c in zip(e["raddr_groups"], WA_rd)]
         e = eng[BUF_THRESHOLDS]
         m.d.comb += [e["raddr"].eq(ou.thr_raddr), e["ren"].eq(ou.thr_ren),
                      ou.thr_rdata.eq(ports[BUF_THRESHOLDS][1].data)]
@@ -713,11 +721,20 @@ class LayerEngine(wiring.Component):
         # kernel, one word per tap: ``single``) therefore waits a cycle (``settle``) after each.
         step = Signal()
         m.d.comb += step.eq(advance & ~settle)
-        m.d.sync += [s1_valid.eq(step & ag_active),
-                     s1_zero.eq(~tap_ok), s1_shift.eq(shift),
-                     s1_first.eq((j == 0) & (kx == 0) & (ky == 0)), s1_last.eq(word_last),
-                     s1_tag.raddr.eq(R), s1_tag.last.eq(cog_pix_last),
-                     s1_tag.final.eq(cog_pix_last & cog_last)]
+        # stage 0 (the cycle of the read-address copies), then stage 1 (the reads)
+        s0_valid = Signal()
+        s0_zero = Signal()
+        s0_shift = Signal(SHIFT_BITS)
+        s0_first = Signal()
+        s0_last = Signal()
+        s0_tag = Signal(OUT_TAG_LAYOUT)
+        m.d.sync += [s0_valid.eq(step & ag_active),
+                     s0_zero.eq(~tap_ok), s0_shift.eq(shift),
+                     s0_first.eq((j == 0) & (kx == 0) & (ky == 0)), s0_last.eq(word_last),
+                     s0_tag.raddr.eq(R), s0_tag.last.eq(cog_pix_last),
+                     s0_tag.final.eq(cog_pix_last & cog_last)]
+        m.d.sync += [s1_valid.eq(s0_valid), s1_zero.eq(s0_zero), s1_shift.eq(s0_shift),
+                     s1_first.eq(s0_first), s1_last.eq(s0_last), s1_tag.eq(s0_tag)]
         state = dict(ox=ox, oy=oy, pix_last_x=pix_last_x, pix_last_y=pix_last_y, dx=dx, dy=dy,
                      ix0=ix0, iy0=iy0, iy0_row=iy0_row, B=B, B_row=B_row, R=R, R_row=R_row,
                      cog=cog, cog_last=cog_last, wcog=wcog, ag_active=ag_active)
@@ -730,7 +747,7 @@ class LayerEngine(wiring.Component):
             with m.If(ag_active):
                 # inner: sub-words and channel groups of one tap
                 with m.If(~j_last):
-                    m.d.sync += [*set_(j, j + 1), *(a.eq(a + 1) for a in bank_addr)]
+                    m.d.sync += [*set_(j, j + 1), A.eq(A + 1)]
                     with m.If(sub_last):
                         m.d.sync += [*set_(sub, 0), shift.eq(0), *set_WA(WA + 1)]
                     with m.Else():
