@@ -400,12 +400,11 @@ class LayerEngine(wiring.Component):
         ag_active = Signal()
 
         # stage 1: reads in flight
-        s1_valid = Signal()
-        s1_zero = Signal()
-        s1_shift = Signal(SHIFT_BITS)
-        s1_first = Signal()
-        s1_last = Signal()
-        s1_tag = Signal(OUT_TAG_LAYOUT)
+        # the word-set's side band through stage 0 (read-address copies) and stage 1 (reads)
+        side_layout = data.StructLayout({"valid": 1, "zero": 1, "shift": SHIFT_BITS, "first": 1,
+                                         "last": 1, "tag": OUT_TAG_LAYOUT})
+        s0 = Signal(side_layout)
+        s1 = Signal(side_layout)
 
         # The address generator issues a word-set only when the MAC array will take it when it
         # arrives three cycles later (``room``, room_lead 3): stages 0 to 2 never stall, so the
@@ -426,13 +425,13 @@ class LayerEngine(wiring.Component):
         s2_valid = Signal()
         s2 = Signal(mac.inp.payload.shape(), name="s2", reset_less=True)
         m.d.sync += [
-            s2_valid.eq(s1_valid),
+            s2_valid.eq(s1.valid),
             s2.weights.eq(Cat(*(rp.data for rp in self.wbuf.rps))),
-            s2.acts.eq(Mux(s1_zero, 0, src_data)),
-            s2.shift.eq(s1_shift),
-            s2.first.eq(s1_first),
-            s2.last.eq(s1_last),
-            s2.tag.eq(s1_tag),
+            s2.acts.eq(Mux(s1.zero, 0, src_data)),
+            s2.shift.eq(s1.shift),
+            s2.first.eq(s1.first),
+            s2.last.eq(s1.last),
+            s2.tag.eq(s1.tag),
         ]
         m.d.comb += [
             mac.inp.valid.eq(s2_valid),
@@ -710,7 +709,7 @@ class LayerEngine(wiring.Component):
         m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
 
         # --- address generator (CONV_RUN) ---------------------------------------------------------
-        # Stage 1 follows the generator's state every cycle (no clock enable); only s1_valid says
+        # Stage 1 follows the generator's state every cycle (no clock enable); only s1.valid says
         # whether it holds a word-set.
         # The pixel-level transition (next output pixel, or next output-channel group) is
         # prepared every cycle from the walker's registers: which transition it is (one-hot
@@ -722,19 +721,12 @@ class LayerEngine(wiring.Component):
         step = Signal()
         m.d.comb += step.eq(advance & ~settle)
         # stage 0 (the cycle of the read-address copies), then stage 1 (the reads)
-        s0_valid = Signal()
-        s0_zero = Signal()
-        s0_shift = Signal(SHIFT_BITS)
-        s0_first = Signal()
-        s0_last = Signal()
-        s0_tag = Signal(OUT_TAG_LAYOUT)
-        m.d.sync += [s0_valid.eq(step & ag_active),
-                     s0_zero.eq(~tap_ok), s0_shift.eq(shift),
-                     s0_first.eq((j == 0) & (kx == 0) & (ky == 0)), s0_last.eq(word_last),
-                     s0_tag.raddr.eq(R), s0_tag.last.eq(cog_pix_last),
-                     s0_tag.final.eq(cog_pix_last & cog_last)]
-        m.d.sync += [s1_valid.eq(s0_valid), s1_zero.eq(s0_zero), s1_shift.eq(s0_shift),
-                     s1_first.eq(s0_first), s1_last.eq(s0_last), s1_tag.eq(s0_tag)]
+        m.d.sync += [s0.valid.eq(step & ag_active),
+                     s0.zero.eq(~tap_ok), s0.shift.eq(shift),
+                     s0.first.eq((j == 0) & (kx == 0) & (ky == 0)), s0.last.eq(word_last),
+                     s0.tag.raddr.eq(R), s0.tag.last.eq(cog_pix_last),
+                     s0.tag.final.eq(cog_pix_last & cog_last),
+                     s1.eq(s0)]
         state = dict(ox=ox, oy=oy, pix_last_x=pix_last_x, pix_last_y=pix_last_y, dx=dx, dy=dy,
                      ix0=ix0, iy0=iy0, iy0_row=iy0_row, B=B, B_row=B_row, R=R, R_row=R_row,
                      cog=cog, cog_last=cog_last, wcog=wcog, ag_active=ag_active)
