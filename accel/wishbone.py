@@ -349,9 +349,9 @@ class Decoder(wiring.Component):
 class SRAM(wiring.Component):
     """Main memory: a block RAM as a Wishbone target.
 
-    Every transfer takes two cycles: the request is seen in cycle 0 (a write is performed at the end
-    of it, with byte enables), ``ack`` is high in cycle 1 (read data from the synchronous read port,
-    so the RAM maps to DP16KD block RAM on ECP5). An initiator that keeps ``stb`` high with a new
+    Every transfer takes two cycles: the request is seen in cycle 0, ``ack`` is high in cycle 1
+    (read data from the synchronous read port, so the RAM maps to DP16KD block RAM on ECP5; a write
+    is performed at the end of cycle 1, with byte enables, from registers). An initiator that keeps ``stb`` high with a new
     address right after ``ack`` gets one word every two cycles. ``err`` is never raised.
 
     Parameters
@@ -399,10 +399,18 @@ class SRAM(wiring.Component):
         # request, so a write is performed exactly once.
         m.d.comb += req.eq(bus.cyc & bus.stb & ~ack)
         m.d.sync += ack.eq(req)
+        # The write lands in the ack cycle, from registers: the request's decode (address ->
+        # stb) straight into the write enables of every block RAM was the SoC's critical path.
+        # No request is accepted in the ack cycle, so a read that follows sees the write.
+        w_addr = Signal.like(bus.adr)
+        w_data = Signal.like(bus.dat_w)
+        w_en = Signal.like(bus.sel)
+        m.d.sync += [w_addr.eq(bus.adr), w_data.eq(bus.dat_w),
+                     w_en.eq(bus.sel & (req & bus.we).replicate(len(bus.sel)))]
         m.d.comb += [
-            wp.addr.eq(bus.adr),
-            wp.data.eq(bus.dat_w),
-            wp.en.eq(bus.sel & (req & bus.we).replicate(len(bus.sel))),
+            wp.addr.eq(w_addr),
+            wp.data.eq(w_data),
+            wp.en.eq(w_en),
             rp.addr.eq(bus.adr),
             rp.en.eq(req),
             bus.dat_r.eq(rp.data),
