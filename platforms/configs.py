@@ -5,8 +5,8 @@ or below; they are defined here rather than in ``accel/config.py``:
 
 * ``DEFAULT85``: DEFAULT with 32 output rows instead of 64 (32x32 = 1,024 binary MACs per
   cycle), the 85F boards' configuration (208 DP16KD; it needs 137). DEFAULT's 64x32 array also
-  builds for the LFE5U-85F (50k LUT4, 185 DP16KD): with nextpnr 0.11's router1 it routes at
-  54-56 MHz in about half an hour (``python -m accel.build --board ulx3s-85f --config default
+  builds for the LFE5U-85F (51k LUT4, 185 DP16KD): with nextpnr 0.11's router1 it routes at
+  about 78 MHz in 20-30 minutes (``python -m accel.build --board ulx3s-85f --config default
   --router router1``); router2, the default, diverges on it (docs/BENCHMARKS.md, Builds). The
   32-row array builds in minutes and suits the default network, whose 28x28 and 14x14 layers
   have 32 output channels: its 3x3 layers run at about 98 % of the array. The shipped model's
