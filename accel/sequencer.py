@@ -56,7 +56,7 @@ class Sequencer(wiring.Component):
     cycles, mac_busy_cycles : ``Out(32)``
         Cycles of the current/last run and cycles in which the MAC array accepted work.
     layer_sel : ``In(6)``, layer_cycles : ``Out(32)``
-        Cycles taken by descriptor ``layer_sel`` in the last run (valid one cycle after a change).
+        Cycles taken by descriptor ``layer_sel`` in the last run (valid two cycles after a change).
     dma_cmd : ``Out(stream.Signature(DmaCommand))``, dma_done : ``In(1)``, dma_error : ``In(4)``
         The DMA's command stream and completion.
     desc : ``Out(isa.DESCRIPTOR_LAYOUT)``, engine_start : ``Out(1)``, engine_done : ``In(1)``,
@@ -131,9 +131,11 @@ class Sequencer(wiring.Component):
         m.submodules.profile = profile
         prof_w = profile.write_port()
         prof_r = profile.read_port()
+        # layer_cycles is the read data registered (one cycle after layer_sel): the block RAM's
+        # clock-to-output into the CSR read multiplexer was the 64x32 SoC's critical path.
+        m.d.sync += self.layer_cycles.eq(prof_r.data)
         m.d.comb += [
             prof_r.addr.eq(self.layer_sel),
-            self.layer_cycles.eq(prof_r.data),
             prof_w.addr.eq(self.pc[:6]),
             prof_w.data.eq(desc_cycles + 1),
         ]

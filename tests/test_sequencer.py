@@ -122,7 +122,7 @@ def run(program, *, dma_errors=None, engine_errors=None, abort_at=None, engine_h
         status["layer_cycles"] = []
         for i in range(len(program)):
             ctx.set(seq.layer_sel, i)
-            await ctx.tick()
+            await ctx.tick().repeat(2)      # layer_cycles: valid two cycles after layer_sel
             status["layer_cycles"].append(ctx.get(seq.layer_cycles))
         status["units_reset"] = ctx.get(seq.units_reset)
 
