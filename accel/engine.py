@@ -221,7 +221,8 @@ class LayerEngine(wiring.Component):
                      ren=Signal(name=f"{lm.name}_eng_ren"),
                      # a register of its own per buffer, set and cleared with conv_run (whose
                      # fan-out to every buffer's address multiplexer was the SoC's critical path)
-                     own=Signal(name=f"{lm.name}_eng_own", attrs=KEEP_COPY),
+                     own=(None if bid in WRITE_ONLY_BUFFERS else
+                          Signal(name=f"{lm.name}_eng_own", attrs=KEEP_COPY)),
                      # a split buffer's read address, one copy per group
                      raddr_groups=[Signal(range(lm.depth), name=f"{lm.name}_eng_raddr_g{g}")
                                    for g in range(lm.groups)] if lm.groups > 1 else None)
@@ -394,8 +395,6 @@ class LayerEngine(wiring.Component):
                  for g in range(self.wbuf.groups)]
         m.d.sync += [c.eq(WA) for c in WA_rd]
 
-        def set_WA(value):
-            return [WA.eq(value)]
         wcog = Signal(18)
         ag_active = Signal()
 
@@ -487,7 +486,7 @@ class LayerEngine(wiring.Component):
             n_cog=Signal.like(d.n_cog, name="ag_n_cog"), h_in=Signal.like(d.h_in, name="ag_h_in"),
             w_in=Signal.like(d.w_in, name="ag_w_in"), res_base=Signal.like(d.res_base, name="ag_res_base"),
             neg_pad=Signal(signed(13), name="ag_neg_pad"), neg_padoff=Signal(signed(ab), name="ag_neg_padoff"))
-        settle = Signal()      # the pixel-level look-ahead is being recomputed: no step
+        settle = Signal()      # the pixel transition is being prepared anew: no step
         single = Signal()      # one step per output pixel (k == 1, P == 1)
 
         tap_last = kx_last & ky_last
@@ -502,8 +501,6 @@ class LayerEngine(wiring.Component):
                      for k in range(cfg.n_code_banks)]
         m.d.sync += [a.eq(A) for a in bank_addr]
 
-        def set_A(value):
-            return [A.eq(value)]
         for k in range(cfg.n_code_banks):
             e = eng[BUF_CODE_BANK0 + k]
             m.d.comb += e["raddr"].eq(bank_addr[k])
@@ -630,7 +627,7 @@ class LayerEngine(wiring.Component):
             """Walker state for the first pixel of an output-channel group."""
             return [*set_(ky, 0), *set_(kx, 0), *set_(j, 0), *set_(sub, 0), shift.eq(0),
                     iy.eq(ag.neg_pad), ix.eq(ag.neg_pad), TA.eq(ag.neg_padoff),
-                    TA_row.eq(ag.neg_padoff), *set_A(ag.neg_padoff),
+                    TA_row.eq(ag.neg_padoff), A.eq(ag.neg_padoff),
                     *set_(oy, 0), *set_(ox, 0), dy.eq(0), dx.eq(0),
                     iy0.eq(ag.neg_pad), ix0.eq(ag.neg_pad), iy0_row.eq(ag.neg_pad),
                     B.eq(ag.neg_padoff), B_row.eq(ag.neg_padoff),
@@ -673,7 +670,7 @@ class LayerEngine(wiring.Component):
                     m.next = "DONE"
                 with m.Else():
                     m.d.sync += cog_reset(0)
-                    m.d.sync += [*set_(cog, 0), *set_WA(d.w_base), wcog.eq(d.w_base),
+                    m.d.sync += [*set_(cog, 0), WA.eq(d.w_base), wcog.eq(d.w_base),
                                  ag_active.eq(1),
                                  single.eq((P == 1) & (d.k == 1)),
                                  conv_run.eq(1), src_sel.eq(d.src_bank),
@@ -686,7 +683,8 @@ class LayerEngine(wiring.Component):
                     m.next = "CONV_RUN"
             with m.State("CONV_RUN"):
                 with m.If(ou.finished):
-                    m.d.sync += [conv_run.eq(0), *(e["own"].eq(0) for e in eng.values())]
+                    m.d.sync += [conv_run.eq(0), *(e["own"].eq(0) for e in eng.values()
+                                                   if e["own"] is not None)]
                     m.next = "DONE"
 
             with m.State("EMBED_CHECK"):
@@ -741,23 +739,23 @@ class LayerEngine(wiring.Component):
                 with m.If(~j_last):
                     m.d.sync += [*set_(j, j + 1), A.eq(A + 1)]
                     with m.If(sub_last):
-                        m.d.sync += [*set_(sub, 0), shift.eq(0), *set_WA(WA + 1)]
+                        m.d.sync += [*set_(sub, 0), shift.eq(0), WA.eq(WA + 1)]
                     with m.Else():
                         m.d.sync += [*set_(sub, sub + 1), shift.eq(shift + cfg.a_planes)]
                 with m.Else():
-                    m.d.sync += [*set_(j, 0), *set_(sub, 0), shift.eq(0), *set_WA(WA + 1)]
+                    m.d.sync += [*set_(j, 0), *set_(sub, 0), shift.eq(0), WA.eq(WA + 1)]
                     with m.If(~kx_last):
                         m.d.sync += [*set_(kx, kx + 1), ix.eq(ix + 1), TA.eq(TA + P),
-                                     *set_A(TA + P)]
+                                     A.eq(TA + P)]
                     with m.Elif(~ky_last):
                         m.d.sync += [*set_(kx, 0), ix.eq(ix0), *set_(ky, ky + 1), iy.eq(iy + 1),
                                      TA_row.eq(TA_row + rowP), TA.eq(TA_row + rowP),
-                                     *set_A(TA_row + rowP)]
+                                     A.eq(TA_row + rowP)]
                     with m.Else():
                         # pixel done: the prepared transition
-                        m.d.sync += [*set_(kx, 0), *set_(ky, 0), *set_WA(nxt["wcog"]),
+                        m.d.sync += [*set_(kx, 0), *set_(ky, 0), WA.eq(nxt["wcog"]),
                                      ix.eq(nxt["ix0"]), iy.eq(nxt["iy0"]), TA.eq(nxt["B"]),
-                                     TA_row.eq(nxt["B"]), *set_A(nxt["B"]),
+                                     TA_row.eq(nxt["B"]), A.eq(nxt["B"]),
                                      *(state[name].eq(v) for name, v in nxt.items())]
 
         return m

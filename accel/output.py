@@ -29,6 +29,11 @@ from .synthesis import KEEP_COPY
 __all__ = ["OutputUnit", "OUT_TAG_LAYOUT"]
 
 
+# Outputs served by one register copy of a signal every output needs (res_in, the threshold being
+# loaded): one register for all rows is a route across the array.
+ROWS_PER_COPY = 8
+
+
 OUT_TAG_LAYOUT = data.StructLayout({
     "raddr": unsigned(16),   # residual buffer word of this pixel (res_base + pix*n_cog + cog)
     "last": unsigned(1),     # last pixel of its output-channel group
@@ -194,13 +199,13 @@ class OutputUnit(wiring.Component):
         # descriptor's register across the die was a 14 ns route). The descriptor is stable from
         # long before the first pixel arrives, so a copy one cycle behind it is exact.
         res_in_copies = []
-        for g in range(-(-p_o // 8)):
+        for g in range(-(-p_o // ROWS_PER_COPY)):
             r = Signal(name=f"res_in_g{g}", attrs=KEEP_COPY)
             m.d.sync += r.eq(self.res_in)
             res_in_copies.append(r)
         for o in range(p_o):
             res = self.res_rdata[o * rb:(o + 1) * rb].as_signed()
-            m.d.sync += b_v[o].eq(a_acc[o] + Mux(res_in_copies[o // 8], res, 0))
+            m.d.sync += b_v[o].eq(a_acc[o] + Mux(res_in_copies[o // ROWS_PER_COPY], res, 0))
 
         # Stage B: residual write, sums, thresholds.
         b_go = b_valid
@@ -282,7 +287,7 @@ class OutputUnit(wiring.Component):
             t = e[16 * k:16 * (k + 1)].as_signed()
             m.d.comb += ld_t[k].eq(Mux(e[48], t - 1, -t))
         groups = []
-        for g in range(-(-p_o // 8)):
+        for g in range(-(-p_o // ROWS_PER_COPY)):
             gt = [Signal(signed(17), name=f"ld_t{k}_g{g}", reset_less=True, attrs=KEEP_COPY)
                   for k in range(3)]
             gneg = Signal(name=f"ld_neg_g{g}", reset_less=True, attrs=KEEP_COPY)
@@ -292,7 +297,7 @@ class OutputUnit(wiring.Component):
                          gvalid.eq(e_valid), grow.eq(e_row)]
             groups.append((gt, gneg, gvalid, grow))
         for o in range(p_o):
-            gt, gneg, gvalid, grow = groups[o // 8]
+            gt, gneg, gvalid, grow = groups[o // ROWS_PER_COPY]
             # a decoded write enable per row (52 loads each), not one enable for all rows
             with m.If(gvalid & (grow == o)):
                 m.d.sync += [thr[o][k].eq(gt[k]) for k in range(3)]

@@ -351,8 +351,9 @@ class SRAM(wiring.Component):
 
     Every transfer takes two cycles: the request is seen in cycle 0, ``ack`` is high in cycle 1
     (read data from the synchronous read port, so the RAM maps to DP16KD block RAM on ECP5; a write
-    is performed at the end of cycle 1, with byte enables, from registers). An initiator that keeps ``stb`` high with a new
-    address right after ``ack`` gets one word every two cycles. ``err`` is never raised.
+    is performed at the end of cycle 1, with byte enables, from registers). An initiator that
+    keeps ``stb`` high with a new address right after ``ack`` gets one word every two cycles.
+    ``err`` is never raised.
 
     Parameters
     ----------
