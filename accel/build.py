@@ -34,7 +34,8 @@ from amaranth.lib import wiring, io
 from amaranth.lib.wiring import In, Out
 from amaranth.back import verilog
 
-from .synthesis import YOSYS_KEEP_COPIES
+from .bram_outreg import merge_file
+from .synthesis import YOSYS_SCRIPT_AFTER_READ
 
 
 __all__ = ["BridgeSoC", "BoardTop", "BuildError", "build", "parse_nextpnr_report",
@@ -282,6 +283,7 @@ def _over_capacity(log_path, family):
 
 def build(board, *, build_dir="build", verilog_only=False, system_tools=False, target_hz=None,
           baud=None, top="soc", seed=None, config=None, force=False, placer=None, router=None,
+          detailed_timing=False,
           log=print):
     """Build ``board`` into ``build_dir/<board>/``; returns the report (a dict).
 
@@ -332,8 +334,11 @@ def build(board, *, build_dir="build", verilog_only=False, system_tools=False, t
         nextpnr_opts += f" --placer {placer}"
     if seed is not None:
         nextpnr_opts += f" --seed {int(seed)}"
+    if detailed_timing:
+        # per-endpoint arrival times in top.report.json (bench.timing_endpoints ranks them)
+        nextpnr_opts += " --detailed-timing-report"
     plan = platform.prepare(design, "top", nextpnr_opts=nextpnr_opts,
-                            script_after_read=YOSYS_KEEP_COPIES)
+                            script_after_read=YOSYS_SCRIPT_AFTER_READ)
     for path in ("top.report.json", "top.bit", "top.svf", "top.bin", "report.json", "report.md"):
         (out / path).unlink(missing_ok=True)
     plan.extract(str(out))
@@ -377,6 +382,12 @@ def build(board, *, build_dir="build", verilog_only=False, system_tools=False, t
         except BuildError as exc:
             over = _over_capacity(out / "top.tim", family) if label == "nextpnr" else ""
             raise BuildError(f"{exc}{over}") from None
+        if label == "yosys" and family == "ecp5":
+            # Registers right after a block RAM's read port become its output register (Yosys
+            # does not use it): accel.bram_outreg.
+            t = time.monotonic()
+            report["outreg"] = merge_file(out / "top.json", log)
+            times["outreg"] = time.monotonic() - t
 
     nextpnr_log = (out / "top.tim").read_text(errors="replace") if (out / "top.tim").exists() else ""
     if (out / "top.report.json").exists():
@@ -491,6 +502,9 @@ def main(argv=None):
                         help="accelerator configuration (default: the board's; e.g. default = "
                              "the 64x32 array, which routes on the 85F with --router router1)")
     parser.add_argument("--build-dir", default="build", help="output root (default build/)")
+    parser.add_argument("--detailed-timing", action="store_true",
+                        help="add nextpnr's per-endpoint timing to top.report.json (large; "
+                             "python -m bench.timing_endpoints ranks it)")
     parser.add_argument("--force", action="store_true",
                         help="build the SoC even for a board it is known not to fit")
     args = parser.parse_args(argv)
@@ -507,6 +521,7 @@ def main(argv=None):
                        system_tools=args.system_tools, target_hz=args.freq, baud=args.baud,
                        top=args.top, seed=args.seed, force=args.force,
                        placer=args.placer, router=args.router,
+                       detailed_timing=args.detailed_timing,
                        config=CONFIGS[args.config] if args.config else None, log=log)
         if args.verilog_only:
             return 0

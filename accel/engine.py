@@ -34,7 +34,7 @@ from .config import (AccelConfig, BUF_WEIGHTS, BUF_THRESHOLDS, BUF_EMBED, BUF_RE
                      BUF_CODE_BANK0, THR_ENTRY_BITS, WRITE_ONLY_BUFFERS)
 from .localbus import LocalBusSignature, split_addr
 from .mac_array import MACArray, SHIFT_BITS
-from .synthesis import KEEP_COPY
+from .synthesis import KEEP_COPY, NO_COLLISIONS
 from .output import OutputUnit, OUT_TAG_LAYOUT
 from .embedding import EmbeddingUnit
 
@@ -64,9 +64,15 @@ class _LaneMemory:
     A wide buffer can be split into ``groups`` memories of whole 32-bit lanes, each with its own
     ports (``wps``, ``rps``): the engine gives each group its own copies of the address registers,
     so that no single register drives the address pins of block RAMs all over the die.
+
+    ``collisions=False`` promises that no read whose data is used addresses the word written in
+    the same cycle (``accel.synthesis.NO_COLLISIONS``: Yosys then leaves out the soft logic that
+    emulates the old word around each ECP5 block RAM, a logic level after its 5.8 ns
+    clock-to-output that also keeps a register after the read from becoming the block RAM's
+    output register, accel.bram_outreg).
     """
 
-    def __init__(self, name, bits, depth, groups=1):
+    def __init__(self, name, bits, depth, groups=1, collisions=True):
         self.name = name
         self.bits = bits
         self.depth = depth
@@ -81,7 +87,8 @@ class _LaneMemory:
         self.groups = groups
         self.group_lanes = self.lanes // groups if groups > 1 else self.lanes
         group_width = self.width if groups == 1 else 32 * self.group_lanes
-        self.mems = [Memory(shape=unsigned(group_width), depth=depth, init=[])
+        self.mems = [Memory(shape=unsigned(group_width), depth=depth, init=[],
+                            attrs=None if collisions else NO_COLLISIONS)
                      for _ in range(groups)]
 
     def elaborate_ports(self, m):
@@ -159,15 +166,24 @@ class LayerEngine(wiring.Component):
         # with its own copies of the address registers (one group if the lanes do not divide).
         wlanes = _ceil_div(cfg.weight_word_bits, 32)
         wgroups = wlanes // wbuf_group_lanes if wlanes % wbuf_group_lanes == 0 else 1
-        self.wbuf = _LaneMemory("wbuf", cfg.weight_word_bits, cfg.wbuf_depth, groups=wgroups)
-        self.tbuf = _LaneMemory("tbuf", THR_ENTRY_BITS, cfg.thr_depth)
+        # No read-write collisions in the weight and threshold buffers and the code banks: the
+        # engine reads them only during a layer, in which only the local bus writes the first two
+        # (weights streamed into the half the layer does not read) and only the layer's
+        # destination writes a bank, which is never its source (the descriptor check); the
+        # local bus reads a bank only in a read cycle, which writes nothing. The residual buffer
+        # keeps the emulation: the output unit reads and writes it in one layer (sum mode:
+        # the same word again and again).
+        self.wbuf = _LaneMemory("wbuf", cfg.weight_word_bits, cfg.wbuf_depth, groups=wgroups,
+                                collisions=False)
+        self.tbuf = _LaneMemory("tbuf", THR_ENTRY_BITS, cfg.thr_depth, collisions=False)
         self.rbuf = _LaneMemory("rbuf", cfg.res_word_bits, cfg.res_depth)
-        self.banks = [_LaneMemory(f"bank{k}", cfg.code_word_bits, cfg.bank_depth)
+        self.banks = [_LaneMemory(f"bank{k}", cfg.code_word_bits, cfg.bank_depth, collisions=False)
                       for k in range(cfg.n_code_banks)]
-        # room_lead 3: a word-set reaches the array three cycles after the generator's decision
-        # (the read-address copies, the block-RAM reads, then the stage-2 register)
+        # room_lead 4: a word-set reaches the array four cycles after the generator's decision
+        # (the read-address copies, the code reads, bank_q and the weight reads, then the
+        # stage-2 register)
         self.mac = MACArray(cfg.p_o, cfg.p_i, cfg.a_planes, cfg.acc_bits,
-                            tag_bits=OUT_TAG_LAYOUT.size, room_lead=3)
+                            tag_bits=OUT_TAG_LAYOUT.size, room_lead=4)
         self.out_unit = OutputUnit(cfg)
         self.emb = EmbeddingUnit(cfg)
         super().__init__({
@@ -201,6 +217,7 @@ class LayerEngine(wiring.Component):
             mems[BUF_CODE_BANK0 + k] = b
         ports = {}
         read_back = []
+        bank_q = []            # the code banks' registered read data
         # engine-side port signals, driven below
         eng = {}
         for bid, lm in mems.items():
@@ -254,6 +271,13 @@ class LayerEngine(wiring.Component):
             if bid in WRITE_ONLY_BUFFERS:
                 continue
             assert lm.groups == 1, "read-back of a split buffer"
+            if bid >= BUF_CODE_BANK0:
+                # A code bank's read data is registered right after the block RAM (``bank_q``,
+                # the block RAM's output register in an ECP5 build: accel.bram_outreg), for the
+                # address generator and the read-back alike: nothing else may load it.
+                q = Signal(lm.width, name=f"{lm.name}_q", reset_less=True)
+                m.d.sync += q.eq(rp.data)
+                bank_q.append(q)
             # The readable buffers (code banks, residual) read every cycle, so their read ports
             # have no enable: the address generator never stalls, the output unit reads the
             # residual with a constant enable, and the local bus takes its data a fixed number of
@@ -271,6 +295,18 @@ class LayerEngine(wiring.Component):
             l_read = Signal(name=f"{lm.name}_lread")
             l_lane = Signal(range(max(lm.lanes, 2)), name=f"{lm.name}_llane", attrs=KEEP_COPY)
             m.d.sync += [l_read.eq(self.local.r_en & hit), l_lane.eq(lane)]
+            lane_data = Signal(32, name=f"{lm.name}_rdata", reset_less=True)
+            read_back.append(lane_data)
+            if bid >= BUF_CODE_BANK0:
+                # decode, block RAM, bank_q, then the lane in one step (a code word has few
+                # lanes: 2 in DEFAULT) from a register that leaves the block RAM 1 ns after
+                # the clock
+                ok = Signal(2, name=f"{lm.name}_rok")
+                sel = Signal.like(l_lane, name=f"{lm.name}_rlane", attrs=KEEP_COPY)
+                sel2 = Signal.like(l_lane, name=f"{lm.name}_rlane2", attrs=KEEP_COPY)
+                m.d.sync += [ok.eq(Cat(l_read, ok[0])), sel.eq(l_lane), sel2.eq(sel),
+                             lane_data.eq(Mux(ok[1], q.word_select(sel2, 32), 0))]
+                continue
             group_data = []
             for q in range(_ceil_div(lm.lanes, 4)):
                 # registers per group (the same logic for buffers of equal width: kept apart)
@@ -286,9 +322,7 @@ class LayerEngine(wiring.Component):
                                 l = 4 * q + i
                                 m.d.sync += gd.eq(rp.data[32 * l:32 * (l + 1)])
                 group_data.append(gd)
-            lane_data = Signal(32, name=f"{lm.name}_rdata", reset_less=True)
             m.d.sync += lane_data.eq(reduce(operator.or_, group_data))
-            read_back.append(lane_data)
         m.d.comb += self.local.r_data.eq(reduce(operator.or_, read_back))
 
         # embedding table (write-only): entry c*256 + pixel, one lane each (16 bits), registered
@@ -391,46 +425,52 @@ class LayerEngine(wiring.Component):
         # plain registers, so the generator's step logic drives one register each and the
         # copies' long routes to the block RAMs start at a flip-flop (the step logic driving
         # all copies directly was the 64x32 SoC's critical path).
+        # The weights are read a cycle later than the codes (WA_d), so that both leave their
+        # block RAMs through a register with nothing before it (the codes' bank_q, the
+        # weights' s2.weights): ECP5 builds make these the block RAMs' output registers.
+        WA_d = Signal(18)
         WA_rd = [Signal(18, name=f"WA_rd{g}", attrs=KEEP_COPY)
                  for g in range(self.wbuf.groups)]
-        m.d.sync += [c.eq(WA) for c in WA_rd]
+        m.d.sync += [WA_d.eq(WA), *(c.eq(WA_d) for c in WA_rd)]
 
         wcog = Signal(18)
         ag_active = Signal()
 
         # stage 1: reads in flight
-        # the word-set's side band through stage 0 (read-address copies) and stage 1 (reads)
+        # the word-set's side band through stage 0 (read-address copies), stage 1 (code reads)
+        # and stage 1b (bank_q; weight reads)
         side_layout = data.StructLayout({"valid": 1, "zero": 1, "shift": SHIFT_BITS, "first": 1,
                                          "last": 1, "tag": OUT_TAG_LAYOUT})
         s0 = Signal(side_layout)
         s1 = Signal(side_layout)
+        s1b = Signal(side_layout)
 
         # The address generator issues a word-set only when the MAC array will take it when it
-        # arrives three cycles later (``room``, room_lead 3): stages 0 to 2 never stall, so the
+        # arrives four cycles later (``room``, room_lead 4): stages 0 to 2 never stall, so the
         # weight and code-bank reads need no read enable (an enable made Yosys hold each block
         # RAM's address in a register of its own behind a multiplexer on this late signal) and
         # the stages have no clock enable.
         advance = mac.room
 
-        # bank read data of the source bank
+        # registered read data of the source bank
         src_data = Signal(cfg.code_word_bits)
-        for k, b in enumerate(self.banks):
+        for k, q in enumerate(bank_q):
             with m.If(src_sel == k):
-                m.d.comb += src_data.eq(ports[BUF_CODE_BANK0 + k][1].data[:cfg.code_word_bits])
-        # Stage 2: the block RAMs' read data (and the side band) registered next to them before
-        # the array: 5.8 ns of block-RAM clock-to-output, the source-bank multiplexer and the
-        # route to the array's activation copies were the SoC's critical path. No enable, like
-        # stage 1.
+                m.d.comb += src_data.eq(q[:cfg.code_word_bits])
+        # Stage 2: the weights' read data and the source bank's registered codes (and the side
+        # band) registered before the array. 5.8 ns of block-RAM clock-to-output (1 ns from the
+        # output register), the source-bank multiplexer and the route to the array were the
+        # SoC's critical path. No enable, like stage 1.
         s2_valid = Signal()
         s2 = Signal(mac.inp.payload.shape(), name="s2", reset_less=True)
         m.d.sync += [
-            s2_valid.eq(s1.valid),
+            s2_valid.eq(s1b.valid),
             s2.weights.eq(Cat(*(rp.data for rp in self.wbuf.rps))),
-            s2.acts.eq(Mux(s1.zero, 0, src_data)),
-            s2.shift.eq(s1.shift),
-            s2.first.eq(s1.first),
-            s2.last.eq(s1.last),
-            s2.tag.eq(s1.tag),
+            s2.acts.eq(Mux(s1b.zero, 0, src_data)),
+            s2.shift.eq(s1b.shift),
+            s2.first.eq(s1b.first),
+            s2.last.eq(s1b.last),
+            s2.tag.eq(s1b.tag),
         ]
         m.d.comb += [
             mac.inp.valid.eq(s2_valid),
@@ -724,7 +764,7 @@ class LayerEngine(wiring.Component):
                      s0.first.eq((j == 0) & (kx == 0) & (ky == 0)), s0.last.eq(word_last),
                      s0.tag.raddr.eq(R), s0.tag.last.eq(cog_pix_last),
                      s0.tag.final.eq(cog_pix_last & cog_last),
-                     s1.eq(s0)]
+                     s1.eq(s0), s1b.eq(s1)]
         state = dict(ox=ox, oy=oy, pix_last_x=pix_last_x, pix_last_y=pix_last_y, dx=dx, dy=dy,
                      ix0=ix0, iy0=iy0, iy0_row=iy0_row, B=B, B_row=B_row, R=R, R_row=R_row,
                      cog=cog, cog_last=cog_last, wcog=wcog, ag_active=ag_active)

@@ -346,12 +346,21 @@ class MACArray(wiring.Component):
             # block-RAM addresses (the output unit's residual read), and a LUT RAM's read path
             # before them was the SoC's critical path. (A LUT-RAM read port with a register,
             # Yosys maps as an address register before the asynchronous read: no better.)
+            # The head's two candidates are prepared from registers, so the consumer's ready
+            # (pop) only selects between them: the head if nothing is popped (or the tag being
+            # written into the empty FIFO's head slot), the slot after it if one is (the 16:1
+            # multiplexer at a pointer computed from ready was the 32x32 SoC's critical path).
             tags = Array(Signal(self.tag_bits, name=f"tag{k}", reset_less=True)
                          for k in range(depth))
             head = Signal(self.tag_bits, name="tag_head", reset_less=True)
+            consume_inc = Signal(range(depth), init=1 % depth)   # consume + 1, wrapped
+            with m.If(pop):
+                m.d.sync += consume_inc.eq(Mux(consume_inc == depth - 1, 0, consume_inc + 1))
             with m.If(push):
                 m.d.sync += tags[produce].eq(tag_t)
-            m.d.sync += head.eq(Mux(push & (produce == consume_next), tag_t, tags[consume_next]))
+            head_stay = Mux(push & (produce == consume), tag_t, head)
+            head_pop = Mux(push & (produce == consume_inc), tag_t, tags[consume_inc])
+            m.d.sync += head.eq(Mux(pop, head_pop, head_stay))
             m.d.comb += [self.out.payload.acc.as_value().eq(Cat(*acc_data)),
                          self.out.payload.tag.eq(head)]
         else:

@@ -167,7 +167,7 @@ def test_room_promises_ready_under_a_stalled_consumer():
     assert stats["room_low_cycles"] > 50
 
 
-@pytest.mark.parametrize("lead", [2, 3])
+@pytest.mark.parametrize("lead", [2, 3, 4])
 def test_room_lead(lead):
     """``room_lead``: room promises ready that many cycles ahead, under a stalled consumer."""
     rng = random.Random(12)
