@@ -163,7 +163,9 @@ class EmbeddingUnit(wiring.Component):
         out_take = ~out_valid | (self.out.ready & last)
         en2 = ~v2 | out_take
         en1 = ~v1 | en2
-        have_pix = ~cnt_mc[-1] & pix_more
+        # A pixel's bytes are present and pixels remain (cnt_mc >= 0 and pix_more): a register,
+        # written with them for both outcomes of emit (it starts every enable of the unit).
+        have_pix = Signal()
 
         # --- window walker: the zero-padded image, one virtual pixel per step ----------------------
         # Geometry registers, set at start; the comparisons on the pixel path are registered
@@ -235,9 +237,14 @@ class EmbeddingUnit(wiring.Component):
         add = Mux(take_word, 4, 0)
         with m.If(run):
             # (the sums for both outcomes too, so that emit does not precede a carry chain)
+            mc_drop = Signal.like(cnt_mc)
+            mc_keep = Signal.like(cnt_mc)
+            m.d.comb += [mc_drop.eq(cnt_mc - p_emb_c + add), mc_keep.eq(cnt_mc + add)]
             m.d.sync += [buf.eq(Mux(emit, buf_drop, buf_keep)),
                          cnt.eq(Mux(emit, cnt_mc + add, cnt + add)),
-                         cnt_mc.eq(Mux(emit, cnt_mc - p_emb_c + add, cnt_mc + add))]
+                         cnt_mc.eq(Mux(emit, mc_drop, mc_keep)),
+                         have_pix.eq(Mux(emit, ~mc_drop[-1] & (pix_left != 1),
+                                         ~mc_keep[-1] & pix_more))]
         with m.If(take_word):
             m.d.sync += [words_left.eq(words_left - 1), words_more.eq(words_left != 1)]
         with m.If(emit):
@@ -390,6 +397,7 @@ class EmbeddingUnit(wiring.Component):
             m.d.sync += [run.eq(1), words_left.eq(self.n_words), words_more.eq(self.n_words != 0),
                          pix_left.eq(self.n_pix), pix_more.eq(self.n_pix != 0),
                          buf.eq(0), cnt.eq(0), cnt_mc.eq(-self.emb_c),
+                         have_pix.eq((self.emb_c == 0) & (self.n_pix != 0)),
                          s.eq(0), s_off.eq(0), waddr.eq(0), last.eq(p_nsub_m1 == 0),
                          win.eq(self.win_k != 0), walking.eq(self.win_k != 0),
                          vx.eq(0), vy.eq(0), vx_last.eq(vw_last_b == 0), vy_last.eq(vh_last_b == 0),

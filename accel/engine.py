@@ -166,17 +166,18 @@ class LayerEngine(wiring.Component):
         # with its own copies of the address registers (one group if the lanes do not divide).
         wlanes = _ceil_div(cfg.weight_word_bits, 32)
         wgroups = wlanes // wbuf_group_lanes if wlanes % wbuf_group_lanes == 0 else 1
-        # No read-write collisions in the weight and threshold buffers and the code banks: the
-        # engine reads them only during a layer, in which only the local bus writes the first two
-        # (weights streamed into the half the layer does not read) and only the layer's
-        # destination writes a bank, which is never its source (the descriptor check); the
-        # local bus reads a bank only in a read cycle, which writes nothing. The residual buffer
-        # keeps the emulation: the output unit reads and writes it in one layer (sum mode:
-        # the same word again and again).
+        # No read-write collisions that matter in any buffer: the engine reads the weight and
+        # threshold buffers and the code banks only during a layer, in which only the local bus
+        # writes the first two (weights streamed into the half the layer does not read) and only
+        # the layer's destination writes a bank, which is never its source (the descriptor
+        # check); the output unit reads a pixel's residual word once, as the pixel enters, and
+        # writes it (or a sum, over the first pixel of its own group) only after that; the local
+        # bus reads a buffer only in a read cycle, which writes nothing. (Reads whose data is
+        # not used, like the output unit's every-cycle residual read, may collide.)
         self.wbuf = _LaneMemory("wbuf", cfg.weight_word_bits, cfg.wbuf_depth, groups=wgroups,
                                 collisions=False)
         self.tbuf = _LaneMemory("tbuf", THR_ENTRY_BITS, cfg.thr_depth, collisions=False)
-        self.rbuf = _LaneMemory("rbuf", cfg.res_word_bits, cfg.res_depth)
+        self.rbuf = _LaneMemory("rbuf", cfg.res_word_bits, cfg.res_depth, collisions=False)
         self.banks = [_LaneMemory(f"bank{k}", cfg.code_word_bits, cfg.bank_depth, collisions=False)
                       for k in range(cfg.n_code_banks)]
         # room_lead 4: a word-set reaches the array four cycles after the generator's decision
@@ -244,6 +245,21 @@ class LayerEngine(wiring.Component):
                      raddr_groups=[Signal(range(lm.depth), name=f"{lm.name}_eng_raddr_g{g}")
                                    for g in range(lm.groups)] if lm.groups > 1 else None)
             eng[bid] = e
+            # A split buffer's write decode is registered once more before its per-group copies
+            # (the decode, then the routes to the copies next to 16 groups of block RAMs all over
+            # the die, were a 12 ns path at 64x32): its writes land two cycles after w_en. Only
+            # write-only buffers are split, so no read-back can overtake a write.
+            if lm.groups > 1:
+                assert bid in WRITE_ONLY_BUFFERS, "split readable buffer"
+                d_word = Signal.like(word, name=f"{lm.name}_lword_d")
+                d_lane = Signal.like(lane, name=f"{lm.name}_llane_d")
+                d_write = Signal(name=f"{lm.name}_lwrite_d")
+                d_wdata = Signal(32, name=f"{lm.name}_lwdata_d", reset_less=True)
+                m.d.sync += [d_word.eq(word), d_lane.eq(lane), d_wdata.eq(self.local.w_data),
+                             d_write.eq(self.local.w_en & hit)]
+                word, lane, w_write, w_data = d_word, d_lane, d_write, d_wdata
+            else:
+                w_write, w_data = self.local.w_en & hit, self.local.w_data
             for g in range(lm.groups):
                 gw, gr = lm.wps[g], lm.rps[g]
                 sfx = "" if lm.groups == 1 else f"_g{g}"
@@ -255,8 +271,8 @@ class LayerEngine(wiring.Component):
                 l_wdata = Signal(32, name=f"{lm.name}_lwdata{sfx}", reset_less=True,
                                  attrs=KEEP_COPY)
                 lane_en = Cat(*(lane == g * gl + i for i in range(gl))) if lm.granular else 1
-                m.d.sync += [l_word.eq(word), l_write.eq(self.local.w_en & hit),
-                             l_lane_en.eq(lane_en), l_wdata.eq(self.local.w_data)]
+                m.d.sync += [l_word.eq(word), l_write.eq(w_write),
+                             l_lane_en.eq(lane_en), l_wdata.eq(w_data)]
                 with m.If(l_write):
                     m.d.comb += [gw.addr.eq(l_word), gw.en.eq(l_lane_en),
                                  gw.data.eq(Cat(*([l_wdata] * gl))[:gwidth])]
@@ -581,28 +597,34 @@ class LayerEngine(wiring.Component):
         # --- validation -----------------------------------------------------------------------
         max_nsub = _ceil_div(8, cfg.a_planes)
         nb = cfg.n_code_banks
-        conv_bad = Signal()
         ncog_m = _times_const(d.n_cog, cfg.m)
         m.d.comb += thrtotal.eq(_times_const(d.n_cog, cfg.p_o))
-        m.d.comb += conv_bad.eq(
-            (d.src_bank >= nb) |
-            (d.thr_out & ((d.dst_bank >= nb) | (d.dst_bank == d.src_bank))) |
-            (d.k == 0) | (d.stride == 0) | (d.pad >= d.k) |
-            (d.nsub == 0) | (d.nsub > max_nsub) | (d.n_cig == 0) | (d.n_cog == 0) |
-            (d.h_in == 0) | (d.w_in == 0) | (d.h_out == 0) | (d.w_out == 0) |
-            (d.thr_out & ((d.out_bits == 0) | (d.out_bits > cfg.max_out_bits))) |
-            (pool & (~d.thr_out | d.h_out[0] | d.w_out[0] | d.res_out)) |
-            (d.sum & d.res_out) |
+        conv_terms = [
+            (d.src_bank >= nb),
+            (d.thr_out & ((d.dst_bank >= nb) | (d.dst_bank == d.src_bank))),
+            (d.k == 0) | (d.stride == 0) | (d.pad >= d.k),
+            (d.nsub == 0) | (d.nsub > max_nsub) | (d.n_cig == 0) | (d.n_cog == 0),
+            (d.h_in == 0) | (d.w_in == 0) | (d.h_out == 0) | (d.w_out == 0),
+            (d.thr_out & ((d.out_bits == 0) | (d.out_bits > cfg.max_out_bits))),
+            (pool & (~d.thr_out | d.h_out[0] | d.w_out[0] | d.res_out)),
+            (d.sum & d.res_out),
             (d.thr_out & ((d.n_cig_out == 0) | (d.n_cig_out > ncog_m) |
-                          (d.n_cig_out + cfg.m <= ncog_m))) |
-            (src_words > cfg.bank_depth) |
-            (d.thr_out & (dst_words > cfg.bank_depth)) |
-            (d.w_base + wtotal > cfg.wbuf_depth) |
-            (d.thr_out & (d.thr_base + thrtotal > cfg.thr_depth)) |
-            ((d.res_in | d.res_out) & (d.res_base + restotal > cfg.res_depth)) |
-            (d.sum & (d.res_base + d.n_cog > cfg.res_depth)) |
-            (hspan + d.k > d.h_in + (d.pad << 1)) |
-            (wspan + d.k > d.w_in + (d.pad << 1)))
+                          (d.n_cig_out + cfg.m <= ncog_m))),
+            (src_words > cfg.bank_depth),
+            (d.thr_out & (dst_words > cfg.bank_depth)),
+            (d.w_base + wtotal > cfg.wbuf_depth),
+            (d.thr_out & (d.thr_base + thrtotal > cfg.thr_depth)),
+            ((d.res_in | d.res_out) & (d.res_base + restotal > cfg.res_depth)),
+            (d.sum & (d.res_base + d.n_cog > cfg.res_depth)),
+            (hspan + d.k > d.h_in + (d.pad << 1)),
+            (wspan + d.k > d.w_in + (d.pad << 1)),
+        ]
+        # The checks in two registered steps (CONV_VALIDATE: four partial ORs; CONV_VALIDATE2:
+        # their OR): one wide OR of comparisons, several with carry chains, was a 12 ns path.
+        conv_parts = Signal(4)
+        quarter = _ceil_div(len(conv_terms), 4)
+        conv_parts_next = Cat(*(reduce(operator.or_, conv_terms[i:i + quarter])
+                                for i in range(0, len(conv_terms), quarter)))
         embed_bad = Signal()
         m.d.comb += embed_bad.eq(
             (d.dst_bank >= nb) | (d.emb_c == 0) | (d.emb_c > cfg.emb_channels) |
@@ -691,7 +713,7 @@ class LayerEngine(wiring.Component):
             # registered before the FSM acts on them: the verdict decides the start strobe, which
             # resets the output unit's and the walker's registers.
             with m.State("CONV_VALIDATE"):
-                m.d.sync += bad.eq(conv_bad)
+                m.d.sync += conv_parts.eq(conv_parts_next)
                 m.d.sync += [ag.pool.eq(pool), ag.stride.eq(d.stride), ag.n_cog.eq(d.n_cog),
                              ag.h_in.eq(d.h_in), ag.w_in.eq(d.w_in), ag.res_base.eq(d.res_base),
                              ag.neg_pad.eq(-d.pad), ag.neg_padoff.eq(-padoff)]
@@ -699,6 +721,9 @@ class LayerEngine(wiring.Component):
                 # only need the low bits: the running sums wrap at their own widths)
                 m.d.sync += [pool_dB_down.eq(sRowP - sP), pool_dB_up.eq(sP - sRowP),
                              pool_dR_down.eq(Rrow - d.n_cog), pool_dR_up.eq(d.n_cog - Rrow)]
+                m.next = "CONV_VALIDATE2"
+            with m.State("CONV_VALIDATE2"):
+                m.d.sync += bad.eq(conv_parts != 0)
                 m.next = "CONV_CHECK"
             with m.State("EMBED_VALIDATE"):
                 m.d.sync += bad.eq(embed_bad)

@@ -321,7 +321,12 @@ class MACArray(wiring.Component):
         m.d.comb += self.out.valid.eq(level != 0)
         pop = self.out.valid & self.out.ready
         produce_next = Mux(push, Mux(produce == depth - 1, 0, produce + 1), produce)
-        consume_next = Mux(pop, Mux(consume == depth - 1, 0, consume + 1), consume)
+        # consume + 1 (wrapped) is a register of its own, so the consumer's ready (pop) only
+        # selects the next read pointer: it drives the copies next to every accumulator memory
+        consume_inc = Signal(range(depth), init=1 % depth)
+        with m.If(pop):
+            m.d.sync += consume_inc.eq(Mux(consume_inc == depth - 1, 0, consume_inc + 1))
+        consume_next = Mux(pop, consume_inc, consume)
         m.d.sync += [produce.eq(produce_next), consume.eq(consume_next)]
         # One accumulator memory per group of act_fanout outputs, each with its own copy of the
         # write enable and the two pointers (kept apart in synthesis, like the activation
@@ -353,9 +358,6 @@ class MACArray(wiring.Component):
             tags = Array(Signal(self.tag_bits, name=f"tag{k}", reset_less=True)
                          for k in range(depth))
             head = Signal(self.tag_bits, name="tag_head", reset_less=True)
-            consume_inc = Signal(range(depth), init=1 % depth)   # consume + 1, wrapped
-            with m.If(pop):
-                m.d.sync += consume_inc.eq(Mux(consume_inc == depth - 1, 0, consume_inc + 1))
             with m.If(push):
                 m.d.sync += tags[produce].eq(tag_t)
             head_stay = Mux(push & (produce == consume), tag_t, head)

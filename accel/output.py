@@ -69,7 +69,8 @@ class OutputUnit(wiring.Component):
         every cycle: ``res_ren`` is always high, and the engine's residual buffer has no read
         enable.
     res_waddr, res_wdata, res_wen
-        Residual write port.
+        Residual write port (registers: a pixel's write is presented the cycle after it leaves
+        stage B).
     thr_raddr, thr_ren, thr_rdata
         Threshold read port (64-bit entries, one-cycle latency).
     code_waddr, code_wdata, code_wen
@@ -109,7 +110,7 @@ class OutputUnit(wiring.Component):
         cb = cfg.max_out_bits
         vbits = max(cfg.acc_bits, rb) + 1
 
-        # The pipeline A -> B -> C -> D never stalls (no clock-enable nets with thousands of
+        # The pipeline A -> A2 -> B -> C -> D never stalls (no clock-enable nets with thousands of
         # loads): a pixel is taken from ``inp`` only when it can go all the way through. The code
         # writer (D) writes up to m words per pixel, so pixels that write are taken at least m
         # cycles apart; a group's thresholds are (re)loaded while no pixel is inside.
@@ -142,6 +143,12 @@ class OutputUnit(wiring.Component):
         # many narrow signals far better than one huge one
         a_acc = [Signal(signed(cfg.acc_bits), name=f"a_acc{o}", reset_less=True) for o in range(p_o)]
         a_tag = Signal(OUT_TAG_LAYOUT)
+        # --- stage A2: the residual read data registered next to its block RAMs ------------------
+        a2_valid = Signal()
+        a2_acc = [Signal(signed(cfg.acc_bits), name=f"a2_acc{o}", reset_less=True)
+                  for o in range(p_o)]
+        a2_tag = Signal(OUT_TAG_LAYOUT)
+        a2_res = Signal(len(self.res_rdata), name="a2_res", reset_less=True)
         # --- stage B: v ------------------------------------------------------------------------
         b_valid = Signal()
         b_v = [Signal(signed(vbits), name=f"v{o}", reset_less=True) for o in range(p_o)]
@@ -193,8 +200,14 @@ class OutputUnit(wiring.Component):
         m.d.sync += [a_valid.eq(take), a_tag.eq(self.inp.payload.tag)]
         m.d.sync += [a_acc[o].eq(self.inp.payload.acc[o]) for o in range(p_o)]
 
-        # Stage A -> B: v = acc + residual.
-        m.d.sync += [b_valid.eq(a_valid), b_tag.eq(a_tag)]
+        # Stage A -> A2: the residual's read data into a register of its own (5.8 ns of block-RAM
+        # clock-to-output, the route from the residual buffer's 32 block RAMs and the adder in
+        # one cycle were a 13 ns path at 64x32).
+        m.d.sync += [a2_valid.eq(a_valid), a2_tag.eq(a_tag), a2_res.eq(self.res_rdata)]
+        m.d.sync += [a2_acc[o].eq(a_acc[o]) for o in range(p_o)]
+
+        # Stage A2 -> B: v = acc + residual.
+        m.d.sync += [b_valid.eq(a2_valid), b_tag.eq(a2_tag)]
         # res_in selects in every output: local register copies, one per eight outputs (the
         # descriptor's register across the die was a 14 ns route). The descriptor is stable from
         # long before the first pixel arrives, so a copy one cycle behind it is exact.
@@ -204,8 +217,8 @@ class OutputUnit(wiring.Component):
             m.d.sync += r.eq(self.res_in)
             res_in_copies.append(r)
         for o in range(p_o):
-            res = self.res_rdata[o * rb:(o + 1) * rb].as_signed()
-            m.d.sync += b_v[o].eq(a_acc[o] + Mux(res_in_copies[o // ROWS_PER_COPY], res, 0))
+            res = a2_res[o * rb:(o + 1) * rb].as_signed()
+            m.d.sync += b_v[o].eq(a2_acc[o] + Mux(res_in_copies[o // ROWS_PER_COPY], res, 0))
 
         # Stage B: residual write, sums, thresholds.
         b_go = b_valid
@@ -222,15 +235,25 @@ class OutputUnit(wiring.Component):
         sum_next = [Signal(signed(rb), name=f"sum_next{o}") for o in range(p_o)]
         for o in range(p_o):
             m.d.comb += sum_next[o].eq(sums[o] + b_v[o])
-        m.d.comb += [self.res_wen.eq(0), self.res_waddr.eq(b_tag.raddr),
-                     self.res_wdata.eq(Cat(*sum_next))]
+        # The write is registered before the residual buffer (the adder, then the route to its
+        # 32 block RAMs at 64x32 in the same cycle was a 12 ns path). No read needs a word in
+        # the cycle its write lands: a pixel's residual is read once, as it enters, and written
+        # as it leaves; a sum is written over the first pixel of its own group, read long before.
+        res_wen = Signal()
+        res_waddr = Signal.like(self.res_waddr)
+        m.d.comb += [res_wen.eq(0), res_waddr.eq(b_tag.raddr)]
+        res_waddr_q = Signal.like(self.res_waddr, reset_less=True)
+        res_wdata_q = Signal.like(self.res_wdata, reset_less=True)
+        m.d.sync += [self.res_wen.eq(res_wen), res_waddr_q.eq(res_waddr),
+                     res_wdata_q.eq(Cat(*sum_next))]
+        m.d.comb += [self.res_waddr.eq(res_waddr_q), self.res_wdata.eq(res_wdata_q)]
         with m.If(b_go):
             with m.If(self.res_out):
-                m.d.comb += self.res_wen.eq(1)
+                m.d.comb += res_wen.eq(1)
             with m.If(self.sum):
                 with m.If(b_tag.last):
                     # sum and res_out are exclusive (the engine rejects both), so the port is free
-                    m.d.comb += [self.res_wen.eq(1), self.res_waddr.eq(self.res_base + sum_cog)]
+                    m.d.comb += [res_wen.eq(1), res_waddr.eq(self.res_base + sum_cog)]
                     m.d.sync += [sums[o].eq(0) for o in range(p_o)]
                 with m.Else():
                     m.d.sync += [sums[o].eq(sum_next[o]) for o in range(p_o)]
@@ -264,7 +287,7 @@ class OutputUnit(wiring.Component):
         # copy per eight rows before the fan-out to them: read data -> carry chain -> a route
         # across the array, then the route from one -T register to all rows, were the SoC's
         # critical path)
-        with m.If(~thr_ok & ~loading & ~a_valid & ~b_valid & ~self.start):
+        with m.If(~thr_ok & ~loading & ~a_valid & ~a2_valid & ~b_valid & ~self.start):
             with m.If(self.thr_out):
                 m.d.sync += [loading.eq(1), ld_cnt.eq(0), thr_ptr.eq(self.thr_base + thr_cog)]
             with m.Else():
@@ -356,7 +379,8 @@ class OutputUnit(wiring.Component):
             m.d.comb += final_now.eq(1)
             m.d.sync += fin_wait.eq(0)
         m.d.comb += self.finished.eq(final_now)
-        m.d.comb += self.idle.eq(~a_valid & ~b_valid & ~c_valid & ~job_valid & ~loading)
+        m.d.comb += self.idle.eq(~a_valid & ~a2_valid & ~b_valid & ~c_valid & ~job_valid
+                                 & ~loading & ~self.res_wen)
 
         with m.If(self.start):
             m.d.sync += [thr_ok.eq(0), closed.eq(0), loading.eq(0), thr_cog.eq(0),

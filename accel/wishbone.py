@@ -15,6 +15,7 @@ from amaranth.hdl import Module, Signal, Cat, Const, MemoryData
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.lib.memory import Memory
+from .synthesis import NO_COLLISIONS
 
 
 __all__ = ["Signature", "Arbiter", "RegisterSlice", "Decoder", "Region", "SRAM"]
@@ -389,7 +390,10 @@ class SRAM(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.mem = mem = Memory(data=self.data)
+        # Only the ack cycle writes, and the word read in it is never used (no request is
+        # accepted in an ack cycle): no used read collides with a write (NO_COLLISIONS: no soft
+        # old-word emulation after the block RAMs).
+        m.submodules.mem = mem = Memory(data=self.data, attrs=NO_COLLISIONS)
         wp = mem.write_port(granularity=8)
         rp = mem.read_port()
         bus = self.bus
@@ -413,7 +417,10 @@ class SRAM(wiring.Component):
             wp.data.eq(w_data),
             wp.en.eq(w_en),
             rp.addr.eq(bus.adr),
-            rp.en.eq(req),
+            # The read port reads every cycle: its data is used only in the ack cycle, which
+            # shows the word read in the request cycle whatever the enable does after it (an
+            # enable from the request decode reached the 32 block RAMs' clock enables too late).
+            rp.en.eq(1),
             bus.dat_r.eq(rp.data),
             bus.ack.eq(ack),
         ]

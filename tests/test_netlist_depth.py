@@ -1,6 +1,7 @@
 """bench.netlist_depth ranks paths of a mapped ECP5 netlist: a chain of adders before a register
 comes out deeper than a register-to-register wire, and the path names the registers."""
 
+import json
 import os
 import subprocess
 
@@ -53,3 +54,34 @@ def test_bad_file_is_one_line(tmp_path, capsys):
     assert ND.main([str(bad)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot read" in err
+
+
+# bench.timing_endpoints ----------------------------------------------------------------------
+
+def test_timing_endpoints_groups_by_signal(tmp_path, capsys):
+    from bench import timing_endpoints as te
+    report = {"detailed_net_timings": [
+        {"net": "a", "endpoints": [
+            {"cell": "soc.x.acc_TRELLIS_FF_Q_3", "port": "DI", "event": "posedge clk",
+             "delay": [3.0, 11.5]},
+            {"cell": "soc.x.acc_TRELLIS_FF_Q_4", "port": "DI", "event": "posedge clk",
+             "delay": [3.0, 10.5]},
+            {"cell": "soc.y.bank1.0.9", "port": "DIA2", "event": "posedge clk",
+             "delay": [1.0, 12.0]},
+            {"cell": "soc.z.quiet_TRELLIS_FF_Q", "port": "DI", "event": "posedge clk",
+             "delay": [1.0, 4.0]},
+            {"cell": "pin_TRELLIS_FF_Q", "port": "DI", "event": "<async>", "delay": [20.0, 20.0]},
+        ]}]}
+    eps = te.endpoints(report)
+    assert len(eps) == 4                      # the asynchronous one is not a clocked endpoint
+    assert te.group_endpoints(eps, over=10.0) == [(12.0, 1, "soc.y.bank1"),
+                                                   (11.5, 2, "soc.x.acc")]
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(report))
+    assert te.main([str(path), "--period", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "4 endpoints, worst arrival 12.00 ns; 3 later than 10 ns" in out
+    path.write_text(json.dumps({"critical_paths": []}))
+    assert te.main([str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "--detailed-timing" in err and err.count("\n") == 1
