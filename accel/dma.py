@@ -54,8 +54,8 @@ class DMA(wiring.Component):
        write-only buffer (weights, thresholds, embedding table) -> ``LOCAL_RANGE``.
        A failed check ends the command before any bus or local access.
     2. The transfer: one Wishbone transfer per word, the next one presented in the cycle after the
-       previous ``ack``, so a target that acknowledges one cycle after the request (``SRAM``,
-       ``CSRBank``) gives one word every two cycles, every four behind the SoC's
+       previous ``ack``, so a target that acknowledges n cycles after the request (``SRAM``: 2,
+       ``CSRBank``: 1) gives one word every n + 1 cycles, every n + 3 behind the SoC's
        ``wishbone.RegisterSlice``. ``cyc`` is released for one cycle after every
        16 transfers so that the arbiter can serve the other initiators. A transfer ending in
        ``err`` stops the command with ``BUS_ERROR``; nothing is written after it (neither to local
@@ -296,8 +296,11 @@ class DMA(wiring.Component):
                 with m.Elif(is_store):
                     m.d.comb += can_issue.eq(data_avail)
                 with m.Else():
-                    # the FIFO must have room for every word in flight, whatever the consumer does
-                    m.d.comb += can_issue.eq(fifo.level + ack < self.FIFO_DEPTH)
+                    # the FIFO must have room for every word in flight, whatever the consumer does:
+                    # at most one other word (acknowledged in this cycle at the latest) lands
+                    # before this one, so one free slot beyond it is enough (a test of the level
+                    # register alone: the sum with this cycle's ack was on a 12 ns path)
+                    m.d.comb += can_issue.eq(fifo.level < self.FIFO_DEPTH - 1)
                 burst_full = Signal()
                 m.d.comb += burst_full.eq(bus.stb & (burst_cnt == self._burst - 1))
 

@@ -181,8 +181,8 @@ class LayerEngine(wiring.Component):
         self.banks = [_LaneMemory(f"bank{k}", cfg.code_word_bits, cfg.bank_depth, collisions=False)
                       for k in range(cfg.n_code_banks)]
         # room_lead 4: a word-set reaches the array four cycles after the generator's decision
-        # (the read-address copies, the code reads, bank_q and the weight reads, then the
-        # stage-2 register)
+        # (the read-address copies, the code reads, the registered code words and the weight
+        # reads, then the stage-2 register)
         self.mac = MACArray(cfg.p_o, cfg.p_i, cfg.a_planes, cfg.acc_bits,
                             tag_bits=OUT_TAG_LAYOUT.size, room_lead=4)
         self.out_unit = OutputUnit(cfg)
@@ -218,7 +218,7 @@ class LayerEngine(wiring.Component):
             mems[BUF_CODE_BANK0 + k] = b
         ports = {}
         read_back = []
-        bank_q = []            # the code banks' registered read data
+        read_q = {}            # the readable buffers' registered read data
         # engine-side port signals, driven below
         eng = {}
         for bid, lm in mems.items():
@@ -287,13 +287,13 @@ class LayerEngine(wiring.Component):
             if bid in WRITE_ONLY_BUFFERS:
                 continue
             assert lm.groups == 1, "read-back of a split buffer"
-            if bid >= BUF_CODE_BANK0:
-                # A code bank's read data is registered right after the block RAM (``bank_q``,
-                # the block RAM's output register in an ECP5 build: accel.bram_outreg), for the
-                # address generator and the read-back alike: nothing else may load it.
-                q = Signal(lm.width, name=f"{lm.name}_q", reset_less=True)
-                m.d.sync += q.eq(rp.data)
-                bank_q.append(q)
+            # A readable buffer's read data is registered right after the block RAM (``<name>_q``:
+            # the block RAM's output register in an ECP5 build, accel.bram_outreg), for its
+            # reader (the address generator, the output unit) and the read-back alike: nothing
+            # else may load the read data.
+            q = Signal(lm.width, name=f"{lm.name}_q", reset_less=True)
+            m.d.sync += q.eq(rp.data)
+            read_q[bid] = q
             # The readable buffers (code banks, residual) read every cycle, so their read ports
             # have no enable: the address generator never stalls, the output unit reads the
             # residual with a constant enable, and the local bus takes its data a fixed number of
@@ -303,42 +303,21 @@ class LayerEngine(wiring.Component):
                 m.d.comb += rp.addr.eq(e["raddr"])
             with m.Else():
                 m.d.comb += rp.addr.eq(l_word)
-            # Read-back: the lane of this buffer selected in two registered steps next to its
-            # block RAMs (a lane within each group of four, then the group; zero unless this
-            # buffer was read), then ORed with the other buffers' lanes into r_data:
-            # READ_LATENCY = 4 cycles after r_en (decode, block RAM, lane, group). One step from
-            # a 16-lane residual buffer was a 20 ns path.
+            # Read-back: the lane of this buffer selected from its registered read data in one
+            # step (zero unless this buffer was read), then ORed with the other buffers' lanes
+            # into r_data: READ_LATENCY = 4 cycles after r_en (decode, block RAM, ``_q``, lane).
+            # The selection starts 1 ns after the clock, out of the block RAMs' output registers
+            # (from their 5.8 ns read data, even two registered steps of it were 11 ns paths).
             l_read = Signal(name=f"{lm.name}_lread")
             l_lane = Signal(range(max(lm.lanes, 2)), name=f"{lm.name}_llane", attrs=KEEP_COPY)
             m.d.sync += [l_read.eq(self.local.r_en & hit), l_lane.eq(lane)]
             lane_data = Signal(32, name=f"{lm.name}_rdata", reset_less=True)
             read_back.append(lane_data)
-            if bid >= BUF_CODE_BANK0:
-                # decode, block RAM, bank_q, then the lane in one step (a code word has few
-                # lanes: 2 in DEFAULT) from a register that leaves the block RAM 1 ns after
-                # the clock
-                ok = Signal(2, name=f"{lm.name}_rok")
-                sel = Signal.like(l_lane, name=f"{lm.name}_rlane", attrs=KEEP_COPY)
-                sel2 = Signal.like(l_lane, name=f"{lm.name}_rlane2", attrs=KEEP_COPY)
-                m.d.sync += [ok.eq(Cat(l_read, ok[0])), sel.eq(l_lane), sel2.eq(sel),
-                             lane_data.eq(Mux(ok[1], q.word_select(sel2, 32), 0))]
-                continue
-            group_data = []
-            for q in range(_ceil_div(lm.lanes, 4)):
-                # registers per group (the same logic for buffers of equal width: kept apart)
-                ok = Signal(name=f"{lm.name}_rok_g{q}", attrs=KEEP_COPY)
-                sel = Signal(2, name=f"{lm.name}_rlane_g{q}", attrs=KEEP_COPY)
-                m.d.sync += [ok.eq(l_read & ((l_lane >> 2) == q)), sel.eq(l_lane[:2])]
-                gd = Signal(32, name=f"{lm.name}_rdata_g{q}", reset_less=True)
-                m.d.sync += gd.eq(0)
-                with m.If(ok):
-                    with m.Switch(sel):
-                        for i in range(min(4, lm.lanes - 4 * q)):
-                            with m.Case(i):
-                                l = 4 * q + i
-                                m.d.sync += gd.eq(rp.data[32 * l:32 * (l + 1)])
-                group_data.append(gd)
-            m.d.sync += lane_data.eq(reduce(operator.or_, group_data))
+            ok = Signal(2, name=f"{lm.name}_rok")
+            sel = Signal.like(l_lane, name=f"{lm.name}_rlane", attrs=KEEP_COPY)
+            sel2 = Signal.like(l_lane, name=f"{lm.name}_rlane2", attrs=KEEP_COPY)
+            m.d.sync += [ok.eq(Cat(l_read, ok[0])), sel.eq(l_lane), sel2.eq(sel),
+                         lane_data.eq(Mux(ok[1], q.word_select(sel2, 32), 0))]
         m.d.comb += self.local.r_data.eq(reduce(operator.or_, read_back))
 
         # embedding table (write-only): entry c*256 + pixel, one lane each (16 bits), registered
@@ -442,7 +421,7 @@ class LayerEngine(wiring.Component):
         # copies' long routes to the block RAMs start at a flip-flop (the step logic driving
         # all copies directly was the 64x32 SoC's critical path).
         # The weights are read a cycle later than the codes (WA_d), so that both leave their
-        # block RAMs through a register with nothing before it (the codes' bank_q, the
+        # block RAMs through a register with nothing before it (the codes' bank<k>_q, the
         # weights' s2.weights): ECP5 builds make these the block RAMs' output registers.
         WA_d = Signal(18)
         WA_rd = [Signal(18, name=f"WA_rd{g}", attrs=KEEP_COPY)
@@ -454,7 +433,7 @@ class LayerEngine(wiring.Component):
 
         # stage 1: reads in flight
         # the word-set's side band through stage 0 (read-address copies), stage 1 (code reads)
-        # and stage 1b (bank_q; weight reads)
+        # and stage 1b (bank<k>_q; weight reads)
         side_layout = data.StructLayout({"valid": 1, "zero": 1, "shift": SHIFT_BITS, "first": 1,
                                          "last": 1, "tag": OUT_TAG_LAYOUT})
         s0 = Signal(side_layout)
@@ -470,7 +449,8 @@ class LayerEngine(wiring.Component):
 
         # registered read data of the source bank
         src_data = Signal(cfg.code_word_bits)
-        for k, q in enumerate(bank_q):
+        for k in range(cfg.n_code_banks):
+            q = read_q[BUF_CODE_BANK0 + k]
             with m.If(src_sel == k):
                 m.d.comb += src_data.eq(q[:cfg.code_word_bits])
         # Stage 2: the weights' read data and the source bank's registered codes (and the side
@@ -569,7 +549,7 @@ class LayerEngine(wiring.Component):
                      ou.thr_rdata.eq(ports[BUF_THRESHOLDS][1].data)]
         e = eng[BUF_RESIDUAL]
         m.d.comb += [e["raddr"].eq(ou.res_raddr),
-                     ou.res_rdata.eq(ports[BUF_RESIDUAL][1].data),
+                     ou.res_rdata.eq(read_q[BUF_RESIDUAL]),
                      e["waddr"].eq(ou.res_waddr), e["wdata"].eq(ou.res_wdata),
                      e["wen"].eq(ou.res_wen & conv_run)]
         # destination bank writes: output unit (CONV) or embedding unit (EMBED)
@@ -619,12 +599,10 @@ class LayerEngine(wiring.Component):
             (hspan + d.k > d.h_in + (d.pad << 1)),
             (wspan + d.k > d.w_in + (d.pad << 1)),
         ]
-        # The checks in two registered steps (CONV_VALIDATE: four partial ORs; CONV_VALIDATE2:
-        # their OR): one wide OR of comparisons, several with carry chains, was a 12 ns path.
-        conv_parts = Signal(4)
-        quarter = _ceil_div(len(conv_terms), 4)
-        conv_parts_next = Cat(*(reduce(operator.or_, conv_terms[i:i + quarter])
-                                for i in range(0, len(conv_terms), quarter)))
+        # The checks in two registered steps (CONV_VALIDATE: each check; CONV_VALIDATE2: their
+        # OR): one wide OR of comparisons, several with carry chains, was a 12 ns path.
+        conv_parts = Signal(len(conv_terms))
+        conv_parts_next = Cat(*conv_terms)
         embed_bad = Signal()
         m.d.comb += embed_bad.eq(
             (d.dst_bank >= nb) | (d.emb_c == 0) | (d.emb_c > cfg.emb_channels) |

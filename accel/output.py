@@ -65,7 +65,8 @@ class OutputUnit(wiring.Component):
     idle : ``Out(1)``
         No pixel inside the unit and no threshold load in progress.
     res_raddr, res_ren, res_rdata
-        Residual read port (``res_rdata`` valid the cycle after ``res_raddr``). The unit reads
+        Residual read port (``res_rdata`` valid two cycles after ``res_raddr``: the engine
+        registers the block RAM's read data). The unit reads
         every cycle: ``res_ren`` is always high, and the engine's residual buffer has no read
         enable.
     res_waddr, res_wdata, res_wen
@@ -128,7 +129,7 @@ class OutputUnit(wiring.Component):
         neg = [Signal(name=f"neg{o}") for o in range(p_o)]
         thr_ok = Signal()        # thresholds of the current group are loaded
         loading = Signal()
-        ld_cnt = Signal(range(p_o + 3))
+        ld_cnt = Signal(range(p_o + 4))
         ld_row = Signal(range(p_o + 1))
         ld_data_valid = Signal()
         thr_cog = Signal(16)     # cog * p_o
@@ -143,12 +144,11 @@ class OutputUnit(wiring.Component):
         # many narrow signals far better than one huge one
         a_acc = [Signal(signed(cfg.acc_bits), name=f"a_acc{o}", reset_less=True) for o in range(p_o)]
         a_tag = Signal(OUT_TAG_LAYOUT)
-        # --- stage A2: the residual read data registered next to its block RAMs ------------------
+        # --- stage A2: the residual read data arrives (registered by the engine) ----------------
         a2_valid = Signal()
         a2_acc = [Signal(signed(cfg.acc_bits), name=f"a2_acc{o}", reset_less=True)
                   for o in range(p_o)]
         a2_tag = Signal(OUT_TAG_LAYOUT)
-        a2_res = Signal(len(self.res_rdata), name="a2_res", reset_less=True)
         # --- stage B: v ------------------------------------------------------------------------
         b_valid = Signal()
         b_v = [Signal(signed(vbits), name=f"v{o}", reset_less=True) for o in range(p_o)]
@@ -200,10 +200,10 @@ class OutputUnit(wiring.Component):
         m.d.sync += [a_valid.eq(take), a_tag.eq(self.inp.payload.tag)]
         m.d.sync += [a_acc[o].eq(self.inp.payload.acc[o]) for o in range(p_o)]
 
-        # Stage A -> A2: the residual's read data into a register of its own (5.8 ns of block-RAM
-        # clock-to-output, the route from the residual buffer's 32 block RAMs and the adder in
-        # one cycle were a 13 ns path at 64x32).
-        m.d.sync += [a2_valid.eq(a_valid), a2_tag.eq(a_tag), a2_res.eq(self.res_rdata)]
+        # Stage A -> A2, while the residual's read data goes through the engine's register (5.8 ns
+        # of block-RAM clock-to-output, the route from the residual buffer's 32 block RAMs and
+        # the adder in one cycle were a 13 ns path at 64x32).
+        m.d.sync += [a2_valid.eq(a_valid), a2_tag.eq(a_tag)]
         m.d.sync += [a2_acc[o].eq(a_acc[o]) for o in range(p_o)]
 
         # Stage A2 -> B: v = acc + residual.
@@ -217,7 +217,7 @@ class OutputUnit(wiring.Component):
             m.d.sync += r.eq(self.res_in)
             res_in_copies.append(r)
         for o in range(p_o):
-            res = a2_res[o * rb:(o + 1) * rb].as_signed()
+            res = self.res_rdata[o * rb:(o + 1) * rb].as_signed()
             m.d.sync += b_v[o].eq(a2_acc[o] + Mux(res_in_copies[o // ROWS_PER_COPY], res, 0))
 
         # Stage B: residual write, sums, thresholds.
@@ -282,7 +282,7 @@ class OutputUnit(wiring.Component):
         with m.If(b_go & b_tag.last):
             m.d.sync += [thr_ok.eq(0), closed.eq(0), thr_cog.eq(thr_cog + p_o)]
 
-        # --- threshold load: p_o reads, entry o written into row o three cycles later --------------
+        # --- threshold load: p_o reads, entry o written into row o four cycles later ---------------
         # (the block RAM's data is registered before the -T arithmetic, and its result again in a
         # copy per eight rows before the fan-out to them: read data -> carry chain -> a route
         # across the array, then the route from one -T register to all rows, were the SoC's
@@ -297,7 +297,7 @@ class OutputUnit(wiring.Component):
         with m.If(loading):
             m.d.sync += [ld_cnt.eq(ld_cnt + 1), ld_data_valid.eq(ld_cnt < p_o), ld_row.eq(ld_cnt),
                          thr_ptr.eq(thr_ptr + 1)]
-            with m.If(ld_cnt == p_o + 2):
+            with m.If(ld_cnt == p_o + 3):
                 m.d.sync += [loading.eq(0), thr_ok.eq(1)]
         with m.Else():
             m.d.sync += ld_data_valid.eq(0)
@@ -305,10 +305,16 @@ class OutputUnit(wiring.Component):
         e_valid = Signal()
         e_row = Signal.like(ld_row)
         m.d.sync += [e.eq(self.thr_rdata), e_valid.eq(ld_data_valid), e_row.eq(ld_row)]
-        ld_t = [Signal(signed(17), name=f"ld_t{k}") for k in range(3)]
+        # -T registered once before the copies (the carry chain, then the routes to eight copies
+        # spread along the array, were a 10.2 ns path at 64x32)
+        ld_t = [Signal(signed(17), name=f"ld_t{k}", reset_less=True) for k in range(3)]
+        ld_neg = Signal(reset_less=True)
+        ld_valid = Signal()
+        ld_row_t = Signal.like(e_row)
         for k in range(3):
             t = e[16 * k:16 * (k + 1)].as_signed()
-            m.d.comb += ld_t[k].eq(Mux(e[48], t - 1, -t))
+            m.d.sync += ld_t[k].eq(Mux(e[48], t - 1, -t))
+        m.d.sync += [ld_neg.eq(e[48]), ld_valid.eq(e_valid), ld_row_t.eq(e_row)]
         groups = []
         for g in range(-(-p_o // ROWS_PER_COPY)):
             gt = [Signal(signed(17), name=f"ld_t{k}_g{g}", reset_less=True, attrs=KEEP_COPY)
@@ -316,8 +322,8 @@ class OutputUnit(wiring.Component):
             gneg = Signal(name=f"ld_neg_g{g}", reset_less=True, attrs=KEEP_COPY)
             gvalid = Signal(name=f"ld_valid_g{g}", attrs=KEEP_COPY)
             grow = Signal.like(e_row, name=f"ld_row_g{g}", attrs=KEEP_COPY)
-            m.d.sync += [*(gt[k].eq(ld_t[k]) for k in range(3)), gneg.eq(e[48]),
-                         gvalid.eq(e_valid), grow.eq(e_row)]
+            m.d.sync += [*(gt[k].eq(ld_t[k]) for k in range(3)), gneg.eq(ld_neg),
+                         gvalid.eq(ld_valid), grow.eq(ld_row_t)]
             groups.append((gt, gneg, gvalid, grow))
         for o in range(p_o):
             gt, gneg, gvalid, grow = groups[o // ROWS_PER_COPY]
@@ -366,11 +372,19 @@ class OutputUnit(wiring.Component):
                              rem_pos.eq(remaining > mm)]
 
         # Stage D: one code word per cycle.
-        m.d.comb += [self.code_waddr.eq(job_addr + job_j), self.code_wen.eq(job_valid)]
+        # The write is presented from registers, a cycle after the job's word is chosen (the
+        # address adder and the word multiplexer, then the routes to a bank's 16 block RAMs, were
+        # an 11.4 ns path at 64x32); ``finished`` is delayed with it.
+        code_waddr = Signal.like(self.code_waddr, reset_less=True)
+        code_wdata = Signal.like(self.code_wdata, reset_less=True)
+        code_wen = Signal()
+        m.d.sync += [code_waddr.eq(job_addr + job_j), code_wen.eq(job_valid)]
         with m.Switch(job_j):
             for j in range(mm):
                 with m.Case(j):
-                    m.d.comb += self.code_wdata.eq(job_words[j])
+                    m.d.sync += code_wdata.eq(job_words[j])
+        m.d.comb += [self.code_waddr.eq(code_waddr), self.code_wdata.eq(code_wdata),
+                     self.code_wen.eq(code_wen)]
         with m.If(job_valid & (job_j != job_jlast)):
             m.d.sync += job_j.eq(job_j + 1)
         with m.If(job_valid & (job_j == job_jlast) & job_final):
@@ -378,9 +392,11 @@ class OutputUnit(wiring.Component):
         with m.If(fin_wait & ~job_valid):
             m.d.comb += final_now.eq(1)
             m.d.sync += fin_wait.eq(0)
-        m.d.comb += self.finished.eq(final_now)
+        finished = Signal()
+        m.d.sync += finished.eq(final_now)
+        m.d.comb += self.finished.eq(finished)
         m.d.comb += self.idle.eq(~a_valid & ~a2_valid & ~b_valid & ~c_valid & ~job_valid
-                                 & ~loading & ~self.res_wen)
+                                 & ~loading & ~self.res_wen & ~code_wen)
 
         with m.If(self.start):
             m.d.sync += [thr_ok.eq(0), closed.eq(0), loading.eq(0), thr_cog.eq(0),

@@ -114,6 +114,10 @@ class Sequencer(wiring.Component):
         pf_failed = Signal()                               # a bus error: fetch it again normally
 
         addr = Signal(32)            # word address of the descriptor being fetched
+        # addr + 8 and addr + 16 as registers, written with addr: the prefetch window check
+        # (addr + 8 + 8 <= window_limit: two adders, then a comparison) was a 11 ns path
+        addr_p1 = Signal(33)         # addr + 8 (not wrapped, like the sum it replaces)
+        addr_p2 = Signal(34)         # addr + 16
         word_idx = Signal(range(isa.DESCRIPTOR_WORDS))
         # the bus address of the word being fetched, a register (an adder in front of the bus
         # address put a carry chain before the decoder, the arbiter and every target's ack path)
@@ -191,7 +195,8 @@ class Sequencer(wiring.Component):
             m.d.comb += prof_w.en.eq(self.pc < MAX_PROFILED_DESCRIPTORS)
             m.d.sync += [
                 self.pc.eq(self.pc + 1),
-                addr.eq(addr + isa.DESCRIPTOR_WORDS),
+                addr.eq(addr_p1[:32]), addr_p1.eq(addr_p1[:32] + isa.DESCRIPTOR_WORDS),
+                addr_p2.eq(addr_p1[:32] + 2 * isa.DESCRIPTOR_WORDS),
                 word_idx.eq(0),
                 pf_idx.eq(0),
                 pf_failed.eq(0),
@@ -208,11 +213,11 @@ class Sequencer(wiring.Component):
         # The opcode and window part is a register, computed every cycle from the current
         # descriptor (stable from DISPATCH on): its comparators would otherwise sit in front of the
         # bus request, the arbiter and every target's ack.
-        next_addr = addr + isa.DESCRIPTOR_WORDS
+        next_addr = addr_p1
         pf_conv_in_window = Signal()
         m.d.sync += pf_conv_in_window.eq((op == isa.Op.CONV) &
                                          (next_addr >= self.window_base) &
-                                         (next_addr + isa.DESCRIPTOR_WORDS <= self.window_limit))
+                                         (addr_p2 <= self.window_limit))
         pf_allowed = Signal()
         m.d.comb += pf_allowed.eq(pf_conv_in_window & ~dma_pending & ~pf_failed)
         pf_started = Signal()
@@ -247,6 +252,8 @@ class Sequencer(wiring.Component):
                 with m.If(self.start):
                     m.d.sync += [
                         addr.eq(self.prog_addr),
+                        addr_p1.eq(self.prog_addr + isa.DESCRIPTOR_WORDS),
+                        addr_p2.eq(self.prog_addr + 2 * isa.DESCRIPTOR_WORDS),
                         word_idx.eq(0),
                         self.pc.eq(0),
                         self.busy.eq(1),

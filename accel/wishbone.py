@@ -178,7 +178,7 @@ class RegisterSlice(wiring.Component):
 
     A transfer takes two cycles more than the target needs: the request is registered in the
     cycle the initiator presents it, and the response in the cycle the target gives it (a
-    two-cycle :class:`SRAM` transfer takes four). One transfer is in flight at a time. An
+    three-cycle :class:`SRAM` transfer takes five). One transfer is in flight at a time. An
     initiator that drops ``stb`` or ``cyc`` before its response (a unit reset mid-transfer, a host
     time-out) abandons it: the target still completes it, and its response is dropped, not handed to
     whichever initiator the arbiter grants next.
@@ -350,11 +350,13 @@ class Decoder(wiring.Component):
 class SRAM(wiring.Component):
     """Main memory: a block RAM as a Wishbone target.
 
-    Every transfer takes two cycles: the request is seen in cycle 0, ``ack`` is high in cycle 1
-    (read data from the synchronous read port, so the RAM maps to DP16KD block RAM on ECP5; a write
-    is performed at the end of cycle 1, with byte enables, from registers). An initiator that
-    keeps ``stb`` high with a new address right after ``ack`` gets one word every two cycles.
-    ``err`` is never raised.
+    Every transfer takes three cycles: the request is seen in cycle 0, ``ack`` is high in cycle 2
+    (read data from the synchronous read port through a register with nothing before it, so the
+    RAM maps to DP16KD block RAM on ECP5 and the register to its output register: the 5.8 ns
+    read data, then the route from 32 block RAMs across the die to the bus, were the 64x32 SoC's
+    critical path; a write is performed at the end of cycle 1, with byte enables, from
+    registers). An initiator that keeps ``stb`` high with a new address right after ``ack`` gets
+    one word every three cycles. ``err`` is never raised.
 
     Parameters
     ----------
@@ -390,23 +392,26 @@ class SRAM(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        # Only the ack cycle writes, and the word read in it is never used (no request is
-        # accepted in an ack cycle): no used read collides with a write (NO_COLLISIONS: no soft
-        # old-word emulation after the block RAMs).
+        # Only cycle 1 writes, and the word read in it is never used (no request is accepted in
+        # cycle 1): no used read collides with a write (NO_COLLISIONS: no soft old-word
+        # emulation after the block RAMs).
         m.submodules.mem = mem = Memory(data=self.data, attrs=NO_COLLISIONS)
         wp = mem.write_port(granularity=8)
         rp = mem.read_port()
         bus = self.bus
 
-        ack = Signal()
+        pend = Signal()         # cycle 1 of a transfer
+        ack = Signal()          # cycle 2
         req = Signal()
-        # A request is new while we have not yet acknowledged it; the ack cycle itself is not a new
-        # request, so a write is performed exactly once.
-        m.d.comb += req.eq(bus.cyc & bus.stb & ~ack)
-        m.d.sync += ack.eq(req)
-        # The write lands in the ack cycle, from registers: the request's decode (address ->
-        # stb) straight into the write enables of every block RAM was the SoC's critical path.
-        # No request is accepted in the ack cycle, so a read that follows sees the write.
+        # A request is new while none is being served; cycles 1 and 2 are not a new request, so a
+        # write is performed exactly once.
+        m.d.comb += req.eq(bus.cyc & bus.stb & ~pend & ~ack)
+        m.d.sync += [pend.eq(req), ack.eq(pend)]
+        # The write lands in cycle 1, from registers: the request's decode (address -> stb)
+        # straight into the write enables of every block RAM was the SoC's critical path. No
+        # request is accepted in cycles 1 and 2, so a read that follows sees the write.
+        rd_q = Signal.like(bus.dat_r, reset_less=True)
+        m.d.sync += rd_q.eq(rp.data)
         w_addr = Signal.like(bus.adr)
         w_data = Signal.like(bus.dat_w)
         w_en = Signal.like(bus.sel)
@@ -417,11 +422,11 @@ class SRAM(wiring.Component):
             wp.data.eq(w_data),
             wp.en.eq(w_en),
             rp.addr.eq(bus.adr),
-            # The read port reads every cycle: its data is used only in the ack cycle, which
-            # shows the word read in the request cycle whatever the enable does after it (an
-            # enable from the request decode reached the 32 block RAMs' clock enables too late).
+            # The read port reads every cycle, and its data is registered every cycle: the ack
+            # cycle shows the word read in the request cycle whatever happens after it (an enable
+            # from the request decode reached the 32 block RAMs' clock enables too late).
             rp.en.eq(1),
-            bus.dat_r.eq(rp.data),
+            bus.dat_r.eq(rd_q),
             bus.ack.eq(ack),
         ]
         return m

@@ -6,7 +6,7 @@ import random
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
-from amaranth.hdl import Elaboratable, Module
+from amaranth.hdl import Elaboratable, Module, Signal
 from amaranth.lib.memory import Memory
 
 from accel.config import TINY
@@ -30,7 +30,10 @@ class Harness(Elaboratable):
         rrp, rwp = self.res.read_port(), self.res.write_port()
         trp = self.thr.read_port()
         cwp = self.code.write_port()
-        m.d.comb += [rrp.addr.eq(ou.res_raddr), rrp.en.eq(ou.res_ren), ou.res_rdata.eq(rrp.data),
+        # the residual's read data registered, as the engine does (two cycles after res_raddr)
+        res_q = Signal.like(rrp.data)
+        m.d.sync += res_q.eq(rrp.data)
+        m.d.comb += [rrp.addr.eq(ou.res_raddr), rrp.en.eq(ou.res_ren), ou.res_rdata.eq(res_q),
                      rwp.addr.eq(ou.res_waddr), rwp.data.eq(ou.res_wdata), rwp.en.eq(ou.res_wen),
                      trp.addr.eq(ou.thr_raddr), trp.en.eq(ou.thr_ren), ou.thr_rdata.eq(trp.data),
                      cwp.addr.eq(ou.code_waddr), cwp.data.eq(ou.code_wdata), cwp.en.eq(ou.code_wen)]
