@@ -383,6 +383,7 @@ def test_dma_with_sram_throughput():
         assert err == ErrorCode.WINDOW and cyc <= 5   # three cycles of checks, no bus access
 
     run(top, [bench], "dma_sram")
-    # 60 words each: two cycles per word, plus the checks, burst breaks and pipeline fill
+    # 60 words each: three cycles per word (the SRAM acknowledges two cycles after the request),
+    # plus the checks, burst breaks and pipeline fill
     for k, v in timings.items():
-        assert v <= 2 * 60 + 16, (k, v)
+        assert v <= 3 * 60 + 16, (k, v)
