@@ -183,7 +183,10 @@ class EmbeddingUnit(wiring.Component):
         y_hi = Signal(12)
         col_in = Signal()
         row_in = Signal()
-        inside = col_in & row_in
+        # col_in & row_in and phase_zero & ox_ok & row_dest as registers of their own, written
+        # with their parts: they start the step and emit decisions, which enable most of the
+        # unit (the ANDs in front were two more logic levels on the 64x32 SoC's critical path)
+        inside = Signal()
         phase = Signal(4)      # steps until the last tap of the next window in this row
         phase_zero = Signal()  # phase == 0, written with phase
         ox = Signal(10)        # windows emitted in this row
@@ -203,7 +206,7 @@ class EmbeddingUnit(wiring.Component):
         taps = [Signal(8, name=f"tap{i}") for i in range(nch - 1)]     # taps[0]: previous pixel
         tpad = [Signal(name=f"tap{i}_pad") for i in range(nch - 1)]
 
-        win_emit = phase_zero & ox_ok & row_dest
+        win_emit = Signal()
         step = Signal()
         m.d.comb += step.eq(run & win & walking & (~inside | have_pix) & (~win_emit | en1))
         emit = Signal()
@@ -260,23 +263,31 @@ class EmbeddingUnit(wiring.Component):
                              vy_last.eq(vy == vh_last_m1),
                              phase.eq(p_win_k - 1), phase_zero.eq(p_win_k == 1),
                              ox.eq(0), ox_ok.eq(1),
-                             oxk.eq(0), col_in.eq(p_pad == 0),
-                             row_in.eq((vy + 1 >= p_pad) & (vy + 1 < y_hi))]
+                             oxk.eq(0)]
+                col_in_n = p_pad == 0
+                row_in_n = (vy + 1 >= p_pad) & (vy + 1 < y_hi)
+                m.d.sync += [col_in.eq(col_in_n), row_in.eq(row_in_n),
+                             inside.eq(col_in_n & row_in_n)]
                 with m.If(vy_last):
                     m.d.sync += walking.eq(0)
                 with m.If((oy_st != hom1) & (ky_st == sm1)):
                     m.d.sync += [oy_st.eq(oy_st + 1), ky_st.eq(0), rowbase.eq(rowbase + wk),
-                                 row_dest.eq(1)]
+                                 row_dest.eq(1), win_emit.eq(p_win_k == 1)]
                 with m.Else():
+                    row_dest_n = ky_st + 1 < p_win_k
                     m.d.sync += [ky_st.eq(Mux(ky_st == 31, 31, ky_st + 1)),
-                                 row_dest.eq(ky_st + 1 < p_win_k)]
+                                 row_dest.eq(row_dest_n), win_emit.eq((p_win_k == 1) & row_dest_n)]
             with m.Else():
+                col_in_n = (vx + 1 >= p_pad) & (vx + 1 < x_hi)
+                phase_zero_n = Mux(phase_zero, sm1 == 0, phase == 1)
+                ox_ok_n = Mux(phase_zero & ox_ok, ox != wom1, ox_ok)
                 m.d.sync += [vx.eq(vx + 1), vx_last.eq(vx == vw_last_m1),
-                             col_in.eq((vx + 1 >= p_pad) & (vx + 1 < x_hi)),
+                             col_in.eq(col_in_n), inside.eq(col_in_n & row_in),
                              phase.eq(Mux(phase_zero, sm1, phase - 1)),
-                             phase_zero.eq(Mux(phase_zero, sm1 == 0, phase == 1))]
+                             phase_zero.eq(phase_zero_n), ox_ok.eq(ox_ok_n),
+                             win_emit.eq(phase_zero_n & ox_ok_n & row_dest)]
                 with m.If(phase_zero & ox_ok):
-                    m.d.sync += [ox.eq(ox + 1), oxk.eq(oxk + p_win_k), ox_ok.eq(ox != wom1)]
+                    m.d.sync += [ox.eq(ox + 1), oxk.eq(oxk + p_win_k)]
 
         # --- stage 1: table look-ups (one block RAM per channel) -----------------------------------
         # Window mode: table kx looks up tap kx of the window row ending at this pixel (the
@@ -405,6 +416,7 @@ class EmbeddingUnit(wiring.Component):
                          ox.eq(0), ox_ok.eq(1), oxk.eq(0),
                          oy_st.eq(0), ky_st.eq(0), rowbase.eq(0), row_dest.eq(1),
                          col_in.eq(self.pad == 0), row_in.eq(self.pad == 0),
+                         inside.eq(self.pad == 0), win_emit.eq(self.win_k == 1),
                          x_hi.eq(xh_m1 + 1), y_hi.eq(yh_m1 + 1),
                          vw_last_m1.eq(vw_last_b - 1), vh_last_m1.eq(vh_last_b - 1),
                          vw_zero.eq(vw_last_b == 0),

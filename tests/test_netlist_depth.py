@@ -85,3 +85,30 @@ def test_timing_endpoints_groups_by_signal(tmp_path, capsys):
     assert te.main([str(path)]) == 1
     err = capsys.readouterr().err
     assert "--detailed-timing" in err and err.count("\n") == 1
+
+
+def test_timing_closure_section(tmp_path, monkeypatch):
+    """bench.timing_closure: one row per build directory, with the late endpoints counted."""
+    from bench import timing_closure as tc, report as bench_report
+    doc = tmp_path / "BENCHMARKS.md"
+    doc.write_text("# Benchmarks\n\n## Other\n\nkept\n")
+    monkeypatch.setattr(tc, "write_section",
+                        lambda title, lines: bench_report.write_section(title, lines, doc=doc))
+    out = tmp_path / "b1" / "ulx3s-85f"
+    out.mkdir(parents=True)
+    (out / "report.json").write_text(json.dumps({
+        "clocks": {"clk": {"achieved_mhz": 86.51, "target_mhz": 40}},
+        "utilization": {"LUT4": {"used": 48361}, "FF": {"used": 29929}},
+        "outreg": {"merged_ffs": 2289}, "nextpnr_options": "--router router1 --seed 7"}))
+    (out / "top.report.json").write_text(json.dumps({"detailed_net_timings": [{"endpoints": [
+        {"cell": "soc.sram.q_TRELLIS_FF_Q_1", "port": "DI", "event": "posedge clk",
+         "delay": [1.0, 11.5]},
+        {"cell": "soc.x_TRELLIS_FF_Q", "port": "DI", "event": "posedge clk",
+         "delay": [1.0, 9.0]}]}]}))
+    assert tc.main([f"{tmp_path / 'b1'}=abc123: first", "--note", "a note"]) == 0
+    text = doc.read_text()
+    assert "## Other\n\nkept" in text and "## Timing closure" in text
+    assert ("| abc123: first | 86.5 | 7 | 48,361 | 29,929 | 2,289 | 1 | `soc.sram.q` 11.5 ns |"
+            in text)
+    assert text.rstrip().endswith("a note")
+    assert tc.main([f"{tmp_path / 'missing'}=x"]) == 1
