@@ -81,7 +81,8 @@ def write_doc(results, tools):
         "status LEDs. Tools from PyPI: "
         + ", ".join(f"{k} `{v}`" for k, v in tools.items())
         + f". Machine: {machine()}, shared with other jobs, so times are indicative. "
-        f"Revision {git_revision()}.",
+        f"Table written at revision {git_revision()}; a row taken with `--reuse` is from its "
+        "own build's revision and date (see the notes).",
         "",
         *table(header, rows),
         "",
