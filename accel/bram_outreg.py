@@ -87,7 +87,7 @@ def merge_output_registers(netlist, top=None):
             p, c = ff["parameters"], ff["connections"]
             if c["CLK"] != clock or p.get("CLKMUX", "CLK") != "CLK":
                 return None, "flip-flop on another clock"
-            if not _const(c.get("LSR", ["0"])[0]) or c.get("LSR", ["0"])[0] != "0":
+            if c.get("LSR", ["0"]) != ["0"]:
                 return None, "flip-flop with a set/reset"
             if p.get("GSR", "ENABLED") != "DISABLED" or p.get("REGSET", "RESET") != "RESET":
                 return None, "flip-flop with a non-zero initial value"
@@ -132,7 +132,7 @@ def merge_output_registers(netlist, top=None):
                 del cells[ff_name]
             for p in ports:
                 params[f"REGMODE_{p}"] = "OUTREG"
-                conn[f"OCE{p}"] = [enable] if enable != "1" else ["1"]
+                conn[f"OCE{p}"] = [enable]
             stats["merged_ports"] += 1
             stats["merged_ffs"] += len(pairs)
     stats["rejected"] = dict(stats["rejected"])

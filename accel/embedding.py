@@ -169,7 +169,7 @@ class EmbeddingUnit(wiring.Component):
 
         # --- window walker: the zero-padded image, one virtual pixel per step ----------------------
         # Geometry registers, set at start; the comparisons on the pixel path are registered
-        # flags (col_in/row_in/ox_ok/row_dest/vx_last/vy_last) so that the enables stay shallow.
+        # flags (inside/row_in/ox_ok/row_dest/vx_last/vy_last) so that the enables stay shallow.
         walking = Signal()
         # (w_out-1)*stride + k reaches 1022*3 + 15 with 10-bit w_out: 12 bits
         vx = Signal(12)
@@ -181,11 +181,11 @@ class EmbeddingUnit(wiring.Component):
         vw_zero = Signal()       # a one-column walk
         x_hi = Signal(12)      # pad + w_in: first virtual column right of the image
         y_hi = Signal(12)
-        col_in = Signal()
         row_in = Signal()
-        # col_in & row_in and phase_zero & ox_ok & row_dest as registers of their own, written
-        # with their parts: they start the step and emit decisions, which enable most of the
-        # unit (the ANDs in front were two more logic levels on the 64x32 SoC's critical path)
+        # inside (the virtual pixel's column and row are in the image) and phase_zero & ox_ok &
+        # row_dest as registers of their own, written with their parts: they start the step and
+        # emit decisions, which enable most of the unit (the ANDs in front were two more logic
+        # levels on the 64x32 SoC's critical path)
         inside = Signal()
         phase = Signal(4)      # steps until the last tap of the next window in this row
         phase_zero = Signal()  # phase == 0, written with phase
@@ -266,8 +266,7 @@ class EmbeddingUnit(wiring.Component):
                              oxk.eq(0)]
                 col_in_n = p_pad == 0
                 row_in_n = (vy + 1 >= p_pad) & (vy + 1 < y_hi)
-                m.d.sync += [col_in.eq(col_in_n), row_in.eq(row_in_n),
-                             inside.eq(col_in_n & row_in_n)]
+                m.d.sync += [row_in.eq(row_in_n), inside.eq(col_in_n & row_in_n)]
                 with m.If(vy_last):
                     m.d.sync += walking.eq(0)
                 with m.If((oy_st != hom1) & (ky_st == sm1)):
@@ -282,7 +281,7 @@ class EmbeddingUnit(wiring.Component):
                 phase_zero_n = Mux(phase_zero, sm1 == 0, phase == 1)
                 ox_ok_n = Mux(phase_zero & ox_ok, ox != wom1, ox_ok)
                 m.d.sync += [vx.eq(vx + 1), vx_last.eq(vx == vw_last_m1),
-                             col_in.eq(col_in_n), inside.eq(col_in_n & row_in),
+                             inside.eq(col_in_n & row_in),
                              phase.eq(Mux(phase_zero, sm1, phase - 1)),
                              phase_zero.eq(phase_zero_n), ox_ok.eq(ox_ok_n),
                              win_emit.eq(phase_zero_n & ox_ok_n & row_dest)]
@@ -415,8 +414,8 @@ class EmbeddingUnit(wiring.Component):
                          phase.eq(self.win_k - 1), phase_zero.eq(self.win_k == 1),
                          ox.eq(0), ox_ok.eq(1), oxk.eq(0),
                          oy_st.eq(0), ky_st.eq(0), rowbase.eq(0), row_dest.eq(1),
-                         col_in.eq(self.pad == 0), row_in.eq(self.pad == 0),
-                         inside.eq(self.pad == 0), win_emit.eq(self.win_k == 1),
+                         row_in.eq(self.pad == 0), inside.eq(self.pad == 0),
+                         win_emit.eq(self.win_k == 1),
                          x_hi.eq(xh_m1 + 1), y_hi.eq(yh_m1 + 1),
                          vw_last_m1.eq(vw_last_b - 1), vh_last_m1.eq(vh_last_b - 1),
                          vw_zero.eq(vw_last_b == 0),

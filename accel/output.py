@@ -18,7 +18,7 @@ The residual address ``raddr`` of a pixel comes with it (the address generator k
 order), as do ``last`` (last pixel of the group) and ``final`` (last pixel of the layer).
 """
 
-from amaranth.hdl import Module, Signal, Cat, Const, Mux, signed, unsigned
+from amaranth.hdl import Module, Signal, Cat, Const, Mux, signed, unsigned, Value
 from amaranth.lib import wiring, stream, data
 from amaranth.lib.wiring import In, Out
 
@@ -32,6 +32,18 @@ __all__ = ["OutputUnit", "OUT_TAG_LAYOUT"]
 # Outputs served by one register copy of a signal every output needs (res_in, the threshold being
 # loaded): one register for all rows is a route across the array.
 ROWS_PER_COPY = 8
+
+
+def _row_copies(m, p_o, name, value, reset_less=False):
+    """Register copies of ``value`` (one cycle behind it), one per ``ROWS_PER_COPY`` outputs and
+    kept apart in synthesis; returns the copy serving each of the ``p_o`` outputs."""
+    copies = []
+    for g in range(-(-p_o // ROWS_PER_COPY)):
+        r = Signal(Value.cast(value).shape(), name=f"{name}_g{g}", reset_less=reset_less,
+                   attrs=KEEP_COPY)
+        m.d.sync += r.eq(value)
+        copies.append(r)
+    return [copies[o // ROWS_PER_COPY] for o in range(p_o)]
 
 
 OUT_TAG_LAYOUT = data.StructLayout({
@@ -211,14 +223,10 @@ class OutputUnit(wiring.Component):
         # res_in selects in every output: local register copies, one per eight outputs (the
         # descriptor's register across the die was a 14 ns route). The descriptor is stable from
         # long before the first pixel arrives, so a copy one cycle behind it is exact.
-        res_in_copies = []
-        for g in range(-(-p_o // ROWS_PER_COPY)):
-            r = Signal(name=f"res_in_g{g}", attrs=KEEP_COPY)
-            m.d.sync += r.eq(self.res_in)
-            res_in_copies.append(r)
+        res_in = _row_copies(m, p_o, "res_in", self.res_in)
         for o in range(p_o):
             res = self.res_rdata[o * rb:(o + 1) * rb].as_signed()
-            m.d.sync += b_v[o].eq(a2_acc[o] + Mux(res_in_copies[o // ROWS_PER_COPY], res, 0))
+            m.d.sync += b_v[o].eq(a2_acc[o] + Mux(res_in[o], res, 0))
 
         # Stage B: residual write, sums, thresholds.
         b_go = b_valid
@@ -257,16 +265,14 @@ class OutputUnit(wiring.Component):
                 m.d.sync += sum_cog.eq(sum_cog + 1)
         # The sums' enables from register copies per eight outputs, aligned with stage B (one
         # enable for all sums' flip-flops was an 11.7 ns route in the 32x32 SoC).
-        for g in range(-(-p_o // ROWS_PER_COPY)):
-            go = Signal(name=f"sum_go_g{g}", attrs=KEEP_COPY)
-            last = Signal(name=f"sum_last_g{g}", attrs=KEEP_COPY)
-            m.d.sync += [go.eq(a2_valid & self.sum), last.eq(a2_tag.last)]
-            for o in range(g * ROWS_PER_COPY, min(p_o, (g + 1) * ROWS_PER_COPY)):
-                with m.If(go):
-                    with m.If(last):
-                        m.d.sync += sums[o].eq(0)
-                    with m.Else():
-                        m.d.sync += sums[o].eq(sum_next[o])
+        sum_go = _row_copies(m, p_o, "sum_go", a2_valid & self.sum)
+        sum_last = _row_copies(m, p_o, "sum_last", a2_tag.last)
+        for o in range(p_o):
+            with m.If(sum_go[o]):
+                with m.If(sum_last[o]):
+                    m.d.sync += sums[o].eq(0)
+                with m.Else():
+                    m.d.sync += sums[o].eq(sum_next[o])
 
         maxc = Signal(2)
         m.d.comb += maxc.eq(Mux(self.out_bits >= 2, 3, 1))
@@ -323,22 +329,15 @@ class OutputUnit(wiring.Component):
             t = e[16 * k:16 * (k + 1)].as_signed()
             m.d.sync += ld_t[k].eq(Mux(e[48], t - 1, -t))
         m.d.sync += [ld_neg.eq(e[48]), ld_valid.eq(e_valid), ld_row_t.eq(e_row)]
-        groups = []
-        for g in range(-(-p_o // ROWS_PER_COPY)):
-            gt = [Signal(signed(17), name=f"ld_t{k}_g{g}", reset_less=True, attrs=KEEP_COPY)
-                  for k in range(3)]
-            gneg = Signal(name=f"ld_neg_g{g}", reset_less=True, attrs=KEEP_COPY)
-            gvalid = Signal(name=f"ld_valid_g{g}", attrs=KEEP_COPY)
-            grow = Signal.like(e_row, name=f"ld_row_g{g}", attrs=KEEP_COPY)
-            m.d.sync += [*(gt[k].eq(ld_t[k]) for k in range(3)), gneg.eq(ld_neg),
-                         gvalid.eq(ld_valid), grow.eq(ld_row_t)]
-            groups.append((gt, gneg, gvalid, grow))
+        row_t = [_row_copies(m, p_o, f"ld_t{k}", ld_t[k], reset_less=True) for k in range(3)]
+        row_neg = _row_copies(m, p_o, "ld_neg", ld_neg, reset_less=True)
+        row_valid = _row_copies(m, p_o, "ld_valid", ld_valid)
+        row_row = _row_copies(m, p_o, "ld_row", ld_row_t)
         for o in range(p_o):
-            gt, gneg, gvalid, grow = groups[o // ROWS_PER_COPY]
             # a decoded write enable per row (52 loads each), not one enable for all rows
-            with m.If(gvalid & (grow == o)):
-                m.d.sync += [thr[o][k].eq(gt[k]) for k in range(3)]
-                m.d.sync += neg[o].eq(gneg)
+            with m.If(row_valid[o] & (row_row[o] == o)):
+                m.d.sync += [thr[o][k].eq(row_t[k][o]) for k in range(3)]
+                m.d.sync += neg[o].eq(row_neg[o])
 
         # --- stage C -> D: pool and pack ----------------------------------------------------------
         pcount = Signal(2)
