@@ -120,6 +120,7 @@ class EmbeddingUnit(wiring.Component):
         buf = Signal(8 * BUF_BYTES)
         cnt = Signal(range(BUF_BYTES + 1))
         cnt_mc = Signal(signed(5))   # cnt - emb_c: a pixel's bytes are present when >= 0
+        cnt_mce = Signal(signed(5))  # cnt_mc - emb_c: the value after a pixel leaves
         v1 = Signal()          # stage 1: table read in flight
         bytes1 = Signal(8 * nch)
         chan_on1 = Signal(nch)  # stage 1: table channels whose codes reach the lanes
@@ -237,17 +238,31 @@ class EmbeddingUnit(wiring.Component):
                     m.d.comb += shifted.eq(buf >> (8 * c))
         buf_keep = buf | Mux(take_word, keep_in, 0)
         buf_drop = shifted | Mux(take_word, drop_in, 0)
-        add = Mux(take_word, 4, 0)
         with m.If(run):
-            # (the sums for both outcomes too, so that emit does not precede a carry chain)
-            mc_drop = Signal.like(cnt_mc)
-            mc_keep = Signal.like(cnt_mc)
-            m.d.comb += [mc_drop.eq(cnt_mc - p_emb_c + add), mc_keep.eq(cnt_mc + add)]
+            # The counters' sums for all four outcomes of (emit, take_word), from registers only:
+            # emit and take_word (the stream's valid, from the DMA's side of the chip) only
+            # select, so that neither precedes a carry chain. cnt_mce = cnt_mc - emb_c is kept
+            # as a register of its own for the same reason.
+            def pick(dropped, kept):
+                # (dropped, kept): each a pair (without the word, with it)
+                return Mux(emit, Mux(take_word, dropped[1], dropped[0]),
+                           Mux(take_word, kept[1], kept[0]))
+            mc_keep = (cnt_mc, Signal.like(cnt_mc, name="mc_keep4"))
+            mc_drop = (cnt_mce, Signal.like(cnt_mc, name="mc_drop4"))
+            mce_keep = (cnt_mce, mc_drop[1])
+            mce_drop = (Signal.like(cnt_mc, name="mce_drop0"), Signal.like(cnt_mc, name="mce_drop4"))
+            cnt4 = Signal.like(cnt, name="cnt4")
+            m.d.comb += [mc_keep[1].eq(cnt_mc + 4), mc_drop[1].eq(cnt_mce + 4),
+                         mce_drop[0].eq(cnt_mce - p_emb_c), mce_drop[1].eq(cnt_mce - p_emb_c + 4),
+                         cnt4.eq(cnt + 4)]
+            pix_last = pix_left == 1
             m.d.sync += [buf.eq(Mux(emit, buf_drop, buf_keep)),
-                         cnt.eq(Mux(emit, cnt_mc + add, cnt + add)),
-                         cnt_mc.eq(Mux(emit, mc_drop, mc_keep)),
-                         have_pix.eq(Mux(emit, ~mc_drop[-1] & (pix_left != 1),
-                                         ~mc_keep[-1] & pix_more))]
+                         cnt.eq(pick((cnt_mc, mc_keep[1]), (cnt, cnt4))),
+                         cnt_mc.eq(pick(mc_drop, mc_keep)),
+                         cnt_mce.eq(pick(mce_drop, mce_keep)),
+                         have_pix.eq(Mux(emit,
+                                         Mux(take_word, ~mc_drop[1][-1], ~mc_drop[0][-1]) & ~pix_last,
+                                         Mux(take_word, ~mc_keep[1][-1], ~mc_keep[0][-1]) & pix_more))]
         with m.If(take_word):
             m.d.sync += [words_left.eq(words_left - 1), words_more.eq(words_left != 1)]
         with m.If(emit):
@@ -406,7 +421,7 @@ class EmbeddingUnit(wiring.Component):
         with m.If(setup == 1):
             m.d.sync += [run.eq(1), words_left.eq(self.n_words), words_more.eq(self.n_words != 0),
                          pix_left.eq(self.n_pix), pix_more.eq(self.n_pix != 0),
-                         buf.eq(0), cnt.eq(0), cnt_mc.eq(-self.emb_c),
+                         buf.eq(0), cnt.eq(0), cnt_mc.eq(-self.emb_c), cnt_mce.eq(-2 * self.emb_c),
                          have_pix.eq((self.emb_c == 0) & (self.n_pix != 0)),
                          s.eq(0), s_off.eq(0), waddr.eq(0), last.eq(p_nsub_m1 == 0),
                          win.eq(self.win_k != 0), walking.eq(self.win_k != 0),

@@ -553,15 +553,27 @@ class LayerEngine(wiring.Component):
                      e["waddr"].eq(ou.res_waddr), e["wdata"].eq(ou.res_wdata),
                      e["wen"].eq(ou.res_wen & conv_run)]
         # destination bank writes: output unit (CONV) or embedding unit (EMBED)
+        # The write is registered once per bank, after the choice of its source, so that the
+        # routes to each bank's block RAMs start at a flip-flop next to them (the embedding
+        # unit's sub-word shift, this multiplexer and the local bus's were an 11 ns path to the
+        # three banks spread over the die): a code word lands one cycle after its unit wrote
+        # it. Both units signal their end later than that (the output unit's ``finished`` and
+        # the embedding unit's ``busy`` fall at least a cycle after their last write).
         dst = d.dst_bank
         for k in range(cfg.n_code_banks):
             e = eng[BUF_CODE_BANK0 + k]
+            name = self.banks[k].name
+            w_addr = Signal.like(e["waddr"], name=f"{name}_eng_waddr_q", attrs=KEEP_COPY)
+            w_data = Signal.like(e["wdata"], name=f"{name}_eng_wdata_q", attrs=KEEP_COPY,
+                                 reset_less=True)
+            w_en = Signal(name=f"{name}_eng_wen_q", attrs=KEEP_COPY)
             with m.If(embed_run):
-                m.d.comb += [e["waddr"].eq(emb.out_addr), e["wdata"].eq(emb.out.payload),
-                             e["wen"].eq(emb.out.valid & (dst == k))]
+                m.d.sync += [w_addr.eq(emb.out_addr), w_data.eq(emb.out.payload),
+                             w_en.eq(emb.out.valid & (dst == k))]
             with m.Else():
-                m.d.comb += [e["waddr"].eq(ou.code_waddr), e["wdata"].eq(ou.code_wdata),
-                             e["wen"].eq(conv_run & ou.code_wen & (dst == k))]
+                m.d.sync += [w_addr.eq(ou.code_waddr), w_data.eq(ou.code_wdata),
+                             w_en.eq(conv_run & ou.code_wen & (dst == k))]
+            m.d.comb += [e["waddr"].eq(w_addr), e["wdata"].eq(w_data), e["wen"].eq(w_en)]
         m.d.comb += emb.out.ready.eq(1)
 
         # embedding unit parameters

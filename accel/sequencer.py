@@ -112,6 +112,16 @@ class Sequencer(wiring.Component):
         next_words = Array(Signal(32, name=f"next_word{i}") for i in range(isa.DESCRIPTOR_WORDS))
         pf_idx = Signal(range(isa.DESCRIPTOR_WORDS + 1))   # words of it fetched so far
         pf_failed = Signal()                               # a bus error: fetch it again normally
+        # A prefetched word is written a cycle after its acknowledgement, from registers (the
+        # bus response, the word index's decode and the enables of 256 flip-flops were an 11 ns
+        # path): ADVANCE, which copies the words, follows the last acknowledgement by at least
+        # two cycles.
+        pf_wr = Signal(isa.DESCRIPTOR_WORDS)               # one-hot: the word written now
+        pf_data = Signal(32)
+        m.d.sync += pf_wr.eq(0)
+        for i in range(isa.DESCRIPTOR_WORDS):
+            with m.If(pf_wr[i]):
+                m.d.sync += next_words[i].eq(pf_data)
 
         addr = Signal(32)            # word address of the descriptor being fetched
         # addr + 8 and addr + 16 as registers, written with addr: the prefetch window check
@@ -151,6 +161,10 @@ class Sequencer(wiring.Component):
             ]
             with m.If(self.mac_busy):
                 m.d.sync += self.mac_busy_cycles.eq(self.mac_busy_cycles + 1)
+        # The watchdog's comparison as a register (a timeout reported a cycle later is as good):
+        # the 32-bit compare in front of the error registers and the state was a 10.8 ns path.
+        watchdog_hit = Signal()
+        m.d.sync += watchdog_hit.eq(desc_cycles >= self._watchdog_cycles - 1)
 
         # Completions are captured in every state: an `async_dma` transfer ends while later
         # descriptors are fetched and run.
@@ -202,7 +216,7 @@ class Sequencer(wiring.Component):
                 pf_failed.eq(0),
             ]
             if prefetched:
-                m.d.sync += [desc_cycles.eq(0)] + [w.eq(n) for w, n in zip(words, next_words)]
+                m.d.sync += [desc_cycles.eq(0), watchdog_hit.eq(0)] + [w.eq(n) for w, n in zip(words, next_words)]
                 m.next = "DISPATCH"
             else:
                 m.next = "FETCH"
@@ -263,7 +277,7 @@ class Sequencer(wiring.Component):
                         self.error_pc.eq(0),
                         self.cycles.eq(0),
                         self.mac_busy_cycles.eq(0),
-                        desc_cycles.eq(0),
+                        desc_cycles.eq(0), watchdog_hit.eq(0),
                         dma_pending.eq(0),
                         engine_pending.eq(0),
                         dma_fault.eq(0),
@@ -274,7 +288,7 @@ class Sequencer(wiring.Component):
                     m.next = "FETCH"
 
             with m.State("FETCH"):
-                m.d.sync += desc_cycles.eq(0)
+                m.d.sync += [desc_cycles.eq(0), watchdog_hit.eq(0)]
                 with m.If(~fetch_ok):
                     fail(ErrorCode.WINDOW)
                 with m.Else():
@@ -300,7 +314,7 @@ class Sequencer(wiring.Component):
                 with m.If(dma_fault != 0):
                     fail(dma_fault, fault_pc)
                 with m.Elif(needs_dma_idle & dma_pending):
-                    with m.If(desc_cycles >= self._watchdog_cycles):
+                    with m.If(watchdog_hit):
                         fail(ErrorCode.TIMEOUT)
                 with m.Else():
                     with m.Switch(op):
@@ -370,7 +384,7 @@ class Sequencer(wiring.Component):
                     with m.If(self.bus.err):
                         m.d.sync += pf_failed.eq(1)
                     with m.Elif(self.bus.ack):
-                        m.d.sync += [next_words[pf_idx[:3]].eq(self.bus.dat_r),
+                        m.d.sync += [pf_wr.eq(1 << pf_idx[:3]), pf_data.eq(self.bus.dat_r),
                                      fetch_adr.eq(fetch_adr + 1), pf_idx.eq(pf_idx + 1)]
                 # An async transfer still moving does not hold up this descriptor; any DMA error
                 # ends the run at once (the units are reset, so the engine stops waiting for it).
@@ -381,7 +395,7 @@ class Sequencer(wiring.Component):
                         fail(engine_fault)
                     with m.Else():
                         m.next = "ADVANCE"
-                with m.Elif(desc_cycles >= self._watchdog_cycles):
+                with m.Elif(watchdog_hit):
                     fail(ErrorCode.TIMEOUT)
                 abort_wins()
 

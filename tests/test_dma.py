@@ -380,7 +380,7 @@ def test_dma_with_sram_throughput():
         ctx.set(dut.window_limit, 950)
         err, cyc, _ = await command({"kind": STORE, "mem_addr": 900, "local_addr": base,
                                      "count": 60, "rows": 1, "mem_stride": 0})
-        assert err == ErrorCode.WINDOW and cyc <= 5   # three cycles of checks, no bus access
+        assert err == ErrorCode.WINDOW and cyc <= 6   # four cycles of checks, no bus access
 
     run(top, [bench], "dma_sram")
     # 60 words each: three cycles per word (the SRAM acknowledges two cycles after the request),

@@ -17,9 +17,13 @@ def test_timing_endpoints_groups_by_signal(tmp_path, capsys):
             {"cell": "soc.z.quiet_TRELLIS_FF_Q", "port": "DI", "event": "posedge clk",
              "delay": [1.0, 4.0]},
             {"cell": "pin_TRELLIS_FF_Q", "port": "DI", "event": "<async>", "delay": [20.0, 20.0]},
-        ]}]}
+        ]},
+        # launched by an input pin (a synchroniser's first stage): no period applies
+        {"net": "rx_pin", "event": "<async>", "endpoints": [
+            {"cell": "uart.sync_rx.stage0_TRELLIS_FF_Q", "port": "M", "event": "posedge clk",
+             "delay": [11.4, 11.4]}]}]}
     eps = te.endpoints(report)
-    assert len(eps) == 4                      # the asynchronous one is not a clocked endpoint
+    assert len(eps) == 4                      # the asynchronous ones are not clocked paths
     assert te.group_endpoints(eps, over=10.0) == [(12.0, 1, "soc.y.bank1"),
                                                    (11.5, 2, "soc.x.acc")]
     path = tmp_path / "r.json"
