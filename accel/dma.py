@@ -168,8 +168,9 @@ class DMA(wiring.Component):
         rd_data = Signal(32)
         rd_valid = Signal()
         # The words read ahead wait in a small ring: reads in flight and words held together
-        # never exceed its depth (``reserved``), so a STORE keeps one read per cycle going
-        # through the READ_LATENCY + 1 cycles of the read path.
+        # never exceed its depth (``reserved``). Four words over the READ_LATENCY + 1 cycles of
+        # the read path are 4/7 of a word per cycle, more than the bus takes (a transfer per
+        # three cycles at best).
         ahead_depth = 4
         ahead = Array(Signal(32, name=f"ahead{k}", reset_less=True) for k in range(ahead_depth))
         ahead_w = Signal(range(ahead_depth))

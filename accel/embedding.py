@@ -31,6 +31,7 @@ __all__ = ["EmbeddingUnit", "SETUP_CYCLES"]
 
 SETUP_CYCLES = 2   # from ``start`` until a run begins: the geometry's two register stages
 BUF_BYTES = 12     # the byte assembler: 8 held + one word, so ``pixels.ready`` needs no look-ahead
+RING_BYTES = 16    # ... kept in a ring of 16 bytes (4-bit pointers wrap by themselves)
 
 
 class EmbeddingUnit(wiring.Component):
@@ -106,18 +107,41 @@ class EmbeddingUnit(wiring.Component):
         # ``ready`` is a function of registers a few LUTs deep. ``pixels.ready`` depends on
         # registers only (``cnt``, ``words_more``), which the 12-byte buffer allows without losing
         # a pixel per cycle; conditions the walker tests (last column, last row, last window of a
-        # row, pixels left) are flags computed one step ahead; the byte buffer's next value is
-        # computed for both outcomes of ``emit`` and chosen by it last; and the tables' block-RAM
-        # output is registered (stage 2) before the lane multiplexers.
+        # row, pixels left) are flags computed one step ahead; the byte buffer is a ring whose
+        # read pointer is all that ``emit`` moves, and its counters' sums are computed for every
+        # outcome and chosen by ``emit`` last; and the tables' block-RAM output is registered
+        # (stage 2) before the lane multiplexers.
         run = Signal()
         win = Signal()         # window mode, latched at start
         words_left = Signal(20)
         words_more = Signal()  # words_left != 0
+        # Pixels left, counted a cycle late (emit_q, emit registered, decrements it) so that
+        # ``emit`` drives no counter: the pixels left before this cycle's emit are
+        # pix_left - emit_q, tested through flags kept with the counter (nz<k>: pix_left != k).
         pix_left = Signal(20)
-        pix_more = Signal()    # pix_left != 0
+        emit_q = Signal()
+        nz0 = Signal()
+        nz1 = Signal()
+        nz2 = Signal()
+        pix_more = Signal()    # pixels left before this cycle's emit
+        m.d.comb += pix_more.eq(Mux(emit_q, nz1, nz0))
 
         # --- byte assembler: up to 12 bytes; a pixel leaves when emb_c bytes are present -----------
-        buf = Signal(8 * BUF_BYTES)
+        # A ring with a read and a write pointer: a word is written at the write pointer, a
+        # pixel leaves by moving the read pointer, so ``emit`` drives a 4-bit pointer rather than
+        # the enables of a 96-bit shift register (its fan-out, spread between the DMA side and
+        # the tables, was the 64x32 SoC's critical path); the pixel's bytes are selected from
+        # the ring by the read pointer, a register.
+        ring = [Signal(8, name=f"ring{i}") for i in range(RING_BYTES)]
+        r_ptr = Signal(4)
+        w_ptr = Signal(4)
+        front = [Signal(8, name=f"front{i}") for i in range(max(nch, 1))]   # bytes r_ptr + i
+        for i, f in enumerate(front):
+            with m.Switch(r_ptr):
+                for r in range(RING_BYTES):
+                    with m.Case(r):
+                        m.d.comb += f.eq(ring[(r + i) % RING_BYTES])
+        buf = Cat(*front)      # the next pixel's bytes, oldest first
         cnt = Signal(range(BUF_BYTES + 1))
         cnt_mc = Signal(signed(5))   # cnt - emb_c: a pixel's bytes are present when >= 0
         cnt_mce = Signal(signed(5))  # cnt_mc - emb_c: the value after a pixel leaves
@@ -219,25 +243,22 @@ class EmbeddingUnit(wiring.Component):
         m.d.comb += self.pixels.ready.eq(accept)
         take_word = accept & self.pixels.valid
 
-        # The buffer's next value both ways: kept (no pixel leaves) or dropped (emb_c bytes
-        # leave); ``emit``, the deepest signal here, only selects.
-        keep_in = Signal(8 * BUF_BYTES)
-        drop_in = Signal(8 * BUF_BYTES)
-        with m.Switch(cnt):
-            for k in range(BUF_BYTES - 3):
-                with m.Case(k):
-                    m.d.comb += keep_in.eq(self.pixels.payload << (8 * k))
-        with m.Switch(cnt_mc):
-            for k in range(BUF_BYTES - 3):
-                with m.Case(k):
-                    m.d.comb += drop_in.eq(self.pixels.payload << (8 * k))
-        shifted = Signal(8 * BUF_BYTES)
-        with m.Switch(p_emb_c):
-            for c in range(1, 5):
-                with m.Case(c):
-                    m.d.comb += shifted.eq(buf >> (8 * c))
-        buf_keep = buf | Mux(take_word, keep_in, 0)
-        buf_drop = shifted | Mux(take_word, drop_in, 0)
+        # A word's byte k goes to ring byte w_ptr + k (from the write pointer, a register, and
+        # take_word only: emit plays no part).
+        for i in range(RING_BYTES):
+            with m.Switch(w_ptr):
+                for w in range(RING_BYTES):
+                    k = (i - w) % RING_BYTES
+                    if k < 4:
+                        with m.Case(w):
+                            with m.If(take_word):
+                                m.d.sync += ring[i].eq(self.pixels.payload[8 * k:8 * k + 8])
+        with m.If(take_word):
+            m.d.sync += w_ptr.eq(w_ptr + 4)
+        r_next = Signal(4)
+        m.d.comb += r_next.eq(r_ptr + p_emb_c)
+        with m.If(run & emit):
+            m.d.sync += r_ptr.eq(r_next)
         with m.If(run):
             # The counters' sums for all four outcomes of (emit, take_word), from registers only:
             # emit and take_word (the stream's valid, from the DMA's side of the chip) only
@@ -255,18 +276,19 @@ class EmbeddingUnit(wiring.Component):
             m.d.comb += [mc_keep[1].eq(cnt_mc + 4), mc_drop[1].eq(cnt_mce + 4),
                          mce_drop[0].eq(cnt_mce - p_emb_c), mce_drop[1].eq(cnt_mce - p_emb_c + 4),
                          cnt4.eq(cnt + 4)]
-            pix_last = pix_left == 1
-            m.d.sync += [buf.eq(Mux(emit, buf_drop, buf_keep)),
-                         cnt.eq(pick((cnt_mc, mc_keep[1]), (cnt, cnt4))),
+            # pixels left after this cycle's emit, if it emits
+            more_after = Mux(emit_q, nz2, nz1)
+            m.d.sync += [cnt.eq(pick((cnt_mc, mc_keep[1]), (cnt, cnt4))),
                          cnt_mc.eq(pick(mc_drop, mc_keep)),
                          cnt_mce.eq(pick(mce_drop, mce_keep)),
                          have_pix.eq(Mux(emit,
-                                         Mux(take_word, ~mc_drop[1][-1], ~mc_drop[0][-1]) & ~pix_last,
+                                         Mux(take_word, ~mc_drop[1][-1], ~mc_drop[0][-1]) & more_after,
                                          Mux(take_word, ~mc_keep[1][-1], ~mc_keep[0][-1]) & pix_more))]
         with m.If(take_word):
             m.d.sync += [words_left.eq(words_left - 1), words_more.eq(words_left != 1)]
-        with m.If(emit):
-            m.d.sync += [pix_left.eq(pix_left - 1), pix_more.eq(pix_left != 1)]
+        m.d.sync += emit_q.eq(emit)
+        with m.If(emit_q):
+            m.d.sync += [pix_left.eq(pix_left - 1), nz0.eq(nz1), nz1.eq(nz2), nz2.eq(pix_left != 3)]
 
         with m.If(step):
             if nch > 1:
@@ -420,8 +442,9 @@ class EmbeddingUnit(wiring.Component):
             m.d.sync += setup.eq(setup - 1)
         with m.If(setup == 1):
             m.d.sync += [run.eq(1), words_left.eq(self.n_words), words_more.eq(self.n_words != 0),
-                         pix_left.eq(self.n_pix), pix_more.eq(self.n_pix != 0),
-                         buf.eq(0), cnt.eq(0), cnt_mc.eq(-self.emb_c), cnt_mce.eq(-2 * self.emb_c),
+                         pix_left.eq(self.n_pix), emit_q.eq(0), nz0.eq(self.n_pix != 0),
+                         nz1.eq(self.n_pix != 1), nz2.eq(self.n_pix != 2),
+                         r_ptr.eq(0), w_ptr.eq(0), cnt.eq(0), cnt_mc.eq(-self.emb_c), cnt_mce.eq(-2 * self.emb_c),
                          have_pix.eq((self.emb_c == 0) & (self.n_pix != 0)),
                          s.eq(0), s_off.eq(0), waddr.eq(0), last.eq(p_nsub_m1 == 0),
                          win.eq(self.win_k != 0), walking.eq(self.win_k != 0),

@@ -23,7 +23,7 @@ import operator
 from types import SimpleNamespace
 from functools import reduce
 
-from amaranth.hdl import Module, Signal, Cat, Const, Mux, signed, unsigned, Value
+from amaranth.hdl import Module, Signal, Cat, Const, Mux, Array, signed, unsigned, Value
 from amaranth.lib import wiring, stream, data
 from amaranth.lib.wiring import In, Out
 from amaranth.lib.memory import Memory
@@ -141,8 +141,8 @@ class LayerEngine(wiring.Component):
     pixels : ``In(stream.Signature(32))``
         EMBED input: ``ceil(h_in*w_in*emb_c/4)`` words of HWC bytes.
     local : ``In(LocalBusSignature)``
-        Buffer access for the DMA: writes land one cycle after ``w_en``, ``r_data`` is valid
-        ``READ_LATENCY`` (4) cycles after ``r_en`` (0 in other cycles). Use it only while the engine is not ``busy`` (the engine owns the
+        Buffer access for the DMA: writes land two cycles after ``w_en``, ``r_data`` is valid
+        ``READ_LATENCY`` (6) cycles after ``r_en`` (0 in other cycles). Use it only while the engine is not ``busy`` (the engine owns the
         memory ports then). Weights, thresholds and the embedding table are write-only (read 0).
     mac_busy : ``Out(1)``
         High in every cycle the MAC array accepts a word-set.
@@ -212,7 +212,18 @@ class LayerEngine(wiring.Component):
         src_sel = Signal(2)
 
         # --- buffers and the local bus ------------------------------------------------------------
-        lbuf, llane = split_addr(self.local.addr)
+        # The local bus is registered where it enters the engine, before any decoding: the DMA
+        # sits at the other end of the die from most buffers, and its registers' routes into
+        # the per-buffer decode (lane compares, range checks) were 10.6-10.9 ns paths at 64x32.
+        # A write lands two cycles after w_en, read data arrives READ_LATENCY = 6 cycles after
+        # r_en.
+        local_addr = Signal.like(self.local.addr, name="local_addr_q")
+        local_wdata = Signal(32, name="local_wdata_q", reset_less=True)
+        local_wen = Signal(name="local_wen_q")
+        local_ren = Signal(name="local_ren_q")
+        m.d.sync += [local_addr.eq(self.local.addr), local_wdata.eq(self.local.w_data),
+                     local_wen.eq(self.local.w_en), local_ren.eq(self.local.r_en)]
+        lbuf, llane = split_addr(local_addr)
         mems = {BUF_WEIGHTS: self.wbuf, BUF_THRESHOLDS: self.tbuf, BUF_RESIDUAL: self.rbuf}
         for k, b in enumerate(self.banks):
             mems[BUF_CODE_BANK0 + k] = b
@@ -228,8 +239,9 @@ class LayerEngine(wiring.Component):
             # buffer) before it reaches the block RAMs (the word of a lane index divides by the
             # buffer's lane count; the DMA's address multiplexer, that division and this range
             # check were the SoC's critical path, and then one address register driving the
-            # weight buffer's 32 block RAMs): a write lands one cycle after w_en, a read presents
-            # its address one cycle after r_en. The copies are kept apart in synthesis.
+            # weight buffer's 32 block RAMs): behind the input register, a write lands one cycle
+            # later, a read presents its address one cycle later. The copies are kept apart in
+            # synthesis.
             word, lane = lm.split_lane(llane)
             hit = (lbuf == bid) & (llane < lm.depth * lm.lanes)
             e = dict(waddr=Signal(range(lm.depth), name=f"{lm.name}_eng_waddr"),
@@ -255,11 +267,11 @@ class LayerEngine(wiring.Component):
                 d_lane = Signal.like(lane, name=f"{lm.name}_llane_d")
                 d_write = Signal(name=f"{lm.name}_lwrite_d")
                 d_wdata = Signal(32, name=f"{lm.name}_lwdata_d", reset_less=True)
-                m.d.sync += [d_word.eq(word), d_lane.eq(lane), d_wdata.eq(self.local.w_data),
-                             d_write.eq(self.local.w_en & hit)]
+                m.d.sync += [d_word.eq(word), d_lane.eq(lane), d_wdata.eq(local_wdata),
+                             d_write.eq(local_wen & hit)]
                 word, lane, w_write, w_data = d_word, d_lane, d_write, d_wdata
             else:
-                w_write, w_data = self.local.w_en & hit, self.local.w_data
+                w_write, w_data = local_wen & hit, local_wdata
             for g in range(lm.groups):
                 gw, gr = lm.wps[g], lm.rps[g]
                 sfx = "" if lm.groups == 1 else f"_g{g}"
@@ -303,28 +315,41 @@ class LayerEngine(wiring.Component):
                 m.d.comb += rp.addr.eq(e["raddr"])
             with m.Else():
                 m.d.comb += rp.addr.eq(l_word)
-            # Read-back: the lane of this buffer selected from its registered read data in one
-            # step (zero unless this buffer was read), then ORed with the other buffers' lanes
-            # into r_data: READ_LATENCY = 4 cycles after r_en (decode, block RAM, ``_q``, lane).
-            # The selection starts 1 ns after the clock, out of the block RAMs' output registers
-            # (from their 5.8 ns read data, even two registered steps of it were 11 ns paths).
+            # Read-back: the lane of this buffer selected from its registered read data in two
+            # registered steps (within a group of four lanes, where the group's block RAMs are;
+            # then the group), zero unless this buffer was read, then ORed with the other
+            # buffers' lanes into r_data: READ_LATENCY = 6 cycles after r_en (input register,
+            # decode, block RAM, ``_q``, two lane steps). The residual buffer's 32 lanes in one
+            # step, out of block RAMs spread over the die, were an 11.2 ns path at 64x32.
             l_read = Signal(name=f"{lm.name}_lread")
             l_lane = Signal(range(max(lm.lanes, 2)), name=f"{lm.name}_llane", attrs=KEEP_COPY)
-            m.d.sync += [l_read.eq(self.local.r_en & hit), l_lane.eq(lane)]
+            m.d.sync += [l_read.eq(local_ren & hit), l_lane.eq(lane)]
             lane_data = Signal(32, name=f"{lm.name}_rdata", reset_less=True)
             read_back.append(lane_data)
-            ok = Signal(2, name=f"{lm.name}_rok")
+            ok = Signal(3, name=f"{lm.name}_rok")
             sel = Signal.like(l_lane, name=f"{lm.name}_rlane", attrs=KEEP_COPY)
             sel2 = Signal.like(l_lane, name=f"{lm.name}_rlane2", attrs=KEEP_COPY)
-            m.d.sync += [ok.eq(Cat(l_read, ok[0])), sel.eq(l_lane), sel2.eq(sel),
-                         lane_data.eq(Mux(ok[1], q.word_select(sel2, 32), 0))]
+            sel3 = Signal.like(l_lane, name=f"{lm.name}_rlane3", attrs=KEEP_COPY)
+            m.d.sync += [ok.eq(Cat(l_read, ok[:2])), sel.eq(l_lane), sel2.eq(sel), sel3.eq(sel2)]
+            if lm.lanes > 4:
+                groups = []
+                for g in range(_ceil_div(lm.lanes, 4)):
+                    part = q[128 * g:min(128 * (g + 1), len(q))]
+                    grp = Signal(32, name=f"{lm.name}_rgroup{g}", reset_less=True)
+                    m.d.sync += grp.eq(part.word_select(sel2[:2], 32))
+                    groups.append(grp)
+                picked = Array(groups)[sel3[2:]]
+            else:
+                picked = Signal(32, name=f"{lm.name}_rlane_data", reset_less=True)
+                m.d.sync += picked.eq(q.word_select(sel2, 32))
+            m.d.sync += lane_data.eq(Mux(ok[2], picked, 0))
         m.d.comb += self.local.r_data.eq(reduce(operator.or_, read_back))
 
         # embedding table (write-only): entry c*256 + pixel, one lane each (16 bits), registered
         # like the other buffers' writes
         emb_depth = cfg.emb_channels * 256
-        m.d.sync += [emb.tw_addr.eq(llane), emb.tw_data.eq(self.local.w_data),
-                     emb.tw_en.eq(self.local.w_en & (lbuf == BUF_EMBED) & (llane < emb_depth))]
+        m.d.sync += [emb.tw_addr.eq(llane), emb.tw_data.eq(local_wdata),
+                     emb.tw_en.eq(local_wen & (lbuf == BUF_EMBED) & (llane < emb_depth))]
 
         # --- per-layer setup: products by a shift-add multiplier ----------------------------------
         def reg(name, bits=32, sgn=False):
@@ -385,6 +410,9 @@ class LayerEngine(wiring.Component):
         mul_b = Signal(16)
         mul_acc = Signal(32)
         mul_total = Signal(32)       # mul_acc + mul_a * mul_b[0:2], the radix-4 step
+        # mul_b >> 2 == 0 (this step is the product's last) as a register, written with mul_b:
+        # the zero test in front of the choice of mul_a's next value was a 10.8 ns path
+        mul_last = Signal()
         m.d.comb += mul_total.eq(mul_acc + Mux(mul_b[0], mul_a, 0) + Mux(mul_b[1], mul_a << 1, 0))
 
         # --- address generator state --------------------------------------------------------------
@@ -646,7 +674,8 @@ class LayerEngine(wiring.Component):
             def load(a, b, prev_dest):
                 if prev_dest is not None and a is prev_dest:
                     a = mul_total
-                return [mul_a.eq(a), mul_b.eq(b), mul_acc.eq(0)]
+                return [mul_a.eq(a), mul_b.eq(b), mul_acc.eq(0),
+                        mul_last.eq((Value.cast(b)[:len(mul_b)] >> 2) == 0)]
 
             def needs_load(idx):
                 if idx == 0:
@@ -662,7 +691,7 @@ class LayerEngine(wiring.Component):
                         m.d.sync += load(a, b, None)
                         m.next = f"{prefix}{idx}_RUN"
                 with m.State(f"{prefix}{idx}_RUN"):
-                    with m.If((mul_b >> 2) == 0):
+                    with m.If(mul_last):
                         m.d.sync += dest.eq(mul_total)
                         if idx + 1 == len(steps):
                             m.next = after
@@ -673,7 +702,8 @@ class LayerEngine(wiring.Component):
                             m.d.sync += load(na, nb, dest)
                             m.next = f"{prefix}{idx + 1}_RUN"
                     with m.Else():
-                        m.d.sync += [mul_acc.eq(mul_total), mul_a.eq(mul_a << 2), mul_b.eq(mul_b >> 2)]
+                        m.d.sync += [mul_acc.eq(mul_total), mul_a.eq(mul_a << 2), mul_b.eq(mul_b >> 2),
+                                     mul_last.eq((mul_b >> 4) == 0)]
 
         def cog_reset(next_cog):
             """Walker state for the first pixel of an output-channel group."""

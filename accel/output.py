@@ -239,7 +239,9 @@ class OutputUnit(wiring.Component):
         sums = [Signal(signed(rb), name=f"sum{o}", reset_less=True) for o in range(p_o)]
         start_q = Signal()
         m.d.sync += start_q.eq(self.start)
-        sum_cog = Signal(16)
+        # res_base + the group of the sum being written, a register (res_base comes from the
+        # sequencer's descriptor across the die: an adder after that route was a 10.8 ns path)
+        sum_addr = Signal(16)
         sum_next = [Signal(signed(rb), name=f"sum_next{o}") for o in range(p_o)]
         for o in range(p_o):
             m.d.comb += sum_next[o].eq(sums[o] + b_v[o])
@@ -260,9 +262,9 @@ class OutputUnit(wiring.Component):
                 m.d.comb += res_wen.eq(1)
             with m.If(self.sum & b_tag.last):
                 # sum and res_out are exclusive (the engine rejects both), so the port is free
-                m.d.comb += [res_wen.eq(1), res_waddr.eq(self.res_base + sum_cog)]
+                m.d.comb += [res_wen.eq(1), res_waddr.eq(sum_addr)]
             with m.If(b_tag.last):
-                m.d.sync += sum_cog.eq(sum_cog + 1)
+                m.d.sync += sum_addr.eq(sum_addr + 1)
         # The sums' enables from register copies per eight outputs, aligned with stage B (one
         # enable for all sums' flip-flops was an 11.7 ns route in the 32x32 SoC).
         sum_go = _row_copies(m, p_o, "sum_go", a2_valid & self.sum)
@@ -407,7 +409,7 @@ class OutputUnit(wiring.Component):
 
         with m.If(self.start):
             m.d.sync += [thr_ok.eq(0), closed.eq(0), loading.eq(0), thr_cog.eq(0),
-                         sum_cog.eq(0), pcount.eq(0), cogm.eq(0), wpix.eq(0), fin_wait.eq(0),
+                         sum_addr.eq(self.res_base), pcount.eq(0), cogm.eq(0), wpix.eq(0), fin_wait.eq(0),
                          remaining.eq(self.n_cig_out), rem_pos.eq(self.n_cig_out != 0),
                          in_phase.eq(0), in_rem.eq(self.n_cig_out), in_rem_pos.eq(self.n_cig_out != 0),
                          gap.eq(0)]

@@ -112,16 +112,22 @@ class Sequencer(wiring.Component):
         next_words = Array(Signal(32, name=f"next_word{i}") for i in range(isa.DESCRIPTOR_WORDS))
         pf_idx = Signal(range(isa.DESCRIPTOR_WORDS + 1))   # words of it fetched so far
         pf_failed = Signal()                               # a bus error: fetch it again normally
-        # A prefetched word is written a cycle after its acknowledgement, from registers (the
-        # bus response, the word index's decode and the enables of 256 flip-flops were an 11 ns
-        # path): ADVANCE, which copies the words, follows the last acknowledgement by at least
-        # two cycles.
-        pf_wr = Signal(isa.DESCRIPTOR_WORDS)               # one-hot: the word written now
-        pf_data = Signal(32)
-        m.d.sync += pf_wr.eq(0)
+        # A fetched or prefetched word is written a cycle after its acknowledgement, from
+        # registers: the bus's read data sampled every cycle (no enable) and a one-hot of the
+        # word to write (the bus response, the word index's decode and the enables of 256
+        # flip-flops were 10.7-11 ns paths). FETCH_LAST waits for the fetch's last word before
+        # DISPATCH; ADVANCE, which copies prefetched words, follows the last acknowledgement
+        # by at least two cycles.
+        resp_data = Signal(32)
+        m.d.sync += resp_data.eq(self.bus.dat_r)
+        fetch_wr = Signal(isa.DESCRIPTOR_WORDS)            # one-hot: the word written now
+        pf_wr = Signal(isa.DESCRIPTOR_WORDS)
+        m.d.sync += [fetch_wr.eq(0), pf_wr.eq(0)]
         for i in range(isa.DESCRIPTOR_WORDS):
+            with m.If(fetch_wr[i]):
+                m.d.sync += words[i].eq(resp_data)
             with m.If(pf_wr[i]):
-                m.d.sync += next_words[i].eq(pf_data)
+                m.d.sync += next_words[i].eq(resp_data)
 
         addr = Signal(32)            # word address of the descriptor being fetched
         # addr + 8 and addr + 16 as registers, written with addr: the prefetch window check
@@ -302,12 +308,17 @@ class Sequencer(wiring.Component):
                 with m.If(self.bus.err):
                     fail(ErrorCode.BUS_ERROR)
                 with m.Elif(self.bus.ack):
-                    m.d.sync += [words[word_idx].eq(self.bus.dat_r), fetch_adr.eq(fetch_adr + 1)]
+                    m.d.sync += [fetch_wr.eq(1 << word_idx), fetch_adr.eq(fetch_adr + 1)]
                     with m.If(word_idx == isa.DESCRIPTOR_WORDS - 1):
-                        m.next = "DISPATCH"
+                        m.next = "FETCH_LAST"
                     with m.Else():
                         m.d.sync += word_idx.eq(word_idx + 1)
 
+                abort_wins()
+
+            with m.State("FETCH_LAST"):
+                # the last word is written in this cycle
+                m.next = "DISPATCH"
                 abort_wins()
 
             with m.State("DISPATCH"):
@@ -384,7 +395,7 @@ class Sequencer(wiring.Component):
                     with m.If(self.bus.err):
                         m.d.sync += pf_failed.eq(1)
                     with m.Elif(self.bus.ack):
-                        m.d.sync += [pf_wr.eq(1 << pf_idx[:3]), pf_data.eq(self.bus.dat_r),
+                        m.d.sync += [pf_wr.eq(1 << pf_idx[:3]),
                                      fetch_adr.eq(fetch_adr + 1), pf_idx.eq(pf_idx + 1)]
                 # An async transfer still moving does not hold up this descriptor; any DMA error
                 # ends the run at once (the units are reset, so the engine stops waiting for it).

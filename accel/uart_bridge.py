@@ -149,14 +149,15 @@ class FrameBridge(wiring.Component):
         last_write_seq = Signal(8)
         last_write_valid = Signal()
 
-        # Idle timer of the receive line: restarts with every byte.
+        # Idle timer of the receive line: restarts with every byte. timed_out (idle has reached
+        # the timeout) is a register written with idle: the counter's compare in front of the
+        # frame state machine and the CRC's enables was a 10.7 ns path in the 64x32 SoC.
         idle = Signal(range(self._timeout_cycles + 1))
         timed_out = Signal()
-        m.d.comb += timed_out.eq(idle == self._timeout_cycles)
         with m.If(self.rx.valid):
-            m.d.sync += idle.eq(0)
+            m.d.sync += [idle.eq(0), timed_out.eq(0)]
         with m.Elif(~timed_out):
-            m.d.sync += idle.eq(idle + 1)
+            m.d.sync += [idle.eq(idle + 1), timed_out.eq(idle == self._timeout_cycles - 1)]
 
         # Always ready but in CHECK, the one cycle between the header and the rest of a frame;
         # the UART holds a byte for a byte time, so nothing is lost there.

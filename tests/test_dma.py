@@ -384,6 +384,7 @@ def test_dma_with_sram_throughput():
 
     run(top, [bench], "dma_sram")
     # 60 words each: three cycles per word (the SRAM acknowledges two cycles after the request),
-    # plus the checks, burst breaks and pipeline fill
+    # plus the checks (four cycles), burst breaks and pipeline fill (a STORE's first word comes
+    # READ_LATENCY + 1 cycles after its read)
     for k, v in timings.items():
-        assert v <= 3 * 60 + 16, (k, v)
+        assert v <= 3 * 60 + 18, (k, v)

@@ -49,7 +49,8 @@ def test_timing_closure_section(tmp_path, monkeypatch):
     (out / "report.json").write_text(json.dumps({
         "clocks": {"clk": {"achieved_mhz": 86.51, "target_mhz": 40}},
         "utilization": {"LUT4": {"used": 48361}, "FF": {"used": 29929}},
-        "outreg": {"merged_ffs": 2289}, "nextpnr_options": "--router router1 --seed 7"}))
+        "outreg": {"merged_ffs": 2289},
+        "nextpnr_options": "--router router1 --placer static --seed 7"}))
     (out / "top.report.json").write_text(json.dumps({"detailed_net_timings": [{"endpoints": [
         {"cell": "soc.sram.q_TRELLIS_FF_Q_1", "port": "DI", "event": "posedge clk",
          "delay": [1.0, 11.5]},
@@ -58,7 +59,7 @@ def test_timing_closure_section(tmp_path, monkeypatch):
     assert tc.main([f"{tmp_path / 'b1'}=abc123: first", "--note", "a note"]) == 0
     text = doc.read_text()
     assert "## Other\n\nkept" in text and "## Timing closure" in text
-    assert ("| abc123: first | 86.5 | 7 | 48,361 | 29,929 | 2,289 | 1 | `soc.sram.q` 11.5 ns |"
-            in text)
+    assert ("| abc123: first | 86.5 | 40 | static | 7 | 48,361 | 29,929 | 2,289 | 1 | "
+            "`soc.sram.q` 11.5 ns |" in text)
     assert text.rstrip().endswith("a note")
     assert tc.main([f"{tmp_path / 'missing'}=x"]) == 1
