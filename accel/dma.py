@@ -128,6 +128,8 @@ class DMA(wiring.Component):
         total = Signal(32)              # rows * count
         span = Signal(32)               # (rows - 1) * mem_stride
         rows_m1 = Signal(16)
+        lane_end = Signal(33)           # first lane after the transfer: the sum registered before
+                                        # its comparison (one carry chain each, 10.1 ns together)
         is_load = Signal()
         is_store = Signal()
         is_stream = Signal()
@@ -228,7 +230,8 @@ class DMA(wiring.Component):
 
             with m.State("CHECK0B"):
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += span.eq(rows_m1 * c.mem_stride)
+                m.d.sync += [span.eq(rows_m1 * c.mem_stride),
+                             lane_end.eq(c.local_addr[:LOCAL_LANE_BITS] + total)]
                 m.next = "CHECK1"
 
             with m.State("CHECK1"):
@@ -246,7 +249,7 @@ class DMA(wiring.Component):
                     # other buffer ids (and STOREs from write-only buffers): size 0, so any
                     # non-empty transfer is out of range
                 m.d.sync += [mem_end.eq(c.mem_addr + span + c.count),
-                             local_ok.eq(lane + total <= size)]
+                             local_ok.eq(lane_end <= size)]
 
                 # Initial state of the transfer.
                 m.d.sync += [

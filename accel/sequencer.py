@@ -187,8 +187,13 @@ class Sequencer(wiring.Component):
         m.d.comb += needs_dma_idle.eq((op == isa.Op.LOAD) | (op == isa.Op.STORE) | (op == isa.Op.EMBED) |
                                       (op == isa.Op.END) | ((op == isa.Op.CONV) & self.desc.wait_dma))
         # Main-memory extent of the descriptor fetch, checked against the window before any access.
-        fetch_ok = ((addr >= self.window_base) &
-                    (addr + isa.DESCRIPTOR_WORDS <= self.window_limit))
+        # A register, written with addr: at start from PROG_ADDR, in next_descriptor() from
+        # next_ok, the same check of the next descriptor (addr + 8), computed every cycle from
+        # the addr + 8 / addr + 16 registers. The comparators' carry chains in front of the
+        # error registers were the 64x32 SoC's critical path (10.6 ns).
+        fetch_ok = Signal()
+        next_ok = Signal()
+        m.d.sync += next_ok.eq((addr_p1 >= self.window_base) & (addr_p2 <= self.window_limit))
 
         # EMBED reads h*w*c bytes packed 4 to a word.
         # Two registered stages (h*w, then *c and rounding) so the multipliers stay off the DMA's
@@ -215,7 +220,8 @@ class Sequencer(wiring.Component):
             m.d.comb += prof_w.en.eq(self.pc < MAX_PROFILED_DESCRIPTORS)
             m.d.sync += [
                 self.pc.eq(self.pc + 1),
-                addr.eq(addr_p1[:32]), addr_p1.eq(addr_p1[:32] + isa.DESCRIPTOR_WORDS),
+                addr.eq(addr_p1[:32]), fetch_ok.eq(next_ok),
+                addr_p1.eq(addr_p1[:32] + isa.DESCRIPTOR_WORDS),
                 addr_p2.eq(addr_p1[:32] + 2 * isa.DESCRIPTOR_WORDS),
                 word_idx.eq(0),
                 pf_idx.eq(0),
@@ -272,6 +278,8 @@ class Sequencer(wiring.Component):
                 with m.If(self.start):
                     m.d.sync += [
                         addr.eq(self.prog_addr),
+                        fetch_ok.eq((self.prog_addr >= self.window_base) &
+                                    (self.prog_addr + isa.DESCRIPTOR_WORDS <= self.window_limit)),
                         addr_p1.eq(self.prog_addr + isa.DESCRIPTOR_WORDS),
                         addr_p2.eq(self.prog_addr + 2 * isa.DESCRIPTOR_WORDS),
                         word_idx.eq(0),
