@@ -255,10 +255,8 @@ class EmbeddingUnit(wiring.Component):
                                 m.d.sync += ring[i].eq(self.pixels.payload[8 * k:8 * k + 8])
         with m.If(take_word):
             m.d.sync += w_ptr.eq(w_ptr + 4)
-        r_next = Signal(4)
-        m.d.comb += r_next.eq(r_ptr + p_emb_c)
-        with m.If(run & emit):
-            m.d.sync += r_ptr.eq(r_next)
+        with m.If(emit):
+            m.d.sync += r_ptr.eq(r_ptr + p_emb_c)
         with m.If(run):
             # The counters' sums for all four outcomes of (emit, take_word), from registers only:
             # emit and take_word (the stream's valid, from the DMA's side of the chip) only

@@ -191,9 +191,13 @@ class Sequencer(wiring.Component):
         # next_ok, the same check of the next descriptor (addr + 8), computed every cycle from
         # the addr + 8 / addr + 16 registers. The comparators' carry chains in front of the
         # error registers were the 64x32 SoC's critical path (10.6 ns).
+        def in_window(first, end):
+            # a descriptor's words [first, end) inside the main-memory window
+            return (first >= self.window_base) & (end <= self.window_limit)
         fetch_ok = Signal()
+        next_in_window = in_window(addr_p1, addr_p2)   # the next descriptor (also prefetched)
         next_ok = Signal()
-        m.d.sync += next_ok.eq((addr_p1 >= self.window_base) & (addr_p2 <= self.window_limit))
+        m.d.sync += next_ok.eq(next_in_window)
 
         # EMBED reads h*w*c bytes packed 4 to a word.
         # Two registered stages (h*w, then *c and rounding) so the multipliers stay off the DMA's
@@ -241,9 +245,7 @@ class Sequencer(wiring.Component):
         # bus request, the arbiter and every target's ack.
         next_addr = addr_p1
         pf_conv_in_window = Signal()
-        m.d.sync += pf_conv_in_window.eq((op == isa.Op.CONV) &
-                                         (next_addr >= self.window_base) &
-                                         (addr_p2 <= self.window_limit))
+        m.d.sync += pf_conv_in_window.eq((op == isa.Op.CONV) & next_in_window)
         pf_allowed = Signal()
         m.d.comb += pf_allowed.eq(pf_conv_in_window & ~dma_pending & ~pf_failed)
         pf_started = Signal()
@@ -278,8 +280,8 @@ class Sequencer(wiring.Component):
                 with m.If(self.start):
                     m.d.sync += [
                         addr.eq(self.prog_addr),
-                        fetch_ok.eq((self.prog_addr >= self.window_base) &
-                                    (self.prog_addr + isa.DESCRIPTOR_WORDS <= self.window_limit)),
+                        fetch_ok.eq(in_window(self.prog_addr,
+                                              self.prog_addr + isa.DESCRIPTOR_WORDS)),
                         addr_p1.eq(self.prog_addr + isa.DESCRIPTOR_WORDS),
                         addr_p2.eq(self.prog_addr + 2 * isa.DESCRIPTOR_WORDS),
                         word_idx.eq(0),
