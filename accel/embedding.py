@@ -145,6 +145,13 @@ class EmbeddingUnit(wiring.Component):
         cnt = Signal(range(BUF_BYTES + 1))
         cnt_mc = Signal(signed(5))   # cnt - emb_c: a pixel's bytes are present when >= 0
         cnt_mce = Signal(signed(5))  # cnt_mc - emb_c: the value after a pixel leaves
+        v0 = Signal()          # stage 0: the pixel's table addresses, registered
+        addr0 = [Signal(8, name=f"addr0_{c}") for c in range(nch)]
+        bytes0 = Signal(8 * nch)
+        chan_on0 = Signal(nch)
+        a0 = Signal(20)
+        ky0 = Signal(5)
+        oy0 = Signal(10)
         v1 = Signal()          # stage 1: table read in flight
         bytes1 = Signal(8 * nch)
         chan_on1 = Signal(nch)  # stage 1: table channels whose codes reach the lanes
@@ -188,6 +195,7 @@ class EmbeddingUnit(wiring.Component):
         out_take = ~out_valid | (self.out.ready & last)
         en2 = ~v2 | out_take
         en1 = ~v1 | en2
+        en0 = ~v0 | en1
         # A pixel's bytes are present and pixels remain (cnt_mc >= 0 and pix_more): a register,
         # written with them for both outcomes of emit (it starts every enable of the unit).
         have_pix = Signal()
@@ -233,9 +241,9 @@ class EmbeddingUnit(wiring.Component):
 
         win_emit = Signal()
         step = Signal()
-        m.d.comb += step.eq(run & win & walking & (~inside | have_pix) & (~win_emit | en1))
+        m.d.comb += step.eq(run & win & walking & (~inside | have_pix) & (~win_emit | en0))
         emit = Signal()
-        m.d.comb += emit.eq(run & Mux(win, step & inside, have_pix & en1))
+        m.d.comb += emit.eq(run & Mux(win, step & inside, have_pix & en0))
 
         # Accept a word while at most 8 bytes are held: from registers only, and with room for
         # four more bytes whether or not a pixel leaves in the same cycle.
@@ -323,14 +331,14 @@ class EmbeddingUnit(wiring.Component):
                 with m.If(phase_zero & ox_ok):
                     m.d.sync += [ox.eq(ox + 1), oxk.eq(oxk + p_win_k)]
 
-        # --- stage 1: table look-ups (one block RAM per channel) -----------------------------------
+        # --- stage 0: the tables' addresses ------------------------------------------------------
         # Window mode: table kx looks up tap kx of the window row ending at this pixel (the
         # current byte is tap k-1, taps[i] is tap k-2-i); a tap in the padding is switched off.
+        # The addresses are registered before the block RAMs: the ring's read multiplexer
+        # (16:1 by r_ptr) and the window-mode choice in front of the tables' address inputs,
+        # spread over the chip with the tables, were the 64x32 SoC's critical path.
         chan_on = Signal(nch)
-        for c, mem in enumerate(self.tables):
-            m.submodules[f"table{c}"] = mem
-            wp = mem.write_port()
-            rp = mem.read_port()
+        for c in range(nch):
             tap_byte = Signal(8, name=f"win_byte{c}")
             tap_off = Signal(init=1, name=f"win_off{c}")
             with m.Switch(p_win_k):
@@ -340,22 +348,33 @@ class EmbeddingUnit(wiring.Component):
                             m.d.comb += [tap_byte.eq(buf[:8]), tap_off.eq(~inside)]
                         else:
                             m.d.comb += [tap_byte.eq(taps[kv - 2 - c]), tap_off.eq(tpad[kv - 2 - c])]
+            m.d.comb += chan_on[c].eq(Mux(win, ~tap_off, c < p_emb_c))
+            with m.If(en0):
+                m.d.sync += addr0[c].eq(Mux(win, tap_byte, buf[8 * c:8 * c + 8]))
+        with m.If(en0):
+            m.d.sync += [v0.eq(Mux(win, step & win_emit, emit)), bytes0.eq(buf[:8 * nch]),
+                         chan_on0.eq(chan_on), a0.eq(rowbase + oxk + ky_st), ky0.eq(ky_st),
+                         oy0.eq(oy_st)]
+
+        # --- stage 1: table look-ups (one block RAM per channel) -----------------------------------
+        for c, mem in enumerate(self.tables):
+            m.submodules[f"table{c}"] = mem
+            wp = mem.write_port()
+            rp = mem.read_port()
             m.d.comb += [
                 wp.addr.eq(self.tw_addr[:8]),
                 wp.data.eq(self.tw_data),
                 wp.en.eq(self.tw_en & ((self.tw_addr >> 8) == c)),
-                rp.addr.eq(Mux(win, tap_byte, buf[8 * c:8 * c + 8])),
+                rp.addr.eq(addr0[c]),
                 rp.en.eq(en1),
-                chan_on[c].eq(Mux(win, ~tap_off, c < p_emb_c)),
             ]
             # stage 2: the block RAM's output straight into registers (its clock-to-output is
             # most of a 100 MHz cycle)
             with m.If(en2):
                 m.d.sync += rdata2[c].eq(rp.data)
         with m.If(en1):
-            m.d.sync += [v1.eq(Mux(win, step & win_emit, emit)), bytes1.eq(buf[:8 * nch]),
-                         chan_on1.eq(chan_on), a1.eq(rowbase + oxk + ky_st), ky1.eq(ky_st),
-                         oy1.eq(oy_st)]
+            m.d.sync += [v1.eq(v0), bytes1.eq(bytes0), chan_on1.eq(chan_on0), a1.eq(a0),
+                         ky1.eq(ky0), oy1.eq(oy0)]
         with m.If(en2):
             m.d.sync += [v2.eq(v1), bytes2.eq(bytes1), chan_on2.eq(chan_on1), a2.eq(a1),
                          ky2.eq(ky1), oy2.eq(oy1)]
@@ -457,7 +476,7 @@ class EmbeddingUnit(wiring.Component):
                          vw_zero.eq(vw_last_b == 0),
                          wk.eq(wk_b), wks.eq(wks_b), wom1.eq(self.w_out - 1),
                          hom1.eq(self.h_out - 1), sm1.eq(self.stride - 1)]
-        with m.Elif(run & ~pix_more & ~words_more & ~walking & ~v1 & ~v2 & ~out_valid):
+        with m.Elif(run & ~pix_more & ~words_more & ~walking & ~v0 & ~v1 & ~v2 & ~out_valid):
             m.d.sync += run.eq(0)
         m.d.comb += self.busy.eq(run | (setup != 0))
         return m
