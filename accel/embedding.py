@@ -109,8 +109,8 @@ class EmbeddingUnit(wiring.Component):
         # a pixel per cycle; conditions the walker tests (last column, last row, last window of a
         # row, pixels left) are flags computed one step ahead; the byte buffer is a ring whose
         # read pointer is all that ``emit`` moves, and its counters' sums are computed for every
-        # outcome and chosen by ``emit`` last; and the tables' block-RAM output is registered
-        # (stage 2) before the lane multiplexers.
+        # outcome and chosen by ``emit`` last; the tables' addresses are registered (stage 0)
+        # before the block RAMs, and their output (stage 2) before the lane multiplexers.
         run = Signal()
         win = Signal()         # window mode, latched at start
         words_left = Signal(20)

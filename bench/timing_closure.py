@@ -25,6 +25,8 @@ __all__ = ["summarise", "main"]
 def summarise(build_dir, board, period_ns):
     """Figures of one build directory (a dict)."""
     out = Path(build_dir) / board
+    if not (out / "report.json").exists() and (Path(build_dir) / "report.json").exists():
+        out = Path(build_dir)      # a bench.seed_sweep result (build/<board>/seed<N>)
     report = json.loads((out / "report.json").read_text())
     (clock,) = report["clocks"].values()
     options = report.get("nextpnr_options", "")

@@ -63,3 +63,72 @@ def test_timing_closure_section(tmp_path, monkeypatch):
             "`soc.sram.q` 11.5 ns |" in text)
     assert text.rstrip().endswith("a note")
     assert tc.main([f"{tmp_path / 'missing'}=x"]) == 1
+
+
+def test_seed_sweep_command_line():
+    """bench.seed_sweep: the build's nextpnr command with another seed, outputs per seed."""
+    from bench.seed_sweep import seed_command
+    argv = ["--quiet", "--report", "top.report.json", "--router", "router1", "--placer", "static",
+            "--seed", "7", "--log", "top.tim", "--json", "top.json", "--textcfg", "top.config"]
+    assert seed_command(argv, 3, "seed3") == [
+        "--quiet", "--report", "seed3/top.report.json", "--router", "router1", "--placer",
+        "static", "--log", "seed3/top.tim", "--json", "top.json", "--textcfg",
+        "seed3/top.config", "--seed", "3"]
+    heap = seed_command(argv, 5, "seed5", placer="heap")
+    assert "--placer" not in heap and heap[-2:] == ["--seed", "5"]
+    assert seed_command(argv, 5, "s", placer="sa")[-2:] == ["--placer", "sa"]
+
+
+FAKE_NEXTPNR = '''\
+import json, sys
+a = sys.argv[1:]
+seed = int(a[a.index("--seed") + 1])
+if seed == 13:
+    sys.exit("ERROR: placement failed")
+open(a[a.index("--textcfg") + 1], "w").write("config")
+json.dump({"fmax": {"clk": {"achieved": 80.0 + seed, "constraint": 100.0}},
+           "utilization": {"TRELLIS_COMB": {"used": 100, "available": 1000},
+                           "TRELLIS_FF": {"used": 50, "available": 1000}},
+           "detailed_net_timings": [{"endpoints": [
+               {"cell": "soc.x_TRELLIS_FF_Q", "port": "DI", "event": "posedge clk",
+                "delay": [1.0, 14.0 - seed / 2]}]}]},
+          open(a[a.index("--report") + 1], "w"))
+'''
+
+
+def test_seed_sweep_runs_each_seed(tmp_path, monkeypatch, capsys):
+    """The sweep runs nextpnr (here a stand-in script) once per seed on the build's netlist,
+    ranks the seeds by fmax, reports a failed seed and writes a report bench.timing_closure
+    reads."""
+    import os
+    import stat
+    import sys
+    from bench import seed_sweep, timing_closure
+    exe = tmp_path / "fake-nextpnr"
+    exe.write_text(f"#!{sys.executable}\n" + FAKE_NEXTPNR)
+    exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("NEXTPNR_ECP5", str(exe))
+    build = tmp_path / "build" / "ulx3s-85f"
+    build.mkdir(parents=True)
+    (build / "top.json").write_text("{}")
+    (build / "report.json").write_text(json.dumps({
+        "board": "ulx3s-85f", "family": "ecp5", "clocks": {"clk": {"achieved_mhz": 80.0,
+                                                                     "target_mhz": 100.0}},
+        "utilization": {"LUT4": {"used": 100}, "FF": {"used": 50}}}))
+    (build / "build_top.json").write_text(json.dumps({"commands": [
+        ["yosys", "top.ys"],
+        ["nextpnr-ecp5", "--report", "top.report.json", "--seed", "7", "--json", "top.json",
+         "--textcfg", "top.config"],
+        ["ecppack", "--input", "top.config", "--bit", "top.bit"]]}))
+    assert seed_sweep.main([str(build), "--seeds", "2", "13", "5", "--jobs", "2"]) == 0
+    out = capsys.readouterr().out
+    rows = [ln.split() for ln in out.splitlines()[1:]]
+    assert [r[:2] for r in rows] == [["5", "85.0"], ["2", "82.0"], ["13", "failed"]]
+    assert rows[0][2] == "1" and "soc.x 11.5 ns" in out
+    summary = timing_closure.summarise(build / "seed5", "ulx3s-85f", 10.0)
+    assert summary["fmax"] == 85.0 and summary["late"] == 1 and "--seed 5" in summary["seed"]
+    assert (build / "top.report.json").exists() is False     # the build's own files untouched
+    assert seed_sweep.main([str(tmp_path / "nothing"), "--seeds", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "no report.json" in err and err.count("\n") == 1
+    assert os.environ["NEXTPNR_ECP5"] == str(exe)
