@@ -159,7 +159,10 @@ class EmbeddingUnit(wiring.Component):
         ky1 = Signal(5)
         oy1 = Signal(10)
         v2 = Signal()          # stage 2: the tables' output, registered
-        rdata2 = [Signal(EMB_ENTRY_BITS, name=f"rdata2_{c}") for c in range(nch)]
+        # reset-less and loaded straight from the read port, so that the build moves them into
+        # the block RAMs' output registers (accel/bram_outreg.py; with a reset they were left
+        # in logic, behind the tables' 5.8 ns clock-to-output); v2 says when they hold data
+        rdata2 = [Signal(EMB_ENTRY_BITS, name=f"rdata2_{c}", reset_less=True) for c in range(nch)]
         bytes2 = Signal(8 * nch)
         chan_on2 = Signal(nch)
         a2 = Signal(20)
