@@ -24,6 +24,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.lib.memory import Memory
 
 from .config import AccelConfig, EMB_ENTRY_BITS
+from .synthesis import NO_COLLISIONS
 
 
 __all__ = ["EmbeddingUnit", "SETUP_CYCLES"]
@@ -71,7 +72,12 @@ class EmbeddingUnit(wiring.Component):
             raise TypeError(f"EmbeddingUnit config must be an AccelConfig, not {config!r}")
         self.config = config
         n = config.emb_channels * 256
-        self.tables = [Memory(shape=unsigned(EMB_ENTRY_BITS), depth=256, init=[])
+        # No read needs an entry written in the same cycle: the tables are loaded (LOAD) before
+        # an EMBED reads them, and an EMBED waits for the DMA to be idle. NO_COLLISIONS keeps
+        # Yosys' old-word emulation (soft logic on every read-data bit) off the block RAMs, so
+        # that stage 2's registers become their output registers.
+        self.tables = [Memory(shape=unsigned(EMB_ENTRY_BITS), depth=256, init=[],
+                              attrs=NO_COLLISIONS)
                        for _ in range(config.emb_channels)]
         super().__init__({
             "pixels": In(stream.Signature(32)),
