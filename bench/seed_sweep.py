@@ -2,8 +2,8 @@
 
 Placement alone moves the 64x32 SoC's fmax by 10-15 % between seeds (docs/BENCHMARKS.md, "Timing
 closure"), so closing timing on a big design means trying seeds. Synthesis does not depend on the
-seed: this tool reuses a finished ``python -m accel.build`` directory's netlist (``top.json``,
-block-RAM output registers already merged) and runs only nextpnr, ``--jobs`` at a time, with the
+seed: this tool reuses the netlist of a ``python -m accel.build`` directory (``top.json``, block-RAM
+output registers already merged; the build's own nextpnr may still be running) and runs only nextpnr, ``--jobs`` at a time, with the
 build's own options except the seed (and, optionally, the placer):
 
     python -m bench.seed_sweep build/ulx3s-85f --seeds 1 2 3 4 --jobs 2 --pack-best
@@ -59,11 +59,16 @@ def seed_command(argv, seed, subdir, placer=None):
 def _build_files(build):
     """The build directory's report and nextpnr/ecppack commands; one-line errors."""
     build = Path(build)
-    for name in ("report.json", "build_top.json", "top.json"):
+    for name in ("build_top.json", "top.json"):
         if not (build / name).exists():
-            raise BuildError(f"{build}: no {name} (give a finished `python -m accel.build` "
-                             f"output directory, such as build/ulx3s-85f)")
-    report = json.loads((build / "report.json").read_text())
+            raise BuildError(f"{build}: no {name} (give an `python -m accel.build` output "
+                             f"directory whose synthesis has finished, such as build/ulx3s-85f)")
+    if (build / "report.json").exists():
+        report = json.loads((build / "report.json").read_text())
+    else:
+        # the build's own nextpnr is still running: the directory is named after the board
+        report = {"board": build.name}
+    report.setdefault("family", get_board(report["board"]).family)
     commands = json.loads((build / "build_top.json").read_text())["commands"]
     pnr = [c for c in commands if c[0].startswith("nextpnr-")]
     pack = [c for c in commands if c[0] in ("ecppack", "icepack")]
@@ -76,6 +81,8 @@ def _summary(report_json, period_ns, family):
     util, fmax = parse_nextpnr_report(report_json, family)
     (clock,) = fmax.values()
     row = {"fmax": clock["achieved_mhz"], "target": clock["target_mhz"], "utilization": util,
+           "clocks": {net: dict(v, passed=v["achieved_mhz"] >= v["target_mhz"])
+                      for net, v in fmax.items()},
            "late": None, "worst": []}
     try:
         eps = endpoints(json.loads(Path(report_json).read_text()))
@@ -109,10 +116,7 @@ def sweep(build, seeds, *, jobs=2, placer=None, period_ns=10.0, pack_best=False,
         row = _summary(build / subdir / "top.report.json", period_ns, report["family"])
         options = " ".join(argv[1:])
         seed_report = dict(report, nextpnr_options=options, utilization=row["utilization"],
-                           clocks={k: dict(v, achieved_mhz=row["fmax"],
-                                           passed=row["fmax"] >= v["target_mhz"])
-                                   for k, v in report["clocks"].items()},
-                           times_s={"nextpnr": elapsed})
+                           clocks=row["clocks"], times_s={"nextpnr": elapsed})
         (build / subdir / "report.json").write_text(json.dumps(seed_report, indent=2) + "\n")
         return seed, row, elapsed
 
@@ -141,7 +145,7 @@ def sweep(build, seeds, *, jobs=2, placer=None, period_ns=10.0, pack_best=False,
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench.seed_sweep",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("build", help="a finished accel.build output directory (build/<board>)")
+    parser.add_argument("build", help="an accel.build output directory (build/<board>) past synthesis")
     parser.add_argument("--seeds", type=int, nargs="+", required=True)
     parser.add_argument("--jobs", type=int, default=2, help="nextpnr runs at a time (default 2)")
     parser.add_argument("--placer", choices=("heap", "static", "sa"), default=None,
