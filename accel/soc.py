@@ -151,15 +151,9 @@ class SoC(wiring.Component):
         ]
 
         # Sequencer -> engine; DMA -> engine's buffers and pixel input.
-        # The start strobe is registered: the sequencer's dispatch decision, then the engine's
-        # opcode decode choosing its first state, with the routes between the two units, was
-        # a 10.2 ns path. The engine starts a cycle later; the descriptor register holds still
-        # until the engine is done, and an abort in that cycle resets the engine with it.
-        engine_start = Signal()
-        m.d.sync += engine_start.eq(seq.engine_start)
         m.d.comb += [
             engine.desc.eq(seq.desc),
-            engine.start.eq(engine_start),
+            engine.start.eq(seq.engine_start),
             seq.engine_done.eq(engine.done),
             seq.engine_error.eq(engine.error),
             seq.mac_busy.eq(engine.mac_busy),
