@@ -672,16 +672,16 @@ class LayerEngine(wiring.Component):
             return [mul_a.eq(a), mul_b.eq(b), mul_acc.eq(0),
                     mul_last.eq((Value.cast(b)[:len(mul_b)] >> 2) == 0)]
 
-        def mul_states(steps, prefix, after, preloaded=False):
+        def mul_states(steps, prefix, after):
             """One radix-4 shift-add multiplication per step: ``max(1, ceil(bits(b) / 2))``
             cycles, the product written in the cycle of the last partial sum. A step's operands
-            are loaded as the previous one ends. Only the first step, or one whose operand uses
-            the previous product, spends a LOAD cycle: the product is not forwarded into
+            are loaded as the previous one ends (the first step's by IDLE). Only a step whose
+            operand uses the previous product spends a LOAD cycle: the product is not forwarded into
             ``mul_a`` (the sum's two carry chains in front of mul_a's multiplexer were a 10.5 ns
             path on the 64x32 SoC), so the steps are listed in an order that avoids that."""
             def needs_load(idx):
                 if idx == 0:
-                    return not preloaded      # IDLE loads the first step's operands
+                    return False      # IDLE loads the first step's operands
                 prev_dest, (_, a, b) = steps[idx - 1][0], steps[idx]
                 used = Value.cast(b)._rhs_signals() | Value.cast(a)._rhs_signals()
                 return prev_dest in used
@@ -739,8 +739,8 @@ class LayerEngine(wiring.Component):
                     with m.Else():
                         m.d.sync += error.eq(ERR_BAD_OPCODE)
                         m.next = "DONE"
-            mul_states(conv_steps, "C", "CONV_VALIDATE", preloaded=True)
-            mul_states(embed_steps, "E", "EMBED_VALIDATE", preloaded=True)
+            mul_states(conv_steps, "C", "CONV_VALIDATE")
+            mul_states(embed_steps, "E", "EMBED_VALIDATE")
 
             # The validity checks (a wide OR of comparisons, several with carry chains) are
             # registered before the FSM acts on them: the verdict decides the start strobe, which
