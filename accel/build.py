@@ -473,13 +473,13 @@ def _parse_freq(text):
 
 
 def _config_name(config):
-    from platforms.configs import CONFIGS
-    return next((name for name, c in CONFIGS.items() if c == config), "custom")
+    from contract.config import config_name
+    return config_name(config)
 
 
 def main(argv=None):
     from platforms import get_board, list_boards, UnknownBoardError, DEFAULT_BOARD
-    from platforms.configs import CONFIGS
+    from contract.config import CONFIGS
     parser = argparse.ArgumentParser(prog="python -m accel.build", description=__doc__.split("\n")[0])
     parser.add_argument("--board", default="ecp5", help=f"board name (default ecp5 = {DEFAULT_BOARD})")
     parser.add_argument("--list-boards", action="store_true", help="list the boards and exit")

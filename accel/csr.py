@@ -1,4 +1,4 @@
-"""A Wishbone register block generated from a declarative register map (``accel/registers.py``).
+"""A Wishbone register block generated from a declarative register map (``contract/registers.py``).
 
 A small stand-in for ``amaranth_soc.csr`` (not installable here): one component, ``CSRBank``, whose
 ports are derived from the register table.
@@ -9,7 +9,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from . import wishbone
-from .registers import Access, Register, REGISTERS
+from contract.registers import Access, Register, REGISTERS
 
 
 __all__ = ["CSRBank"]
@@ -42,7 +42,7 @@ class CSRBank(wiring.Component):
 
     Parameters
     ----------
-    registers : sequence of :class:`accel.registers.Register`
+    registers : sequence of :class:`contract.registers.Register`
         The map (default: the accelerator's ``REGISTERS``).
     constants : dict of str to int, optional
         Values of constant RO registers, by register name.

@@ -15,8 +15,8 @@ from amaranth.lib.wiring import In, Out
 from amaranth.lib.fifo import SyncFIFO
 
 from . import wishbone
-from .config import AccelConfig, LOCAL_LANE_BITS, LOCAL_BUF_BITS, BUF_CODE_BANK0, WRITE_ONLY_BUFFERS
-from .errors import ErrorCode, ERROR_BITS
+from contract.config import AccelConfig, LOCAL_LANE_BITS, LOCAL_BUF_BITS, BUF_CODE_BANK0, WRITE_ONLY_BUFFERS
+from contract.errors import ErrorCode, ERROR_BITS
 from .localbus import LocalBusSignature, READ_LATENCY
 
 

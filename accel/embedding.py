@@ -23,7 +23,7 @@ from amaranth.lib import wiring, stream
 from amaranth.lib.wiring import In, Out
 from amaranth.lib.memory import Memory
 
-from .config import AccelConfig, EMB_ENTRY_BITS
+from contract.config import AccelConfig, EMB_ENTRY_BITS
 from .synthesis import NO_COLLISIONS
 
 

@@ -1,6 +1,6 @@
 """The layer engine: local buffers, address generator, MAC array, output unit, embedding unit.
 
-It runs one EMBED or CONV descriptor (accel/isa.py) per ``start`` pulse over the buffers of
+It runs one EMBED or CONV descriptor (contract/isa.py) per ``start`` pulse over the buffers of
 docs/ARCHITECTURE.md 3.1, which the DMA fills and drains through the ``local`` port (3.2).
 
 CONV loop nest (one word-set per cycle in steady state)::
@@ -28,9 +28,9 @@ from amaranth.lib import wiring, stream, data
 from amaranth.lib.wiring import In, Out
 from amaranth.lib.memory import Memory
 
-from . import isa
-from .errors import ErrorCode
-from .config import (AccelConfig, BUF_WEIGHTS, BUF_THRESHOLDS, BUF_EMBED, BUF_RESIDUAL,
+from contract import isa
+from contract.errors import ErrorCode
+from contract.config import (AccelConfig, BUF_WEIGHTS, BUF_THRESHOLDS, BUF_EMBED, BUF_RESIDUAL,
                      BUF_CODE_BANK0, THR_ENTRY_BITS, WRITE_ONLY_BUFFERS)
 from .localbus import LocalBusSignature, split_addr
 from .mac_array import MACArray, SHIFT_BITS

@@ -18,7 +18,7 @@ write-only: they read as 0.
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import LOCAL_BUF_BITS, LOCAL_LANE_BITS
+from contract.config import LOCAL_BUF_BITS, LOCAL_LANE_BITS
 
 
 __all__ = ["LocalBusSignature", "ADDR_BITS", "READ_LATENCY", "split_addr"]

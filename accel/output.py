@@ -22,7 +22,7 @@ from amaranth.hdl import Module, Signal, Cat, Const, Mux, signed, unsigned, Valu
 from amaranth.lib import wiring, stream, data
 from amaranth.lib.wiring import In, Out
 
-from .config import AccelConfig, THR_ENTRY_BITS
+from contract.config import AccelConfig, THR_ENTRY_BITS
 from .synthesis import KEEP_COPY
 
 

@@ -15,9 +15,9 @@ from amaranth import *
 from amaranth.lib import wiring, stream, memory
 from amaranth.lib.wiring import In, Out
 
-from . import isa
-from .config import AccelConfig
-from .errors import ErrorCode
+from contract import isa
+from contract.config import AccelConfig
+from contract.errors import ErrorCode
 from .dma import DmaCommand, DmaKind
 from . import wishbone
 

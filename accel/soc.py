@@ -17,11 +17,11 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from . import wishbone
-from .config import AccelConfig
+from contract.config import AccelConfig
 from .csr import CSRBank
 from .dma import DMA
 from .engine import LayerEngine
-from .registers import REGISTERS, CSR_BASE, constants
+from contract.registers import REGISTERS, CSR_BASE, constants
 from .sequencer import Sequencer, WATCHDOG_CYCLES
 
 

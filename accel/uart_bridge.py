@@ -1,6 +1,6 @@
 """A UART-to-Wishbone bridge: the host's way into the SoC on a board.
 
-It speaks the framed protocol of ``firmware/protocol.py`` (constants imported from there, so the
+It speaks the framed protocol of ``contract/protocol.py`` (constants imported from there, so the
 gateware and the host codec cannot drift apart): one request frame in, one response frame out.
 The bridge is a Wishbone initiator on the SoC's host port.
 
@@ -23,7 +23,7 @@ from amaranth.lib import wiring, stream
 from amaranth.lib.wiring import In, Out
 from amaranth.lib.memory import Memory
 
-from firmware import protocol as P
+from contract import protocol as P
 from . import wishbone
 from .uart import UART, baud_divisor
 
@@ -33,7 +33,7 @@ __all__ = ["crc16_next", "FrameBridge", "UARTBridge"]
 
 def crc16_next(crc, byte):
     """CRC-16/CCITT-FALSE after one more byte, as an Amaranth expression: the bitwise algorithm of
-    ``firmware.protocol.crc16_update_byte`` unrolled into an XOR network (each of the 16 result
+    ``contract.protocol.crc16_update_byte`` unrolled into an XOR network (each of the 16 result
     bits is an XOR of a few input bits; Yosys flattens the chain)."""
     bits = [crc[i] for i in range(16)]
     for i in range(8):

@@ -85,7 +85,7 @@ async def _inference(transport, compiled, image, budget, chunk, seconds):
 
 def measure(config_name, backend, *, model_path, pysim_cycles, compiled_cycles, seconds, log):
     from accel.soc import SoC
-    from platforms.configs import CONFIGS
+    from contract.config import CONFIGS
     config = CONFIGS[config_name]
     row = {"config": config_name, "backend": backend}
     start = time.perf_counter()

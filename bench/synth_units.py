@@ -146,7 +146,7 @@ def parse_stat(text):
 
 
 def main(argv=None):
-    from accel.config import CONFIGS
+    from contract.config import CONFIGS
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--units", default=",".join(UNITS), help="comma-separated: " + ",".join(UNITS))
     ap.add_argument("--config", default="default", choices=sorted(CONFIGS))

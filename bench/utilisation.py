@@ -69,14 +69,9 @@ def board_config_name(board=DEFAULT_BOARD):
 
 
 def get_config(name):
-    """An ``AccelConfig`` by name (``platforms.configs`` when present, which adds the boards' ones)."""
-    try:
-        from platforms.configs import CONFIGS
-    except ImportError:
-        from accel.config import CONFIGS
-    if name not in CONFIGS:
-        raise ValueError(f"unknown configuration {name!r} (one of {', '.join(CONFIGS)})")
-    return CONFIGS[name]
+    """An ``AccelConfig`` by name (``contract.config.CONFIGS``)."""
+    from contract.config import config_by_name
+    return config_by_name(name)
 
 
 def load_images(n, split="test"):
@@ -136,7 +131,7 @@ def program_rows(compiled):
     ``compiled.descriptors``. ``layer`` is the ``LayerPlan`` whose own descriptor it is, else None
     (input LOADs of a host layer, residual copies, the logits STORE).
     """
-    from accel import isa
+    from contract import isa
     own = {p.desc_index: p for p in compiled.layers if p.desc_index is not None}
     rows = []
     for i, d in enumerate(compiled.descriptors):
@@ -392,10 +387,7 @@ def _target_cell(r, c):
 
 
 def config_name_of(config):
-    try:
-        from platforms.configs import CONFIGS
-    except ImportError:
-        from accel.config import CONFIGS
+    from contract.config import CONFIGS
     for k, v in CONFIGS.items():
         if v == config:
             return k

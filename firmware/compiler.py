@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from accel import isa
-from accel.config import (AccelConfig, CONFIGS, BUF_WEIGHTS, BUF_THRESHOLDS, BUF_EMBED,
+from contract import isa
+from contract.config import (AccelConfig, CONFIGS, BUF_WEIGHTS, BUF_THRESHOLDS, BUF_EMBED,
                           BUF_RESIDUAL, BUF_CODE_BANK0, THRESHOLDS_PER_CHANNEL, THR_BITS,
                           EMB_ENTRY_BITS, LOCAL_LANE_BITS)
 from firmware import layout
@@ -1115,7 +1115,7 @@ def compile_model(deploy, config="default", base=0, *, dump=False, stream_weight
     deploy : model.deploy object, path, or dict with ``header`` and ``arrays``
         The network (docs/ARCHITECTURE.md section 2).
     config : AccelConfig or str
-        The configuration or its name in ``accel.config.CONFIGS``.
+        The configuration or its name in ``contract.config.CONFIGS``.
     base : int
         Main-memory word address where the image (and the window) starts.
     dump : bool

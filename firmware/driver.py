@@ -12,7 +12,7 @@ and the failing descriptor.
 import types
 from dataclasses import dataclass, field
 
-from accel import isa
+from contract import isa
 
 from . import regs as _regs
 
@@ -22,7 +22,7 @@ __all__ = ["Accelerator", "AcceleratorError", "RunResult", "HardwareInfo", "CSR_
 
 
 # Register map ----------------------------------------------------------------------------------
-# Byte offsets inside the CSR block come from firmware/regs.py (generated from accel/registers.py);
+# Byte offsets inside the CSR block come from firmware/regs.py (generated from contract/registers.py);
 # the specification's table below only documents them (and is checked against regs.py by the tests).
 CSR_BASE = _regs.CSR_BASE // 4      # word address of the CSR block (byte 0x4000_0000)
 ID_VALUE = _regs.ID_VALUE           # "PEA1"
@@ -55,7 +55,7 @@ except ImportError:                       # the gateware package is optional on 
 
 def _error_name(code):
     try:
-        from accel.errors import ErrorCode
+        from contract.errors import ErrorCode
         return ErrorCode(code).name
     except (ImportError, ValueError):
         return f"UNKNOWN_{code}"

@@ -10,7 +10,7 @@ checks them against scalar transcriptions of the layout formulas.
 
 import numpy as np
 
-from accel.config import BUF_CODE_BANK0, BUF_RESIDUAL
+from contract.config import BUF_CODE_BANK0, BUF_RESIDUAL
 
 
 __all__ = ["bits_to_lanes", "lanes_to_bits", "signed", "encode_codes", "decode_codes",

@@ -1,7 +1,7 @@
 """Functional reference model of the accelerator (not cycle-accurate), in numpy.
 
 It executes a program from main memory exactly as docs/ARCHITECTURE.md 3.1-3.3 and the shared error
-codes specify: descriptors are fetched from memory at ``prog_addr`` and decoded with ``accel.isa``;
+codes specify: descriptors are fetched from memory at ``prog_addr`` and decoded with ``contract.isa``;
 LOAD/STORE move 32-bit lanes between main memory and the local buffers (modelled as arrays of lanes
 with the exact bit layouts), EMBED and CONV read and write those buffers. It proves the compiler
 right before the RTL exists and is the debugging reference for the RTL (``trace=True`` keeps every
@@ -51,8 +51,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from accel import isa
-from accel.config import (BUF_WEIGHTS, BUF_THRESHOLDS, BUF_EMBED, BUF_RESIDUAL, BUF_CODE_BANK0,
+from contract import isa
+from contract.config import (BUF_WEIGHTS, BUF_THRESHOLDS, BUF_EMBED, BUF_RESIDUAL, BUF_CODE_BANK0,
                           EMB_ENTRY_BITS, LOCAL_LANE_BITS, WRITE_ONLY_BUFFERS)
 from firmware import layout
 from firmware.layout import ceil_div, signed
@@ -61,7 +61,7 @@ from firmware.layout import ceil_div, signed
 __all__ = ["RefSim", "RunResult", "TraceEntry", "ideal_cycles", "run_compiled", "feature_maps",
            "ERROR_NAMES"]
 
-from accel.errors import ErrorCode
+from contract.errors import ErrorCode
 
 OK, BAD_OPCODE, WINDOW, BUS_ERROR, LOCAL_RANGE, BAD_DESCRIPTOR, ABORTED, TIMEOUT = (
     int(ErrorCode.OK), int(ErrorCode.BAD_OPCODE), int(ErrorCode.WINDOW), int(ErrorCode.BUS_ERROR),

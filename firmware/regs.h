@@ -1,4 +1,4 @@
-/* Generated from accel/registers.py by `python -m accel.registers`; do not edit by hand. */
+/* Generated from contract/registers.py by `python -m contract.registers`; do not edit by hand. */
 #ifndef PEA_REGS_H
 #define PEA_REGS_H
 
@@ -10,7 +10,7 @@
 /* register byte offsets from PEA_CSR_BASE */
 #define PEA_ID 0x00u  /* RO: identification, always 0x50454131 ('PEA1') */
 #define PEA_VERSION 0x04u  /* RO: ISA and hardware versions */
-#define PEA_CONFIG0 0x08u  /* RO: configuration of this instance (accel/config.py), part 0 */
+#define PEA_CONFIG0 0x08u  /* RO: configuration of this instance (contract/config.py), part 0 */
 #define PEA_CONFIG1 0x0cu  /* RO: configuration of this instance, part 1 */
 #define PEA_CTRL 0x10u  /* W1: control strobes */
 #define PEA_STATUS 0x14u  /* RO: run status */

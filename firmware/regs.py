@@ -1,4 +1,4 @@
-"""Register map constants. Generated from accel/registers.py by `python -m accel.registers`; do not edit by hand."""
+"""Register map constants. Generated from contract/registers.py by `python -m contract.registers`; do not edit by hand."""
 
 CSR_BASE = 0x40000000
 ID_VALUE = 0x50454131

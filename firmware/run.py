@@ -74,15 +74,12 @@ def _board(name):
 
 
 def _configs():
-    try:
-        from platforms.configs import CONFIGS      # the named configurations of the boards too
-    except ImportError:
-        from accel.config import CONFIGS
+    from contract.config import CONFIGS
     return CONFIGS
 
 
 def _config(name, board_config):
-    from accel.config import AccelConfig
+    from contract.config import AccelConfig
     if name is None:
         if isinstance(board_config, AccelConfig):
             return board_config

@@ -1,5 +1,5 @@
 """A ``Transport`` to a board over a serial port, speaking the bridge protocol of
-``firmware/protocol.py`` to ``accel/uart_bridge.py``.
+``contract/protocol.py`` to ``accel/uart_bridge.py``.
 
 Every transaction is one request frame and one response frame. A frame that is answered with a
 retryable NAK (the device saw it damaged or cut short), a damaged response or no response at all
@@ -16,7 +16,7 @@ event loop to yield to).
 
 import time
 
-from . import protocol as P
+from contract import protocol as P
 from .transport import Transport, TransportError
 
 

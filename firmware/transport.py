@@ -71,7 +71,7 @@ class Transport(abc.ABC):
 def resolve_dut(dut, transport_name):
     """The design a simulation transport runs: ``dut`` itself, a factory's result, or
     ``accel.soc.SoC(config)`` for an ``AccelConfig``; it must have ``host`` and ``irq`` ports."""
-    from accel.config import AccelConfig
+    from contract.config import AccelConfig
     if isinstance(dut, AccelConfig):
         from accel.soc import SoC
         dut = SoC(dut)

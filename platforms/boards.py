@@ -11,8 +11,8 @@ from functools import cached_property
 from amaranth.build import Resource, Pins, Attrs
 from amaranth_boards.resources import UARTResource
 
-from accel.config import AccelConfig, DEFAULT, SMALL
-from .configs import DEFAULT85, SMALL25, TINY12, MICRO, estimate_block_rams
+from contract.config import AccelConfig, DEFAULT, SMALL, DEFAULT85, SMALL25, TINY12, MICRO
+from .block_rams import estimate_block_rams
 from .pll import ecp5_pll_params
 
 
@@ -46,7 +46,7 @@ class Board:
     device, package : str
         FPGA device and package, as the platform spells them.
     config_name : str
-        Name of the accelerator configuration (``accel.config`` or ``platforms.configs``).
+        Name of the accelerator configuration (``contract.config.CONFIGS``).
     config : AccelConfig
         That configuration.
     clk : (str, int)

@@ -4,9 +4,9 @@ import random
 
 import numpy as np
 
-from accel import isa
+from contract import isa
 from accel.localbus import READ_LATENCY
-from accel.config import (BUF_WEIGHTS, BUF_THRESHOLDS, BUF_EMBED, BUF_RESIDUAL, BUF_CODE_BANK0,
+from contract.config import (BUF_WEIGHTS, BUF_THRESHOLDS, BUF_EMBED, BUF_RESIDUAL, BUF_CODE_BANK0,
                           LOCAL_LANE_BITS)
 from reference import (ceil_div, pack_codes, pack_weights, pack_thresholds, threshold, conv_acc,
                        maxpool2, pack_res_word, unpack_res_word, wrap_signed, embed, pack_table,

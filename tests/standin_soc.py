@@ -1,7 +1,7 @@
 """A stand-in for ``accel.soc.SoC`` with the same ports, for testing the host-side stack.
 
 It has main memory at word 0 and a CSR block at word ``0x1000_0000`` laid out like
-``accel/registers.py``, and a fake "engine": a write of CTRL.start reads a pseudo-descriptor at
+``contract/registers.py``, and a fake "engine": a write of CTRL.start reads a pseudo-descriptor at
 PROG_ADDR (word 0 ``{op[3:0] (ignored; nonzero so the driver counts one layer), n_cycles[15:4],
 error[23:16], index[31:24]}``, then ``src``, ``dst``, ``count``), waits
 ``n_cycles`` cycles, then either raises the error (code and descriptor index in ERROR) or copies
@@ -15,8 +15,8 @@ from amaranth.lib import wiring, memory
 from amaranth.lib.wiring import In, Out
 
 from accel import wishbone
-from accel.config import TINY
-from accel.registers import constants
+from contract.config import TINY
+from contract.registers import constants
 
 
 __all__ = ["StandInSoC", "ID_VALUE", "VERSION_VALUE"]
@@ -33,7 +33,7 @@ class StandInSoC(wiring.Component):
     mem_words : int
         Words of main memory (a power of two).
     config : AccelConfig
-        Reported in CONFIG0/CONFIG1 (``accel.registers.constants``); its ``mem_words`` is not used.
+        Reported in CONFIG0/CONFIG1 (``contract.registers.constants``); its ``mem_words`` is not used.
 
     Members
     -------

@@ -8,7 +8,7 @@ other benchmarks run in seconds on small inputs.
 import numpy as np
 import pytest
 
-from accel.config import TINY
+from contract.config import TINY
 from firmware.compiler import compile_model, CompileError
 from model.deploy import random_deploy
 

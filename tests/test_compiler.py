@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from accel import isa
-from accel.config import CONFIGS, TINY, SMALL, DEFAULT, BUF_RESIDUAL, BUF_CODE_BANK0
+from contract import isa
+from contract.config import CONFIGS, TINY, SMALL, DEFAULT, BUF_RESIDUAL, BUF_CODE_BANK0
 from model import golden
 from model.deploy import random_deploy, validate, pack_bits, FORMAT, VERSION
 from firmware.compiler import compile_model, CompileError
@@ -560,7 +560,7 @@ def test_shipped_model_dumps_match_golden(im2col):
 def test_shipped_model_fits_the_board_configurations(cfg):
     """The shipped model's weights, thresholds and table still fit the 25F and 85F configurations."""
     from model.deploy import load
-    from platforms.configs import CONFIGS as BOARD_CONFIGS
+    from contract.config import CONFIGS as BOARD_CONFIGS
     config = BOARD_CONFIGS[cfg]
     m = load(SHIPPED)
     cm = check_against_golden(m, config, n_images=1)

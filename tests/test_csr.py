@@ -9,11 +9,11 @@ from hypothesis import given, settings, strategies as st, HealthCheck
 
 from amaranth.hdl import UnusedElaboratable
 
-from accel import registers as regs
-from accel.config import TINY, DEFAULT
+from contract import registers as regs
+from contract.config import TINY, DEFAULT
 from accel.csr import CSRBank
-from accel.errors import ErrorCode
-from accel.registers import Access, Register, Field, REGISTERS, REG_BY_NAME
+from contract.errors import ErrorCode
+from contract.registers import Access, Register, Field, REGISTERS, REG_BY_NAME
 
 from test_wishbone import run, transfer, merge
 
@@ -55,7 +55,7 @@ def test_register_validation():
 
 def test_generated_files_up_to_date():
     for path, text in regs.outputs().items():
-        assert path.read_text() == text, f"{path} is stale: run python -m accel.registers"
+        assert path.read_text() == text, f"{path} is stale: run python -m contract.registers"
 
 
 def test_generated_python_constants():

@@ -167,7 +167,7 @@ def test_closed_transport_raises():
 
 def _tiny_workload():
     import numpy as np
-    from accel.config import TINY
+    from contract.config import TINY
     from firmware.compiler import compile_model
     from model import deploy as mdeploy
     d = mdeploy.random_deploy(1, channels=1, height=8, width=8, num_classes=4, max_convs=2,
@@ -178,7 +178,7 @@ def _tiny_workload():
 
 @pytest.fixture(scope="module", params=["cxxrtl", "verilator"])
 def soc_tiny(request):
-    from accel.config import TINY
+    from contract.config import TINY
     from accel.soc import SoC
     t = CxxrtlTransport(SoC(TINY), backend=request.param, quiet=True)
     from firmware.fast_models import mac_array_fingerprint, VALIDATED_MAC_ARRAY
@@ -191,7 +191,7 @@ def test_soc_same_as_pysim(soc_tiny):
     """A parameter load and two images through the driver: identical results, counters, cycle
     counts and memory contents in Amaranth's simulator (real MACArray) and the compiled one
     (FastMACArray)."""
-    from accel.config import TINY
+    from contract.config import TINY
     from accel.soc import SoC
     from firmware.driver import Accelerator
     from model import golden

@@ -14,9 +14,9 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 
 from accel import wishbone
-from accel.config import TINY, LOCAL_LANE_BITS, WRITE_ONLY_BUFFERS
+from contract.config import TINY, LOCAL_LANE_BITS, WRITE_ONLY_BUFFERS
 from accel.dma import DMA, DmaCommand, DmaKind
-from accel.errors import ErrorCode
+from contract.errors import ErrorCode
 from accel.localbus import READ_LATENCY
 
 from test_wishbone import run

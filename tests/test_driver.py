@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
-from accel.config import TINY, SMALL
+from contract.config import TINY, SMALL
 from firmware import regs
 from firmware.driver import (Accelerator, AcceleratorError, REG, CSR_BASE, ID_VALUE, _SPEC_OFFSETS,
                              RunResult)
@@ -289,7 +289,7 @@ def test_soc_runs_match_golden(soc):
 
 
 def test_soc_bad_opcode_names_descriptor(soc):
-    from accel import isa
+    from contract import isa
     soc.sim.reset()
     deploy, compiled, images = _tiny_workload()
     acc = Accelerator(soc)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
-from accel.config import TINY, AccelConfig
+from contract.config import TINY, AccelConfig
 from accel.embedding import EmbeddingUnit
 from amaranth.hdl import Cat
 

@@ -1,5 +1,5 @@
 """LayerEngine end to end: buffers loaded through the local port, EMBED and CONV descriptors packed
-with accel.isa.pack, results read back through the local port and compared bit for bit with NumPy."""
+with contract.isa.pack, results read back through the local port and compared bit for bit with NumPy."""
 
 import random
 
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
-from accel import isa
-from accel.config import TINY, BUF_CODE_BANK0, BUF_EMBED
+from contract import isa
+from contract.config import TINY, BUF_CODE_BANK0, BUF_EMBED
 from accel.engine import LayerEngine
 from reference import ceil_div, embed, pack_codes, pack_table, image_words, conv_acc
 from simutil import run
@@ -143,7 +143,7 @@ def test_embed_then_conv():
         assert await bus.read_words(ctx, BUF_CODE_BANK0 + 2, 0, 36) == pack_codes(raw_img, 8, 2, 4)
         # CONV on the embedded map: 3x3, pad 1, 16 outputs, residual out
         from reference import pack_weights, unpack_res_word
-        from accel.config import BUF_WEIGHTS, BUF_RESIDUAL
+        from contract.config import BUF_WEIGHTS, BUF_RESIDUAL
         await bus.write_words(ctx, BUF_WEIGHTS, 0, pack_weights(wbits, 16, 8))
         err, _ = await bus.run_desc(ctx, desc_value(
             op=isa.Op.CONV, res_out=1, k=3, stride=1, pad=1, nsub=1, src_bank=0, dst_bank=1,
@@ -160,7 +160,7 @@ def test_window_embed_then_1x1_conv():
     """EMBED window mode writes a 3x3 stride-2 conv's windows; the conv then runs as a 1x1 over 3
     channel groups and gives the 3x3 conv's accumulators (docs/ARCHITECTURE.md 3.3)."""
     from reference import pack_weights, unpack_res_word, window_embed
-    from accel.config import BUF_WEIGHTS, BUF_RESIDUAL
+    from contract.config import BUF_WEIGHTS, BUF_RESIDUAL
     dut = LayerEngine(CFG)
     rng = np.random.default_rng(7)
     h, w, d, q, k, s, p = 7, 6, 2, 2, 3, 2, 1
@@ -270,7 +270,7 @@ def test_local_bus_unknown_and_out_of_range():
         # 16-bit code words keep their low bits; lanes of wide words are independent
         await bus.write_words(ctx, BUF_CODE_BANK0 + 1, 5, [0xABCD1234])
         assert await bus.read_words(ctx, BUF_CODE_BANK0 + 1, 5, 1) == [0x1234]
-        from accel.config import BUF_WEIGHTS, BUF_RESIDUAL, BUF_THRESHOLDS
+        from contract.config import BUF_WEIGHTS, BUF_RESIDUAL, BUF_THRESHOLDS
         word = random.Random(3).getrandbits(32 * CFG.lanes(BUF_RESIDUAL))
         await bus.write_words(ctx, BUF_RESIDUAL, 3, [word])
         assert await bus.read_words(ctx, BUF_RESIDUAL, 3, 1) == [word]

@@ -3,8 +3,8 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from accel import isa
-from accel.config import AccelConfig, CONFIGS
+from contract import isa
+from contract.config import AccelConfig, CONFIGS
 
 
 def test_named_configs_are_valid():
@@ -53,4 +53,4 @@ def test_descriptor_rejects_overflow_and_unknown_fields():
 def test_isa_doc_is_current():
     from pathlib import Path
     doc = Path(__file__).resolve().parent.parent / "docs" / "ISA.md"
-    assert doc.read_text() == isa.markdown(), "run `python -m accel.isa` to regenerate docs/ISA.md"
+    assert doc.read_text() == isa.markdown(), "run `python -m contract.isa` to regenerate docs/ISA.md"

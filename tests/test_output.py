@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st, HealthCheck
 from amaranth.hdl import Elaboratable, Module, Signal
 from amaranth.lib.memory import Memory
 
-from accel.config import TINY
+from contract.config import TINY
 from accel.output import OutputUnit
 from reference import (pack_res_word, unpack_res_word, pack_thresholds, threshold, wrap_signed,
                        ceil_div)

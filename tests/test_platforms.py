@@ -8,13 +8,13 @@ import pytest
 
 from amaranth.back import verilog
 
-from accel import config as C
+from contract import config as C
 from accel.build import BoardTop, BridgeSoC
 from platforms import (BOARDS, ALIASES, DEFAULT_BOARD, get_board, board_names, list_boards,
                        UnknownBoardError)
 from platforms.boards import DEVICE_RESOURCES
-from platforms.configs import (CONFIGS, DEFAULT85, SMALL25, TINY12, MICRO, estimate_block_rams,
-                               memories)
+from contract.config import CONFIGS, DEFAULT85, SMALL25, TINY12, MICRO
+from platforms.block_rams import estimate_block_rams, memories
 from platforms.pll import ecp5_pll_params
 
 

@@ -1,11 +1,11 @@
-"""Host codec of the bridge protocol (firmware/protocol.py) and its byte-level device model."""
+"""Host codec of the bridge protocol (contract/protocol.py) and its byte-level device model."""
 
 import struct
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from firmware import protocol as P
+from contract import protocol as P
 
 
 words_st = st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=40)

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from accel import isa
+from contract import isa
 from accel.localbus import READ_LATENCY
-from accel.config import (TINY, SMALL, CONFIGS, BUF_WEIGHTS, BUF_THRESHOLDS, BUF_EMBED,
+from contract.config import (TINY, SMALL, CONFIGS, BUF_WEIGHTS, BUF_THRESHOLDS, BUF_EMBED,
                           BUF_RESIDUAL, BUF_CODE_BANK0)
-from accel.errors import ErrorCode
+from contract.errors import ErrorCode
 from model import golden
 from model.deploy import random_deploy
 from firmware import layout

@@ -8,10 +8,10 @@ from amaranth import *
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
-from accel import isa
-from accel.config import TINY
+from contract import isa
+from contract.config import TINY
 from accel.dma import DmaKind
-from accel.errors import ErrorCode
+from contract.errors import ErrorCode
 from accel.sequencer import Sequencer
 from accel.wishbone import SRAM
 

@@ -8,7 +8,7 @@ import random
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from firmware import protocol as P
+from contract import protocol as P
 from firmware.serial_transport import SerialTransport, STATUS_WORD, STATUS_DONE, STATUS_ERROR
 from firmware.transport import TransportError
 

@@ -7,8 +7,8 @@ import asyncio
 import numpy as np
 import pytest
 
-from accel.config import TINY
-from accel.errors import ErrorCode
+from contract.config import TINY
+from contract.errors import ErrorCode
 from firmware.compiler import compile_model, CompileError
 from firmware.driver import Accelerator, AcceleratorError
 from firmware.sim_transport import PySimTransport

@@ -1,4 +1,4 @@
-"""UART and UART-to-Wishbone bridge gateware, against the host codec (firmware/protocol.py).
+"""UART and UART-to-Wishbone bridge gateware, against the host codec (contract/protocol.py).
 
 * UART rx/tx at the bit level with random bytes and random gaps, a framing error, baud checks.
 * The bridge's CRC network against the bitwise reference.
@@ -24,7 +24,7 @@ from amaranth.sim import Simulator
 from accel import wishbone
 from accel.uart import UARTRx, UARTTx, baud_divisor
 from accel.uart_bridge import FrameBridge, UARTBridge, crc16_next
-from firmware import protocol as P
+from contract import protocol as P
 
 
 MEM_WORDS = 256

@@ -5,9 +5,9 @@ import asyncio
 import numpy as np
 import pytest
 
-from accel import isa
-from accel.config import TINY, DEFAULT
-from accel.errors import ErrorCode
+from contract import isa
+from contract.config import TINY, DEFAULT
+from contract.errors import ErrorCode
 from firmware import refsim
 from firmware.compiler import compile_model, CompileError
 from firmware.driver import Accelerator

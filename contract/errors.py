@@ -1,7 +1,7 @@
 """Error codes of the accelerator (``ERROR.code`` register, the DMA's and engine's ``error`` ports).
 
 One table shared by the gateware, the generated register documentation and headers
-(``accel/registers.py``) and the host driver. Code 0 means no error; codes fit in 4 bits.
+(``contract/registers.py``) and the host driver. Code 0 means no error; codes fit in 4 bits.
 """
 
 from enum import IntEnum

@@ -146,7 +146,7 @@ def unpack(words):
 def markdown():
     """The descriptor reference as Markdown (written to ``docs/ISA.md``)."""
     lines = [f"# Descriptor format, ISA version {ISA_VERSION}", "",
-             "Generated from `accel/isa.py` by `python -m accel.isa`; do not edit by hand.", "",
+             "Generated from `contract/isa.py` by `python -m contract.isa`; do not edit by hand.", "",
              f"A descriptor is {DESCRIPTOR_WORDS} little-endian 32-bit words; bit `n` is bit `n % 32` of "
              f"word `n // 32`. Fields not used by an op must be 0.", "",
              "| field | word | bits | ops | meaning |", "|---|---|---|---|---|"]

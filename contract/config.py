@@ -10,7 +10,8 @@ from dataclasses import dataclass, asdict, replace
 
 __all__ = ["AccelConfig", "BUF_WEIGHTS", "BUF_THRESHOLDS", "BUF_EMBED", "BUF_RESIDUAL",
            "BUF_CODE_BANK0", "THR_ENTRY_BITS", "EMB_ENTRY_BITS", "THRESHOLDS_PER_CHANNEL",
-           "LOCAL_LANE_BITS", "LOCAL_BUF_BITS", "WRITE_ONLY_BUFFERS"]
+           "LOCAL_LANE_BITS", "LOCAL_BUF_BITS", "WRITE_ONLY_BUFFERS", "DEFAULT", "SMALL", "TINY",
+           "DEFAULT85", "SMALL25", "TINY12", "MICRO", "CONFIGS", "config_by_name", "config_name"]
 
 
 # Local address space of the DMA (docs/ARCHITECTURE.md, 3.2): 4 bits of buffer id, 20 bits of lane.
@@ -182,12 +183,38 @@ class AccelConfig:
         return replace(self, **changes)
 
 
-# Named configurations. Boards in ``platforms/`` pick one of these.
+# Named configurations. Boards in ``platforms/`` pick one of these; the compiler, the runner, the
+# builder and the benchmarks accept any of these names.
 DEFAULT = AccelConfig()
 SMALL = AccelConfig(p_o=16, p_i=16, wbuf_depth=512, thr_depth=512, res_depth=512, bank_depth=2048,
                     n_code_banks=3, mem_words=16384)
 # For Amaranth's Python simulator: tiny array, small buffers.
 TINY = AccelConfig(p_o=16, p_i=8, acc_bits=16, wbuf_depth=256, thr_depth=128, res_depth=256,
                    bank_depth=1024, n_code_banks=3, emb_channels=3, mem_words=8192)
+# The 85F boards' configuration: DEFAULT with 32 output rows (1,024 binary MACs per cycle; 137 of
+# the LFE5U-85F's 208 DP16KD). The default network's 28x28 and 14x14 layers have 32 output channels,
+# so its 3x3 layers keep the 32-row array about 95 % busy, and the build routes in minutes.
+DEFAULT85 = DEFAULT.replace(p_o=32)
+# SMALL with half the main memory, for 25F devices (56 DP16KD; SMALL itself needs about 64).
+SMALL25 = SMALL.replace(mem_words=8192)
+# TINY with half the main memory, for the LFE5U-12F (32 DP16KD).
+TINY12 = TINY.replace(mem_words=4096)
+# The smallest useful array (8x8) with 1,024 words of main memory, for the iCE40 UP5K
+# (30 SB_RAM40_4K of 4 Kbit).
+MICRO = AccelConfig(p_o=8, p_i=8, acc_bits=16, wbuf_depth=64, thr_depth=32, res_depth=32,
+                    bank_depth=256, n_code_banks=2, emb_channels=1, mem_words=1024)
 
-CONFIGS = {"default": DEFAULT, "small": SMALL, "tiny": TINY}
+CONFIGS = {"default": DEFAULT, "default85": DEFAULT85, "small": SMALL, "small25": SMALL25,
+           "tiny": TINY, "tiny12": TINY12, "micro": MICRO}
+
+
+def config_by_name(name):
+    """The named :class:`AccelConfig`; an unknown name raises ``ValueError`` listing the valid ones."""
+    if name not in CONFIGS:
+        raise ValueError(f"unknown configuration {name!r} (one of {', '.join(CONFIGS)})")
+    return CONFIGS[name]
+
+
+def config_name(config):
+    """The name of ``config`` in :data:`CONFIGS`, or ``"custom"``."""
+    return next((name for name, c in CONFIGS.items() if c == config), "custom")

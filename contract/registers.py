@@ -4,7 +4,7 @@ Everything else derives from it: the Wishbone register block (``accel/csr.py``, 
 reference ``docs/REGISTERS.md``, the C header ``firmware/regs.h`` and the Python constants
 ``firmware/regs.py`` used by the host driver. Regenerate the three files with::
 
-    python -m accel.registers
+    python -m contract.registers
 
 Offsets are byte offsets from the CSR block base ``CSR_BASE`` (byte address ``0x4000_0000``, word
 address ``0x1000_0000``). Registers are 32 bits wide and accessed as whole words.
@@ -120,7 +120,7 @@ REGISTERS = (
         Field("hw", 0, 16, f"hardware revision ({HW_VERSION})"),
         Field("isa", 16, 16, f"descriptor ISA version ({ISA_VERSION})"),
     )),
-    Register("CONFIG0", 0x08, RO, "configuration of this instance (accel/config.py), part 0", (
+    Register("CONFIG0", 0x08, RO, "configuration of this instance (contract/config.py), part 0", (
         Field("p_o", 0, 8, "output channels computed in parallel"),
         Field("p_i", 8, 8, "input channels consumed per cycle"),
         Field("a_planes", 16, 4, "activation bit-planes processed in parallel"),
@@ -194,7 +194,7 @@ def constants(config):
 
 # Generators -------------------------------------------------------------------------------------
 
-_HEADER_NOTE = "Generated from accel/registers.py by `python -m accel.registers`; do not edit by hand."
+_HEADER_NOTE = "Generated from contract/registers.py by `python -m contract.registers`; do not edit by hand."
 
 
 def _bits(f):
