@@ -19,7 +19,7 @@ setup: $(STAMP) system-packages
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,brevitas]'
 	@touch $@
 
 # From Debian, installed only when run as root and missing: Fashion-MNIST, Verilator (one of the

@@ -37,6 +37,7 @@ def _workload(config, model_path):
     import numpy as np
     from firmware.compiler import compile_model, CompileError
     from model import deploy as mdeploy
+    from model.random_deploy import random_deploy
     if model_path and Path(model_path).is_file():
         deploy = mdeploy.load(model_path)
         try:
@@ -47,8 +48,8 @@ def _workload(config, model_path):
         except CompileError:
             pass
     for seed in range(1, 50):
-        deploy = mdeploy.random_deploy(seed, channels=1, height=12, width=12, num_classes=10,
-                                       max_convs=4, chan_choices=(16, 32))
+        deploy = random_deploy(seed, channels=1, height=12, width=12, num_classes=10,
+                                max_convs=4, chan_choices=(16, 32))
         try:
             cm = compile_model(deploy, config)
         except CompileError:

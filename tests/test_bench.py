@@ -10,7 +10,7 @@ import pytest
 
 from contract.config import TINY
 from firmware.compiler import compile_model, CompileError
-from model.deploy import random_deploy
+from model.random_deploy import random_deploy
 
 from bench import report, utilisation as U, first_layer as FL, cpu_compare as CC
 

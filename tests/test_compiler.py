@@ -12,7 +12,8 @@ import pytest
 from contract import isa
 from contract.config import CONFIGS, TINY, SMALL, DEFAULT, BUF_RESIDUAL, BUF_CODE_BANK0
 from model import golden
-from model.deploy import random_deploy, validate, pack_bits, FORMAT, VERSION
+from model.deploy import validate, pack_bits, FORMAT, VERSION
+from model.random_deploy import random_deploy
 from firmware.compiler import compile_model, CompileError
 from firmware.refsim import run_compiled, feature_maps
 

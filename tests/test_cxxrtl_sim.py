@@ -169,9 +169,9 @@ def _tiny_workload():
     import numpy as np
     from contract.config import TINY
     from firmware.compiler import compile_model
-    from model import deploy as mdeploy
-    d = mdeploy.random_deploy(1, channels=1, height=8, width=8, num_classes=4, max_convs=2,
-                              chan_choices=(8, 16))
+    from model.random_deploy import random_deploy
+    d = random_deploy(1, channels=1, height=8, width=8, num_classes=4, max_convs=2,
+                       chan_choices=(8, 16))
     images = np.random.default_rng(0).integers(0, 256, size=(2, 1, 8, 8), dtype=np.uint8)
     return d, compile_model(d, TINY), images
 

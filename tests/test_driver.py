@@ -248,9 +248,9 @@ def test_cli_image_file_conversion(tmp_path, capsys):
 
 def _tiny_workload(seed=1):
     from firmware.compiler import compile_model
-    from model import deploy as mdeploy
-    d = mdeploy.random_deploy(seed, channels=1, height=8, width=8, num_classes=4, max_convs=2,
-                              chan_choices=(8, 16))
+    from model.random_deploy import random_deploy
+    d = random_deploy(seed, channels=1, height=8, width=8, num_classes=4, max_convs=2,
+                       chan_choices=(8, 16))
     images = np.random.default_rng(seed).integers(0, 256, size=(3, 1, 8, 8), dtype=np.uint8)
     return d, compile_model(d, TINY), images
 

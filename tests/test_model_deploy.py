@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from model import deploy as dp
+from model.random_deploy import random_deploy
 from model.deploy import DeployError
 
 
@@ -21,7 +22,7 @@ def _write(path, header, arrays):
 @settings(max_examples=25, deadline=None)
 @given(st.integers(0, 2**31 - 1), st.booleans())
 def test_round_trip(tmp_path_factory, seed, hardware):
-    m = dp.random_deploy(seed, hardware=hardware)
+    m = random_deploy(seed, hardware=hardware)
     path = tmp_path_factory.mktemp("rt") / "m.npz"
     dp.save(path, m.header, m.arrays)
     m2 = dp.load(path)
@@ -43,7 +44,7 @@ def test_pack_bits_layout():
 
 def test_hardware_models_respect_limits():
     for seed in range(60):
-        m = dp.random_deploy(seed, hardware=True)
+        m = random_deploy(seed, hardware=True)
         assert m.layers[0]["kind"] in ("embed", "raw_input")
         first_conv = True
         for layer in m.layers:
@@ -61,7 +62,7 @@ def test_hardware_models_respect_limits():
 
 @pytest.fixture
 def good(tmp_path):
-    m = dp.random_deploy(7, hardware=True, first="embed")
+    m = random_deploy(7, hardware=True, first="embed")
     return m, tmp_path
 
 
@@ -187,7 +188,7 @@ def test_bad_values(good):
 
 
 def test_save_rejects_invalid(tmp_path):
-    m = dp.random_deploy(3)
+    m = random_deploy(3)
     with pytest.raises(DeployError):
         dp.save(tmp_path / "bad.npz", dict(m.header, version=2), m.arrays)
     assert not (tmp_path / "bad.npz").exists()

@@ -4,6 +4,7 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 
 from model import deploy as dp
+from model.random_deploy import random_deploy
 from model import golden
 
 
@@ -79,7 +80,7 @@ def reference(m, images):
 @settings(max_examples=30, deadline=None)
 @given(st.integers(0, 2**31 - 1), st.booleans(), st.integers(1, 5))
 def test_golden_matches_reference(seed, hardware, n):
-    m = dp.random_deploy(seed, hardware=hardware)
+    m = random_deploy(seed, hardware=hardware)
     rng = np.random.default_rng(seed + 1)
     images = rng.integers(0, 256, size=(n,) + m.input_shape).astype(np.uint8)
     r = golden.run(m, images, batch_size=2)
@@ -102,7 +103,7 @@ def test_random_models_produce_varied_codes():
     """Thresholds of random models are centred so that codes are not constant (tests can fail)."""
     varied = 0
     for seed in range(20):
-        m = dp.random_deploy(seed)
+        m = random_deploy(seed)
         images = np.random.default_rng(seed).integers(0, 256, (4,) + m.input_shape, dtype=np.uint8)
         r = golden.run(m, images)
         for name, info in m.tensors.items():
@@ -112,7 +113,7 @@ def test_random_models_produce_varied_codes():
 
 
 def test_golden_loads_path_and_rejects_bad_images(tmp_path):
-    m = dp.random_deploy(11)
+    m = random_deploy(11)
     dp.save(tmp_path / "m.npz", m.header, m.arrays)
     images = np.zeros((2,) + m.input_shape, np.uint8)
     r = golden.run(tmp_path / "m.npz", images)

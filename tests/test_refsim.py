@@ -11,7 +11,7 @@ from contract.config import (TINY, SMALL, CONFIGS, BUF_WEIGHTS, BUF_THRESHOLDS, 
                           BUF_RESIDUAL, BUF_CODE_BANK0)
 from contract.errors import ErrorCode
 from model import golden
-from model.deploy import random_deploy
+from model.random_deploy import random_deploy
 from firmware import layout
 from reference import pack_codes, pack_table, window_embed
 from firmware.compiler import compile_model

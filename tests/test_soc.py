@@ -13,7 +13,7 @@ from firmware.compiler import compile_model, CompileError
 from firmware.driver import Accelerator, AcceleratorError
 from firmware.sim_transport import PySimTransport
 from model import golden
-from model.deploy import random_deploy
+from model.random_deploy import random_deploy
 
 
 def _models(count, first=None):
