@@ -20,6 +20,7 @@ import json
 import math
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -476,12 +477,16 @@ def load(path):
                 arrays[key] = f[key]
     except FileNotFoundError:
         raise DeployError(f"{path}: no such file") from None
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, TypeError,
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, TypeError,
             NotImplementedError, RuntimeError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise DeployError(f"{path}: not a readable deploy archive ({msg})") from None
     if "header" not in arrays:
         _fail(f"{path}: no 'header' array")
+    # np.load hands back a member that is not in .npy format as raw bytes.
+    for key, value in arrays.items():
+        if not isinstance(value, np.ndarray):
+            _fail(f"{path}: member '{key}' is not a NumPy array")
     h = arrays.pop("header")
     if h.dtype != np.uint8 or h.ndim != 1:
         _fail(f"{path}: 'header' must be a 1-D uint8 array, not {h.dtype} {h.shape}")

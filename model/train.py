@@ -127,12 +127,12 @@ def main(argv=None):
         import torch.distributed as dist
         dist.init_process_group("gloo")
         rank = dist.get_rank()
+    # The data first: a missing data set must not leave an empty output directory behind.
+    xtr, ytr = load_fashion_mnist("train", args.data_dir)
+    xte, yte = load_fashion_mnist("test", args.data_dir)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     deploy_path = Path(args.deploy) if args.deploy else out / "deploy.npz"
-
-    xtr, ytr = load_fashion_mnist("train", args.data_dir)
-    xte, yte = load_fashion_mnist("test", args.data_dir)
     if args.train_limit:
         xtr, ytr = xtr[:args.train_limit], ytr[:args.train_limit]
     if args.test_limit:
