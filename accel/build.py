@@ -450,19 +450,6 @@ def report_markdown(report):
     return "\n".join(lines) + "\n"
 
 
-def program(board, report, log=print):
-    """Program the board with openFPGALoader if it is installed, else say how."""
-    bit = report["files"].get("bitstream")
-    how = board.program.format(bit=bit, bin=bit, svf=report["files"].get("svf"))
-    if board.family == "ecp5" and shutil.which("openFPGALoader") and how.startswith("openFPGALoader"):
-        argv = how.split("   ")[0].split()
-        log(f"[program] {' '.join(argv)}")
-        subprocess.run(argv, check=True)
-        return True
-    log(f"[program] openFPGALoader is not installed or not used for {board.name}; to flash: {how}")
-    return False
-
-
 # Command line ------------------------------------------------------------------------------------
 
 def _parse_freq(text):
@@ -479,6 +466,7 @@ def _config_name(config):
 
 def main(argv=None):
     from platforms import get_board, list_boards, UnknownBoardError, DEFAULT_BOARD
+    from .program import ProgramError, detect_board, program_bitstream
     from contract.config import CONFIGS
     parser = argparse.ArgumentParser(prog="python -m accel.build", description=__doc__.split("\n")[0])
     parser.add_argument("--board", default="ecp5", help=f"board name (default ecp5 = {DEFAULT_BOARD})")
@@ -517,6 +505,8 @@ def main(argv=None):
         return 0
     try:
         board = get_board(args.board)
+        if args.program:            # before a build of many minutes, not after it
+            detect_board(board, system_tools=args.system_tools)
         report = build(board, build_dir=args.build_dir, verilog_only=args.verilog_only,
                        system_tools=args.system_tools, target_hz=args.freq, baud=args.baud,
                        top=args.top, seed=args.seed, force=args.force,
@@ -534,9 +524,10 @@ def main(argv=None):
             f"{'PASS' if report['timing_pass'] else 'FAIL'}; {_fmt_s(report['times_s']['total'])}; "
             f"report: {Path(args.build_dir) / board.name / 'report.md'}")
         if args.program:
-            program(board, report, log)
+            program_bitstream(board, report["files"]["bitstream"],
+                              system_tools=args.system_tools, log=log)
         return 0
-    except (UnknownBoardError, BuildError, ValueError) as exc:
+    except (UnknownBoardError, BuildError, ProgramError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except subprocess.CalledProcessError as exc:

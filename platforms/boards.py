@@ -70,6 +70,9 @@ class Board:
         build without programming (see /work/shared/AMARANTH-NOTES.md).
     program : str
         How to program the board by hand (``{bit}`` is the bitstream, ``{svf}`` the SVF file).
+    loader_args : tuple of str
+        openFPGALoader's arguments naming the board or its cable (``accel.program`` adds the
+        bitstream); empty when openFPGALoader cannot program the board.
     bridge_words : int
         Buffer of the UART bridge (largest frame, in words).
     soc_fits : bool
@@ -103,6 +106,7 @@ class Board:
     extra_resources: tuple = ()
     tool_env: dict = field(default_factory=dict)
     program: str = ""
+    loader_args: tuple = ()
     bridge_words: int = 256
     soc_fits: bool = True
     notes: str = ""
@@ -172,7 +176,7 @@ def _ulx3s(size, config_name, config, target_hz, seed=None):
         package="BG381", config_name=config_name, config=config, clk=("clk25", 0),
         clk_hz=25_000_000, target_hz=target_hz, uart=("uart", 0), baud=1_000_000,
         leds=_ULX3S_LEDS, tool_env={"OPENFPGALOADER": "true"}, program=_ULX3S_PROGRAM,
-        notes="UART through the on-board FT231X (US1 port).", seed=seed)
+        loader_args=("-b", "ulx3s"), notes="UART through the on-board FT231X (US1 port).", seed=seed)
 
 
 BOARDS = {b.name: b for b in [
@@ -196,6 +200,7 @@ BOARDS = {b.name: b for b in [
           extra_resources=(_ORANGECRAB_UART,), tool_env={"DFU_SUFFIX": "true"},
           program="dfu-suffix -v 1209 -p 5af0 -a {bit} && dfu-util -a 0 -D {bit}  "
                   "(hold the button while plugging in for the DFU bootloader)",
+          loader_args=("-b", "orangeCrab"),
           notes="UART on Feather pins 0 (RX) / 1 (TX) through an external 3.3 V USB-serial adapter."),
     Board(name="orangecrab-85f", platform_module="amaranth_boards.orangecrab_r0_2",
           platform_class="OrangeCrabR0_2_85FPlatform", family="ecp5", device="LFE5U-85F",
@@ -205,20 +210,21 @@ BOARDS = {b.name: b for b in [
           extra_resources=(_ORANGECRAB_UART,), tool_env={"DFU_SUFFIX": "true"},
           program="dfu-suffix -v 1209 -p 5af0 -a {bit} && dfu-util -a 0 -D {bit}  "
                   "(hold the button while plugging in for the DFU bootloader)",
+          loader_args=("-b", "orangeCrab"),
           notes="UART on Feather pins 0 (RX) / 1 (TX) through an external 3.3 V USB-serial adapter."),
     Board(name="ecpix5-45f", platform_module="amaranth_boards.ecpix5",
           platform_class="ECPIX545Platform", family="ecp5", device="LFE5UM5G-45F",
           package="BG554", config_name="small", config=SMALL, clk=("clk100", 0),
           clk_hz=100_000_000, target_hz=100_000_000, uart=("uart", 0), baud=1_000_000,
           leds=_ECPIX5_LEDS, rst=("rst", 0), tool_env={"OPENFPGALOADER": "true"},
-          program="openFPGALoader -c ft2232 {bit}",
+          program="openFPGALoader -c ft2232 {bit}", loader_args=("-b", "ecpix5"),
           notes="UART through the on-board FT2232 (second channel)."),
     Board(name="ecpix5-85f", platform_module="amaranth_boards.ecpix5",
           platform_class="ECPIX585Platform", family="ecp5", device="LFE5UM5G-85F",
           package="BG554", config_name="default85", config=DEFAULT85, clk=("clk100", 0),
           clk_hz=100_000_000, target_hz=100_000_000, uart=("uart", 0), baud=1_000_000,
           leds=_ECPIX5_LEDS, rst=("rst", 0), tool_env={"OPENFPGALOADER": "true"},
-          program="openFPGALoader -c ft2232 {bit}",
+          program="openFPGALoader -c ft2232 {bit}", loader_args=("-b", "ecpix5"),
           notes="UART through the on-board FT2232 (second channel)."),
     Board(name="colorlight-5a-75b", platform_module="amaranth_boards.colorlight_5a75b_r7_0",
           platform_class="Colorlight_5A75B_R70Platform", family="ecp5", device="LFE5U-25F",
@@ -226,6 +232,7 @@ BOARDS = {b.name: b for b in [
           clk_hz=25_000_000, target_hz=50_000_000, uart=("uart", 0), baud=115200, leds=(),
           tool_env={"OPENFPGALOADER": "true"},
           program="openFPGALoader -c ft232 {bit}   (JTAG adapter on J27)",
+          loader_args=("-c", "ft232"),
           notes="amaranth-boards puts the UART on the LED (TX, P11) and button (RX, M13) pins: no "
                 "status LEDs; connect a 3.3 V USB-serial adapter there."),
     Board(name="icebreaker", platform_module="amaranth_boards.icebreaker",
@@ -233,7 +240,7 @@ BOARDS = {b.name: b for b in [
           package="SG48", config_name="micro", config=MICRO, clk=("clk12", 0),
           clk_hz=12_000_000, target_hz=12_000_000, uart=("uart", 0), baud=115200,
           leds=(("led", 1, None), ("led", 0, None)), tool_env={},
-          program="iceprog {bin}", bridge_words=64, soc_fits=False, placer="heap",
+          program="iceprog {bin}", loader_args=("-b", "ice40_generic"), bridge_words=64, soc_fits=False, placer="heap",
           notes="iCE40 UP5K with the MICRO configuration (8x8 array, 1,024 words of main memory), no "
                 "PLL. Measured: the SoC needs ~13,900 logic cells and 31 block RAMs, the UP5K has "
                 "5,280 and 30, so only `--top bridge` builds for now."),

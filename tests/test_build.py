@@ -199,11 +199,10 @@ def test_bench_builds_section(tmp_path, monkeypatch):
     assert "| icebreaker | iCE40UP5K | micro | soc | failed: nextpnr failed: does not fit |" in text
 
 
-def test_program_without_openfpgaloader_says_how(monkeypatch):
-    monkeypatch.setattr(B.shutil, "which", lambda name, path=None: None)
-    lines = []
-    report = {"files": {"bitstream": "build/ulx3s-85f/top.bit", "svf": "build/ulx3s-85f/top.svf"}}
-    assert B.program(get_board("ulx3s-85f"), report, log=lines.append) is False
-    assert lines == ["[program] openFPGALoader is not installed or not used for ulx3s-85f; to flash: "
-                     "openFPGALoader -b ulx3s build/ulx3s-85f/top.bit   (or: fujprog "
-                     "build/ulx3s-85f/top.bit)"]
+def test_program_with_system_tools_but_no_openfpgaloader_on_path_is_one_error(monkeypatch, tmp_path):
+    from accel import program as P
+    monkeypatch.setattr(P.shutil, "which", lambda name, path=None: None)
+    bit = tmp_path / "top.bit"
+    bit.write_bytes(b"\xff")
+    with pytest.raises(P.ProgramError, match="openFPGALoader is not on PATH"):
+        P.program_bitstream(get_board("ulx3s-85f"), bit, system_tools=True, log=lambda _: None)
