@@ -21,15 +21,18 @@ from contract.config import AccelConfig
 from .csr import CSRBank
 from .dma import DMA
 from .engine import LayerEngine
+from .fault_injector import MemoryFaultInjector
 from contract.registers import REGISTERS, CSR_BASE, constants
 from .sequencer import Sequencer, WATCHDOG_CYCLES
 
 
-__all__ = ["SoC", "MEM_BASE_WORD", "CSR_BASE_WORD"]
+__all__ = ["SoC", "MEM_BASE_WORD", "CSR_BASE_WORD", "FAULTS_BASE_WORD"]
 
 
 MEM_BASE_WORD = 0
 CSR_BASE_WORD = CSR_BASE // 4
+# The fault injector's registers (``fault_injection=True`` only), byte address 0x6000_0000.
+FAULTS_BASE_WORD = 0x1800_0000
 # Initiator order on the arbiter.
 HOST, SEQUENCER, DMA_PORT = range(3)
 
@@ -45,6 +48,10 @@ class SoC(wiring.Component):
         Initial main-memory contents (e.g. a compiled model baked into the bitstream).
     watchdog_cycles : int
         Per-descriptor time limit before a run ends with ``TIMEOUT``.
+    fault_injection : bool
+        For simulation: put a :class:`accel.fault_injector.MemoryFaultInjector` in front of main
+        memory (wait states, bus errors, a target that never answers, while a program runs), its
+        registers at word ``FAULTS_BASE_WORD``. Off by default: the board's SoC has none of it.
 
     Members
     -------
@@ -59,10 +66,14 @@ class SoC(wiring.Component):
         Main memory contents, for simulators that load images directly.
     """
 
-    def __init__(self, config, *, mem_init=None, watchdog_cycles=WATCHDOG_CYCLES):
+    def __init__(self, config, *, mem_init=None, watchdog_cycles=WATCHDOG_CYCLES,
+                 fault_injection=False):
         if not isinstance(config, AccelConfig):
             raise TypeError(f"config must be an AccelConfig, not {config!r}")
         self.config = config
+        self.fault_injection = bool(fault_injection)
+        self.fault_injector = (MemoryFaultInjector(config.mem_words.bit_length() - 1)
+                               if fault_injection else None)
         self.sram = wishbone.SRAM(config.mem_words, init=mem_init)
         self.sequencer = Sequencer(config, watchdog_cycles=watchdog_cycles)
         self.dma = DMA(config)
@@ -108,16 +119,23 @@ class SoC(wiring.Component):
         # and the targets' write enables would otherwise form one combinational path (with the
         # acknowledgement back into the initiators' next state), the design's deepest.
         m.submodules.bus_slice = bus_slice = wishbone.RegisterSlice()
-        m.submodules.decoder = decoder = wishbone.Decoder([
-            ("mem", MEM_BASE_WORD, cfg.mem_words),
-            ("csr", CSR_BASE_WORD, 1 << len(csr.bus.adr)),
-        ])
+        regions = [("mem", MEM_BASE_WORD, cfg.mem_words), ("csr", CSR_BASE_WORD, 1 << len(csr.bus.adr))]
+        if self.fault_injector is not None:
+            regions.append(("faults", FAULTS_BASE_WORD, 4))
+        m.submodules.decoder = decoder = wishbone.Decoder(regions)
         wiring.connect(m, wiring.flipped(self.host), arbiter.initiators[HOST])
         wiring.connect(m, seq.bus, arbiter.initiators[SEQUENCER])
         wiring.connect(m, dma.bus, arbiter.initiators[DMA_PORT])
         wiring.connect(m, arbiter.bus, bus_slice.up)
         wiring.connect(m, bus_slice.down, decoder.bus)
-        wiring.connect(m, decoder.mem, self.sram.bus)
+        if self.fault_injector is None:
+            wiring.connect(m, decoder.mem, self.sram.bus)
+        else:
+            m.submodules.fault_injector = injector = self.fault_injector
+            wiring.connect(m, decoder.mem, injector.up)
+            wiring.connect(m, injector.down, self.sram.bus)
+            wiring.connect(m, decoder.faults, injector.control)
+            m.d.comb += injector.armed.eq(seq.busy)
         wiring.connect(m, decoder.csr, csr.bus)
 
         # Registers <-> sequencer.
