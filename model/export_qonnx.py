@@ -1,4 +1,4 @@
-"""Export a deploy file as a QONNX graph, so that a tool we did not write (qonnx's executor) checks it.
+"""Export a deploy file as a QONNX graph, so that a tool we did not write checks it.
 
 Usage::
 
@@ -36,7 +36,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from .deploy import DeployError, DeployModel, load
@@ -93,7 +92,7 @@ class _GraphBuilder:
         return output
 
     def integer(self, name, bound, datatype=None):
-        """Record an integer tensor's bound and its annotation (``INTn`` from the bound by default)."""
+        """Record an integer tensor's bound and annotation (by default ``INTn`` from the bound)."""
         self.bounds[name] = bound
         self.datatypes[name] = datatype or _signed_type(bound)
         return name
@@ -375,7 +374,7 @@ def export_qonnx(deploy_model, path=None, *, batch_size=1):
 
 
 def main(argv=None):
-    """Command line: ``python -m model.export_qonnx MODEL.npz -o MODEL.onnx``; returns the exit code."""
+    """``python -m model.export_qonnx MODEL.npz -o MODEL.onnx``; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m model.export_qonnx",
                                      description="Export a deploy file as a QONNX graph.")
     parser.add_argument("model", help="deploy file (.npz)")

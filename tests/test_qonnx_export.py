@@ -1,4 +1,4 @@
-"""QONNX export: qonnx's executor, run on the exported graph, reproduces model.golden bit for bit."""
+"""QONNX export: qonnx's executor runs the exported graph and matches model.golden bit for bit."""
 
 import subprocess
 import sys
@@ -17,6 +17,11 @@ from model import golden
 from model.data import load_fixture
 from model.deploy import load
 from model.random_deploy import random_deploy
+
+# qonnx's executor checks every integer-annotated tensor against its datatype after each node and
+# only warns when a value does not fit; here that is a failure, as is a shape its inference missed.
+pytestmark = [pytest.mark.filterwarnings("error:The values of tensor"),
+              pytest.mark.filterwarnings(r"error:\s*Output shapes disagree")]
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "model" / "shipped" / "default.npz"
