@@ -342,8 +342,8 @@ def export_qonnx(deploy_model, path=None, *, batch_size=1):
         Where to write the ``.onnx`` file (through a temporary file and a rename, so that a failed
         write leaves nothing half-written).
     batch_size : int
-        The graph's fixed batch size (qonnx's executor needs static shapes;
-        ``qonnx.util.cleanup.cleanup_model(..., override_inpsize=N)`` changes it).
+        The graph's fixed batch size (qonnx's executor needs static shapes, and qonnx's
+        ``ChangeBatchSize`` resizes only the first graph output).
 
     Returns
     -------
