@@ -322,6 +322,10 @@ def _write_atomically(proto, path):
     try:
         with os.fdopen(descriptor, "wb") as f:
             f.write(proto.SerializeToString())
+        # mkstemp makes the file private; the export gets the mode any new file would get.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
     except BaseException:
         try:
