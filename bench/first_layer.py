@@ -181,8 +181,8 @@ def host_times(compiled, images, reps=3):
 
 
 def _golden_codes(compiled, img):
-    from firmware.compiler import _host_conv
-    return _host_conv(compiled.host_layer, compiled.host_arrays, img)
+    from firmware.compiler import host_conv_codes
+    return host_conv_codes(compiled.host_layer, compiled.host_arrays, img)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -504,7 +504,7 @@ def feature_maps(compiled, result):
     dict of str to numpy.ndarray
         Tensor name to ``(C, H, W)`` int64 (logits: ``(classes,)``). Code maps include their padding
         channels as ``name + "#padding"`` (``(n_cig*p_i - C, H, W)``), which must be 0. A map an
-        EMBED wrote in window mode (``TensorInfo.window``) is its window map
+        EMBED wrote in window mode (``TensorPlacement.window``) is its window map
         ``(k*p_i, h_out, w_out)`` (``CompiledModel.as_stored`` of the golden map), padding lanes
         included (no ``#padding`` channels).
     """

@@ -21,7 +21,7 @@ import numpy as np
 from .deploy import DeployModel, load
 
 
-__all__ = ["GoldenResult", "run", "conv_int", "apply_thresholds", "embed", "predict"]
+__all__ = ["GoldenResult", "run", "run_layers", "conv_int", "apply_thresholds", "embed", "predict"]
 
 
 @dataclass
@@ -119,10 +119,36 @@ def _maxpool2(x):
     return x.reshape(n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
 
 
-def _run_batch(model, images, keep):
+def run_layers(layers, images, keep_tensors=True):
+    """Execute a list of deploy layers on one batch of images, without validation or batching.
+
+    :func:`run` calls it per batch on a validated model's layers; the compiler's host-side input
+    preparation calls it on the one ``host_conv`` layer of a model, so that the host computes that
+    layer exactly as the contract does.
+
+    Parameters
+    ----------
+    layers : list of dict
+        Layer dicts as in ``DeployModel.layers``: the header fields of each layer plus its
+        parameter arrays under ``"arrays"`` (``"weight_bits"`` for conv and head layers). The
+        first layer reads ``"image"``; every other input must be produced by an earlier layer.
+    images : numpy.ndarray
+        ``(N, C, H, W)`` uint8.
+    keep_tensors : bool
+        Return every feature map; False returns an empty dict.
+
+    Returns
+    -------
+    logits_int : numpy.ndarray or None
+        ``(N, classes)`` int64 of the head, None when ``layers`` has no head.
+    logits : numpy.ndarray or None
+        ``(N, classes)`` float32, ``scale * logits_int + bias``, None without a head.
+    tensors : dict of str to numpy.ndarray
+        Every feature map by tensor name, ``"image"`` included (empty unless ``keep_tensors``).
+    """
     tensors = {"image": images}
     logits_int = logits = None
-    for layer in model.layers:
+    for layer in layers:
         kind, la, out = layer["kind"], layer["arrays"], layer["outputs"]
         x = tensors[layer["input"]]
         if kind == "embed":
@@ -158,7 +184,7 @@ def _run_batch(model, images, keep):
             logits = (la["scale"][None, :] * logits_int.astype(np.float32)
                       + la["bias"][None, :]).astype(np.float32)
             tensors[out["logits"]] = logits_int
-    return logits_int, logits, (tensors if keep else {})
+    return logits_int, logits, (tensors if keep_tensors else {})
 
 
 def run(deploy, images_uint8, *, keep_tensors=True, batch_size=500):
@@ -190,7 +216,7 @@ def run(deploy, images_uint8, *, keep_tensors=True, batch_size=500):
                          f"not {x.shape}")
     li, lf, parts = [], [], []
     for i in range(0, max(len(x), 1), batch_size):
-        a, b, t = _run_batch(model, x[i:i + batch_size], keep_tensors)
+        a, b, t = run_layers(model.layers, x[i:i + batch_size], keep_tensors)
         li.append(a)
         lf.append(b)
         parts.append(t)
