@@ -1,4 +1,4 @@
-"""The deploy file (docs/ARCHITECTURE.md, section 2): save, load, validate, and random test models.
+"""The deploy file (docs/ARCHITECTURE.md, section 2): save, load and validate.
 
 A deploy file is a NumPy ``.npz`` archive holding a ``header`` (UTF-8 JSON stored as a uint8 array)
 and one array per layer parameter, named ``"<layer name>.<param>"``. It is the only thing the
@@ -12,7 +12,6 @@ Public API
 ``save(path, header, arrays)``          validate, then write the archive.
 ``load(path) -> DeployModel``           read with ``allow_pickle=False`` and validate.
 ``validate(header, arrays) -> DeployModel``
-``random_deploy(seed, ...) -> DeployModel``  small random valid networks for tests.
 ``pack_bits(bits)`` / ``unpack_bits(packed, shape)``  the weight bit packing of the schema.
 """
 

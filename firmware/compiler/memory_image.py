@@ -111,7 +111,10 @@ def _allocation_map(network, buffers, params, io, addr, sizes, n_load, n_image, 
     Lw, Lt = c.lanes(BUF_WEIGHTS), c.lanes(BUF_THRESHOLDS)
     for x in buffers.allocations:
         if x.region == "weights":
-            al.append(Allocation(x.name, "memory", addr["weights"] + x.addr * Lw, x.size * Lw))
+            # In memory the weights lie back to back (weight_offset); x.addr is their place in the
+            # weight buffer, which differs when weights are streamed.
+            offset = buffers.weight_offset[x.name.rsplit(".", 1)[0]]
+            al.append(Allocation(x.name, "memory", addr["weights"] + offset * Lw, x.size * Lw))
         elif x.region == "thresholds":
             al.append(Allocation(x.name, "memory", addr["thresholds"] + x.addr * Lt, x.size * Lt))
     local = list(buffers.allocations)
@@ -135,7 +138,8 @@ def _memory_culprit(network, buffers, params, addr):
     c = network.config
     Lw, Lt = c.lanes(BUF_WEIGHTS), c.lanes(BUF_THRESHOLDS)
     for x in buffers.allocations:
-        if x.region == "weights" and addr["weights"] + (x.addr + x.size) * Lw > c.mem_words:
+        if (x.region == "weights" and addr["weights"]
+                + (buffers.weight_offset[x.name.rsplit(".", 1)[0]] + x.size) * Lw > c.mem_words):
             return x.name.rsplit(".", 1)[0]
     for x in buffers.allocations:
         if x.region == "thresholds" and addr["thresholds"] + (x.addr + x.size) * Lt > c.mem_words:
