@@ -209,8 +209,10 @@ def _check_against_executor(path, images, input_scale, varied=True):
         assert np.array_equal(result.predictions, logits.argmax(axis=1))
         if varied:   # the network does not answer one class for every image
             assert len(set(result.predictions.tolist())) > 1
-    else:
+    else:   # TopK / ArgMax: the graph answers the class index
         assert np.array_equal(result.predictions, logits.reshape(len(images), -1)[:, 0])
+        if varied:
+            assert len(set(result.predictions.tolist())) > 1
     return deploy, report
 
 
@@ -262,6 +264,68 @@ def test_tfc_structure_matches_executor(tmp_path, images):
     layers = deploy.header["layers"]
     assert [layer["kind"] for layer in layers] == ["embed", "conv", "conv", "conv", "head"]
     assert layers[1]["k"] == 28 and layers[1]["pad"] == 0        # fully connected over 28x28
+
+
+def _finn_streamlined(images, seed):
+    """A FINN-style streamlined MLP: raw pixels, MatMul with bipolar weights, MultiThreshold to
+    2-bit and to bipolar codes, a final scale and bias, TopK. Thresholds are quantiles of the
+    accumulators on the images, half of them integers (so ties with the accumulator occur)."""
+    from onnx import TensorProto, helper
+    from qonnx.core.modelwrapper import ModelWrapper
+    rng = np.random.default_rng(seed)
+    sizes = [784, 32, 16, 10]
+    weights = [rng.choice([-1.0, 1.0], size=(a, b)).astype(np.float32)
+               for a, b in zip(sizes[:-1], sizes[1:])]
+    x = images.reshape(len(images), -1).astype(np.float64)
+
+    def thresholds(acc, count):
+        t = np.quantile(acc, np.linspace(0.2, 0.8, count), axis=0).T
+        t = np.floor(t) + (rng.random(t.shape) < 0.5) * 0.5
+        return np.sort(t, axis=1).astype(np.float32)
+
+    acc1 = x @ weights[0]
+    t1 = thresholds(acc1, 3)
+    codes1 = (acc1[:, :, None] >= t1[None]).sum(axis=2)
+    acc2 = codes1 @ weights[1]
+    t2 = thresholds(acc2, 1)
+    init = {"shape": np.array([1, -1], dtype=np.int64), "w1": weights[0], "t1": t1,
+            "w2": weights[1], "t2": t2, "w3": weights[2],
+            "scale": rng.uniform(-1.0, 1.0, 10).astype(np.float32),
+            "shift": rng.normal(0.0, 0.1, 10).astype(np.float32),
+            "k": np.array([1], dtype=np.int64)}
+    domain = "qonnx.custom_op.general"
+    nodes = [
+        helper.make_node("Reshape", ["x", "shape"], ["flat"], name="Flatten0"),
+        helper.make_node("MatMul", ["flat", "w1"], ["acc1"], name="MatMul1"),
+        helper.make_node("MultiThreshold", ["acc1", "t1"], ["codes1"], name="Threshold1",
+                         domain=domain, out_dtype="UINT2"),
+        helper.make_node("MatMul", ["codes1", "w2"], ["acc2"], name="MatMul2"),
+        helper.make_node("MultiThreshold", ["acc2", "t2"], ["codes2"], name="Threshold2",
+                         domain=domain, out_dtype="BIPOLAR", out_scale=2.0, out_bias=-1.0),
+        helper.make_node("MatMul", ["codes2", "w3"], ["acc3"], name="MatMul3"),
+        helper.make_node("Mul", ["acc3", "scale"], ["scaled"], name="Scale"),
+        helper.make_node("Add", ["scaled", "shift"], ["logits"], name="Shift"),
+        helper.make_node("TopK", ["logits", "k"], ["top_value", "top_index"], name="TopK0"),
+    ]
+    graph = helper.make_graph(
+        nodes, "finn_streamlined",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 28, 28])],
+        [helper.make_tensor_value_info("top_index", TensorProto.INT64, [1, 1])],
+        [helper.make_tensor(name, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape,
+                            v.reshape(-1).tolist()) for name, v in init.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    return ModelWrapper(model)
+
+
+def test_finn_streamlined_graph_matches_executor(tmp_path, images):
+    path = str(tmp_path / "finn.onnx")
+    _finn_streamlined(images, seed=11).save(path)
+    deploy, report = _check_against_executor(path, images, 1.0)
+    layers = deploy.header["layers"]
+    assert [layer["kind"] for layer in layers] == ["raw_input", "conv", "conv", "head"]
+    assert layers[1]["k"] == 28 and layers[1]["q"] == 2
+    assert layers[2]["q"] == 1 and layers[3]["in_gain"] == 2 and layers[3]["in_offset"] == 1
+    assert report.notes[0].startswith("input scale 1")
 
 
 # --- refused graphs ---------------------------------------------------------------------------------
