@@ -244,6 +244,7 @@ class _Importer:
                 self.states[out] = self.fold(node, state)
             elif op == "MaxPool":
                 self.check_max_pool(node)
+                self.only_consumer(node, node.input[0], "the un-pooled values are also used")
                 if state.pool_at is not None or state.rank != 4:
                     self.fail(node, "a second or non-spatial max-pool before one quantizer")
                 self.states[out] = _Linear(**{**state.__dict__, "pool_at": len(state.chain)})
@@ -492,11 +493,17 @@ class _Importer:
             self.fail(node, f"kernel {list(kernel)}, strides {list(strides)}, pads {list(pads)}: "
                             f"only a 2x2 stride-2 max-pool without padding")
 
+    def only_consumer(self, node, tensor, why):
+        if len(self.model.find_consumers(tensor)) != 1:
+            self.fail(node, why)
+
     def max_pool_codes(self, node, codes):
         self.check_max_pool(node)
         entry = codes.layer
         if entry is None or entry["pool"] is not None or entry["outputs"]["acc"] is not None:
             self.fail(node, "a max-pool must directly follow a binary layer's quantizer")
+        self.only_consumer(node, node.input[0], "the un-pooled codes are also read elsewhere "
+                                                "(a layer's codes are stored pooled)")
         c, h, w = codes.shape
         if h % 2 or w % 2:
             self.fail(node, f"a 2x2 max-pool of an odd {h}x{w} map")
@@ -511,6 +518,9 @@ class _Importer:
                 self.fail(node, "a residual add needs both sides straight from a binary layer "
                                 "(no batch norm, scale or pooling before the add)")
         early, late = sorted((first, second), key=lambda s: self.layers.index(s.layer))
+        late_input = node.input[0] if late is first else node.input[1]
+        self.only_consumer(node, late_input, "the later layer's output is also used without the "
+                                             "residual (the contract adds it before anything else)")
         if early.shape != late.shape:
             self.fail(node, f"adds maps of shapes {early.shape} and {late.shape}")
         if not np.allclose(early.scale, late.scale, rtol=1e-6, atol=0):

@@ -328,6 +328,66 @@ def test_finn_streamlined_graph_matches_executor(tmp_path, images):
     assert report.notes[0].startswith("input scale 1")
 
 
+# --- the contract's input mapping and head kernel ----------------------------------------------------
+
+def _reference_conv(codes, weight_bits, stride, pad, gain, offset):
+    """Direct loops: a = gain*code - offset inside the image, 0 outside."""
+    n, cin, h, w = codes.shape
+    cout, _, k, _ = weight_bits.shape
+    a = np.pad(codes.astype(np.int64) * gain - offset, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    wt = weight_bits.astype(np.int64) * 2 - 1
+    ho, wo = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    out = np.zeros((n, cout, ho, wo), dtype=np.int64)
+    for y in range(ho):
+        for x in range(wo):
+            patch = a[:, :, y * stride:y * stride + k, x * stride:x * stride + k]
+            out[:, :, y, x] = np.einsum("nikl,oikl->no", patch, wt)
+    return out
+
+
+@pytest.mark.parametrize("bits, gain, offset, stride, pad", [
+    (1, 2, 1, 1, 1), (2, 1, 1, 2, 1), (2, 1, 2, 1, 0), (8, 1, 128, 1, 2), (2, 1, 0, 2, 0)])
+def test_golden_input_mapping(bits, gain, offset, stride, pad):
+    rng = np.random.default_rng(bits * 10 + offset)
+    codes = rng.integers(0, 1 << bits, (2, 5, 7, 7)).astype(np.uint8)
+    weights = rng.integers(0, 2, (4, 5, 3, 3)).astype(np.uint8)
+    got = golden.conv_int(codes, weights, stride, pad, bits, gain, offset)
+    assert np.array_equal(got, _reference_conv(codes, weights, stride, pad, gain, offset))
+
+
+def _fc_model(**head_fields):
+    from model.deploy import pack_bits, validate
+    rng = np.random.default_rng(0)
+    header = {"format": "pixel-embedding-deploy", "version": 1,
+              "input": {"channels": 1, "height": 4, "width": 4}, "num_classes": 3,
+              "variant": "test", "training": {},
+              "layers": [{"name": "E", "kind": "embed", "input": "image", "d": 1, "q": 1,
+                          "outputs": {"codes": "e"}},
+                         dict({"name": "H", "kind": "head", "input": "e", "cin": 1,
+                               "classes": 3, "in_bits": 1, "outputs": {"logits": "l"}},
+                              **head_fields)]}
+    k = head_fields.get("k", 1)
+    arrays = {"E.table": (np.arange(256) >= 128).astype(np.uint8).reshape(1, 256, 1),
+              "H.weight": pack_bits(rng.integers(0, 2, (3, 1, k, k))),
+              "H.scale": np.ones(3, np.float32), "H.bias": np.zeros(3, np.float32)}
+    return validate(header, arrays)
+
+
+def test_head_kernel_and_input_mapping_fields():
+    from model.deploy import DeployError
+    deploy = _fc_model(k=4, in_gain=2, in_offset=1)
+    images = np.random.default_rng(1).integers(0, 256, (5, 1, 4, 4)).astype(np.uint8)
+    bits = deploy.layers[1]["arrays"]["weight_bits"]
+    want = _reference_conv((images >= 128).astype(np.uint8), bits, 1, 0, 2, 1).sum(axis=(2, 3))
+    assert np.array_equal(golden.run(deploy, images).logits_int, want)
+    for fields, problem in (({"k": 5}, "output would be empty"),
+                            ({"in_gain": 3}, "'in_gain' = 3 out of range"),
+                            ({"in_offset": 2}, "'in_offset' = 2 out of range"),
+                            ({"in_gain": 2, "in_offset": 3}, "'in_offset' = 3 out of range")):
+        with pytest.raises(DeployError, match=problem):
+            _fc_model(**fields)
+
+
 # --- refused graphs ---------------------------------------------------------------------------------
 
 def _edited(path, tmp_path, edit):
