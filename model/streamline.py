@@ -3,10 +3,10 @@
 A binary-weight layer's float output is ``scale[o] * v`` for an integer ``v`` (the contract's
 accumulator plus residual). The float graph then applies per-channel elementwise nodes (batch norm,
 Mul, Add, ...) and a quantizer. Rather than solving ``quantizer(bn(scale * v))`` for ``v`` with a
-float formula (which can be one off at a tie), the importer evaluates those very nodes, with the
-kernels the QONNX executor uses (onnxruntime for standard ONNX ops, qonnx's functions for Quant,
-BipolarQuant and MultiThreshold), on every integer ``v`` the layer can reach, and reads each
-threshold off as the smallest ``v`` at which the code steps (:func:`thresholds_from_codes`).
+float formula (which can be one off at a tie), the importer (``model/qonnx_graph.py``) evaluates
+those very nodes, with the kernels the QONNX executor uses (``model/qonnx_nodes.py``), on every
+integer ``v`` the layer can reach (:func:`accumulator_range`), and reads each threshold off as the
+smallest ``v`` at which the code steps (:func:`thresholds_from_codes`).
 
 The float graph's own accumulator is a float32 sum of float32 products, so it equals
 ``float32(scale[o] * v)`` (what is probed here) only up to its summation rounding: a code can
@@ -15,14 +15,9 @@ units in the last place) of a reachable value.
 """
 
 import numpy as np
-import onnxruntime
-from onnx import TensorProto, helper
-from qonnx.custom_op.general.bipolar_quant import binary_quant
-from qonnx.custom_op.general.multithreshold import multithreshold
-from qonnx.custom_op.general.quant import quant
 
 
-__all__ = ["thresholds_from_codes", "accumulator_range", "NodeEvaluator", "NotMonotone"]
+__all__ = ["thresholds_from_codes", "accumulator_range", "NotMonotone"]
 
 
 class NotMonotone(ValueError):
@@ -101,74 +96,3 @@ def accumulator_range(weight_bits, a_min, a_max, padded):
     plus = weight_bits.reshape(weight_bits.shape[0], -1).astype(np.int64).sum(axis=1)
     minus = weight_bits[0].size - plus
     return plus * lo - minus * hi, plus * hi - minus * lo
-
-
-class NodeEvaluator:
-    """Runs single nodes of a QONNX graph on arbitrary-shaped float32 arrays.
-
-    Standard ONNX ops run in onnxruntime (as in the QONNX executor), one session per node, built
-    without shapes so that probes of any shape pass; Quant, BipolarQuant and MultiThreshold run
-    through qonnx's own functions.
-
-    Parameters
-    ----------
-    model : qonnx.core.modelwrapper.ModelWrapper
-        The graph, for initializers, attributes and its opset.
-    """
-
-    CUSTOM = ("Quant", "BipolarQuant", "MultiThreshold")
-
-    def __init__(self, model):
-        self.model = model
-        opsets = [o.version for o in model.model.opset_import if o.domain in ("", "ai.onnx")]
-        self.opset = opsets[0] if opsets else 13
-        self._sessions = {}
-
-    def constant(self, name):
-        """The initializer called ``name`` or None."""
-        return self.model.get_initializer(name)
-
-    def attribute(self, node, name, default=None):
-        for a in node.attribute:
-            if a.name == name:
-                return helper.get_attribute_value(a)
-        return default
-
-    def run(self, node, value, extra=None):
-        """Output 0 of ``node`` with its first input ``value``; the others are initializers."""
-        inputs = [value] + [self.constant(n) if n else None for n in node.input[1:]]
-        if extra is not None:
-            inputs = [value] + list(extra)
-        op = node.op_type
-        if op == "Quant":
-            scale, zeropt, bits = inputs[1:4]
-            mode = self.attribute(node, "rounding_mode", b"ROUND")
-            mode = mode.decode() if isinstance(mode, bytes) else mode
-            return quant(value, scale, zeropt, bits, self.attribute(node, "signed", 1),
-                         self.attribute(node, "narrow", 0), mode).astype(np.float32)
-        if op == "BipolarQuant":
-            return binary_quant(value, inputs[1]).astype(np.float32)
-        if op == "MultiThreshold":
-            return multithreshold(value, inputs[1], self.attribute(node, "out_scale", 1.0),
-                                  self.attribute(node, "out_bias", 0.0)).astype(np.float32)
-        key = id(node)
-        if key not in self._sessions:
-            names = [f"in{i}" for i in range(len(node.input))]
-            probe = helper.make_node(op, names, ["out"], domain=node.domain or "",
-                                     **{a.name: helper.get_attribute_value(a)
-                                        for a in node.attribute})
-            types = [TensorProto.FLOAT if i == 0 else
-                     helper.np_dtype_to_tensor_dtype(np.asarray(inputs[i]).dtype)
-                     for i in range(len(names))]
-            graph = helper.make_graph(
-                [probe], "probe",
-                [helper.make_tensor_value_info(n, t, None) for n, t in zip(names, types)],
-                [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)])
-            proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)])
-            proto.ir_version = min(proto.ir_version, 10)
-            self._sessions[key] = onnxruntime.InferenceSession(
-                proto.SerializeToString(), providers=["CPUExecutionProvider"])
-        feed = {f"in{i}": np.asarray(x) for i, x in enumerate(inputs)}
-        feed["in0"] = np.asarray(value, dtype=np.float32)
-        return self._sessions[key].run(None, feed)[0]
-

@@ -65,8 +65,8 @@ def _randomise(net, seed):
 
 class ConvNet(torch.nn.Module):
     """Image normalisation, an 8- or 2-bit input quantizer, padded/unpadded/strided binary convs,
-    2-bit unsigned, 2-bit signed narrow and bipolar activations, both max-pool placements, an FC
-    head on a 3x3 map."""
+    2-bit unsigned, 2-bit signed narrow and bipolar activations (into an unpadded and a padded
+    conv), both max-pool placements, an FC head on a 3x3 map."""
 
     def __init__(self, in_bits):
         super().__init__()
@@ -79,7 +79,7 @@ class ConvNet(torch.nn.Module):
         self.act2 = qnn.QuantIdentity(act_quant=CommonActQuant, bit_width=1)
         self.conv3 = _binary_conv(8, 16, 3)
         self.bn3 = torch.nn.BatchNorm2d(16)
-        self.act3 = qnn.QuantReLU(bit_width=2)
+        self.act3 = qnn.QuantIdentity(act_quant=CommonActQuant, bit_width=1)
         self.conv4 = _binary_conv(16, 16, 3, padding=1)
         self.bn4 = torch.nn.BatchNorm2d(16)
         self.act4 = qnn.QuantIdentity(act_quant=CommonActQuant, bit_width=2)
@@ -234,11 +234,16 @@ def test_conv_net_matches_executor(tmp_path, images, conv2_path, in_bits):
     assert deploy.header["layers"][0]["q"] == in_bits
     assert first["in_offset"] == (128 if in_bits == 8 else 2)    # signed input codes
     assert strided["stride"] == 2 and bipolar_in["pad"] == 0
-    assert bipolar_in["in_gain"] == 2 and bipolar_in["in_offset"] == 1
-    # Bipolar input codes: every accumulator value from -fan_in to +fan_in was searched.
+    # Bipolar input codes without padding: the offset is folded into the thresholds (the plain
+    # contract), searched over all fan_in + 1 reachable sums (the bipolar sums -fan_in, -fan_in
+    # + 2, ..., +fan_in); the padded conv after them keeps in_gain 2.
+    assert "in_gain" not in bipolar_in and "in_offset" not in bipolar_in
     v, _ = report.probes[bipolar_in["name"]]
     fan_in = bipolar_in["cin"] * bipolar_in["k"] ** 2
-    assert v.min() == -fan_in and v.max() == fan_in
+    assert np.all(v.max(axis=1) - v.min(axis=1) == fan_in)
+    padded_after_bipolar = deploy.header["layers"][4]
+    assert padded_after_bipolar["pad"] == 1
+    assert padded_after_bipolar["in_gain"] == 2 and padded_after_bipolar["in_offset"] == 1
     assert deploy.header["layers"][-1]["k"] == 3                  # FC on a 3x3 map
     directions = np.concatenate([deploy.arrays[f"{layer['name']}.direction"]
                                  for layer in deploy.header["layers"] if layer.get("q")
@@ -324,11 +329,13 @@ def test_finn_streamlined_graph_matches_executor(tmp_path, images):
     layers = deploy.header["layers"]
     assert [layer["kind"] for layer in layers] == ["raw_input", "conv", "conv", "head"]
     assert layers[1]["k"] == 28 and layers[1]["q"] == 2
-    assert layers[2]["q"] == 1 and layers[3]["in_gain"] == 2 and layers[3]["in_offset"] == 1
+    assert layers[2]["q"] == 1
+    # The head reads bipolar codes; its offset went into the scale and bias.
+    assert "in_gain" not in layers[3] and "in_offset" not in layers[3]
     assert report.notes[0].startswith("input scale 1")
 
 
-# --- the contract's input mapping and head kernel ----------------------------------------------------
+# --- the contract's input mapping and head kernel ------------------------------------------------
 
 def _reference_conv(codes, weight_bits, stride, pad, gain, offset):
     """Direct loops: a = gain*code - offset inside the image, 0 outside."""
@@ -388,7 +395,7 @@ def test_head_kernel_and_input_mapping_fields():
             _fc_model(**fields)
 
 
-# --- refused graphs ---------------------------------------------------------------------------------
+# --- refused graphs ------------------------------------------------------------------------------
 
 def _edited(path, tmp_path, edit):
     """A copy of the cleaned graph at ``path`` with ``edit(model)`` applied, saved beside."""
