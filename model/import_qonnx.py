@@ -20,6 +20,10 @@ sum + bias``, a class whose scale is negative gets its weights negated.
 
 Anything else is refused with one line naming the node, its op and the reason
 (:class:`QonnxImportError`); the command line then exits 1 and writes nothing.
+
+The graph walk is ``model/qonnx_graph.py``, reading and running single nodes
+``model/qonnx_nodes.py``, the threshold search ``model/streamline.py``; docs/ARCHITECTURE.md,
+section 2.1, states the rules.
 """
 
 import argparse
