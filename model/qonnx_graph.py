@@ -216,7 +216,8 @@ class GraphImporter:
         self.arrays[f"{entry['name']}.table"] = table.astype(np.uint8)[:, :, None]
         self.graph_tensors[name] = (node.output[0], gain, offset, scale)
         if bits == 8:
-            self.notes.append(f"8-bit input codes: embed layer with q=8 (offset {offset})")
+            self.notes.append(f"8-bit input codes: an embed layer with q=8 (codes offset by "
+                              f"{offset}); the accelerator's embedding unit takes q <= a_planes")
         return _Codes(name, bits, gain, offset, scale, self.input_shape, int(table.max()), None)
 
     def raw_input(self, node, image):

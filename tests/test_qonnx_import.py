@@ -32,7 +32,7 @@ from model.import_qonnx import (QonnxImportError, import_qonnx, load_qonnx,  # n
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE = os.path.join(ROOT, "model", "fixtures", "fmnist_test256.npz")
-N_IMAGES = 48
+N_IMAGES = 32
 
 
 def _binary_conv(cin, cout, k, stride=1, padding=0):
@@ -130,6 +130,26 @@ def _export(net, tmp_path, name, shape=(1, 1, 28, 28)):
         warnings.simplefilter("ignore")
         export_qonnx(net, torch.rand(shape), export_path=path)
     return path
+
+
+def _global_average_pool(model):
+    node = _first(model, "ReduceMean")
+    node.op_type = "GlobalAveragePool"
+    del node.input[1:]
+    del node.attribute[:]
+
+
+def _reduce_sum(model):
+    _first(model, "ReduceMean").op_type = "ReduceSum"
+
+
+@pytest.mark.parametrize("edit", [_global_average_pool, _reduce_sum])
+def test_global_pool_forms(tmp_path, residual_path, images, edit):
+    """GlobalAveragePool and a sum-pool (ReduceSum) before the last layer: the head's sum over
+    pixels, with the scale divided by H*W for the mean."""
+    path = _edited(residual_path, tmp_path, edit)
+    deploy, _ = _check_against_executor(path, images[:16], 1 / 255, varied=False)
+    assert deploy.header["layers"][-1]["kind"] == "head"
 
 
 def test_imported_residual_net_runs_on_the_compiler_and_reference_simulator(residual_path,
