@@ -134,6 +134,12 @@ class GraphImporter:
             if op in ("Conv", "Gemm", "MatMul"):
                 self.states[out] = self.layer(node, state)
             elif op in LAYOUT_OPS:
+                shape = self.model.get_tensor_shape(out)
+                kept = state.shape if state.spatial is None else (state.shape[0], 1, 1)
+                size = int(np.prod(kept))
+                if shape is None or list(shape) not in ([1, size], [1, *kept]):
+                    self.fail(node, f"reshapes a {state.shape} map to {shape}; only flattening "
+                                    f"to (1, {size}) is supported")
                 self.states[out] = state
             elif op == "MaxPool":
                 self.states[out] = self.max_pool_codes(node, state)
@@ -266,6 +272,8 @@ class GraphImporter:
             if len(node.input) > 2 and node.input[2]:
                 chain.append(("bias", self.constant(node, 2, "the bias")))
         else:
+            if self.rank(node.input[0]) != 2:
+                self.fail(node, "a fully connected layer on an unflattened map")
             if op == "Gemm":
                 if self.evaluator.attribute(node, "transA", 0) \
                         or self.evaluator.attribute(node, "alpha", 1.0) != 1.0 \
