@@ -5,7 +5,7 @@ the board) is compared with bit for bit.
 
 Exactness: a binary-weight convolution on codes is a sum of integers. It is computed as a float
 matrix product (BLAS) only when that is provably exact: every partial sum is bounded by
-``cin*k*k*(2^bits-1)``, and integers up to 2^24 (float32) / 2^53 (float64) are exact, so the float
+``cin*k*k*max|a|`` (``max|a| = 2^bits-1`` for plain codes), and integers up to 2^24 (float32) / 2^53 (float64) are exact, so the float
 result equals the integer one whatever the summation order; otherwise int64 is used.
 
 ``host_conv`` (the float first-layer baseline, run on the host) is computed from float32 inputs
