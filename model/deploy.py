@@ -197,6 +197,18 @@ def _out_name(where, name, tensors):
     return name
 
 
+# Optional fields of conv and head layers: the activation an input code stands for is
+# a = in_gain * code - in_offset (default 1 and 0, the code itself).
+_INPUT_MAP_FIELDS = ("in_gain", "in_offset")
+
+
+def _input_map(where, layer, in_bits):
+    gain = _int(where, layer, "in_gain", 1, 2) if "in_gain" in layer else 1
+    offset = _int(where, layer, "in_offset", 0, gain * ((1 << in_bits) - 1)) \
+        if "in_offset" in layer else 0
+    return gain, offset
+
+
 def _conv_out(where, h, w, k, s, p):
     ho = (h + 2 * p - k) // s + 1
     wo = (w + 2 * p - k) // s + 1
@@ -328,10 +340,10 @@ def validate(header, arrays):
             new_tensors.append(TensorInfo(name, "codes", (cout, ho, wo), q, lname))
         elif kind == "conv":
             _keys(where, layer, base + ("cin", "cout", "k", "stride", "pad", "in_bits", "residual",
-                                        "q", "pool"))
+                                        "q", "pool"), _INPUT_MAP_FIELDS)
             cin = _int(where, layer, "cin", 1, _MAX_CHANNELS)
             cout = _int(where, layer, "cout", 1, _MAX_CHANNELS)
-            k = _int(where, layer, "k", 1, _MAX_K)
+            k = _int(where, layer, "k", 1, _MAX_SIZE)  # a fully connected layer: k = H = W
             s = _int(where, layer, "stride", 1, _MAX_STRIDE)
             p = _int(where, layer, "pad", 0, k - 1)
             in_bits = _int(where, layer, "in_bits", 1, 8)
@@ -339,6 +351,7 @@ def validate(header, arrays):
                 _fail(f"{where}: cin = {cin} but input '{src}' has {tin.shape[0]} channels")
             if in_bits != tin.bits:
                 _fail(f"{where}: in_bits = {in_bits} but input '{src}' holds {tin.bits}-bit codes")
+            _input_map(where, layer, in_bits)
             ho, wo = _conv_out(where, tin.shape[1], tin.shape[2], k, s, p)
             _keys(f"{where} outputs", layer["outputs"], ("acc", "codes"))
             acc_name = layer["outputs"]["acc"]
@@ -384,18 +397,21 @@ def validate(header, arrays):
                 shp = (cout, ho // 2, wo // 2) if pool == "max2" else (cout, ho, wo)
                 new_tensors.append(TensorInfo(name, "codes", shp, q, lname))
         else:  # head
-            _keys(where, layer, base + ("cin", "classes", "in_bits"))
+            _keys(where, layer, base + ("cin", "classes", "in_bits"), _INPUT_MAP_FIELDS + ("k",))
             cin = _int(where, layer, "cin", 1, _MAX_CHANNELS)
             classes = _int(where, layer, "classes", 1, 65535)
             in_bits = _int(where, layer, "in_bits", 1, 8)
+            hk = _int(where, layer, "k", 1, _MAX_SIZE) if "k" in layer else 1
             if cin != tin.shape[0]:
                 _fail(f"{where}: cin = {cin} but input '{src}' has {tin.shape[0]} channels")
             if in_bits != tin.bits:
                 _fail(f"{where}: in_bits = {in_bits} but input '{src}' holds {tin.bits}-bit codes")
+            _input_map(where, layer, in_bits)
+            _conv_out(where, tin.shape[1], tin.shape[2], hk, 1, 0)
             if classes != num_classes:
                 _fail(f"{where}: classes = {classes} but num_classes = {num_classes}")
             _keys(f"{where} outputs", layer["outputs"], ("logits",))
-            la["weight_bits"] = _packed_weight(where, arrays, used, lname, (classes, cin, 1, 1))
+            la["weight_bits"] = _packed_weight(where, arrays, used, lname, (classes, cin, hk, hk))
             la["weight"] = arrays[f"{lname}.weight"]
             la["scale"] = _array(where, arrays, used, f"{lname}.scale", np.float32, (classes,))
             if not np.all(la["scale"] > 0):

@@ -5,7 +5,7 @@ the board) is compared with bit for bit.
 
 Exactness: a binary-weight convolution on codes is a sum of integers. It is computed as a float
 matrix product (BLAS) only when that is provably exact: every partial sum is bounded by
-``cin*k*k*(2^bits-1)``, and integers up to 2^24 (float32) / 2^53 (float64) are exact, so the float
+``cin*k*k*max|a|`` (``max|a| = 2^bits-1`` for plain codes), and integers up to 2^24 (float32) / 2^53 (float64) are exact, so the float
 result equals the integer one whatever the summation order; otherwise int64 is used.
 
 ``host_conv`` (the float first-layer baseline, run on the host) is computed from float32 inputs
@@ -60,7 +60,7 @@ def _im2col(x, k, stride, pad):
     return win.transpose(0, 2, 3, 1, 4, 5).reshape(n, ho, wo, c * k * k)
 
 
-def conv_int(codes, weight_bits, stride, pad, in_bits):
+def conv_int(codes, weight_bits, stride, pad, in_bits, in_gain=1, in_offset=0):
     """Binary-weight convolution of codes, exact.
 
     Parameters
@@ -70,6 +70,9 @@ def conv_int(codes, weight_bits, stride, pad, in_bits):
     weight_bits : numpy.ndarray
         ``(Cout, Cin, k, k)`` 0/1; bit 1 is +1, bit 0 is -1.
     stride, pad, in_bits : int
+    in_gain, in_offset : int
+        The activation a code stands for, ``a = in_gain * code - in_offset`` (1 and 0: the code
+        itself); out-of-image taps contribute 0 whatever the mapping.
 
     Returns
     -------
@@ -77,7 +80,8 @@ def conv_int(codes, weight_bits, stride, pad, in_bits):
         ``(N, Cout, Ho, Wo)`` int64 accumulators.
     """
     cout, cin, k, _ = weight_bits.shape
-    bound = cin * k * k * ((1 << in_bits) - 1)
+    largest = max(in_offset, in_gain * ((1 << in_bits) - 1) - in_offset)
+    bound = cin * k * k * largest
     if bound < (1 << 24):
         dt = np.float32
     elif bound < (1 << 53):
@@ -85,7 +89,10 @@ def conv_int(codes, weight_bits, stride, pad, in_bits):
     else:
         dt = np.int64
     wmat = (weight_bits.reshape(cout, -1).astype(dt) * 2 - 1).T  # (Cin*k*k, Cout)
-    cols = _im2col(codes.astype(dt), k, stride, pad)
+    activations = codes.astype(dt)
+    if in_gain != 1 or in_offset != 0:
+        activations = activations * in_gain - in_offset
+    cols = _im2col(activations, k, stride, pad)
     n, ho, wo, _ = cols.shape
     acc = cols.reshape(-1, cols.shape[-1]) @ wmat
     return acc.reshape(n, ho, wo, cout).transpose(0, 3, 1, 2).astype(np.int64)
@@ -167,7 +174,8 @@ def run_layers(layers, images, keep_tensors=True):
             tensors[out["codes"]] = apply_thresholds(y, la["thresholds"].astype(np.float64),
                                                      la["direction"], layer["q"])
         elif kind == "conv":
-            v = conv_int(x, la["weight_bits"], layer["stride"], layer["pad"], layer["in_bits"])
+            v = conv_int(x, la["weight_bits"], layer["stride"], layer["pad"], layer["in_bits"],
+                         layer.get("in_gain", 1), layer.get("in_offset", 0))
             if layer["residual"] is not None:
                 v = v + tensors[layer["residual"]]
             if out["acc"] is not None:
@@ -179,7 +187,8 @@ def run_layers(layers, images, keep_tensors=True):
                     c = _maxpool2(c)
                 tensors[out["codes"]] = c
         else:  # head
-            acc = conv_int(x, la["weight_bits"], 1, 0, layer["in_bits"])
+            acc = conv_int(x, la["weight_bits"], 1, 0, layer["in_bits"],
+                           layer.get("in_gain", 1), layer.get("in_offset", 0))
             logits_int = acc.sum(axis=(2, 3), dtype=np.int64)
             logits = (la["scale"][None, :] * logits_int.astype(np.float32)
                       + la["bias"][None, :]).astype(np.float32)
