@@ -271,7 +271,11 @@ def test_bus_error_in_amaranths_simulator(workload):
     session = Session(transport, workload)
 
     async def go():
-        await session.start()
+        # One full run only (this simulator runs a few thousand cycles a second): the faulty run
+        # ends at its fifth memory transfer, then a clean run loads everything again.
+        await set_faults(transport)
+        await session.accelerator.identify()
+        await session.accelerator.load(session.compiled)
         error, changed = await session.faulty_run(1, error_at=5)
         assert error is not None and error.code == ErrorCode.BUS_ERROR, error
         assert changed == []
