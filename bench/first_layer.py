@@ -254,7 +254,8 @@ def synth_input_paths(config, window=None, *, log=log, force=False):
     """Yosys synth_ecp5 of the three pinned forms (``window``: the embedding's window mode, see
     :func:`embed_window`); cached by the unit's source, the config and the window. The result
     names the window it was synthesised with (``"window"``)."""
-    from bench.synth_units import yosys_exe, parse_stat
+    from accel.build import resolve_tool
+    from accel.toolchain_reports import ECP5_CELLS, parse_yosys_stat
     from amaranth.back import rtlil
     src = (ROOT / "accel" / "embedding.py").read_text()
     key = hashlib.sha256((src + repr(config) + f"d{EMBED_D}q{EMBED_Q}w{sorted((window or {}).items())}")
@@ -278,9 +279,9 @@ def synth_input_paths(config, window=None, *, log=log, force=False):
                   f"opt_clean -purge; synth_ecp5 -top top -run map_luts:; stat")
         t0 = time.time()
         log(f"  synth_ecp5 of the input path ({mode}) ...")
-        subprocess.run(["nice", "-n", "10", yosys_exe(), "-q", "-l", f"input_{mode}.log", "-p", script],
+        subprocess.run(["nice", "-n", "10", resolve_tool("yosys"), "-q", "-l", f"input_{mode}.log", "-p", script],
                        cwd=out, check=True, stdout=subprocess.DEVNULL)
-        c = parse_stat((out / f"input_{mode}.log").read_text())
+        c = parse_yosys_stat((out / f"input_{mode}.log").read_text(), ECP5_CELLS)
         c["LUT4_eq"] = c["LUT4"] + 2 * c["CCU2C"]
         c["seconds"] = round(time.time() - t0, 1)
         res[mode] = c
