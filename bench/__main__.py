@@ -24,9 +24,9 @@ import os
 import sys
 import time
 
-os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+from firmware.session import DEFAULT_BOARD, resolve_backend
 
-from firmware.session import DEFAULT_BOARD, resolve_backend     # noqa: E402 (after the environment)
+os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
 
 ORDER = ("builds", "utilisation", "first_layer", "cpu", "simspeed")
 ALIASES = {"a": "utilisation", "b": "first_layer", "d": "cpu", "cpu_compare": "cpu",

@@ -207,7 +207,8 @@ def test_timeout_never_hangs(transport):
         run(acc.run_image(np.zeros((1, 4, 6), np.uint8), compiled, timeout_cycles=100))
 
 
-# The command line (firmware/run.py): failures are one line on stderr and a nonzero exit.
+# The command line (firmware/run.py, firmware/session.py): failures are one line on stderr and a
+# nonzero exit.
 
 def _cli(capsys, *argv):
     from firmware import run as cli
@@ -235,7 +236,7 @@ def test_cli_bad_deploy_file(capsys, tmp_path):
 
 def test_cli_image_file_conversion(tmp_path, capsys):
     from PIL import Image
-    from firmware.run import _load_image_file, RunError
+    from firmware.session import load_image_file as _load_image_file, SessionError as RunError
     path = tmp_path / "x.png"
     Image.fromarray(np.arange(40 * 30, dtype=np.uint32).reshape(30, 40).astype(np.uint8)
                     ).convert("RGB").save(path)
