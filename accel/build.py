@@ -22,7 +22,6 @@ board's choice by default: ``static`` on ECP5).
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -36,10 +35,10 @@ from amaranth.back import verilog
 
 from .bram_outreg import merge_file
 from .synthesis import YOSYS_SCRIPT_AFTER_READ
+from .toolchain_reports import parse_nextpnr_report, parse_nextpnr_log, parse_yosys_log, over_capacity
 
 
-__all__ = ["BridgeSoC", "BoardTop", "BuildError", "build", "parse_nextpnr_report",
-           "parse_nextpnr_log", "parse_yosys_log", "main"]
+__all__ = ["BridgeSoC", "BoardTop", "BuildError", "build", "main"]
 
 
 class BuildError(Exception):
@@ -59,13 +58,6 @@ TOOLS = {
 PLACERS = ("heap", "static", "sa")
 ROUTERS = ("router1", "router2")
 
-# nextpnr cell types -> report rows, per family.
-CELL_ROWS = {
-    "ecp5": {"LUT4": "TRELLIS_COMB", "FF": "TRELLIS_FF", "BRAM": "DP16KD", "MULT": "MULT18X18D",
-             "IO": "TRELLIS_IO"},
-    "ice40": {"LUT4": "ICESTORM_LC", "FF": None, "BRAM": "ICESTORM_RAM", "MULT": "ICESTORM_DSP",
-              "SPRAM": "ICESTORM_SPRAM", "IO": "SB_IO"},
-}
 ROW_NOTES = {
     "ecp5": "LUT4 = TRELLIS_COMB (LUT4s and carry halves), BRAM = DP16KD (18 Kbit), "
             "MULT = MULT18X18D",
@@ -171,61 +163,6 @@ class BoardTop(Elaboratable):
         return m
 
 
-# Report parsing ----------------------------------------------------------------------------------
-
-def parse_nextpnr_report(report, family):
-    """Utilisation and fmax from nextpnr's ``--report`` JSON (a dict or a path).
-
-    Returns ``(utilization, fmax)``: ``utilization`` maps report rows (``LUT4``, ``FF``, ``BRAM``,
-    ``MULT``, ...) to ``{"used", "available", "cell"}``; ``fmax`` maps clock net names to
-    ``{"achieved_mhz", "target_mhz"}``.
-    """
-    if not isinstance(report, dict):
-        report = json.loads(Path(report).read_text())
-    util = report.get("utilization", {})
-    rows = {}
-    for row, cell in CELL_ROWS[family].items():
-        if cell is not None and cell in util:
-            rows[row] = {"used": int(util[cell]["used"]), "available": int(util[cell]["available"]),
-                         "cell": cell}
-    fmax = {}
-    for net, v in report.get("fmax", {}).items():
-        fmax[net] = {"achieved_mhz": float(v["achieved"]), "target_mhz": float(v["constraint"])}
-    return rows, fmax
-
-
-_LOG_FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz\s+\((PASS|FAIL) at ([\d.]+) MHz\)")
-_LOG_UTIL = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.M)
-
-
-def parse_nextpnr_log(text, family):
-    """The same as :func:`parse_nextpnr_report`, from nextpnr's log (the last figures win: the
-    log reports fmax after placement and again after routing)."""
-    rows = {}
-    by_cell = {cell: row for row, cell in CELL_ROWS[family].items() if cell}
-    for cell, used, avail in _LOG_UTIL.findall(text):
-        if cell in by_cell:
-            rows[by_cell[cell]] = {"used": int(used), "available": int(avail), "cell": cell}
-    fmax = {}
-    for net, achieved, _, target in _LOG_FMAX.findall(text):
-        fmax[net] = {"achieved_mhz": float(achieved), "target_mhz": float(target)}
-    return rows, fmax
-
-
-def parse_yosys_log(text):
-    """Cell counts of the last statistics table in a Yosys log (``stat``, run by
-    ``synth_ecp5``/``synth_ice40``): ``{cell_type: count}`` for the technology cells."""
-    for marker in ("=== design hierarchy ===", "Number of cells"):
-        if marker in text:
-            text = text.rsplit(marker, 1)[1]
-            break
-    cells = {}
-    for count, name in re.findall(r"^\s+(\d+)\s+([A-Z$][\w$]*)\s*$", text, re.M):
-        if not name.startswith("$"):     # $scopeinfo and other internal cells
-            cells[name] = int(count)
-    return cells
-
-
 # Flow --------------------------------------------------------------------------------------------
 
 def _fmt_s(seconds):
@@ -275,10 +212,8 @@ def _over_capacity(log_path, family):
     """' -- does not fit: LUT4 13872/5280 ...' when nextpnr's log shows over-full resources."""
     if not Path(log_path).exists():
         return ""
-    util, _ = parse_nextpnr_log(Path(log_path).read_text(errors="replace"), family)
-    over = [f"{row} {v['used']}/{v['available']}" for row, v in util.items()
-            if v["used"] > v["available"]]
-    return f" -- the design does not fit: {', '.join(over)}" if over else ""
+    over = over_capacity(Path(log_path).read_text(errors="replace"), family)
+    return f" -- the design does not fit: {over}" if over else ""
 
 
 def build(board, *, build_dir="build", verilog_only=False, system_tools=False, target_hz=None,

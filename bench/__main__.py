@@ -24,6 +24,8 @@ import os
 import sys
 import time
 
+from firmware.session import DEFAULT_BOARD, resolve_backend
+
 os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
 
 ORDER = ("builds", "utilisation", "first_layer", "cpu", "simspeed")
@@ -50,13 +52,12 @@ def parse(argv):
                     help=f"comma-separated subset of {','.join(ORDER)} (or a,b,d)")
     ap.add_argument("--images", type=int, default=None,
                     help="images of the utilisation run (default 64, --quick 8)")
-    ap.add_argument("--board", default="ulx3s-85f", help="board of the build and of the fmax")
+    ap.add_argument("--board", default=DEFAULT_BOARD,
+                    help=f"board of the build, the configuration and the fmax (default {DEFAULT_BOARD})")
     ap.add_argument("--backend", default="auto", choices=("auto", "cxxrtl", "verilator"),
                     help="compiled simulator (default auto: Verilator when installed, the faster)")
     args = ap.parse_args(argv)
-    if args.backend == "auto":
-        from firmware.cxxrtl_sim import default_backend
-        args.backend = default_backend()
+    args.backend = resolve_backend(args.backend)
     if args.only:
         names = []
         for n in args.only.split(","):
@@ -78,12 +79,11 @@ def main(argv=None):
     failed = []
 
     def transport():
-        """One simulator of the board's SoC shared by the benchmarks (elaborating the SoC to find
-        the cached build takes minutes on a busy machine)."""
+        """One simulator of the board's SoC shared by the benchmarks (loading it once saves the
+        benchmarks' own starts)."""
         if "transport" not in state:
-            from bench.utilisation import make_transport, get_config, board_config_name
-            state["transport"] = make_transport(get_config(board_config_name(args.board)),
-                                                args.backend)
+            from firmware.session import open_transport, resolve_config
+            state["transport"] = open_transport(resolve_config(None, args.board), args.backend)
         return state["transport"]
 
     def builds():

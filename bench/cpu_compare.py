@@ -26,10 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .report import write_section, plot_path, machine, git_revision, table, run_cli, ROOT
-from .utilisation import (get_config, board_config_name, config_name_of, load_images,
-                          make_transport, run_images, board_fmax, golden_check, log,
-                          DEFAULT_BOARD, DEFAULT_MODEL)
+from contract.config import config_name
+from firmware.session import (DEFAULT_MODEL, DEFAULT_BOARD, resolve_config, resolve_backend,
+                              load_images, open_transport, run_images, golden_check, board_fmax)
+
+from .report import write_section, plot_path, machine, git_revision, table, run_cli, log, ROOT
 
 os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
 
@@ -155,7 +156,7 @@ def section_lines(*, model_name, rates, acc_cycles, fmax, torch_desc, same, n_ch
     names = {"torch_int": "PyTorch, integer path (`ERNet` eval mode)",
              "torch_float": "PyTorch, float-simulation graph (`forward_float`)",
              "golden": "numpy golden model (`model.golden.run`)"}
-    acc_name = f"accelerator, `{config_name_of(config)}` config ({config.p_o}x{config.p_i}) on the SoC"
+    acc_name = f"accelerator, `{config_name(config)}` config ({config.p_o}x{config.p_i}) on the SoC"
     rows = [[acc_name, "1 (one image per run)", f"**{acc_ips:,.0f}**",
              f"{1e6 / acc_ips:,.1f}", f"*modelled*: {acc_cycles:,.0f} cycles/image (CYCLES counter, "
              f"compiled simulator) / {fmax_label}", "-"]]
@@ -222,7 +223,8 @@ def run(argv=None, *, write=True, acc_cycles=None, transport=None):
     ap = argparse.ArgumentParser(prog="python -m bench.cpu_compare", description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=str(DEFAULT_MODEL))
     ap.add_argument("--config", default=None, help="accelerator configuration (default: the board's)")
-    ap.add_argument("--backend", default="cxxrtl", choices=("cxxrtl", "verilator", "pysim"))
+    ap.add_argument("--backend", default="auto", choices=("auto", "cxxrtl", "verilator", "pysim"),
+                    help="simulator (default auto: Verilator when installed, else CXXRTL)")
     ap.add_argument("--board", default=DEFAULT_BOARD)
     ap.add_argument("--images", type=int, default=4, help="images run on the simulator")
     ap.add_argument("--batch", type=int, default=256)
@@ -237,13 +239,13 @@ def run(argv=None, *, write=True, acc_cycles=None, transport=None):
     if not Path(args.model).is_file():
         raise FileNotFoundError(f"{args.model}: no such model file")
     deploy = mdeploy.load(args.model)
-    args.config = args.config or board_config_name(args.board)
-    config = get_config(args.config)
+    args.backend = resolve_backend(args.backend)
+    config = resolve_config(args.config, args.board)
     images, _, _ = load_images(max(args.batch, args.single, args.images))
     if acc_cycles is None:
         own = transport is None
         if own:
-            transport = make_transport(config, args.backend)
+            transport = open_transport(config, args.backend)
         try:
             acc_cycles = accelerator_cycles(deploy, config, transport, images[:args.images])
         finally:

@@ -36,10 +36,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .report import write_section, plot_path, machine, git_revision, table, run_cli, ROOT
-from .utilisation import (get_config, board_config_name, config_name_of, load_images,
-                          make_transport, run_images, program_rows, board_fmax, golden_check, log,
-                          DEFAULT_BOARD, DEFAULT_MODEL)
+from contract.config import config_name
+from firmware.session import (DEFAULT_MODEL, DEFAULT_BOARD, resolve_config, resolve_backend,
+                              load_images, open_transport, run_images, golden_check, board_fmax,
+                              image_program_descriptors)
+
+from .report import write_section, plot_path, machine, git_revision, table, run_cli, log, ROOT
 
 os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
 
@@ -254,7 +256,8 @@ def synth_input_paths(config, window=None, *, log=log, force=False):
     """Yosys synth_ecp5 of the three pinned forms (``window``: the embedding's window mode, see
     :func:`embed_window`); cached by the unit's source, the config and the window. The result
     names the window it was synthesised with (``"window"``)."""
-    from bench.synth_units import yosys_exe, parse_stat
+    from accel.build import resolve_tool
+    from accel.toolchain_reports import ECP5_CELLS, parse_yosys_stat
     from amaranth.back import rtlil
     src = (ROOT / "accel" / "embedding.py").read_text()
     key = hashlib.sha256((src + repr(config) + f"d{EMBED_D}q{EMBED_Q}w{sorted((window or {}).items())}")
@@ -278,9 +281,9 @@ def synth_input_paths(config, window=None, *, log=log, force=False):
                   f"opt_clean -purge; synth_ecp5 -top top -run map_luts:; stat")
         t0 = time.time()
         log(f"  synth_ecp5 of the input path ({mode}) ...")
-        subprocess.run(["nice", "-n", "10", yosys_exe(), "-q", "-l", f"input_{mode}.log", "-p", script],
+        subprocess.run(["nice", "-n", "10", resolve_tool("yosys"), "-q", "-l", f"input_{mode}.log", "-p", script],
                        cwd=out, check=True, stdout=subprocess.DEVNULL)
-        c = parse_stat((out / f"input_{mode}.log").read_text())
+        c = parse_yosys_stat((out / f"input_{mode}.log").read_text(), ECP5_CELLS)
         c["LUT4_eq"] = c["LUT4"] + 2 * c["CCU2C"]
         c["seconds"] = round(time.time() - t0, 1)
         res[mode] = c
@@ -301,7 +304,7 @@ def measure_variant(deploy, config, transport, images):
     results = run_images(transport, compiled, images)
     steady = results[1:] if len(results) > 1 else results
     names = set(first_layer_names(deploy))
-    rows = program_rows(compiled)
+    rows = image_program_descriptors(compiled)
     n_load = sum(1 for d in compiled.descriptors if d["addr"] < compiled.prog_image_addr)
     off = 0 if steady is not results else n_load
     per = np.mean([r.layer_cycles[off:] for r in steady], axis=0)
@@ -396,7 +399,7 @@ def section_lines(rows, syn, *, config, fmax, argv, png_name, n_images):
     lines = [
         f"Measured by `python -m bench.first_layer {' '.join(argv)}`".rstrip() + " (or `python -m bench`). "
         f"Same network for every variant (only the first layer differs, `model/nets.py`; net "
-        f"{_net_text(rows)}), compiled for the `{config_name_of(config)}` configuration "
+        f"{_net_text(rows)}), compiled for the `{config_name(config)}` configuration "
         f"(p_o={config.p_o} x "
         f"p_i={config.p_i}) and run on the compiled simulator of the SoC; cycles are the hardware "
         f"counters (`LAYER_CYCLES` of the first layer's descriptors, `CYCLES` per image) averaged over "
@@ -534,7 +537,8 @@ def run(argv=None, *, write=True, transport=None):
     ap = argparse.ArgumentParser(prog="python -m bench.first_layer", description=__doc__.split("\n")[0])
     ap.add_argument("--config", default=None, help="accelerator configuration (default: the board's)")
     ap.add_argument("--images", type=int, default=4, help="images run on the simulator per variant")
-    ap.add_argument("--backend", default="cxxrtl", choices=("cxxrtl", "verilator", "pysim"))
+    ap.add_argument("--backend", default="auto", choices=("auto", "cxxrtl", "verilator", "pysim"),
+                    help="simulator (default auto: Verilator when installed, else CXXRTL)")
     ap.add_argument("--board", default=DEFAULT_BOARD)
     ap.add_argument("--runs", default=str(RUNS), help="directory with var_<variant>/ training runs")
     ap.add_argument("--quick", action="store_true", help="(accepted for python -m bench; no effect)")
@@ -544,15 +548,15 @@ def run(argv=None, *, write=True, transport=None):
     ap.add_argument("--no-synth", action="store_true", help="skip the input-path synthesis")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
-    args.config = args.config or board_config_name(args.board)
-    config = get_config(args.config)
+    args.backend = resolve_backend(args.backend)
+    config = resolve_config(args.config, args.board)
     images, _, _ = load_images(max(args.images, 1))
     timgs, tlabels, _ = load_images(None)
     test = (timgs, tlabels)
     host_imgs, _, _ = load_images(64)
     own = transport is None
     if own:
-        transport = make_transport(config, args.backend)
+        transport = open_transport(config, args.backend)
     try:
         rows, syn = study(config, transport, images=images, test=test, quick=not args.golden_accuracy,
                           runs=args.runs, synth=not args.no_synth, host_images=host_imgs)

@@ -16,6 +16,11 @@ DOC = ROOT / "docs" / "BENCHMARKS.md"
 PLOTS = ROOT / "docs" / "plots"
 
 
+def log(msg):
+    """A progress line on stderr (stdout carries the results)."""
+    print(msg, file=sys.stderr, flush=True)
+
+
 def machine():
     """One line describing where a measurement ran."""
     cpu = platform.processor() or platform.machine()

@@ -25,9 +25,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from accel.build import BuildError, parse_nextpnr_report, resolve_tool
+from accel.build import BuildError, resolve_tool
+from accel.toolchain_reports import parse_nextpnr_report, timing_endpoints, group_endpoints
 from platforms import get_board
-from .timing_endpoints import endpoints, group_endpoints
 
 __all__ = ["seed_command", "sweep", "main"]
 
@@ -85,7 +85,7 @@ def _summary(report_json, period_ns, family):
                       for net, v in fmax.items()},
            "late": None, "worst": []}
     try:
-        eps = endpoints(json.loads(Path(report_json).read_text()))
+        eps = timing_endpoints(json.loads(Path(report_json).read_text()))
     except ValueError:      # built without --detailed-timing
         eps = None
     if eps is not None:

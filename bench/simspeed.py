@@ -23,11 +23,11 @@ import time
 from pathlib import Path
 
 from bench.report import run_cli
+from firmware.session import DEFAULT_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 SECTION = "## Simulator speed"
-DEFAULT_MODEL = ROOT / "model" / "shipped" / "default.npz"
 
 os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
 
@@ -90,16 +90,15 @@ def measure(config_name, backend, *, model_path, pysim_cycles, compiled_cycles, 
     config = CONFIGS[config_name]
     row = {"config": config_name, "backend": backend}
     start = time.perf_counter()
-    dut = SoC(config)
     if backend == "pysim":
         from firmware.sim_transport import PySimTransport
-        transport = PySimTransport(dut)
+        transport = PySimTransport(SoC(config))
         budget, chunk = pysim_cycles, 100
     else:
         from firmware.cxxrtl_sim import CxxrtlTransport
         name, _, variant = backend.partition(":")
         log(f"  building {backend} for {config_name} (cached after the first time) ...")
-        transport = CxxrtlTransport(dut, backend=name, fast_models=variant != "real-mac", quiet=True)
+        transport = CxxrtlTransport(config, backend=name, fast_models=variant != "real-mac", quiet=True)
         budget, chunk = compiled_cycles, compiled_cycles
     row["build_s"] = time.perf_counter() - start
 

@@ -24,10 +24,10 @@ import time
 from pathlib import Path
 
 from accel.synthesis import YOSYS_KEEP_COPIES
+from accel.toolchain_reports import ECP5_CELLS, parse_yosys_stat
 
 
 UNITS = ("mac", "embedding", "output", "engine")
-CELLS = ("LUT4", "CCU2C", "PFUMX", "L6MUX21", "TRELLIS_FF", "TRELLIS_DPR16X4", "DP16KD", "MULT18X18D")
 
 
 def build(unit, cfg):
@@ -131,18 +131,7 @@ def synth(unit, cfg, out):
     subprocess.run([yosys_exe(), "-q", "-l", log.name, "-p", script], cwd=out, check=True,
                    stdout=subprocess.DEVNULL)
     seconds = time.time() - t0
-    return parse_stat(log.read_text()), seconds, script
-
-
-def parse_stat(text):
-    # the last "Number of cells" block is the final netlist
-    block = text[text.rfind("Printing statistics"):]
-    counts = {}
-    for cell in CELLS:
-        mt = re.search(rf"^\s+(\d+)\s+{cell}\s*$", block, re.M) or \
-             re.search(rf"^\s+{cell}\s+(\d+)\s*$", block, re.M)
-        counts[cell] = int(mt.group(1)) if mt else 0
-    return counts
+    return parse_yosys_stat(log.read_text(), ECP5_CELLS), seconds, script
 
 
 def main(argv=None):

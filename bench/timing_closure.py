@@ -16,8 +16,9 @@ import re
 import sys
 from pathlib import Path
 
+from accel.toolchain_reports import timing_endpoints, group_endpoints
+
 from .report import write_section, machine, table
-from .timing_endpoints import endpoints, group_endpoints
 
 __all__ = ["summarise", "main"]
 
@@ -41,7 +42,7 @@ def summarise(build_dir, board, period_ns):
     detailed = out / "top.report.json"
     if detailed.exists():
         try:
-            eps = endpoints(json.loads(detailed.read_text()))
+            eps = timing_endpoints(json.loads(detailed.read_text()))
         except ValueError:
             eps = None
         if eps is not None:

@@ -4,7 +4,8 @@ nextpnr reports one critical path per clock; closing timing needs the whole tail
 ``python -m accel.build ... --detailed-timing`` writes every endpoint's arrival time (after
 routing, nextpnr's delay model) into ``top.report.json``; this tool groups the endpoints by the
 signal their cell implements (Yosys names a flip-flop after the wire it drives, plus a
-``_TRELLIS_FF_Q_<n>`` suffix) and lists the groups by their worst arrival:
+``_TRELLIS_FF_Q_<n>`` suffix; ``accel.toolchain_reports.group_endpoints``) and lists the groups by
+their worst arrival:
 
     python -m bench.timing_endpoints build/ulx3s-85f/top.report.json --period 10
 
@@ -14,48 +15,11 @@ Times are arrival at the endpoint's input (clock-to-output, logic and routing; t
 
 import argparse
 import json
-import re
 import sys
-from collections import defaultdict
 
-__all__ = ["endpoints", "group_endpoints", "main"]
+from accel.toolchain_reports import timing_endpoints, group_endpoints
 
-_SUFFIX = re.compile(r"(_TRELLIS_FF_Q|_TRELLIS_FF|_LUT4|_PFUMX|_L6MUX21|_CCU2C|\$)[\w$.\[\]]*$")
-
-
-def endpoints(report):
-    """``[(arrival_ns, cell, port, clock_event)]`` of the clocked endpoints of a report (a dict).
-
-    Only clock-to-clock paths: a net launched by an input pin (``<async>``, such as the UART's
-    receive line into its synchroniser) or captured by an output pin has no period to meet."""
-    if "detailed_net_timings" not in report:
-        raise ValueError("no per-endpoint timing in the report: build with --detailed-timing")
-    out = []
-    for net in report["detailed_net_timings"]:
-        if net.get("event", "").startswith("<async>"):
-            continue
-        for ep in net["endpoints"]:
-            if ep.get("event", "").startswith("<async>"):
-                continue
-            delay = ep["delay"]
-            out.append((max(delay) if isinstance(delay, list) else delay, ep["cell"], ep["port"],
-                        ep.get("event", "")))
-    return out
-
-
-def _group_name(cell):
-    # soc.engine.mac.inp__payload_TRELLIS_FF_Q_1802 -> soc.engine.mac.inp__payload
-    name = _SUFFIX.sub("", cell)
-    return re.sub(r"\.\d+(\.\d+)*$", "", name)   # block RAM tiles: bank1.0.9 -> bank1
-
-
-def group_endpoints(eps, over=0.0):
-    """Endpoints later than ``over`` ns, grouped: ``[(worst, count, name)]``, worst first."""
-    groups = defaultdict(list)
-    for t, cell, port, _ in eps:
-        if t > over:
-            groups[_group_name(cell)].append(t)
-    return sorted(((max(ts), len(ts), name) for name, ts in groups.items()), reverse=True)
+__all__ = ["main"]
 
 
 def main(argv=None):
@@ -68,7 +32,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         with open(args.report) as f:
-            eps = endpoints(json.load(f))
+            eps = timing_endpoints(json.load(f))
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: {args.report}: {exc}", file=sys.stderr)
         return 1

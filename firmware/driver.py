@@ -12,7 +12,9 @@ and the failing descriptor.
 import types
 from dataclasses import dataclass, field
 
+from accel.sequencer import MAX_PROFILED_DESCRIPTORS
 from contract import isa
+from contract.errors import ErrorCode
 
 from . import regs as _regs
 
@@ -22,24 +24,13 @@ __all__ = ["Accelerator", "AcceleratorError", "RunResult", "HardwareInfo", "CSR_
 
 
 # Register map ----------------------------------------------------------------------------------
-# Byte offsets inside the CSR block come from firmware/regs.py (generated from contract/registers.py);
-# the specification's table below only documents them (and is checked against regs.py by the tests).
+# Every offset, mask and constant comes from firmware/regs.py, generated from contract/registers.py.
 CSR_BASE = _regs.CSR_BASE // 4      # word address of the CSR block (byte 0x4000_0000)
 ID_VALUE = _regs.ID_VALUE           # "PEA1"
 
-_SPEC_OFFSETS = {
-    "ID": 0x00, "VERSION": 0x04, "CONFIG0": 0x08, "CONFIG1": 0x0C, "CTRL": 0x10, "STATUS": 0x14,
-    "ERROR": 0x18, "PROG_ADDR": 0x1C, "WINDOW_BASE": 0x20, "WINDOW_LIMIT": 0x24, "CYCLES": 0x28,
-    "MAC_BUSY": 0x2C, "LAYER_SEL": 0x30, "LAYER_CYCLES": 0x34, "PC": 0x38, "SCRATCH": 0x3C,
-}
-
-
-_OFFSETS = {name: _regs.REGISTERS.get(name, default) for name, default in _SPEC_OFFSETS.items()}
-
-
 # Word addresses of the CSRs on the Wishbone bus: REG.ID, REG.STATUS, ...
-REG = types.SimpleNamespace(**{name: CSR_BASE + off // 4 for name, off in _OFFSETS.items()})
-
+REG = types.SimpleNamespace(**{name: CSR_BASE + offset // 4
+                               for name, offset in _regs.REGISTERS.items()})
 
 CTRL_START = _regs.CTRL_START_MASK
 CTRL_ABORT = _regs.CTRL_ABORT_MASK
@@ -47,17 +38,11 @@ STATUS_BUSY = _regs.STATUS_BUSY_MASK
 STATUS_DONE = _regs.STATUS_DONE_MASK
 STATUS_ERROR = _regs.STATUS_ERROR_MASK
 
-try:
-    from accel.sequencer import MAX_PROFILED_DESCRIPTORS
-except ImportError:                       # the gateware package is optional on a pure host
-    MAX_PROFILED_DESCRIPTORS = 64
-
 
 def _error_name(code):
     try:
-        from contract.errors import ErrorCode
         return ErrorCode(code).name
-    except (ImportError, ValueError):
+    except ValueError:
         return f"UNKNOWN_{code}"
 
 

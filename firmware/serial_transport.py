@@ -17,21 +17,17 @@ event loop to yield to).
 import time
 
 from contract import protocol as P
+
+from . import regs as _regs
 from .transport import Transport, TransportError
 
 
 __all__ = ["SerialTransport"]
 
 
-try:
-    from . import regs as _regs
-    STATUS_WORD = (_regs.CSR_BASE + _regs.STATUS) // 4
-    STATUS_DONE = _regs.STATUS_DONE_MASK
-    STATUS_ERROR = _regs.STATUS_ERROR_MASK
-except ImportError:      # before firmware/regs.py is generated: the documented values
-    STATUS_WORD = (0x4000_0000 + 0x14) // 4
-    STATUS_DONE = 1 << 1
-    STATUS_ERROR = 1 << 2
+STATUS_WORD = (_regs.CSR_BASE + _regs.STATUS) // 4
+STATUS_DONE = _regs.STATUS_DONE_MASK
+STATUS_ERROR = _regs.STATUS_ERROR_MASK
 
 
 class SerialTransport(Transport):

@@ -13,6 +13,7 @@ from firmware.compiler import compile_model, CompileError
 from model.random_deploy import random_deploy
 
 from bench import report, utilisation as U, first_layer as FL, cpu_compare as CC
+from firmware.session import open_transport
 
 
 def test_write_section_replaces_only_its_own_section(tmp_path):
@@ -42,7 +43,7 @@ def _tiny_model():
 def test_utilisation_on_tiny_soc_pysim(tmp_path):
     dep = _tiny_model()
     images = np.random.default_rng(1).integers(0, 256, size=(2, 1, 6, 6), dtype=np.uint8)
-    transport = U.make_transport(TINY, "pysim")
+    transport = open_transport(TINY, "pysim")
     res = U.measure(dep, TINY, transport, images)
 
     assert res["n_images"] == 2 and res["n_steady"] == 1

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from accel import build as B
+from accel.toolchain_reports import parse_nextpnr_report, parse_nextpnr_log, parse_yosys_log
 from platforms import get_board, BOARDS
 
 
@@ -115,11 +116,11 @@ Info: Max frequency for clock '$glbnet$other': 40.00 MHz (FAIL at 50.00 MHz)
 
 
 def test_parse_nextpnr_report_and_log():
-    util, fmax = B.parse_nextpnr_report(NEXTPNR_REPORT, "ecp5")
+    util, fmax = parse_nextpnr_report(NEXTPNR_REPORT, "ecp5")
     assert util["LUT4"] == {"used": 1038, "available": 24288, "cell": "TRELLIS_COMB"}
     assert util["BRAM"]["used"] == 17 and util["MULT"]["available"] == 28
     assert fmax == {"$glbnet$clk": {"achieved_mhz": 82.04, "target_mhz": 50.0}}
-    util2, fmax2 = B.parse_nextpnr_log(NEXTPNR_LOG, "ecp5")
+    util2, fmax2 = parse_nextpnr_log(NEXTPNR_LOG, "ecp5")
     for row in ("LUT4", "FF", "BRAM", "MULT"):
         assert util2[row] == util[row]
     # The last report of a clock wins (after routing).
@@ -144,8 +145,8 @@ def test_parse_yosys_log():
       282   SB_DFFESR
       801   SB_LUT4
 """
-    assert B.parse_yosys_log(text) == {"SB_IO": 4, "SB_CARRY": 177, "SB_DFF": 80,
-                                       "SB_DFFESR": 282, "SB_LUT4": 801}
+    assert parse_yosys_log(text) == {"SB_IO": 4, "SB_CARRY": 177, "SB_DFF": 80,
+                                     "SB_DFFESR": 282, "SB_LUT4": 801}
 
 
 # One real build --------------------------------------------------------------------------------
@@ -183,7 +184,7 @@ def test_bench_builds_section(tmp_path, monkeypatch):
     doc.write_text("# Benchmarks\n\n## Other\n\nkept\n")
     monkeypatch.setattr(builds, "write_section",
                         lambda title, lines: bench_report.write_section(title, lines, doc=doc))
-    util, fmax = B.parse_nextpnr_report(NEXTPNR_REPORT, "ecp5")
+    util, fmax = parse_nextpnr_report(NEXTPNR_REPORT, "ecp5")
     ok = {"board": "ulx3s-25f", "device": "LFE5U-25F", "config_name": "small25", "top": "soc",
           "utilization": util, "timing_pass": True,
           "clocks": {k: dict(v, passed=True) for k, v in fmax.items()},

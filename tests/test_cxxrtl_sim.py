@@ -266,3 +266,54 @@ def test_fast_mac_array_is_cycle_exact(params, seed):
         assert outputs > 5
     sim.add_testbench(bench)
     sim.run()
+
+
+# The cache key of the SoC's simulator ---------------------------------------------------------------
+
+def test_design_key_follows_configuration_and_sources(tmp_path):
+    """``design_key`` (what a run with a built simulator computes instead of elaborating the SoC)
+    changes with the configuration, the MAC-array model, the backend and any design source."""
+    from contract.config import TINY, SMALL
+    from firmware.cxxrtl_sim import design_key, DESIGN_SOURCES, REPO_ROOT
+    for pattern in DESIGN_SOURCES:
+        for path in REPO_ROOT.glob(pattern):
+            copy = tmp_path / path.relative_to(REPO_ROOT)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_bytes(path.read_bytes())
+    key = design_key(TINY, backend="cxxrtl", root=tmp_path)
+    assert key == design_key(TINY, backend="cxxrtl")          # the same files as the repository's
+    assert design_key(SMALL, backend="cxxrtl", root=tmp_path) != key
+    assert design_key(TINY.replace(acc_bits=TINY.acc_bits + 1), backend="cxxrtl", root=tmp_path) != key
+    assert design_key(TINY, backend="cxxrtl", fast_models=False, root=tmp_path) != key
+    assert design_key(TINY, backend="verilator", root=tmp_path) != key
+    for source in ("accel/engine.py", "contract/isa.py", "firmware/fast_models.py",
+                   "firmware/cxxrtl/harness.cc"):
+        edited = tmp_path / source
+        original = edited.read_bytes()
+        edited.write_bytes(original + b"\n// edited\n" if source.endswith(".cc") else
+                           original + b"\n# edited\n")
+        assert design_key(TINY, backend="cxxrtl", root=tmp_path) != key, source
+        edited.write_bytes(original)
+    assert design_key(TINY, backend="cxxrtl", root=tmp_path) == key
+    (tmp_path / "accel" / "new_unit.py").write_text("X = 1\n")
+    assert design_key(TINY, backend="cxxrtl", root=tmp_path) != key
+    with pytest.raises(TypeError, match="AccelConfig"):
+        design_key("tiny")
+
+
+def test_built_soc_loads_without_elaborating(monkeypatch):
+    """A transport for a configuration whose simulator is built does not elaborate the SoC."""
+    import accel.soc
+    from contract.config import TINY
+    from firmware.driver import Accelerator
+    first = CxxrtlTransport(TINY, backend="cxxrtl", quiet=True)
+    run(first.close())
+
+    def no_elaboration(*args, **kwargs):
+        raise AssertionError("the SoC was elaborated although its simulator is built")
+    monkeypatch.setattr(accel.soc, "SoC", no_elaboration)
+    again = CxxrtlTransport(TINY, backend="cxxrtl", quiet=True)
+    assert again.lib_path == first.lib_path and again.fast_models == first.fast_models
+    info = run(Accelerator(again).identify())
+    assert info.config["p_o"] == TINY.p_o and info.config["p_i"] == TINY.p_i
+    run(again.close())

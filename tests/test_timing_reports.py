@@ -1,10 +1,11 @@
-"""bench.timing_endpoints ranks a routed build's late timing endpoints by signal, and
-bench.timing_closure puts a series of builds side by side in BENCHMARKS.md."""
+"""accel.toolchain_reports and bench.timing_endpoints rank a routed build's late timing endpoints
+by signal, and bench.timing_closure puts a series of builds side by side in BENCHMARKS.md."""
 
 import json
 
 
 def test_timing_endpoints_groups_by_signal(tmp_path, capsys):
+    from accel.toolchain_reports import timing_endpoints, group_endpoints
     from bench import timing_endpoints as te
     report = {"detailed_net_timings": [
         {"net": "a", "endpoints": [
@@ -22,10 +23,10 @@ def test_timing_endpoints_groups_by_signal(tmp_path, capsys):
         {"net": "rx_pin", "event": "<async>", "endpoints": [
             {"cell": "uart.sync_rx.stage0_TRELLIS_FF_Q", "port": "M", "event": "posedge clk",
              "delay": [11.4, 11.4]}]}]}
-    eps = te.endpoints(report)
+    eps = timing_endpoints(report)
     assert len(eps) == 4                      # the asynchronous ones are not clocked paths
-    assert te.group_endpoints(eps, over=10.0) == [(12.0, 1, "soc.y.bank1"),
-                                                   (11.5, 2, "soc.x.acc")]
+    assert group_endpoints(eps, over=10.0) == [(12.0, 1, "soc.y.bank1"),
+                                                (11.5, 2, "soc.x.acc")]
     path = tmp_path / "r.json"
     path.write_text(json.dumps(report))
     assert te.main([str(path), "--period", "10"]) == 0
