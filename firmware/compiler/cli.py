@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from contract.config import CONFIGS, config_by_name
+from platforms import DEFAULT_BOARD, get_board
 
 from .deploy_input import DeployFileError, read_deploy_file
 from .errors import CompileError
@@ -19,8 +20,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m firmware.compiler",
                                  description="Compile a deploy file; print the allocation map and a summary.")
     ap.add_argument("model", help="deploy file (.npz)")
-    ap.add_argument("--config", default="default", metavar="NAME",
-                    help=f"accelerator configuration: {', '.join(CONFIGS)} (default: default)")
+    default_config = get_board(DEFAULT_BOARD).config_name
+    ap.add_argument("--config", default=default_config, metavar="NAME",
+                    help=f"accelerator configuration: {', '.join(CONFIGS)} (default: {default_config}, "
+                         f"the {DEFAULT_BOARD}'s, as firmware.run and make demo)")
     ap.add_argument("--map", action="store_true", help="print the allocation table")
     ap.add_argument("--no-im2col", action="store_true",
                     help="do not let the EMBED write the first conv's windows (EMBED window mode)")
