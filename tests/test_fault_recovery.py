@@ -38,14 +38,18 @@ def make_soc():
     return SoC(TINY, fault_injection=True, watchdog_cycles=WATCHDOG)
 
 
-@pytest.fixture(scope="module")
-def workload():
-    deploy = random_deploy(3, channels=1, height=8, width=8, num_classes=4, max_convs=2,
-                           chan_choices=(8, 16))
+def make_workload(size=8, max_convs=2, chan_choices=(8, 16)):
+    deploy = random_deploy(3, channels=1, height=size, width=size, num_classes=4, max_convs=max_convs,
+                           chan_choices=chan_choices)
     compiled = compile_model(deploy, TINY)
-    images = np.random.default_rng(3).integers(0, 256, size=(2, 1, 8, 8), dtype=np.uint8)
+    images = np.random.default_rng(3).integers(0, 256, size=(2, 1, size, size), dtype=np.uint8)
     expected = golden.run(deploy, images, keep_tensors=False).logits_int.tolist()
     return compiled, images, expected
+
+
+@pytest.fixture(scope="module")
+def workload():
+    return make_workload()
 
 
 @pytest.fixture(scope="module")
@@ -265,10 +269,11 @@ def test_a_layer_larger_than_its_buffers_is_rejected(compiled_sim, workload):
     assert error is not None and error.code == ErrorCode.BAD_DESCRIPTOR, error
 
 
-def test_bus_error_in_amaranths_simulator(workload):
-    """The same fault handling in Amaranth's own simulator (no compiled model of the design)."""
+def test_bus_error_in_amaranths_simulator():
+    """The same fault handling in Amaranth's own simulator (no compiled model of the design), on a
+    smaller network: this simulator runs a few thousand cycles a second."""
     transport = PySimTransport(make_soc(), backdoor=False)
-    session = Session(transport, workload)
+    session = Session(transport, make_workload(size=4, max_convs=1, chan_choices=(8,)))
 
     async def go():
         # One full run only (this simulator runs a few thousand cycles a second): the faulty run
