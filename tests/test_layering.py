@@ -102,3 +102,9 @@ def test_the_checks_see_a_violation(tmp_path):
     assert imported_folders(source) == {"firmware", "accel"}
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_the_architecture_map_names_files_that_exist():
+    from bench.architecture_map import named_files
+    missing = [path for path in named_files() if not (ROOT / path).is_file()]
+    assert not missing
