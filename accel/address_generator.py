@@ -119,7 +119,8 @@ class AddressGenerator(wiring.Component):
     def __init__(self, config, *, weight_groups=1):
         if not isinstance(config, AccelConfig):
             raise TypeError(f"AddressGenerator config must be an AccelConfig, not {config!r}")
-        if not isinstance(weight_groups, int) or isinstance(weight_groups, bool) or weight_groups < 1:
+        if (not isinstance(weight_groups, int) or isinstance(weight_groups, bool) or
+                weight_groups < 1):
             raise ValueError(f"AddressGenerator weight_groups must be a positive integer, not "
                              f"{weight_groups!r}")
         self.config = config
@@ -314,7 +315,8 @@ class AddressGenerator(wiring.Component):
                 with m.Else():
                     # pixel done: the prepared transition
                     nxt = transition.next
-                    m.d.sync += [*w.kx.set(0), *w.ky.set(0), w.weight_addr.eq(nxt["group_weight_addr"]),
+                    m.d.sync += [*w.kx.set(0), *w.ky.set(0),
+                                 w.weight_addr.eq(nxt["group_weight_addr"]),
                                  w.in_x.eq(nxt["pixel_in_x"]), w.in_y.eq(nxt["pixel_in_y"]),
                                  w.tap_addr.eq(nxt["pixel_addr"]),
                                  w.tap_row_addr.eq(nxt["pixel_addr"]),
@@ -376,7 +378,8 @@ class _PixelTransition:
         w, layer = self.w, self.layer
         stride, pool = layer.stride, layer.pool
         ox, oy, cog = w.ox.value, w.oy.value, w.cog.value
-        stride_row_words, residual_row_words = generator.stride_row_words, generator.residual_row_words
+        stride_row_words = generator.stride_row_words
+        residual_row_words = generator.residual_row_words
         specs = dict(
             addr_right=(w.pixel_addr, w.pixel_addr + generator.stride_words),
             addr_down_left=(w.pixel_addr, w.pixel_addr + layer.pool_down_addr_step),

@@ -13,7 +13,9 @@ pool, pack, sum) writes the destination bank. An EMBED layer hands the pixel str
 embedding unit (accel/embedding.py), which writes the destination bank.
 """
 
-from amaranth.hdl import Module, Signal, Cat, Mux
+from types import SimpleNamespace
+
+from amaranth.hdl import Module, Signal, Mux
 from amaranth.lib import wiring, stream
 from amaranth.lib.wiring import In, Out
 
@@ -158,7 +160,8 @@ class LayerEngine(wiring.Component):
         source_codes = Signal(cfg.code_word_bits)
         for k in range(cfg.n_code_banks):
             with m.If(run["source_bank"] == k):
-                m.d.comb += source_codes.eq(getattr(buffers, f"bank{k}").r_data[:cfg.code_word_bits])
+                bank_codes = getattr(buffers, f"bank{k}").r_data
+                m.d.comb += source_codes.eq(bank_codes[:cfg.code_word_bits])
         # Stage 2: the weights' read data and the source bank's registered codes (and the side
         # band) registered before the array, so that the block RAMs' clock-to-output, the
         # source-bank multiplexer and the route to the array are not one path. No enable, like
@@ -250,18 +253,14 @@ class LayerEngine(wiring.Component):
 
     def _control(self, m, run):
         """The control FSM: set-up, checks, then the CONV or EMBED run."""
-        d, setup, check, generator, ou, emb = (self.desc, self.setup, self.check,
-                                               self.address_generator, self.out_unit, self.emb)
-        owners = self._buffer_owners(m)
-        error = Signal(4)
-        m.d.comb += self.error.eq(error)
-        bad = Signal()
-        conv_faults = Signal.like(check.conv_faults)
+        d, setup, ou = self.desc, self.setup, self.out_unit
+        control = SimpleNamespace(run=run, owners=self._buffer_owners(m), error=Signal(4),
+                                  bad=Signal(), ou_start=Signal())
+        m.d.comb += self.error.eq(control.error)
         # The output unit's start strobe comes from a flip-flop (it resets its group state, a
         # wide fan-out); it arrives one cycle into CONV_RUN, long before the first accumulators.
-        ou_start = Signal()
-        m.d.sync += ou_start.eq(0)
-        m.d.comb += ou.start.eq(ou_start)
+        m.d.sync += control.ou_start.eq(0)
+        m.d.comb += ou.start.eq(control.ou_start)
         # ``start`` is registered before the FSM acts on it, so that the sequencer's dispatch
         # decision and the opcode decode are not one path. The cycle is not lost: while idle,
         # the set-up multiplier loads the first product's operands every cycle from the
@@ -272,63 +271,74 @@ class LayerEngine(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += setup.start.eq(start_q)
                 with m.If(start_q):
-                    m.d.sync += error.eq(0)
+                    m.d.sync += control.error.eq(0)
                     with m.If(d.op == isa.Op.CONV):
                         m.next = "CONV_SETUP"
                     with m.Elif(d.op == isa.Op.EMBED):
                         m.next = "EMBED_SETUP"
                     with m.Else():
-                        m.d.sync += error.eq(ERR_BAD_OPCODE)
+                        m.d.sync += control.error.eq(ERR_BAD_OPCODE)
                         m.next = "DONE"
-            with m.State("CONV_SETUP"):
-                with m.If(setup.done):
-                    m.next = "CONV_VALIDATE"
-            with m.State("EMBED_SETUP"):
-                with m.If(setup.done):
-                    m.next = "EMBED_VALIDATE"
-            # The checks (a wide OR of comparisons, several with carry chains) are registered in
-            # two steps (each check; their OR) before the FSM acts on the verdict, which decides
-            # the start strobes that reset the output unit's and the walker's registers.
-            with m.State("CONV_VALIDATE"):
-                m.d.sync += conv_faults.eq(check.conv_faults)
-                m.d.comb += generator.latch.eq(1)
-                m.next = "CONV_VALIDATE2"
-            with m.State("CONV_VALIDATE2"):
-                m.d.sync += bad.eq(conv_faults != 0)
-                m.next = "CONV_CHECK"
-            with m.State("EMBED_VALIDATE"):
-                m.d.sync += bad.eq(check.embed_fault)
-                m.next = "EMBED_CHECK"
-            with m.State("CONV_CHECK"):
-                with m.If(bad):
-                    m.d.sync += error.eq(ERR_BAD_DESCRIPTOR)
-                    m.next = "DONE"
-                with m.Else():
-                    m.d.comb += generator.begin.eq(1)
-                    m.d.sync += [run["conv"].eq(1), run["source_bank"].eq(d.src_bank),
-                                 owners["residual"].eq(1), ou_start.eq(1),
-                                 *(owners[f"bank{k}"].eq(d.src_bank == k)
-                                   for k in range(self.config.n_code_banks))]
-                    m.next = "CONV_RUN"
-            with m.State("CONV_RUN"):
-                with m.If(ou.finished):
-                    m.d.sync += [run["conv"].eq(0), *(owner.eq(0) for owner in owners.values())]
-                    m.next = "DONE"
-            with m.State("EMBED_CHECK"):
-                with m.If(bad):
-                    m.d.sync += error.eq(ERR_BAD_DESCRIPTOR)
-                    m.next = "DONE"
-                with m.Else():
-                    m.d.comb += emb.start.eq(1)
-                    m.d.sync += run["embed"].eq(1)
-                    m.next = "EMBED_WAIT"
-            with m.State("EMBED_WAIT"):
-                m.next = "EMBED_RUN"
-            with m.State("EMBED_RUN"):
-                with m.If(~emb.busy):
-                    m.d.sync += run["embed"].eq(0)
-                    m.next = "DONE"
+            self._conv_states(m, control)
+            self._embed_states(m, control)
             with m.State("DONE"):
                 m.d.comb += self.done.eq(1)
                 m.next = "IDLE"
         m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
+
+    def _conv_states(self, m, control):
+        """CONV: wait for the products, check, then run until the output unit has finished."""
+        d, generator, run, owners = self.desc, self.address_generator, control.run, control.owners
+        conv_faults = Signal.like(self.check.conv_faults)
+        with m.State("CONV_SETUP"):
+            with m.If(self.setup.done):
+                m.next = "CONV_VALIDATE"
+        # The checks (a wide OR of comparisons, several with carry chains) are registered in two
+        # steps (each check; their OR) before the FSM acts on the verdict, which decides the
+        # start strobes that reset the output unit's and the walker's registers.
+        with m.State("CONV_VALIDATE"):
+            m.d.sync += conv_faults.eq(self.check.conv_faults)
+            m.d.comb += generator.latch.eq(1)
+            m.next = "CONV_VALIDATE2"
+        with m.State("CONV_VALIDATE2"):
+            m.d.sync += control.bad.eq(conv_faults != 0)
+            m.next = "CONV_CHECK"
+        with m.State("CONV_CHECK"):
+            with m.If(control.bad):
+                m.d.sync += control.error.eq(ERR_BAD_DESCRIPTOR)
+                m.next = "DONE"
+            with m.Else():
+                m.d.comb += generator.begin.eq(1)
+                m.d.sync += [run["conv"].eq(1), run["source_bank"].eq(d.src_bank),
+                             owners["residual"].eq(1), control.ou_start.eq(1),
+                             *(owners[f"bank{k}"].eq(d.src_bank == k)
+                               for k in range(self.config.n_code_banks))]
+                m.next = "CONV_RUN"
+        with m.State("CONV_RUN"):
+            with m.If(self.out_unit.finished):
+                m.d.sync += [run["conv"].eq(0), *(owner.eq(0) for owner in owners.values())]
+                m.next = "DONE"
+
+    def _embed_states(self, m, control):
+        """EMBED: wait for the products, check, then run until the embedding unit is idle."""
+        emb = self.emb
+        with m.State("EMBED_SETUP"):
+            with m.If(self.setup.done):
+                m.next = "EMBED_VALIDATE"
+        with m.State("EMBED_VALIDATE"):
+            m.d.sync += control.bad.eq(self.check.embed_fault)
+            m.next = "EMBED_CHECK"
+        with m.State("EMBED_CHECK"):
+            with m.If(control.bad):
+                m.d.sync += control.error.eq(ERR_BAD_DESCRIPTOR)
+                m.next = "DONE"
+            with m.Else():
+                m.d.comb += emb.start.eq(1)
+                m.d.sync += control.run["embed"].eq(1)
+                m.next = "EMBED_WAIT"
+        with m.State("EMBED_WAIT"):
+            m.next = "EMBED_RUN"
+        with m.State("EMBED_RUN"):
+            with m.If(~emb.busy):
+                m.d.sync += control.run["embed"].eq(0)
+                m.next = "DONE"

@@ -146,7 +146,8 @@ class EngineBuffers(wiring.Component):
     def __init__(self, config, *, weight_groups=1):
         if not isinstance(config, AccelConfig):
             raise TypeError(f"EngineBuffers config must be an AccelConfig, not {config!r}")
-        if not isinstance(weight_groups, int) or isinstance(weight_groups, bool) or weight_groups < 1:
+        if (not isinstance(weight_groups, int) or isinstance(weight_groups, bool) or
+                weight_groups < 1):
             raise ValueError(f"EngineBuffers weight_groups must be a positive integer, not "
                              f"{weight_groups!r}")
         self.config = config
