@@ -119,10 +119,11 @@ class AddressGenerator(wiring.Component):
     def __init__(self, config, *, weight_groups=1):
         if not isinstance(config, AccelConfig):
             raise TypeError(f"AddressGenerator config must be an AccelConfig, not {config!r}")
-        if (not isinstance(weight_groups, int) or isinstance(weight_groups, bool) or
-                weight_groups < 1):
-            raise ValueError(f"AddressGenerator weight_groups must be a positive integer, not "
-                             f"{weight_groups!r}")
+        if not isinstance(weight_groups, int) or isinstance(weight_groups, bool):
+            raise TypeError(f"AddressGenerator weight_groups must be an integer, not "
+                            f"{weight_groups!r}")
+        if weight_groups < 1:
+            raise ValueError(f"AddressGenerator weight_groups must be >= 1, not {weight_groups}")
         self.config = config
         self.weight_groups = weight_groups
         super().__init__({

@@ -146,10 +146,11 @@ class EngineBuffers(wiring.Component):
     def __init__(self, config, *, weight_groups=1):
         if not isinstance(config, AccelConfig):
             raise TypeError(f"EngineBuffers config must be an AccelConfig, not {config!r}")
-        if (not isinstance(weight_groups, int) or isinstance(weight_groups, bool) or
-                weight_groups < 1):
-            raise ValueError(f"EngineBuffers weight_groups must be a positive integer, not "
-                             f"{weight_groups!r}")
+        if not isinstance(weight_groups, int) or isinstance(weight_groups, bool):
+            raise TypeError(f"EngineBuffers weight_groups must be an integer, not "
+                            f"{weight_groups!r}")
+        if weight_groups < 1:
+            raise ValueError(f"EngineBuffers weight_groups must be >= 1, not {weight_groups}")
         self.config = config
         # No read-write collisions that matter in any buffer: the engine reads the weight and
         # threshold buffers and the code banks only during a layer, in which only the local bus

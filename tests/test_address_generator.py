@@ -184,5 +184,7 @@ def test_one_pixel_layer():
 def test_checks_parameters():
     with pytest.raises(TypeError):
         AddressGenerator(None)
+    with pytest.raises(TypeError):
+        AddressGenerator(CFG, weight_groups=True)
     with pytest.raises(ValueError):
         AddressGenerator(CFG, weight_groups=0)

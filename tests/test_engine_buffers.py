@@ -146,6 +146,8 @@ def test_table_writes_leave_registered():
 def test_checks_parameters():
     with pytest.raises(TypeError):
         EngineBuffers(None)
+    with pytest.raises(TypeError):
+        EngineBuffers(CFG, weight_groups=2.0)
     with pytest.raises(ValueError):
         EngineBuffers(CFG, weight_groups=0)
     with pytest.raises(ValueError):
