@@ -18,6 +18,13 @@ def desc_value(**fields):
     return sum(w << (32 * k) for k, w in enumerate(words))
 
 
+def raw_desc_value(**fields):
+    """A descriptor value with ``fields`` (the rest 0), each masked to its width, unchecked (for
+    descriptors that ``isa.pack`` refuses, and for fields of any opcode)."""
+    return sum((value & ((1 << isa.FIELD_BY_NAME[name].width) - 1)) << isa.FIELD_BY_NAME[name].lsb
+               for name, value in fields.items())
+
+
 class Bus:
     """Local-bus driver (one lane per cycle)."""
 
