@@ -39,7 +39,7 @@ def toggle_while_stalled(m, valid, ready, payload, *, name="mutant"):
 
 def waiting_cycles(m, stb, ack, err, *, width=8, name="bus"):
     """Cycles the current request has been waiting for its answer (0 in its first cycle)."""
-    count = Signal(width, f"{name}_waited")
+    count = Signal(width, name=f"{name}_waited")
     with m.If(stb & ~ack & ~err):
         m.d.sync += count.eq(count + 1)
     with m.Else():
@@ -56,13 +56,13 @@ def assume_wishbone_target(m, bus, *, answer_within=None, name="bus"):
         Assume(~(bus.ack | bus.err) | (bus.cyc & bus.stb), f"{name}_answers_a_request"),
     ]
     if answer_within is not None:
-        waited = waiting_cycles(m, bus.stb & bus.cyc, bus.ack, bus.err, f"{name}_target")
+        waited = waiting_cycles(m, bus.stb & bus.cyc, bus.ack, bus.err, name=f"{name}_target")
         with m.If(bus.cyc & bus.stb & (waited >= answer_within)):
             m.d.comb += Assume(bus.ack | bus.err, f"{name}_answers_in_time")
 
 
 def assert_wishbone_classic(m, past_valid, *, cyc, stb, we, adr, dat_w, sel, ack, err,
-                            may_abandon=0, name="bus"):
+                            may_abandon=0, withdrawal_ends_run=None, name="bus"):
     """Classic Wishbone B4 initiator rules.
 
     1. ``stb`` only while ``cyc``.
@@ -72,6 +72,10 @@ def assert_wishbone_classic(m, past_valid, *, cyc, stb, we, adr, dat_w, sel, ack
        documented time-out or abort). So the answer always belongs to the request on the bus in
        its cycle; in the cycle after an answer a new request may start (classic B4 allows
        back-to-back transfers with ``stb`` kept high), which these rules leave free.
+
+    With ``withdrawal_ends_run``, a request may also be withdrawn (``stb`` low, nothing else
+    changed while it is up) when ``withdrawal_ends_run`` holds in the cycle after the
+    withdrawal: an initiator that stops a failed run.
 
     Covers a request answered after at least one wait state, and a back-to-back second request.
     """
@@ -85,9 +89,16 @@ def assert_wishbone_classic(m, past_valid, *, cyc, stb, we, adr, dat_w, sel, ack
     m.d.sync += [h.eq(v) for h, v in zip(held, request)]
     m.d.comb += Assert(~stb | cyc, f"{name}_stb_within_cyc")
     with m.If(past_valid & waiting & ~may_abandon):
-        m.d.comb += Assert(cyc & stb, f"{name}_request_held")
-        for i, (h, v) in enumerate(zip(held, request)):
-            m.d.comb += Assert(v == h, f"{name}_request_field{i}_held")
+        if withdrawal_ends_run is None:
+            m.d.comb += Assert(cyc & stb, f"{name}_request_held")
+        with m.If(stb):
+            for i, (h, v) in enumerate(zip(held, request)):
+                m.d.comb += Assert(v == h, f"{name}_request_field{i}_held")
+    if withdrawal_ends_run is not None:
+        withdrawn = Signal(name=f"{name}_withdrawn", reset_less=True)
+        m.d.sync += withdrawn.eq(past_valid & waiting & ~may_abandon & ~stb)
+        with m.If(withdrawn):
+            m.d.comb += Assert(withdrawal_ends_run, f"{name}_withdrawal_ends_run")
     m.d.comb += [
         Cover(past_valid & waiting & stb & ack, f"{name}_ack_after_wait"),
         Cover(past_valid & answered & stb, f"{name}_back_to_back"),

@@ -105,7 +105,8 @@ def reset_then_run(m):
     return past_valid
 
 
-def check(name, top, ports, *, mode, depth, workdir, timeout=600):
+def check(name, top, ports, *, mode, depth, workdir, map_memories=False,
+          engine="smtbmc boolector", timeout=600):
     """Run SymbiYosys on ``top`` and return its :class:`Verdict`.
 
     Parameters
@@ -122,6 +123,13 @@ def check(name, top, ports, *, mode, depth, workdir, timeout=600):
         Steps to unroll.
     workdir : path-like
         Directory to write into (a pytest ``tmp_path``).
+    map_memories : bool
+        Turn memories into flip-flops (``memory_map``) before the solver sees them: faster for a
+        few small memories (FIFOs) than the solver's arrays, slower for large ones.
+    engine : str
+        The ``[engines]`` line.
+    timeout : float
+        Seconds before the run is stopped (then the verdict is ``"ERROR"``).
     """
     if mode not in ("bmc", "cover"):
         raise ValueError(f"mode must be 'bmc' or 'cover', not {mode!r}")
@@ -138,20 +146,28 @@ depth {depth}
 multiclock off
 
 [engines]
-smtbmc boolector
+{engine}
 
 [script]
 read_rtlil {name}.il
 chformal -lower
 prep -top top
+{"memory_map" if map_memories else ""}
 
 [files]
 {name}.il
 """)
     env = dict(os.environ, PATH=_prepared_shims() + os.pathsep + os.environ.get("PATH", ""))
-    run = subprocess.run([SBY, "-f", f"{name}.sby"], cwd=workdir, env=env, timeout=timeout,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    log = run.stdout
+    # SymbiYosys starts its solver in a session of its own: on a time-out, SIGTERM lets it stop
+    # the solver before it exits, so that no orphan keeps a core busy.
+    sby = subprocess.Popen([SBY, "-f", f"{name}.sby"], cwd=workdir, env=env, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        log, _ = sby.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        sby.terminate()
+        log, _ = sby.communicate()
+        return Verdict(status="ERROR", log=log + f"\n(stopped after {timeout} s)")
     verdict = Verdict(status="ERROR", log=log)
     done = re.search(r"DONE \((PASS|FAIL|ERROR|UNKNOWN|TIMEOUT)", log)
     if done:

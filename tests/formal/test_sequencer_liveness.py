@@ -34,8 +34,8 @@ from properties import assume_wishbone_target
 
 WATCHDOG_CYCLES = 16
 ANSWER_WITHIN = 1
-BOUND = 24
-DEPTH = BOUND + 6
+BOUND = 22
+DEPTH = BOUND + 8
 MUTANTS = ("long_watchdog", "abort_ignored")
 
 

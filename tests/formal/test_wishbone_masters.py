@@ -10,15 +10,19 @@ assumed only to answer a request and never with both:
    ``adr``, ``we``, ``dat_w`` and ``sel`` unchanged, so every answer belongs to the request on the
    bus in its cycle (a new request may follow in the cycle after an answer: classic B4 allows it).
 
-Documented exceptions are part of the property: the bridge gives up a request after
-``bus_timeout`` cycles without an answer (exactly then, not earlier), and the sequencer's abort
-ends its fetch (the SoC resets the arbiter's other initiators with it).
+Exceptions are part of the property, each as narrow as the design allows: the bridge gives up a
+request after ``bus_timeout`` cycles without an answer (exactly then, not earlier); the
+sequencer's abort ends its fetch; and the sequencer withdraws an unanswered prefetch request when
+its run fails (watchdog ``TIMEOUT`` or a DMA fault while the next descriptor is being prefetched),
+checked as: the run has ended with an error in the next cycle. The sequencer's window is assumed
+held during a run: the prefetch decides from the live window inputs, so a window written in the
+middle of a ``CONV`` also withdraws a request (found by this proof).
 Each initiator has a mutant (``stb`` withdrawn in the second cycle of a waiting request) that the
 solver must reject, and covers of an answer after a wait state and of back-to-back requests.
 """
 
 import pytest
-from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.hdl import Assume, Cat, Cover, Elaboratable, Module, Signal
 
 from contract.config import MICRO
 from accel.dma import DMA
@@ -35,17 +39,28 @@ BRIDGE_BUS_TIMEOUT = 2
 
 
 def _dma(m):
-    return DMA(MICRO), lambda unit: 0
+    return DMA(MICRO), lambda unit: 0, None
 
 
 def _sequencer(m):
     sequencer = Sequencer(MICRO, watchdog_cycles=16)
+    # The window is held during a run (the host writes it before start): the prefetch of the
+    # next descriptor decides from the live window inputs whether to request, so a window
+    # written in the middle of a CONV withdraws an unanswered request.
+    window = Cat(sequencer.window_base, sequencer.window_limit)
+    previous = Signal(len(window), reset_less=True)
+    m.d.sync += previous.eq(window)
+    with m.If(sequencer.busy):
+        m.d.comb += Assume(window == previous)
 
     def abandon(unit):
         aborted = Signal()
         m.d.sync += aborted.eq(unit.abort)
         return aborted
-    return sequencer, abandon
+    # A run that fails (the watchdog, a DMA fault) while the next descriptor's prefetch waits for
+    # an answer withdraws the request in its FAIL cycle: the run has ended with an error in the
+    # cycle after.
+    return sequencer, abandon, ~sequencer.busy & sequencer.error
 
 
 def _bridge(m):
@@ -55,10 +70,9 @@ def _bridge(m):
         waited = waiting_cycles(m, unit.bus.stb, unit.bus.ack, unit.bus.err, name="timeout")
         timed_out = waited == BRIDGE_BUS_TIMEOUT + 1
         # the time-out is reachable too
-        from amaranth.hdl import Cover
         m.d.comb += Cover(timed_out & ~unit.bus.stb, "bridge_bus_timeout")
         return timed_out
-    return bridge, abandon
+    return bridge, abandon, None
 
 
 INITIATORS = {"dma": _dma, "sequencer": _sequencer, "uart_bridge": _bridge}
@@ -69,7 +83,7 @@ class WishboneHarness(Elaboratable):
 
     def __init__(self, build, *, mutant=False):
         self._module = Module()
-        self.unit, self._abandon = build(self._module)
+        self.unit, self._abandon, self._withdrawal_ends_run = build(self._module)
         self._mutant = mutant
 
     def elaborate(self, platform):
@@ -83,7 +97,8 @@ class WishboneHarness(Elaboratable):
             stb = drop_strobe_while_waiting(m, bus.stb, bus.ack, bus.err)
         assert_wishbone_classic(m, past_valid, cyc=bus.cyc, stb=stb, we=bus.we, adr=bus.adr,
                                 dat_w=bus.dat_w, sel=bus.sel, ack=bus.ack, err=bus.err,
-                                may_abandon=self._abandon(unit))
+                                may_abandon=self._abandon(unit),
+                                withdrawal_ends_run=self._withdrawal_ends_run)
         return m
 
 
