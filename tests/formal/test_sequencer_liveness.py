@@ -29,7 +29,7 @@ from contract.errors import ErrorCode
 from accel.sequencer import Sequencer
 
 from symbiyosys import check, free_ports, require_sby, reset_then_run
-from properties import assume_wishbone_target
+from protocol_properties import assume_wishbone_target
 
 
 WATCHDOG_CYCLES = 16

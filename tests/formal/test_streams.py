@@ -26,7 +26,7 @@ from accel.embedding import EmbeddingUnit
 from accel.sequencer import Sequencer
 
 from symbiyosys import check, free_ports, require_sby, reset_then_run
-from properties import assert_stream_holds, assume_wishbone_target, toggle_while_stalled
+from protocol_properties import assert_stream_holds, assume_wishbone_target, toggle_while_stalled
 
 
 DEPTH = 20

@@ -30,8 +30,8 @@ from accel.sequencer import Sequencer
 from accel.uart_bridge import FrameBridge
 
 from symbiyosys import check, free_ports, require_sby, reset_then_run
-from properties import (assume_wishbone_target, assert_wishbone_classic, drop_strobe_while_waiting,
-                        waiting_cycles)
+from protocol_properties import (assume_wishbone_target, assert_wishbone_classic,
+                                 drop_strobe_while_waiting, waiting_cycles)
 
 
 DEPTH = 24
