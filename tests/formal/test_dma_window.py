@@ -29,9 +29,9 @@ from protocol_properties import assume_wishbone_target, waiting_cycles
 
 
 DEPTH = 20
-MAX_ROWS = 3
+MAX_ROWS = 2
 MAX_STRIDE = 16
-MAX_COUNT = 3
+MAX_COUNT = 2
 ADDRESS_LIMIT = 1 << 12
 MUTANTS = ("bus_address_past_window", "local_write_past_buffer")
 
