@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from amaranth.back import rtlil
-from amaranth.hdl import Assume, Module, ResetSignal, Signal, Value
+from amaranth.hdl import Assume, ResetSignal, Signal, Value
 from amaranth.lib import wiring
 
 
@@ -105,8 +105,7 @@ def reset_then_run(m):
     return past_valid
 
 
-def check(name, top, ports, *, mode, depth, workdir, map_memories=False,
-          engine="smtbmc boolector", timeout=600):
+def check(name, top, ports, *, mode, depth, workdir, timeout=600):
     """Run SymbiYosys on ``top`` and return its :class:`Verdict`.
 
     Parameters
@@ -123,11 +122,6 @@ def check(name, top, ports, *, mode, depth, workdir, map_memories=False,
         Steps to unroll.
     workdir : path-like
         Directory to write into (a pytest ``tmp_path``).
-    map_memories : bool
-        Turn memories into flip-flops (``memory_map``) before the solver sees them: faster for a
-        few small memories (FIFOs) than the solver's arrays, slower for large ones.
-    engine : str
-        The ``[engines]`` line.
     timeout : float
         Seconds before the run is stopped (then the verdict is ``"ERROR"``).
     """
@@ -146,13 +140,12 @@ depth {depth}
 multiclock off
 
 [engines]
-{engine}
+smtbmc boolector
 
 [script]
 read_rtlil {name}.il
 chformal -lower
 prep -top top
-{"memory_map" if map_memories else ""}
 
 [files]
 {name}.il

@@ -91,9 +91,7 @@ class StreamHarness(Elaboratable):
     """The unit, its streams checked (or, with ``mutant``, broken copies of them)."""
 
     def __init__(self, build, *, mutant=False):
-        self._build = build
         self._mutant = mutant
-        self.unit = None
         self._module = Module()
         self.unit, self._streams = build(self._module)
 
