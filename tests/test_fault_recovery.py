@@ -16,7 +16,7 @@ import pytest
 from accel.fault_injector import FAULT_REGISTERS
 from accel.soc import SoC, FAULTS_BASE_WORD
 from contract import isa
-from contract.config import TINY
+from contract.config import MICRO, TINY
 from contract.errors import ErrorCode
 from firmware import regs
 from firmware.compiler import compile_model
@@ -34,14 +34,14 @@ def run(coro):
     return asyncio.run(coro)
 
 
-def make_soc():
-    return SoC(TINY, fault_injection=True, watchdog_cycles=WATCHDOG)
+def make_soc(config=TINY):
+    return SoC(config, fault_injection=True, watchdog_cycles=WATCHDOG)
 
 
-def make_workload(size=8, max_convs=2, chan_choices=(8, 16)):
+def make_workload(size=8, max_convs=2, chan_choices=(8, 16), config=TINY):
     deploy = random_deploy(3, channels=1, height=size, width=size, num_classes=4, max_convs=max_convs,
                            chan_choices=chan_choices)
-    compiled = compile_model(deploy, TINY)
+    compiled = compile_model(deploy, config)
     images = np.random.default_rng(3).integers(0, 256, size=(2, 1, size, size), dtype=np.uint8)
     expected = golden.run(deploy, images, keep_tensors=False).logits_int.tolist()
     return compiled, images, expected
@@ -94,7 +94,7 @@ class Session:
         self.load_program_cycles = first.cycles
 
     async def memory(self):
-        return await self.transport.read_words(0, TINY.mem_words)
+        return await self.transport.read_words(0, self.compiled.config.mem_words)
 
     async def faulty_run(self, image_index, **faults):
         """Run one image with ``faults``; returns the error (or None) and the memory words that
@@ -272,8 +272,8 @@ def test_a_layer_larger_than_its_buffers_is_rejected(compiled_sim, workload):
 def test_bus_error_in_amaranths_simulator():
     """The same fault handling in Amaranth's own simulator (no compiled model of the design), on a
     smaller network: this simulator runs a few thousand cycles a second."""
-    transport = PySimTransport(make_soc(), backdoor=False)
-    session = Session(transport, make_workload(size=4, max_convs=1, chan_choices=(8,)))
+    transport = PySimTransport(make_soc(MICRO), backdoor=False)
+    session = Session(transport, make_workload(size=4, max_convs=1, chan_choices=(8,), config=MICRO))
 
     async def go():
         # One full run only (this simulator runs a few thousand cycles a second): the faulty run
