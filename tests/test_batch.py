@@ -230,3 +230,26 @@ def test_link_model_figures():
     assert many.images_per_s_accelerator == pytest.approx(76.9e6 / 17_672)
     with pytest.raises(ValueError, match="clock_hz"):
         batch_link(1, 196, 16, baud=1_000_000, cycles=10)
+
+
+def test_batch_error_names_image_and_descriptor(soc):
+    from firmware.driver import AcceleratorError
+    from model import golden
+    soc.sim.reset()
+    deploy, compiled, images = _workload(n_images=3)
+    acc = Accelerator(soc)
+    run(acc.run_batch(images, compiled))                   # parameters loaded, program in place
+    batch = acc._batch
+    n_image = batch.block_words // isa.DESCRIPTOR_WORDS
+    addr = batch.blocks_addr + batch.block_words           # block 1: slot 1's first descriptor
+    word0 = run(soc.read_words(addr, 1))[0]
+    run(soc.write_words(addr, [(word0 & ~0xF) | 9]))       # opcode 9 does not exist
+    with pytest.raises(AcceleratorError) as info:
+        run(acc.run_batch(images, compiled))
+    msg = str(info.value)
+    assert "\n" not in msg and f"error BAD_OPCODE (1), descriptor {n_image} (" in msg
+    note = next(d["note"] for d in batch.descriptors if d["addr"] == addr)
+    assert note.startswith("image 1: ") and f" {note}) of the program at word " in msg
+    run(soc.write_words(addr, [word0]))
+    assert run(acc.run_batch(images, compiled)).logits_int == \
+        golden.run(deploy, images, keep_tensors=False).logits_int.tolist()
