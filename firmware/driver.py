@@ -194,6 +194,12 @@ class Accelerator:
         self._params_loaded = False
         self._batch = None
 
+    @property
+    def batch_program(self):
+        """The ``firmware.compiler.batch.BatchProgram`` in the device's memory (written by
+        ``run_batch``), or None."""
+        return self._batch
+
     async def _read(self, reg):
         return await self.transport.read_word(reg)
 

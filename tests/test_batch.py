@@ -98,7 +98,6 @@ def soc():
 def test_batches_match_golden(soc):
     from model import golden
     soc.sim.reset()
-    n = None
     deploy, compiled, _ = _workload()
     n = max_batch_size(compiled)
     images = np.random.default_rng(7).integers(0, 256, size=(n, 1, 8, 8), dtype=np.uint8)
@@ -239,7 +238,7 @@ def test_batch_error_names_image_and_descriptor(soc):
     deploy, compiled, images = _workload(n_images=3)
     acc = Accelerator(soc)
     run(acc.run_batch(images, compiled))                   # parameters loaded, program in place
-    batch = acc._batch
+    batch = acc.batch_program
     n_image = batch.block_words // isa.DESCRIPTOR_WORDS
     addr = batch.blocks_addr + batch.block_words           # block 1: slot 1's first descriptor
     word0 = run(soc.read_words(addr, 1))[0]

@@ -59,7 +59,7 @@ def batch_layout_words(compiled, size):
 def max_batch_size(compiled):
     """The largest batch whose program, inputs and outputs fit main memory after the compiled
     image (0 when not even one does)."""
-    load, image = _split_program(compiled)
+    _, image = _split_program(compiled)
     free = int(compiled.config.mem_words) - int(compiled.window_base) \
         - batch_layout_words(compiled, 0)
     return max(0, free // _words_per_image(compiled, len(image)))
