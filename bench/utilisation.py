@@ -23,9 +23,9 @@ logits STORE). ``MAC_BUSY / CYCLES`` is the fraction of cycles the array accepte
 lanes included). Targets (issue #8): >= 85 % over the network, >= 95 % on 3x3 layers whose input
 channels fill the array (``cin`` a multiple of ``p_i``).
 
-Then the same images run again in batches (``Accelerator.run_batch``: one start, one upload and one
-read-back per batch) of the largest size that fits main memory, capped by half the images; the
-second batch's ``CYCLES`` give the cycles per image of a batch. Both figures are printed beside the
+Then the same images run again as one batch (``Accelerator.run_batch``: one start, one upload and
+one read-back) of the largest size that fits main memory, capped by the number of images; its
+``CYCLES`` (the parameter load is a start of its own) give the cycles per image of a batch. Both figures are printed beside the
 end-to-end images/s over the board's serial link, modelled from the bridge's frame format
 (``firmware.link_model``), at the board's baud rate and its USB-UART adapter's top rate.
 
@@ -125,19 +125,18 @@ def measure(deploy, config, transport, images, *, progress=None):
 
 
 def _measure_batch(deploy, compiled, transport, images):
-    """Two batches of the largest size that fits (capped by half the images): ``size``,
-    ``cycles_per_image`` (the second batch's CYCLES / size), ``golden_equal``, ``n_images``;
-    None with fewer than 2 images."""
+    """One batch of the largest size that fits (capped by the images): ``size``,
+    ``cycles_per_image`` (its CYCLES / size), ``load_cycles`` (of the load program before it),
+    ``golden_equal``, ``n_images``; None when not even one image fits beside the model."""
     from firmware.compiler.batch import max_batch_size
-    size = min(max_batch_size(compiled), len(images) // 2)
-    if size < 1:
-        return None
-    batches = run_batches(transport, compiled, images[:2 * size], size)
     from firmware.driver import RunResult
-    flat = [RunResult(row, 0, 0) for b in batches for row in b.logits_int]
-    eq, _ = golden_check(deploy, images[:2 * size], flat)
-    return dict(size=size, cycles_per_image=batches[1].cycles / size, golden_equal=eq,
-                n_images=2 * size, first_cycles=batches[0].cycles)
+    size = min(max_batch_size(compiled), len(images))
+    if size < 2:
+        return None
+    (batch,) = run_batches(transport, compiled, images[:size], size)
+    eq, _ = golden_check(deploy, images[:size], [RunResult(row, 0, 0) for row in batch.logits_int])
+    return dict(size=size, cycles_per_image=batch.cycles / size, golden_equal=eq, n_images=size,
+                load_cycles=batch.load_cycles)
 
 
 def _layers(deploy):
@@ -273,11 +272,11 @@ def section_lines(res, *, model_name, backend, argv, png_name, images_source, fm
                  f"at {fmax_label}; host transfers not included.")
     batch = res.get("batch")
     if batch:
-        lines.append(f"- in batches of {batch['size']} (one start, one upload and one read-back per "
-                     f"batch): **{batch['cycles_per_image']:,.0f}** cycles per image (CYCLES of the "
-                     f"second batch / {batch['size']}; the first, with the parameter load: "
-                     f"{batch['first_cycles']:,}); logits of {batch['golden_equal']} / "
-                     f"{batch['n_images']} images equal `model.golden`'s.")
+        lines.append(f"- in a batch of {batch['size']} (one start, one upload and one read-back): "
+                     f"**{batch['cycles_per_image']:,.0f}** cycles per image (its CYCLES / "
+                     f"{batch['size']}; the load program before it: {batch['load_cycles']:,}); "
+                     f"logits of {batch['golden_equal']} / {batch['n_images']} images equal "
+                     f"`model.golden`'s.")
         cases = [(1, res["cycles"]), (batch["size"], batch["cycles_per_image"])]
         lines += ["- " + line.strip() for line in link_report(res["compiled"], cases, hz,
                                                              link_bauds(board))]

@@ -124,19 +124,26 @@ class BatchResult:
     logits_int : list of list of int
         Per image, its integer logits (``compiled.decode_logits``).
     cycles : int
-        CYCLES: clock cycles from start to done, for the whole batch.
+        CYCLES: clock cycles from start to done, for the whole batch (the parameter load, a start
+        of its own, not included).
     mac_busy : int
         MAC_BUSY of the whole batch.
-    loaded_params : bool
-        The batch ran the parameter-load part first (its CYCLES include it).
+    load_cycles : int or None
+        CYCLES of the load program run before this batch, None when the parameters were loaded
+        already.
     program_uploaded : bool
-        The batch program was written before this batch (a new model or batch size).
+        The batch program was written before this batch (a new model or a larger batch).
     """
     logits_int: list
     cycles: int
     mac_busy: int
-    loaded_params: bool = False
+    load_cycles: int = None
     program_uploaded: bool = False
+
+    @property
+    def loaded_params(self):
+        """The load program ran before this batch."""
+        return self.load_cycles is not None
 
     @property
     def images(self):
@@ -359,13 +366,26 @@ class Accelerator:
                 layer_cycles.append(await self._read(REG.LAYER_CYCLES))
         return RunResult(logits, cycles, mac_busy, layer_cycles)
 
+    async def _run_program(self, prog_addr, timeout):
+        """Start the program at ``prog_addr`` and wait for it; ``(CYCLES, MAC_BUSY)``. Raises
+        ``AcceleratorError`` on an error or a timeout."""
+        await self._write(REG.PROG_ADDR, prog_addr)
+        await self._write(REG.CTRL, CTRL_START)
+        if not await self.transport.wait_irq(timeout):
+            await self._fail(f"timeout: no interrupt within {timeout} cycles", prog_addr,
+                             timed_out=True)
+        status = await self._read(REG.STATUS)
+        if status & STATUS_ERROR or not status & STATUS_DONE:
+            await self._fail("accelerator error", prog_addr)
+
     async def run_batch(self, images, compiled=None, *, reload_params=False, timeout_cycles=None):
         """Run a batch of images from one start: one upload of all inputs, one read-back of all
         logits (``firmware.compiler.batch``).
 
-        The batch program of ``len(images)`` slots is written after the model's memory image the
-        first time (and again for a larger batch, or a smaller one that must also load the
-        parameters); a later batch of at most as many images reuses it.
+        The load program and the batch program of ``len(images)`` slots are written after the
+        model's memory image the first time (and again for a larger batch); a later batch of at
+        most as many images reuses them. The load program runs, as a start of its own, before the
+        first batch after ``load`` (and before every batch with ``reload_params``).
 
         Parameters
         ----------
@@ -374,11 +394,10 @@ class Accelerator:
         compiled : CompiledModel
             The model to run; loaded first if it is not the one last given to ``load``.
         reload_params : bool
-            Load the weights, thresholds and embedding table again before the images (done anyway
-            on the first run after ``load``).
+            Load the weights, thresholds and embedding table again before the images.
         timeout_cycles : int
-            Cycle budget of the whole batch (default: the constructor's ``timeout_cycles`` per
-            image).
+            Cycle budget of the batch, and of the load program (default: the constructor's
+            ``timeout_cycles`` per image).
 
         Returns
         -------
@@ -402,10 +421,9 @@ class Accelerator:
         if compiled is not self._compiled:
             await self.load(compiled)
         count = len(images)
-        load_params = reload_params or not self._params_loaded
         batch = self._batch
         uploaded = False
-        if batch is None or count > batch.size or (load_params and count != batch.size):
+        if batch is None or count > batch.size:
             batch = compile_batch(compiled, count)
             await self.transport.write_words(batch.program_addr, [int(w) for w in batch.words])
             await self.transport.write_words(REG.WINDOW_LIMIT, [batch.window_limit])
@@ -413,26 +431,22 @@ class Accelerator:
             uploaded = True
         timeout = (self.timeout_cycles * count if timeout_cycles is None else int(timeout_cycles))
 
+        load_cycles = None
+        if reload_params or not self._params_loaded:
+            await self._run_program(batch.load_addr, timeout)
+            (load_cycles,) = await self.transport.read_words(REG.CYCLES, 1)
+            self._params_loaded = True
         prepare = getattr(compiled, "prepare_input", None) or compiled.encode_image
         words = []
         for image in images:
             words += [int(w) for w in prepare(image)]
         await self.transport.write_words(batch.input_addr, words)
-        prog_addr = batch.entry(count, load_params=load_params)
-        await self._write(REG.PROG_ADDR, prog_addr)
-        await self._write(REG.CTRL, CTRL_START)
-        if not await self.transport.wait_irq(timeout):
-            await self._fail(f"timeout: no interrupt within {timeout} cycles", prog_addr,
-                             timed_out=True)
-        status = await self._read(REG.STATUS)
-        if status & STATUS_ERROR or not status & STATUS_DONE:
-            await self._fail("accelerator error", prog_addr)
-        self._params_loaded = True
+        await self._run_program(batch.entry(count), timeout)
 
         out_words = await self.transport.read_words(batch.output_addr, count * batch.output_words)
         n = batch.output_words
         logits = [[int(v) for v in compiled.decode_logits(out_words[i * n:(i + 1) * n])]
                   for i in range(count)]
         cycles, mac_busy = await self.transport.read_words(REG.CYCLES, 2)
-        return BatchResult(logits, cycles, mac_busy, loaded_params=load_params,
+        return BatchResult(logits, cycles, mac_busy, load_cycles=load_cycles,
                            program_uploaded=uploaded)

@@ -167,14 +167,17 @@ def _main(args):
     if labels is not None:
         correct = int((preds == labels).sum())
         print(f"accuracy: {correct}/{len(labels)} = {100.0 * correct / len(labels):.2f}%")
-    # Steady state: the starts after the first, which alone loads the parameters.
-    first = 1 if len(cycles) > 1 and not args.reload_params else 0
+    # Steady state. With --batch 1 the first image's CYCLES (every image's with --reload-params)
+    # include the parameter load; a batch's never do (the load program is a start of its own).
+    first = 1 if batch_size == 1 and len(cycles) > 1 and not args.reload_params else 0
     per_image = float(np.sum(cycles[first:]) / np.sum(sizes[first:]))
     util = float(np.sum(mac_busy[first:])) / max(1, int(np.sum(cycles[first:])))
-    unit = "image" if batch_size == 1 else f"batch of {sizes[0]}"
-    load_note = "with parameter load" if first else "the only start, parameter load included"
-    print(f"batch: {batch_size} image(s) per start, {len(batches)} start(s)")
-    print(f"cycles/image: {per_image:.0f} (first {unit}, {load_note}: {cycles[0]}); "
+    if batch_size == 1:
+        load_note = f"first image, with the parameter load: {cycles[0]}"
+    else:
+        load_note = f"the parameter load before the first batch: {batches[0].load_cycles}"
+    print(f"batch: {batch_size} image(s) per start, {len(batches)} batch(es)")
+    print(f"cycles/image: {per_image:.0f} ({load_note}); "
           f"MAC array busy {100 * util:.1f}% of cycles")
     if fmax_hz:
         print(f"images/s at {fmax_hz / 1e6:.1f} MHz: {fmax_hz / per_image:.1f} "

@@ -253,8 +253,10 @@ def run_batches(transport, compiled, images, batch_size, *, reload_params=False,
     """Run ``images`` in batches of ``batch_size`` per start (the last one may be shorter) on a
     fresh ``Accelerator``; a list of ``firmware.driver.BatchResult``.
 
-    The first batch loads the parameters (every batch with ``reload_params``). A batch size of 1
-    runs each image as ``run_image`` does (no batch program). ``progress(done, total)`` is called
+    The load program runs before the first batch (every batch with ``reload_params``), as a start
+    of its own: the batches' CYCLES count images only (``BatchResult.load_cycles`` has the load's).
+    A batch size of 1 runs each image as ``run_image`` does (no batch program; the first image's
+    CYCLES include the parameter load). ``progress(done, total)`` is called
     after each batch. ``timeout_cycles`` is per image.
     """
     from .driver import Accelerator, BatchResult
@@ -268,11 +270,10 @@ def run_batches(transport, compiled, images, batch_size, *, reload_params=False,
         for start in range(0, len(images), batch_size):
             chunk = images[start:start + batch_size]
             if batch_size == 1:
-                loads = reload_params or start == 0
+                # run_image's CYCLES include the parameter load when it runs that program.
                 r = await acc.run_image(chunk[0], compiled, profile=False,
                                         reload_params=reload_params)
-                results.append(BatchResult([r.logits_int], r.cycles, r.mac_busy,
-                                           loaded_params=loads))
+                results.append(BatchResult([r.logits_int], r.cycles, r.mac_busy))
             else:
                 results.append(await acc.run_batch(chunk, compiled, reload_params=reload_params))
             done += len(chunk)

@@ -4,16 +4,16 @@ A :class:`BatchProgram` extends a :class:`~.compiled_model.CompiledModel`'s memo
 leaves as it is: parameters, the one-image program and its input and output regions) with, from
 ``window_limit`` on:
 
-- the batch program: the parameter-load part (the same LOADs as ``prog_load_addr``'s), then one
-  block per image slot (the per-image descriptors, END excluded, with the input and output
-  addresses of that slot), then END;
+- the load program: the parameter LOADs of ``prog_load_addr``'s program, then END (run once,
+  before the first batch, so that a batch's CYCLES count its images only);
+- the batch program: one block per image slot (the per-image descriptors, END excluded, with the
+  input and output addresses of that slot), then END;
 - ``size`` input regions, back to back (one upload for the whole batch);
 - ``size`` output regions, back to back (one read-back for the whole batch).
 
 The blocks are in reverse slot order: block ``j`` runs slot ``size - 1 - j``, so the last ``k``
-blocks run slots ``k - 1`` down to 0 and a batch of ``k <= size`` images whose parameters are
-loaded starts at :meth:`BatchProgram.entry` ``(k)`` with no new program upload (a short last batch).
-Only the full batch can run the parameter-load part, which falls through into the first block.
+blocks run slots ``k - 1`` down to 0 and a batch of ``k <= size`` images starts at
+:meth:`BatchProgram.entry` ``(k)`` with no new program upload (a short last batch).
 
 Everything else in the per-image program (weights, thresholds, the residual scratch area, dump
 regions) keeps its address: the images run one after the other, so they can share it (a dump
@@ -49,10 +49,10 @@ def _words_per_image(compiled, n_image_descriptors):
 
 def batch_layout_words(compiled, size):
     """Main-memory words from ``window_base`` up to the end of a batch of ``size`` images: the
-    compiled image, the batch program, ``size`` inputs and ``size`` outputs."""
+    compiled image, the load program, the batch program, ``size`` inputs and ``size`` outputs."""
     load, image = _split_program(compiled)
     fixed = int(compiled.window_limit) - int(compiled.window_base) \
-        + (len(load) + 1) * isa.DESCRIPTOR_WORDS
+        + (len(load) + 2) * isa.DESCRIPTOR_WORDS                  # two ENDs
     return fixed + size * _words_per_image(compiled, len(image))
 
 
@@ -76,8 +76,8 @@ class BatchProgram:
     size : int
         Image slots.
     program_addr : int
-        First word of the batch program: the parameter-load part, then the blocks; running it
-        loads the parameters and runs all ``size`` slots.
+        First word of the layout: the load program (the parameter LOADs, END); run it once
+        before the first batch.
     blocks_addr, block_words : int
         Where block 0 (slot ``size - 1``) starts, and the words of one block.
     input_addr, output_addr : int
@@ -88,9 +88,9 @@ class BatchProgram:
     window_limit : int
         First word after the layout (WINDOW_LIMIT for a batch run).
     words : numpy.ndarray
-        uint32 words to write at ``program_addr``: the batch program (its END included).
+        uint32 words to write at ``program_addr``: the load program and the batch program.
     descriptors : list of dict
-        Per descriptor of the batch program: ``addr``, ``fields``, ``note`` (``"image i: ..."``).
+        Per descriptor of both: ``addr``, ``fields``, ``note`` (``"image i: ..."`` in a block).
     """
     compiled: object
     size: int
@@ -105,16 +105,16 @@ class BatchProgram:
     words: np.ndarray = field(repr=False)
     descriptors: list = field(default_factory=list, repr=False)
 
-    def entry(self, count, *, load_params=False):
-        """Word address to start at to run slots ``0 .. count - 1`` (``load_params``: the
-        parameter-load part first, only for ``count == size``)."""
+    @property
+    def load_addr(self):
+        """Word address of the load program (the parameter LOADs, END)."""
+        return self.program_addr
+
+    def entry(self, count):
+        """Word address to start at to run slots ``0 .. count - 1`` (the parameters loaded)."""
         if not isinstance(count, int) or not 1 <= count <= self.size:
             raise ValueError(f"a batch program of {self.size} slots runs 1 to {self.size} images, "
                              f"not {count!r}")
-        if load_params:
-            if count != self.size:
-                raise ValueError(f"the parameter load runs all {self.size} slots, not {count}")
-            return self.program_addr
         return self.blocks_addr + (self.size - count) * self.block_words
 
     def input_slot(self, slot):
@@ -167,13 +167,13 @@ def compile_batch(compiled, size):
     load, image = _split_program(compiled)
     D = isa.DESCRIPTOR_WORDS
     program_addr = int(compiled.window_limit)
-    blocks_addr = program_addr + len(load) * D
+    blocks_addr = program_addr + (len(load) + 1) * D
     block_words = len(image) * D
     end_addr = blocks_addr + size * block_words
     input_addr = end_addr + D
     output_addr = input_addr + size * int(compiled.input_words)
     window_limit = output_addr + size * int(compiled.output_words)
-    rows = [(d["fields"], d["note"]) for d in load]
+    rows = [(d["fields"], d["note"]) for d in load] + [(dict(op=isa.Op.END), "end of the load")]
     for block in range(size):
         slot = size - 1 - block
         rows += [(_relocate(d["fields"], compiled, slot, input_addr, output_addr),
