@@ -23,6 +23,12 @@ logits STORE). ``MAC_BUSY / CYCLES`` is the fraction of cycles the array accepte
 lanes included). Targets (issue #8): >= 85 % over the network, >= 95 % on 3x3 layers whose input
 channels fill the array (``cin`` a multiple of ``p_i``).
 
+Then the same images run again as one batch (``Accelerator.run_batch``: one start, one upload and
+one read-back) of the largest size that fits main memory, capped by the number of images; its
+``CYCLES`` (the parameter load is a start of its own) give the cycles per image of a batch. Both figures are printed beside the
+end-to-end images/s over the board's serial link, modelled from the bridge's frame format
+(``firmware.link_model``), at the board's baud rate and its USB-UART adapter's top rate.
+
 Every image's logits are compared with ``model.golden`` bit for bit. The configuration, data,
 transport and run helpers are ``firmware.session``'s, shared with ``python -m firmware.run``.
 """
@@ -40,7 +46,7 @@ import numpy as np
 from contract.config import config_name
 from firmware.session import (DEFAULT_MODEL, DEFAULT_BOARD, resolve_config, resolve_backend,
                               load_images, open_transport, run_images, golden_check, board_fmax,
-                              image_program_descriptors)
+                              image_program_descriptors, run_batches, link_bauds, link_report)
 
 from .report import write_section, plot_path, machine, git_revision, table, run_cli, log, ROOT
 
@@ -72,7 +78,8 @@ def measure(deploy, config, transport, images, *, progress=None):
         ``rows`` (per descriptor of the per-image program: ``desc, note, layer, kind, k, cin,
         macs, ideal_array, ideal_compiler, cycles, util, eff``), ``cycles`` (CYCLES per image,
         steady state), ``first_cycles`` (with the parameter load), ``mac_busy``, ``macs``,
-        ``util``, ``busy_frac``, ``golden_equal``, ``n_images``, ``results`` (the RunResults),
+        ``util``, ``busy_frac``, ``golden_equal``, ``n_images``, ``batch`` (``_measure_batch``'s
+        figures of the batch runs, or None), ``results`` (the RunResults),
         ``compiled``.
     """
     from firmware.compiler import compile_model
@@ -109,11 +116,27 @@ def measure(deploy, config, transport, images, *, progress=None):
     mac_busy = float(np.mean([r.mac_busy for r in steady]))
     macs = compiled.total_macs
     eq, first_bad = golden_check(deploy, images, results)
-    return dict(rows=rows, cycles=cycles, first_cycles=results[0].cycles, mac_busy=mac_busy,
+    batch = _measure_batch(deploy, compiled, transport, images)
+    return dict(batch=batch, rows=rows, cycles=cycles, first_cycles=results[0].cycles, mac_busy=mac_busy,
                 macs=macs, util=macs / (arr * cycles), busy_frac=mac_busy / cycles,
                 ideal_compiler=compiled.ideal_cycles, golden_equal=eq, golden_first_bad=first_bad,
                 n_images=len(results), n_steady=len(steady), results=results, compiled=compiled,
                 config=config, cycle_spread=(min(r.cycles for r in steady), max(r.cycles for r in steady)))
+
+
+def _measure_batch(deploy, compiled, transport, images):
+    """One batch of the largest size that fits (capped by the images): ``size``,
+    ``cycles_per_image`` (its CYCLES / size), ``load_cycles`` (of the load program before it),
+    ``golden_equal``, ``n_images``; None when not even one image fits beside the model."""
+    from firmware.compiler.batch import max_batch_size
+    from firmware.driver import RunResult
+    size = min(max_batch_size(compiled), len(images))
+    if size < 2:
+        return None
+    (batch,) = run_batches(transport, compiled, images[:size], size)
+    eq, _ = golden_check(deploy, images[:size], [RunResult(row, 0, 0) for row in batch.logits_int])
+    return dict(size=size, cycles_per_image=batch.cycles / size, golden_equal=eq, n_images=size,
+                load_cycles=batch.load_cycles)
 
 
 def _layers(deploy):
@@ -174,7 +197,8 @@ def plot(res, png, title):
     plt.close(fig)
 
 
-def section_lines(res, *, model_name, backend, argv, png_name, images_source, fmax):
+def section_lines(res, *, model_name, backend, argv, png_name, images_source, fmax,
+                  board=DEFAULT_BOARD):
     c = res["config"]
     arr = c.p_o * c.p_i
     net_ok, full, full_ok = targets(res)
@@ -246,6 +270,16 @@ def section_lines(res, *, model_name, backend, argv, png_name, images_source, fm
                      f"the sequencer fetches the next descriptor while a layer runs.)")
     lines.append(f"- images/s *modelled* = fmax / cycles per image: **{hz / res['cycles']:,.0f}** "
                  f"at {fmax_label}; host transfers not included.")
+    batch = res.get("batch")
+    if batch:
+        lines.append(f"- in a batch of {batch['size']} (one start, one upload and one read-back): "
+                     f"**{batch['cycles_per_image']:,.0f}** cycles per image (its CYCLES / "
+                     f"{batch['size']}; the load program before it: {batch['load_cycles']:,}); "
+                     f"logits of {batch['golden_equal']} / {batch['n_images']} images equal "
+                     f"`model.golden`'s.")
+        cases = [(1, res["cycles"]), (batch["size"], batch["cycles_per_image"])]
+        lines += ["- " + line.strip() for line in link_report(res["compiled"], cases, hz,
+                                                             link_bauds(board))]
     lines.append(f"- logits of **{res['golden_equal']} / {res['n_images']}** images equal "
                  f"`model.golden`'s bit for bit"
                  + ("." if res["golden_first_bad"] is None else
@@ -305,7 +339,8 @@ def run(argv=None, *, write=True, transport=None):
     name = ("utilisation.png" if args.section == TITLE else
             "utilisation_" + re.sub(r"[^a-z0-9]+", "_", args.section.lower()).strip("_") + ".png")
     lines = section_lines(res, model_name=os.path.relpath(args.model, ROOT), backend=args.backend,
-                          argv=argv, png_name=name, images_source=source, fmax=fmax)
+                          argv=argv, png_name=name, images_source=source, fmax=fmax,
+                          board=args.board)
     if write and not args.no_write:
         png = plot_path(name)
         plot(res, png, f"{Path(args.model).name} on {config_name(config)} ({config.p_o}x"
@@ -324,7 +359,10 @@ def backend_label(backend):
 def main(argv=None):
     def work():
         res = run(argv)
-        return 0 if res["golden_equal"] == res["n_images"] else 2
+        batch = res["batch"]
+        ok = res["golden_equal"] == res["n_images"] and (
+            batch is None or batch["golden_equal"] == batch["n_images"])
+        return 0 if ok else 2
     return run_cli(work)
 
 

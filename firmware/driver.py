@@ -19,8 +19,8 @@ from contract.errors import ErrorCode
 from . import regs as _regs
 
 
-__all__ = ["Accelerator", "AcceleratorError", "RunResult", "HardwareInfo", "CSR_BASE", "REG",
-           "ID_VALUE"]
+__all__ = ["Accelerator", "AcceleratorError", "RunResult", "BatchResult", "HardwareInfo",
+           "CSR_BASE", "REG", "ID_VALUE"]
 
 
 # Register map ----------------------------------------------------------------------------------
@@ -115,6 +115,41 @@ class RunResult:
     error: object = None
 
 
+@dataclass
+class BatchResult:
+    """Result of one batch (``Accelerator.run_batch``).
+
+    Members
+    -------
+    logits_int : list of list of int
+        Per image, its integer logits (``compiled.decode_logits``).
+    cycles : int
+        CYCLES: clock cycles from start to done, for the whole batch (the parameter load, a start
+        of its own, not included).
+    mac_busy : int
+        MAC_BUSY of the whole batch.
+    load_cycles : int or None
+        CYCLES of the load program run before this batch, None when the parameters were loaded
+        already.
+    program_uploaded : bool
+        The batch program was written before this batch (a new model or a larger batch).
+    """
+    logits_int: list
+    cycles: int
+    mac_busy: int
+    load_cycles: int = None
+    program_uploaded: bool = False
+
+    @property
+    def loaded_params(self):
+        """The load program ran before this batch."""
+        return self.load_cycles is not None
+
+    @property
+    def images(self):
+        return len(self.logits_int)
+
+
 def _field(value, name):
     """Field ``name`` (e.g. ``"VERSION_ISA"``) of a register value, by firmware.regs' masks."""
     mask = getattr(_regs, f"{name}_MASK")
@@ -164,6 +199,13 @@ class Accelerator:
         self._compiled = None
         self._image = None
         self._params_loaded = False
+        self._batch = None
+
+    @property
+    def batch_program(self):
+        """The ``firmware.compiler.batch.BatchProgram`` in the device's memory (written by
+        ``run_batch``), or None."""
+        return self._batch
 
     async def _read(self, reg):
         return await self.transport.read_word(reg)
@@ -213,11 +255,14 @@ class Accelerator:
         self._compiled = compiled
         self._image = (base, words)
         self._params_loaded = False
+        self._batch = None
 
     def _program(self, prog_addr):
         """Descriptors (as field dicts) from ``prog_addr`` up to, not including, END, decoded from
-        the host's copy of the memory image."""
+        the host's copy of the memory image (or of the batch program)."""
         base, words = self._image
+        if self._batch is not None and prog_addr >= self._batch.program_addr:
+            base, words = self._batch.program_addr, [int(w) for w in self._batch.words]
         out = []
         addr = prog_addr - base
         while 0 <= addr and addr + isa.DESCRIPTOR_WORDS <= len(words) and len(out) < 65536:
@@ -235,7 +280,8 @@ class Accelerator:
             return " (END or past the program)"
         text = isa.Op.NAMES.get(program[index]["op"], "?")
         addr = prog_addr + index * isa.DESCRIPTOR_WORDS
-        for d in getattr(self._compiled, "descriptors", None) or ():
+        batch_descriptors = self._batch.descriptors if self._batch is not None else ()
+        for d in list(getattr(self._compiled, "descriptors", None) or ()) + list(batch_descriptors):
             if isinstance(d, dict) and d.get("addr") == addr and d.get("note"):
                 text += f" {d['note']}"
                 break
@@ -319,3 +365,88 @@ class Accelerator:
                 await self._write(REG.LAYER_SEL, i)
                 layer_cycles.append(await self._read(REG.LAYER_CYCLES))
         return RunResult(logits, cycles, mac_busy, layer_cycles)
+
+    async def _run_program(self, prog_addr, timeout):
+        """Start the program at ``prog_addr`` and wait for it; ``(CYCLES, MAC_BUSY)``. Raises
+        ``AcceleratorError`` on an error or a timeout."""
+        await self._write(REG.PROG_ADDR, prog_addr)
+        await self._write(REG.CTRL, CTRL_START)
+        if not await self.transport.wait_irq(timeout):
+            await self._fail(f"timeout: no interrupt within {timeout} cycles", prog_addr,
+                             timed_out=True)
+        status = await self._read(REG.STATUS)
+        if status & STATUS_ERROR or not status & STATUS_DONE:
+            await self._fail("accelerator error", prog_addr)
+
+    async def run_batch(self, images, compiled=None, *, reload_params=False, timeout_cycles=None):
+        """Run a batch of images from one start: one upload of all inputs, one read-back of all
+        logits (``firmware.compiler.batch``).
+
+        The load program and the batch program of ``len(images)`` slots are written after the
+        model's memory image the first time (and again for a larger batch); a later batch of at
+        most as many images reuses them. The load program runs, as a start of its own, before the
+        first batch after ``load`` (and before every batch with ``reload_params``).
+
+        Parameters
+        ----------
+        images : sequence of arrays (C, H, W) of uint8
+            At least one; at most ``firmware.compiler.batch.max_batch_size(compiled)``.
+        compiled : CompiledModel
+            The model to run; loaded first if it is not the one last given to ``load``.
+        reload_params : bool
+            Load the weights, thresholds and embedding table again before the images.
+        timeout_cycles : int
+            Cycle budget of the batch, and of the load program (default: the constructor's
+            ``timeout_cycles`` per image).
+
+        Returns
+        -------
+        BatchResult
+
+        Raises
+        ------
+        AcceleratorError
+            The run ended with an error or did not finish within ``timeout_cycles``.
+        CompileError
+            The batch does not fit main memory (one line naming the words it needs).
+        """
+        from .compiler.batch import compile_batch
+        if compiled is None:
+            compiled = self._compiled
+        if compiled is None:
+            raise ValueError("run_batch: no compiled model loaded")
+        images = list(images)
+        if not images:
+            raise ValueError("run_batch: no images")
+        if compiled is not self._compiled:
+            await self.load(compiled)
+        count = len(images)
+        batch = self._batch
+        uploaded = False
+        if batch is None or count > batch.size:
+            batch = compile_batch(compiled, count)
+            await self.transport.write_words(batch.program_addr, [int(w) for w in batch.words])
+            await self.transport.write_words(REG.WINDOW_LIMIT, [batch.window_limit])
+            self._batch = batch
+            uploaded = True
+        timeout = (self.timeout_cycles * count if timeout_cycles is None else int(timeout_cycles))
+
+        load_cycles = None
+        if reload_params or not self._params_loaded:
+            await self._run_program(batch.load_addr, timeout)
+            (load_cycles,) = await self.transport.read_words(REG.CYCLES, 1)
+            self._params_loaded = True
+        prepare = getattr(compiled, "prepare_input", None) or compiled.encode_image
+        words = []
+        for image in images:
+            words += [int(w) for w in prepare(image)]
+        await self.transport.write_words(batch.input_addr, words)
+        await self._run_program(batch.entry(count), timeout)
+
+        out_words = await self.transport.read_words(batch.output_addr, count * batch.output_words)
+        n = batch.output_words
+        logits = [[int(v) for v in compiled.decode_logits(out_words[i * n:(i + 1) * n])]
+                  for i in range(count)]
+        cycles, mac_busy = await self.transport.read_words(REG.CYCLES, 2)
+        return BatchResult(logits, cycles, mac_busy, load_cycles=load_cycles,
+                           program_uploaded=uploaded)

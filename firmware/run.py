@@ -4,11 +4,16 @@
     python -m firmware.run --pysim --config tiny --model M.npz --images 4
     python -m firmware.run --port /dev/ttyUSB0 --board ulx3s --images 100 --check
     python -m firmware.run shirt.png boot.jpg       # image files (converted to the model's input)
+    python -m firmware.run --images 64 --batch 1    # one start per image (no batch program)
 
 Without ``--board`` the run is the default board's (``platforms.DEFAULT_BOARD``, the ULX3S-85F):
 its configuration, clock and baud rate. Prints the predictions, the accuracy against the
 Fashion-MNIST labels, cycles per image from the hardware counters (CYCLES, MAC_BUSY), and images/s
-*modelled* as fmax / cycles (the board's clock, or ``--fmax``). ``--check`` compares every logit with the golden model (``model.golden``). Every
+*modelled* as fmax / cycles (the board's clock, or ``--fmax``), beside the end-to-end images/s over
+the board's serial link modelled from the bridge's frame format (``firmware.link_model``) for a
+batch of 1 and the largest batch. Images run in batches of many per start
+(``Accelerator.run_batch``): by default the largest batch that fits main memory, capped by the
+number of images; ``--batch 1`` starts the accelerator once per image. ``--check`` compares every logit with the golden model (``model.golden``). Every
 failure is one line on stderr and a nonzero exit.
 """
 
@@ -21,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from .session import (SessionError, DEFAULT_MODEL, DEFAULT_BOARD, board_settings, resolve_config,
-                      load_images, load_image_file, open_transport, resolve_backend, run_images,
-                      predictions)
+                      load_images, load_image_file, open_transport, resolve_backend,
+                      resolve_batch_size, run_batches, link_bauds, link_report, predictions)
 
 
 def _parser():
@@ -53,7 +58,10 @@ def _parser():
     ap.add_argument("--timeout-cycles", type=int, default=50_000_000,
                     help="cycle budget of one image before the run is reported as hung")
     ap.add_argument("--reload-params", action="store_true",
-                    help="run the parameter-loading program for every image")
+                    help="run the parameter-loading program for every image (every batch)")
+    ap.add_argument("--batch", type=int, default=None, metavar="N",
+                    help="images per start of the accelerator (default: the largest batch that "
+                         "fits main memory, capped by the number of images; 1: one start each)")
     ap.add_argument("--quiet", action="store_true", help="no per-image lines")
     return ap
 
@@ -117,6 +125,7 @@ def _main(args):
     if len(names) != deploy.num_classes:
         names = None
 
+    batch_size = resolve_batch_size(compiled, args.batch, len(images))
     backend = resolve_backend("pysim" if args.pysim else args.backend)
     transport = open_transport(config, backend, port=args.port, baud=baud, fmax_hz=fmax_hz,
                                quiet=False)
@@ -128,25 +137,29 @@ def _main(args):
     with tqdm(total=len(images), desc=f"{where}", unit="img", file=sys.stderr,
               disable=len(images) < 2) as progress:
         try:
-            results = run_images(transport, compiled, images, profile=False,
-                                 reload_params=args.reload_params,
-                                 timeout_cycles=args.timeout_cycles,
-                                 progress=lambda done, total: progress.update(1))
+            batches = run_batches(transport, compiled, images, batch_size,
+                                  reload_params=args.reload_params,
+                                  timeout_cycles=args.timeout_cycles,
+                                  progress=lambda done, total: progress.update(done - progress.n))
             total_cycles = None if args.port else getattr(transport, "cycles", None)
         finally:
             asyncio.run(transport.close())
     wall = time.monotonic() - start
 
-    logits_int = np.array([r.logits_int for r in results], dtype=np.int64)
+    logits_int = np.array([row for b in batches for row in b.logits_int], dtype=np.int64)
     preds = predictions(deploy, logits_int)
-    cycles = np.array([r.cycles for r in results])
-    mac_busy = np.array([r.mac_busy for r in results])
+    # Per start (image or batch): its images, CYCLES and MAC_BUSY.
+    sizes = np.array([b.images for b in batches])
+    cycles = np.array([b.cycles for b in batches])
+    mac_busy = np.array([b.mac_busy for b in batches])
+    image_cycles = np.repeat(cycles / sizes, sizes)
 
     if not args.quiet:
-        for i, (tag, p, r) in enumerate(zip(tags, preds, results)):
+        for i, (tag, p) in enumerate(zip(tags, preds)):
             label = "" if labels is None else f"  label {_name(names, labels[i])}"
             mark = "" if labels is None else ("  ok" if p == labels[i] else "  WRONG")
-            print(f"{tag}: {_name(names, p)}{label}{mark}  ({r.cycles} cycles)")
+            what = "cycles" if batch_size == 1 else "cycles, its batch's mean"
+            print(f"{tag}: {_name(names, p)}{label}{mark}  ({image_cycles[i]:.0f} {what})")
 
     c = config
     print(f"model {args.model} on {where}, config {config_name(c)} p_o={c.p_o} p_i={c.p_i} "
@@ -154,14 +167,26 @@ def _main(args):
     if labels is not None:
         correct = int((preds == labels).sum())
         print(f"accuracy: {correct}/{len(labels)} = {100.0 * correct / len(labels):.2f}%")
-    steady = cycles[1:] if len(cycles) > 1 and not args.reload_params else cycles
-    per_image = float(np.mean(steady))
-    util = float(np.sum(mac_busy[1:] if steady is not cycles else mac_busy)) / max(1, int(np.sum(steady)))
-    print(f"cycles/image: {per_image:.0f} (first image, with parameter load: {cycles[0]}); "
+    # Steady state. With --batch 1 the first image's CYCLES (every image's with --reload-params)
+    # include the parameter load; a batch's never do (the load program is a start of its own).
+    first = 1 if batch_size == 1 and len(cycles) > 1 and not args.reload_params else 0
+    per_image = float(np.sum(cycles[first:]) / np.sum(sizes[first:]))
+    util = float(np.sum(mac_busy[first:])) / max(1, int(np.sum(cycles[first:])))
+    if batch_size == 1:
+        load_note = f"first image, with the parameter load: {cycles[0]}"
+    else:
+        load_note = f"the parameter load before the first batch: {batches[0].load_cycles}"
+    print(f"batch: {batch_size} image(s) per start, {len(batches)} batch(es)")
+    print(f"cycles/image: {per_image:.0f} ({load_note}); "
           f"MAC array busy {100 * util:.1f}% of cycles")
     if fmax_hz:
         print(f"images/s at {fmax_hz / 1e6:.1f} MHz: {fmax_hz / per_image:.1f} "
-              f"(modelled: fmax / cycles, host transfers excluded)")
+              f"(accelerator, modelled: fmax / cycles, host transfers excluded)")
+        from .compiler.batch import max_batch_size
+        cases = sorted({(1, per_image), (max(1, max_batch_size(compiled)), per_image)})
+        bauds = [baud] + [b for b in link_bauds(args.board) if b != baud]
+        for line in link_report(compiled, cases, fmax_hz, bauds):
+            print(line)
     else:
         print("images/s: pass --fmax MHZ, or a --board that builds this configuration, to model it "
               "(fmax / cycles)")

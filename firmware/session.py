@@ -12,7 +12,11 @@ unless told otherwise. The helpers:
   in the model's input shape;
 - ``open_transport`` and ``resolve_backend``: the compiled simulator, Amaranth's simulator or a
   board's serial port;
-- ``run_images``: a batch of images through a fresh ``firmware.driver.Accelerator``;
+- ``run_images``: images one start each through a fresh ``firmware.driver.Accelerator``;
+- ``resolve_batch_size`` and ``run_batches``: images in batches of many per start
+  (``Accelerator.run_batch``);
+- ``link_bauds`` and ``link_report``: the link model's images/s over the board's serial link
+  (``firmware.link_model``) beside the accelerator's;
 - ``golden_check``, ``predictions`` and ``image_program_descriptors``: what the results mean.
 
 Bad input raises :class:`SessionError` with a one-line message.
@@ -31,8 +35,8 @@ from platforms import DEFAULT_BOARD, get_board
 
 __all__ = ["SessionError", "ROOT", "DEFAULT_MODEL", "DEFAULT_BOARD", "BACKENDS", "BoardSettings",
            "board_settings", "resolve_config", "board_fmax", "load_images", "load_image_file",
-           "open_transport", "resolve_backend", "run_images", "golden_check", "predictions",
-           "image_program_descriptors"]
+           "open_transport", "resolve_backend", "run_images", "resolve_batch_size", "run_batches",
+           "link_bauds", "link_report", "golden_check", "predictions", "image_program_descriptors"]
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -219,6 +223,113 @@ def run_images(transport, compiled, images, *, profile=True, reload_params=False
                 progress(len(results), len(images))
         return results
     return asyncio.run(session())
+
+
+def resolve_batch_size(compiled, batch, n_images):
+    """The images per start of a run: ``batch``, or when None the largest batch that fits main
+    memory (``firmware.compiler.batch.max_batch_size``, at least 1) capped by ``n_images``.
+
+    Raises
+    ------
+    SessionError
+        ``batch`` is not positive, or more than fits (one line naming the memory needed).
+    """
+    from .compiler import CompileError
+    from .compiler.batch import compile_batch, max_batch_size
+    if batch is None:
+        return max(1, min(max_batch_size(compiled), n_images))
+    if not isinstance(batch, int) or batch < 1:
+        raise SessionError(f"the batch size must be a positive integer, not {batch!r}")
+    if batch > 1:
+        try:
+            compile_batch(compiled, batch)
+        except CompileError as exc:
+            raise SessionError(str(exc)) from None
+    return batch
+
+
+def run_batches(transport, compiled, images, batch_size, *, reload_params=False,
+                timeout_cycles=50_000_000, progress=None):
+    """Run ``images`` in batches of ``batch_size`` per start (the last one may be shorter) on a
+    fresh ``Accelerator``; a list of ``firmware.driver.BatchResult``.
+
+    The load program runs before the first batch (every batch with ``reload_params``), as a start
+    of its own: the batches' CYCLES count images only (``BatchResult.load_cycles`` has the load's).
+    A batch size of 1 runs each image as ``run_image`` does (no batch program; the first image's
+    CYCLES include the parameter load). ``progress(done, total)`` is called
+    after each batch. ``timeout_cycles`` is per image.
+    """
+    from .driver import Accelerator, BatchResult
+
+    async def session():
+        acc = Accelerator(transport, timeout_cycles=timeout_cycles)
+        await acc.identify()
+        await acc.load(compiled)
+        results = []
+        done = 0
+        for start in range(0, len(images), batch_size):
+            chunk = images[start:start + batch_size]
+            if batch_size == 1:
+                # run_image's CYCLES include the parameter load when it runs that program.
+                r = await acc.run_image(chunk[0], compiled, profile=False,
+                                        reload_params=reload_params)
+                results.append(BatchResult([r.logits_int], r.cycles, r.mac_busy))
+            else:
+                results.append(await acc.run_batch(chunk, compiled, reload_params=reload_params))
+            done += len(chunk)
+            if progress is not None:
+                progress(done, len(images))
+        return results
+    return asyncio.run(session())
+
+
+# USB-UART adapters whose top rate is above the board's default baud rate (the FT231X on the ULX3S).
+_ADAPTER_MAX_BAUD = {"ulx3s": 3_000_000}
+
+
+def link_bauds(board=None):
+    """Baud rates to model a board's link at: its default, and its USB-UART adapter's top rate
+    where that is higher."""
+    settings = board_settings(board)
+    rates = [settings.baud]
+    family = settings.name.split("-")[0]
+    if _ADAPTER_MAX_BAUD.get(family, 0) > settings.baud:
+        rates.append(_ADAPTER_MAX_BAUD[family])
+    return rates
+
+
+def link_report(compiled, cases, clock_hz, bauds, *, max_words=None):
+    """Lines comparing the accelerator's images/s with the end-to-end images/s over the link.
+
+    Parameters
+    ----------
+    compiled : CompiledModel
+    cases : list of (int, float)
+        ``(batch size, cycles per image)`` (from the hardware counters).
+    clock_hz : float
+        The board's clock.
+    bauds : list of int
+    max_words : int, optional
+        The bridge's frame size (default ``contract.protocol.DEFAULT_MAX_WORDS``).
+    """
+    from contract import protocol as P
+    from .link_model import batch_link
+    max_words = max_words or P.DEFAULT_MAX_WORDS
+    lines = [f"images/s at {clock_hz / 1e6:.1f} MHz, end to end over the serial link *modelled* "
+             f"from the frame format ({max_words}-word frames, 8N1, USB latency and host time "
+             f"left out; the driver uploads, runs and reads back in series):"]
+    for size, per_image in cases:
+        for baud in bauds:
+            m = batch_link(size, int(compiled.input_words), int(compiled.output_words), baud=baud,
+                           cycles=int(round(size * per_image)), clock_hz=clock_hz,
+                           max_words=max_words)
+            lines.append(
+                f"  batch {size:>3} at {baud / 1e6:g} Mbaud: accelerator {m.images_per_s_accelerator:,.0f}, "
+                f"link in series {m.images_per_s_series:,.1f}, overlapped (bound) "
+                f"{m.images_per_s_overlapped:,.1f} images/s; {m.total_bytes:,} bytes and "
+                f"{m.transactions} round trips per batch, framing efficiency "
+                f"{100 * m.efficiency:.1f} %")
+    return lines
 
 
 def golden_check(deploy, images, results):

@@ -190,4 +190,12 @@ class CompiledModel:
             f"logits: {self.num_classes} classes at {self.output_addr} ({self.output_words} words)",
             f"MACs per image: {self.total_macs}",
             f"ideal cycles per image (conv layers): {self.ideal_cycles}",
+            self._batch_line(),
         ])
+
+    def _batch_line(self):
+        """The largest batch (``firmware.compiler.batch``) that fits main memory, and its extent."""
+        from .batch import batch_layout_words, max_batch_size
+        n = max_batch_size(self)
+        return (f"largest batch: {n} images per start ({batch_layout_words(self, n)} words of "
+                f"{self.config.mem_words} with the batch program, inputs and outputs)")
