@@ -10,13 +10,17 @@ Every layer of docs/ARCHITECTURE.md section 1 becomes standard ONNX (opset 11) p
 binary weights ``BIPOLAR`` (float initializers of -1 and +1), accumulators and residual sums
 ``INTn`` with ``n`` from their bound. Tensors keep the deploy file's names (helper tensors are
 ``"<layer>.<what>"``; deploy names cannot contain a dot). The graph outputs are the integer logits
-(the head's tensor name) and the float logits (that name plus ``".float"``).
+(the head's tensor name) and the float logits (that name plus ``".float"``). A layer's input
+mapping (``in_gain``/``in_offset``) is a ``Mul`` and a ``Sub`` on its codes before the ``Conv``, so
+that the convolution's zero padding stays 0; a head's ``k`` and a fully connected conv (``k`` the
+map's size) are plain ``Conv`` kernels.
 
 Exactness. Integers are held in float32 only where they are provably exact: every partial sum of
-a tensor is bounded by the sum of its terms' magnitudes, ``cin*k*k*(2^bits-1)`` for a conv
-accumulator, plus the residual's bound for a residual sum, ``H*W`` times the per-pixel bound for
-the head's sum over pixels; float32 holds every integer below ``2^24``, so whatever order the
-runtime sums in, the result is the integer. A tensor whose bound reaches ``2^24`` is held in float64
+a tensor is bounded by the sum of its terms' magnitudes, ``cin*k*k*max|a|`` for a conv
+accumulator (``max|a| = 2^bits-1`` for plain codes, ``max(offset, gain*(2^bits-1) - offset)`` with
+an input mapping), plus the residual's bound for a residual sum, the output pixels times the
+per-pixel bound for the head's sum over pixels; float32 holds every integer below ``2^24``, so
+whatever order the runtime sums in, the result is the integer. A tensor whose bound reaches ``2^24`` is held in float64
 instead (exact below ``2^53``): its convolution runs as float32 convolutions over groups of input
 channels, each group's bound below ``2^24``, whose results are cast to float64 and summed.
 Thresholds are clamped to ``+-(bound+1)`` of the value they are compared with (which changes no
