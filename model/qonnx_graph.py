@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from onnx import TensorProto
 
 from .deploy import pack_bits
 from .qonnx_nodes import (AFFINE_OPS, CHAIN_OPS, LAYOUT_OPS, MAX_ACTIVATION_BITS, QUANTIZER_OPS,
@@ -143,6 +144,8 @@ class GraphImporter:
         if isinstance(state, _Image):
             if op in AFFINE_OPS[:4] + LAYOUT_OPS + ("Identity",):
                 self.states[out] = _Image(state.nodes + [node])
+            elif op == "Cast" and self.evaluator.attribute(node, "to") == TensorProto.FLOAT:
+                self.states[out] = _Image(state.nodes + [node])   # float32 to float32
             elif op == "Cast":
                 self.states[out] = self.pixel_indices(node, state)
             elif op in QUANTIZER_OPS:
@@ -259,7 +262,7 @@ class GraphImporter:
         # positive scalings and whole-step shifts of the pixels are the next layer's activation
         # map (model.export_qonnx writes in_gain/in_offset so); anything else needs a quantizer
         for pre in image.nodes:
-            if pre.op_type in LAYOUT_OPS + ("Identity",):
+            if pre.op_type in LAYOUT_OPS + ("Identity", "Cast"):
                 continue
             if pre.op_type not in ("Mul", "Div", "Sub", "Add") \
                     or self.model.get_initializer(pre.input[1]) is None:
@@ -303,7 +306,6 @@ class GraphImporter:
 
     def pixel_indices(self, node, image):
         """The pixels cast to integers: the start of a table look-up (``embed`` of any ``d``)."""
-        from onnx import TensorProto
         to = self.evaluator.attribute(node, "to")
         integer_types = (TensorProto.INT64, TensorProto.INT32, TensorProto.INT16,
                          TensorProto.UINT8, TensorProto.UINT16, TensorProto.UINT32)

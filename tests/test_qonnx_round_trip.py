@@ -125,3 +125,19 @@ def test_look_up_needs_pixel_values():
     model = load(ROOT / "model" / "shipped" / "default.npz")
     with pytest.raises(importer.QonnxImportError, match="input scale is 0.00392157"):
         importer.import_qonnx(exporter.export_qonnx(model), input_scale=1 / 255)
+
+
+def test_shift_of_a_fraction_of_a_step_is_refused():
+    """An input offset must be a whole number of code steps: 0.5 is refused in one line."""
+    from onnx import numpy_helper
+    model = _with_new_fields(random_deploy(6001, hardware=True, height=8, width=8,
+                                           first="raw_input"), 1)
+    first = model.layers[1]
+    assert first.get("in_offset", 0) != 0
+    proto = exporter.export_qonnx(model)
+    for index, tensor in enumerate(proto.graph.initializer):
+        if tensor.name == f"{first['name']}.in_offset":
+            proto.graph.initializer[index].CopyFrom(
+                numpy_helper.from_array(np.full(tensor.dims, 0.5, np.float32), tensor.name))
+    with pytest.raises(importer.QonnxImportError, match=r"\(Sub\): .*whole number of steps"):
+        importer.import_qonnx(proto)
