@@ -10,13 +10,17 @@ Every layer of docs/ARCHITECTURE.md section 1 becomes standard ONNX (opset 11) p
 binary weights ``BIPOLAR`` (float initializers of -1 and +1), accumulators and residual sums
 ``INTn`` with ``n`` from their bound. Tensors keep the deploy file's names (helper tensors are
 ``"<layer>.<what>"``; deploy names cannot contain a dot). The graph outputs are the integer logits
-(the head's tensor name) and the float logits (that name plus ``".float"``).
+(the head's tensor name) and the float logits (that name plus ``".float"``). A layer's input
+mapping (``in_gain``/``in_offset``) is a ``Mul`` and a ``Sub`` on its codes before the ``Conv``, so
+that the convolution's zero padding stays 0; a head's ``k`` and a fully connected conv (``k`` the
+map's size) are plain ``Conv`` kernels.
 
 Exactness. Integers are held in float32 only where they are provably exact: every partial sum of
-a tensor is bounded by the sum of its terms' magnitudes, ``cin*k*k*(2^bits-1)`` for a conv
-accumulator, plus the residual's bound for a residual sum, ``H*W`` times the per-pixel bound for
-the head's sum over pixels; float32 holds every integer below ``2^24``, so whatever order the
-runtime sums in, the result is the integer. A tensor whose bound reaches ``2^24`` is held in float64
+a tensor is bounded by the sum of its terms' magnitudes, ``cin*k*k*max|a|`` for a conv
+accumulator (``max|a| = 2^bits-1`` for plain codes, ``max(offset, gain*(2^bits-1) - offset)`` with
+an input mapping), plus the residual's bound for a residual sum, the output pixels times the
+per-pixel bound for the head's sum over pixels; float32 holds every integer below ``2^24``, so
+whatever order the runtime sums in, the result is the integer. A tensor whose bound reaches ``2^24`` is held in float64
 instead (exact below ``2^53``): its convolution runs as float32 convolutions over groups of input
 channels, each group's bound below ``2^24``, whose results are cast to float64 and summed.
 Thresholds are clamped to ``+-(bound+1)`` of the value they are compared with (which changes no
@@ -69,6 +73,7 @@ class _GraphBuilder:
         self.datatypes = {}
         self.bounds = {}  # tensor name -> bound on |value| (integer tensors)
         self.code_bits = {}  # codes tensor name -> bits
+        self.activation_bound = {}  # mapped activations tensor name -> bound on |a|
 
     def wide(self, bound):
         """Whether an integer tensor of this bound must be held in float64."""
@@ -103,10 +108,39 @@ class _GraphBuilder:
         self.node("Cast", [name], output, output, to=_ELEM[np.dtype(dtype)])
         return self.integer(output, self.bounds[name], self.datatypes[name])
 
+    def activations(self, layer, source, gain, offset):
+        """The activations ``gain * code - offset`` a layer multiplies; returns the tensor's name.
+
+        They are computed before the convolution so that its zero padding stays 0 (the contract's
+        out-of-image taps), and held in float32, exact (``|a| <= 2 * 255``). Without a mapping
+        the codes themselves are the activations.
+        """
+        if gain == 1 and offset == 0:
+            return source
+        largest = max(offset, gain * ((1 << self.code_bits[source]) - 1) - offset)
+        value = source
+        if gain != 1:
+            self.constant(f"{layer}.in_gain", np.array(gain, dtype=np.float32))
+            value = self.node("Mul", [value, f"{layer}.in_gain"], f"{layer}.gained",
+                              f"{layer}.in_gain")
+            self.integer(value, gain * ((1 << self.code_bits[source]) - 1),
+                         f"UINT{(gain * ((1 << self.code_bits[source]) - 1)).bit_length()}")
+        if offset != 0:
+            self.constant(f"{layer}.in_offset", np.array(offset, dtype=np.float32))
+            value = self.node("Sub", [value, f"{layer}.in_offset"], f"{layer}.activations",
+                              f"{layer}.in_offset")
+            self.integer(value, largest)
+        self.activation_bound[value] = largest
+        return value
+
     def binary_conv(self, layer, source, weight_bits, k, stride, pad, output):
-        """Binary-weight convolution of a codes tensor, exact; returns the accumulator's name."""
+        """Binary-weight convolution of a codes or activations tensor, exact; returns the
+        accumulator's name."""
         cout, cin = weight_bits.shape[:2]
-        per_channel = k * k * ((1 << self.code_bits[source]) - 1)
+        largest = self.activation_bound.get(source)
+        if largest is None:
+            largest = (1 << self.code_bits[source]) - 1
+        per_channel = k * k * largest
         bound = cin * per_channel
         weight = weight_bits.astype(np.float32) * 2 - 1
         attributes = dict(kernel_shape=[k, k], strides=[stride, stride], pads=[pad] * 4)
@@ -231,7 +265,9 @@ def _conv(b, layer):
     name, la, out = layer["name"], layer["arrays"], layer["outputs"]
     value_name = out["acc"] if out["acc"] is not None else f"{name}.value"
     acc_name = value_name if layer["residual"] is None else f"{name}.acc"
-    acc = b.binary_conv(name, layer["input"], la["weight_bits"], layer["k"], layer["stride"],
+    source = b.activations(name, layer["input"], layer.get("in_gain", 1),
+                           layer.get("in_offset", 0))
+    acc = b.binary_conv(name, source, la["weight_bits"], layer["k"], layer["stride"],
                         layer["pad"], acc_name)
     value = acc
     if layer["residual"] is not None:
@@ -256,9 +292,12 @@ def _conv(b, layer):
 def _head(b, layer):
     name, la = layer["name"], layer["arrays"]
     logits_int = layer["outputs"]["logits"]
-    acc = b.binary_conv(name, layer["input"], la["weight_bits"], 1, 1, 0, f"{name}.acc")
+    k = layer.get("k", 1)
+    source = b.activations(name, layer["input"], layer.get("in_gain", 1),
+                           layer.get("in_offset", 0))
+    acc = b.binary_conv(name, source, la["weight_bits"], k, 1, 0, f"{name}.acc")
     _, h, w = layer["in_shape"]
-    bound = h * w * b.bounds[acc]
+    bound = (h - k + 1) * (w - k + 1) * b.bounds[acc]
     dtype = np.float64 if b.wide(bound) else np.float32
     acc = b.cast(acc, dtype, f"{name}.acc.wide")
     b.node("ReduceSum", [acc], logits_int, f"{name}.sum", axes=[2, 3], keepdims=0)

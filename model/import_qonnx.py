@@ -18,12 +18,17 @@ accumulator value (``model/streamline.py``). The graph's output (after an option
 must be a linear state with an affine chain: that layer becomes the ``head``, ``logits = scale *
 sum + bias``, a class whose scale is negative gets its weights negated.
 
+The graphs ``model.export_qonnx`` writes come back as the deploy layers they were made from: its
+embedding look-up (``Gather`` on a constant table, any ``d`` and ``q``), ``raw_input``, input
+mappings, negated accumulators before ``MultiThreshold`` and residual adds are recognised
+(docs/ARCHITECTURE.md, section 2.2); its float ``host_conv`` is refused.
+
 Anything else is refused with one line naming the node, its op and the reason
 (:class:`QonnxImportError`); the command line then exits 1 and writes nothing.
 
 The graph walk is ``model/qonnx_graph.py``, reading and running single nodes
 ``model/qonnx_nodes.py``, the threshold search ``model/streamline.py``; docs/ARCHITECTURE.md,
-section 2.1, states the rules.
+section 2.2, states the rules.
 """
 
 import argparse

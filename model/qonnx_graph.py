@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from onnx import TensorProto
 
 from .deploy import pack_bits
 from .qonnx_nodes import (AFFINE_OPS, CHAIN_OPS, LAYOUT_OPS, MAX_ACTIVATION_BITS, QUANTIZER_OPS,
@@ -53,6 +54,18 @@ class _Linear:
 @dataclass
 class _Index:
     linear: _Linear
+
+
+@dataclass
+class _Lookup:
+    """Part of a table look-up of the pixels (``model.export_qonnx``'s ``embed``).
+
+    ``stage`` is ``"pixel"`` (the pixels as integers), ``"index"`` (plus ``256 * channel``),
+    ``"looked up"`` (``(1, C, H, W, d)`` table rows) or ``"transposed"`` (``(1, C, d, H, W)``).
+    """
+    stage: str
+    table: object = None   # (C, 256, d) codes once looked up
+    bits: int = 0
 
 
 class GraphImporter:
@@ -101,6 +114,8 @@ class GraphImporter:
         self.states[graph.input[0].name] = _Image()
         for node in graph.node:
             ins = [self.states.get(n) for n in node.input]
+            if node.op_type == "Gather" and len(ins) == 2 and isinstance(ins[1], _Lookup):
+                ins = [ins[1], ins[0]]   # the indices are computed, the table is the constant
             if ins and ins[0] is None and not (node.op_type in ("BipolarQuant", "Quant")
                                                and self.model.get_initializer(node.input[0])
                                                is not None):
@@ -112,8 +127,14 @@ class GraphImporter:
         final = [s for s in outputs if isinstance(s, (_Linear, _Index))]
         if not final:
             raise QonnxImportError("the graph output is not the affine output of a binary layer")
-        classes = self.finish(final[0])
+        # A graph with both the integer sum and its affine map as outputs (model.export_qonnx's)
+        # gives the head its scale and bias from the one with the longer affine chain.
+        classes = self.finish(max(final, key=lambda s: len(getattr(s, "linear", s).chain)))
         for entry in self.layers[:-1]:
+            if entry["kind"] == "conv" and entry["outputs"] == {"acc": None, "codes": None}:
+                # a layer whose output nothing reads keeps its accumulator as an output, so
+                # that the deploy file holds every layer of the graph
+                entry["outputs"]["acc"] = f"{entry['name']}_acc"
             self.plain_input(entry)
         return classes
 
@@ -121,14 +142,21 @@ class GraphImporter:
         op, state = node.op_type, ins[0]
         out = node.output[0]
         if isinstance(state, _Image):
-            if op in AFFINE_OPS[:4] + LAYOUT_OPS:
+            if op in AFFINE_OPS[:4] + LAYOUT_OPS + ("Identity",):
                 self.states[out] = _Image(state.nodes + [node])
+            elif op == "Cast" and self.evaluator.attribute(node, "to") == TensorProto.FLOAT:
+                self.states[out] = _Image(state.nodes + [node])   # float32 to float32
+            elif op == "Cast":
+                self.states[out] = self.pixel_indices(node, state)
             elif op in QUANTIZER_OPS:
                 self.states[out] = self.embed(node, state)
             elif op in ("Conv", "Gemm", "MatMul"):
                 self.states[out] = self.layer(node, self.raw_input(node, state))
             else:
                 self.fail(node, "unsupported before the input quantizer")
+            return
+        if isinstance(state, _Lookup):
+            self.states[out] = self.lookup_step(node, state)
             return
         if isinstance(state, _Codes):
             if op in ("Conv", "Gemm", "MatMul"):
@@ -147,13 +175,9 @@ class GraphImporter:
                 self.states[out] = _Codes(**{**state.__dict__,
                                              "spatial": self.spatial(node, state)})
             elif op in ("Mul", "Div") and self.model.get_initializer(node.input[1]) is not None:
-                factor = self.constant(node, 1, "the factor").astype(np.float64)
-                if factor.size != 1 or float(factor.reshape(-1)[0]) <= 0:
-                    self.fail(node, "only a positive scalar may scale quantized activations")
-                f = float(factor.reshape(-1)[0])
-                self.states[out] = _Codes(**{**state.__dict__,
-                                             "scale": state.scale * f if op == "Mul"
-                                             else state.scale / f})
+                self.states[out] = self.scale_codes(node, state)
+            elif op in ("Sub", "Add") and self.model.get_initializer(node.input[1]) is not None:
+                self.states[out] = self.shift_codes(node, state)
             elif op == "Add":
                 self.fail(node, "adds quantized activations; a residual add must add two binary "
                                 "layers' accumulators of the same scale")
@@ -177,8 +201,11 @@ class GraphImporter:
                     self.fail(node, "a second or non-spatial max-pool before one quantizer")
                 self.states[out] = _Linear(**{**state.__dict__, "pool_at": len(state.chain)})
             elif op in ("GlobalAveragePool", "ReduceSum", "ReduceMean"):
+                # keepdims=0 (model.export_qonnx's ReduceSum) leaves (N, C): the affine nodes
+                # after it broadcast over rank 2
                 self.states[out] = _Linear(**{**state.__dict__,
-                                              "spatial": self.spatial(node, state)})
+                                              "spatial": self.spatial(node, state),
+                                              "rank": self.rank(out) or state.rank})
             elif op in LAYOUT_OPS:
                 if state.spatial is None and state.shape[1:] != (1, 1):
                     self.fail(node, "flattens a map of accumulators")
@@ -228,20 +255,119 @@ class GraphImporter:
 
     def raw_input(self, node, image):
         """The pixels themselves, when the graph's first layer reads the scaled image."""
-        scale = self.input_scale
-        for pre in image.nodes:
-            if pre.op_type in LAYOUT_OPS:
-                continue
-            factor = self.model.get_initializer(pre.input[1])
-            if pre.op_type not in ("Mul", "Div") or factor is None or np.size(factor) != 1 \
-                    or float(np.reshape(factor, -1)[0]) <= 0:
-                self.fail(pre, "an input affine without an input quantizer")
-            f = float(np.reshape(factor, -1)[0])
-            scale = scale * f if pre.op_type == "Mul" else scale / f
         entry = self.new_layer({"kind": "raw_input", "input": "image"})
         name = f"{entry['name']}_codes"
         entry["outputs"] = {"codes": name}
-        return _Codes(name, 8, 1, 0, scale, self.input_shape, 255, None)
+        codes = _Codes(name, 8, 1, 0, self.input_scale, self.input_shape, 255, None)
+        # positive scalings and whole-step shifts of the pixels are the next layer's activation
+        # map (model.export_qonnx writes in_gain/in_offset so); anything else needs a quantizer
+        for pre in image.nodes:
+            if pre.op_type in LAYOUT_OPS + ("Identity", "Cast"):
+                continue
+            if pre.op_type not in ("Mul", "Div", "Sub", "Add") \
+                    or self.model.get_initializer(pre.input[1]) is None:
+                self.fail(pre, "an input affine without an input quantizer")
+            codes = self.scale_codes(pre, codes) if pre.op_type in ("Mul", "Div") \
+                else self.shift_codes(pre, codes)
+        return codes
+
+    def scale_codes(self, node, codes):
+        """Activations multiplied or divided by a positive scalar: a new ``scale`` (or gain).
+
+        Integer codes doubled (``model.export_qonnx``'s ``in_gain`` 2) become gain 2; every
+        other factor goes into the scale.
+        """
+        factor = self.constant(node, 1, "the factor").astype(np.float64)
+        if factor.size != 1 or float(factor.reshape(-1)[0]) <= 0:
+            self.fail(node, "only a positive scalar may scale quantized activations")
+        f = float(factor.reshape(-1)[0])
+        if node.op_type == "Mul" and f == 2 and codes.gain == 1 and codes.scale == 1:
+            return _Codes(**{**codes.__dict__, "gain": 2, "offset": 2 * codes.offset})
+        return _Codes(**{**codes.__dict__,
+                         "scale": codes.scale * f if node.op_type == "Mul" else codes.scale / f})
+
+    def shift_codes(self, node, codes):
+        """A scalar subtracted from (or added to) activations: a change of their ``offset``.
+
+        ``scale * (gain * code - offset) - c = scale * (gain * code - (offset + c / scale))``,
+        exact when ``c / scale`` is an integer and the new offset stays in the contract's range
+        ``0..gain * code_max``.
+        """
+        shift = self.constant(node, 1, "the shift").astype(np.float64)
+        if shift.size != 1:
+            self.fail(node, "only a scalar may shift quantized activations")
+        steps = float(shift.reshape(-1)[0]) / codes.scale
+        offset = codes.offset + (steps if node.op_type == "Sub" else -steps)
+        if abs(offset - round(offset)) > 1e-6 or not 0 <= round(offset) <= codes.gain \
+                * codes.code_max:
+            self.fail(node, f"shifts the activations by {float(shift.reshape(-1)[0]):g}, not a "
+                            f"whole number of steps giving an offset in 0..gain * code_max")
+        return _Codes(**{**codes.__dict__, "offset": int(round(offset))})
+
+    def pixel_indices(self, node, image):
+        """The pixels cast to integers: the start of a table look-up (``embed`` of any ``d``)."""
+        to = self.evaluator.attribute(node, "to")
+        integer_types = (TensorProto.INT64, TensorProto.INT32, TensorProto.INT16,
+                         TensorProto.UINT8, TensorProto.UINT16, TensorProto.UINT32)
+        if to not in integer_types:
+            self.fail(node, "casts the input to a non-integer type (a float first layer such as "
+                            "model.export_qonnx's host_conv is not imported: its float64 "
+                            "arithmetic has no exact integer form)")
+        if image.nodes:
+            self.fail(node, "a table look-up of a transformed input (only of the pixels)")
+        if self.input_scale != 1:
+            self.fail(node, f"a table look-up indexed by pixel values 0..255, but the input "
+                            f"scale is {self.input_scale:g} (use an input scale of 1)")
+        return _Lookup("pixel")
+
+    def lookup_step(self, node, lookup):
+        """One node of ``Gather(table[C*256, d], pixel + 256*c)``, transposed and reshaped."""
+        op = node.op_type
+        c, h, w = self.input_shape
+        if lookup.stage == "pixel" and op == "Add":
+            offset = self.constant(node, 1, "the channel offset")
+            expected = (256 * np.arange(c)).reshape(1, c, 1, 1)
+            if offset.size != c or not np.array_equal(offset.reshape(1, c, 1, 1), expected):
+                self.fail(node, "a table index other than pixel + 256 * channel")
+            return _Lookup("index")
+        if lookup.stage == "index" and op == "Gather":
+            table = self.constant(node, 0, "the look-up table")
+            if self.evaluator.attribute(node, "axis", 0) != 0 or table.ndim != 2 \
+                    or table.shape[0] != c * 256:
+                self.fail(node, f"a look-up table of shape {table.shape} on axis "
+                                f"{self.evaluator.attribute(node, 'axis', 0)}: expected rows "
+                                f"(channel, pixel), {c * 256} of them")
+            if np.any(table != np.rint(table)) or table.min() < 0 or table.max() > 255:
+                self.fail(node, "a look-up table of values other than codes 0..255")
+            bits = max(1, int(table.max()).bit_length())
+            datatype = self.model.get_tensor_datatype(node.input[0]).name
+            if datatype.startswith("UINT"):
+                if int(datatype[4:]) < bits:
+                    self.fail(node, f"a table annotated {datatype} holds {bits}-bit codes")
+                bits = int(datatype[4:])
+            d = table.shape[1]
+            return _Lookup("looked up", table.reshape(c, 256, d).astype(np.int64), bits)
+        if lookup.stage == "looked up" and op == "Transpose":
+            if list(self.evaluator.attribute(node, "perm", [])) != [0, 1, 4, 2, 3]:
+                self.fail(node, "a transpose of the looked-up codes other than (N, C, d, H, W)")
+            return _Lookup("transposed", lookup.table, lookup.bits)
+        d = 0 if lookup.table is None else lookup.table.shape[2]
+        if op in LAYOUT_OPS and (lookup.stage == "transposed"
+                                 or (lookup.stage == "looked up" and d == 1)):
+            shape = self.model.get_tensor_shape(node.output[0])
+            if shape is None or list(shape) != [1, c * d, h, w]:
+                self.fail(node, f"reshapes the looked-up codes to {shape}, not (1, {c * d}, {h}, "
+                                f"{w})")
+            entry = self.new_layer({"kind": "embed", "input": "image", "d": d,
+                                    "q": lookup.bits})
+            name = f"{entry['name']}_codes"
+            entry["outputs"] = {"codes": name}
+            self.arrays[f"{entry['name']}.table"] = lookup.table.astype(np.uint8)
+            self.graph_tensors[name] = (node.output[0], 1, 0, 1.0)
+            return _Codes(name, lookup.bits, 1, 0, 1.0, (c * d, h, w), int(lookup.table.max()),
+                          None)
+        self.fail(node, f"unexpected in a table look-up of the pixels (after its "
+                        f"{lookup.stage} stage)")
 
     # --- binary layers ---------------------------------------------------------------------------
 
@@ -354,10 +480,24 @@ class GraphImporter:
             if s.chain or s.pool_at is not None or s.spatial is not None:
                 self.fail(node, "a residual add needs both sides straight from a binary layer "
                                 "(no batch norm, scale or pooling before the add)")
+        # The layer that takes the residual is the one whose output nothing but this add reads;
+        # the graph's order may put its convolution before the other's.
+        inputs = {id(first): node.input[0], id(second): node.input[1]}
+
+        def takes_residual(s):
+            out = s.layer["outputs"]
+            return len(self.model.find_consumers(inputs[id(s)])) == 1 and out["acc"] is None \
+                and out["codes"] is None and s.layer["residual"] is None
         early, late = sorted((first, second), key=lambda s: self.layers.index(s.layer))
-        late_input = node.input[0] if late is first else node.input[1]
-        self.only_consumer(node, late_input, "the later layer's output is also used without the "
-                                             "residual (the contract adds it before anything else)")
+        if not takes_residual(late) and takes_residual(early):
+            early, late = late, early
+        self.only_consumer(node, inputs[id(late)], "the later layer's output is also used "
+                                                   "without the residual (the contract adds it "
+                                                   "before anything else)")
+        if self.layers.index(late.layer) < self.layers.index(early.layer):
+            # nothing reads the later layer yet (this add is its only reader): it may run last
+            self.layers.remove(late.layer)
+            self.layers.append(late.layer)
         if early.shape != late.shape:
             self.fail(node, f"adds maps of shapes {early.shape} and {late.shape}")
         if not np.allclose(early.scale, late.scale, rtol=1e-6, atol=0):
@@ -486,8 +626,6 @@ class GraphImporter:
         state = final.linear if isinstance(final, _Index) else final
         entry = state.layer
         node = entry["_node"]
-        if entry is not self.layers[-1]:
-            self.fail(node, "the output layer is not the last binary layer")
         if entry["outputs"]["codes"] is not None or entry["outputs"]["acc"] is not None \
                 or entry["residual"] is not None or state.pool_at is not None:
             self.fail(node, "the output layer also feeds other layers or has a residual/pool")
@@ -496,6 +634,9 @@ class GraphImporter:
         for chain_node in state.chain:
             if chain_node.op_type not in AFFINE_OPS:
                 self.fail(chain_node, "a non-affine node after the output layer")
+        # nothing reads the output layer, so it may run after any layer the graph sorted after it
+        self.layers.remove(entry)
+        self.layers.append(entry)
         classes = entry["cout"]
         rank = state.rank
 

@@ -50,6 +50,13 @@ def pixels_to_graph_input(images_uint8, input_scale):
     return x * np.float32(input_scale)
 
 
+def _source_name(path_or_model):
+    """How a refusal names the graph: its path, or "the model" for one given in memory."""
+    if isinstance(path_or_model, (str, bytes)) or hasattr(path_or_model, "__fspath__"):
+        return str(path_or_model)
+    return "the model"
+
+
 def load_qonnx(path_or_model):
     """A cleaned, shape-inferred, sorted ``ModelWrapper`` from a path, ModelProto or wrapper."""
     from qonnx.core.modelwrapper import ModelWrapper
@@ -63,11 +70,12 @@ def load_qonnx(path_or_model):
         model = cleanup_model(model)
         return model.transform(InferShapes()).transform(SortGraph())
     except (OSError, ValueError) as e:
-        raise QonnxImportError(f"{path_or_model}: not a readable ONNX model "
+        raise QonnxImportError(f"{_source_name(path_or_model)}: not a readable ONNX model "
                                f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") \
             from None
     except Exception as e:  # onnx's and qonnx's parsers raise their own exception types
-        raise QonnxImportError(f"{path_or_model}: not a readable ONNX model ({type(e).__name__}: "
+        raise QonnxImportError(f"{_source_name(path_or_model)}: not a readable ONNX model "
+                               f"({type(e).__name__}: "
                                f"{str(e).splitlines()[0] if str(e) else ''})") from None
 
 

@@ -1,5 +1,6 @@
 """QONNX export: qonnx's executor runs the exported graph and matches model.golden bit for bit."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from qonnx.util.cleanup import cleanup_model
 from model import export_qonnx as exporter
 from model import golden
 from model.data import load_fixture
-from model.deploy import load
+from model.deploy import load, pack_bits, validate
 from model.random_deploy import random_deploy
 
 # qonnx's executor checks every integer-annotated tensor against its datatype after each node and
@@ -105,6 +106,90 @@ def test_random_models(hardware):
     if not hardware:
         wanted |= {"stride3", "no pad", "host direction+1", "host direction-1"}
     assert wanted <= covered, f"not covered: {sorted(wanted - covered)}"
+
+
+def _with_new_fields(model, seed):
+    """A copy of a random deploy model using the contract's optional fields.
+
+    Every conv and the head get a random input mapping (``in_gain`` 1 or 2, ``in_offset`` from 0
+    to its maximum); odd seeds put a fully connected conv (``k`` = the map's smaller side, no
+    padding) before the head, even seeds give the head a kernel larger than 1.
+    """
+    rng = np.random.default_rng(seed)
+    header = json.loads(json.dumps(model.header))
+    arrays = dict(model.arrays)
+    layers = header["layers"]
+    head = layers[-1]
+    _, h, w = model.layers[-1]["in_shape"]
+    if seed % 2:
+        cin, bits = head["cin"], head["in_bits"]
+        cout, q, k = int(rng.choice([4, 8, 16])), int(rng.integers(1, 3)), min(h, w)
+        layers.insert(-1, {"name": "fc", "kind": "conv", "input": head["input"], "cin": cin,
+                           "cout": cout, "k": k, "stride": 1, "pad": 0, "in_bits": bits,
+                           "residual": None, "q": q, "pool": None,
+                           "outputs": {"acc": None, "codes": "fc_codes"}})
+        arrays["fc.weight"] = pack_bits(rng.integers(0, 2, size=(cout, cin, k, k)))
+        spread = max(2, int(2 * np.sqrt(cin * k * k) * ((1 << bits) - 1)))
+        arrays["fc.thresholds"] = np.sort(rng.integers(-spread, spread + 1,
+                                                       size=(cout, (1 << q) - 1)),
+                                          axis=1).astype(np.int32)
+        arrays["fc.direction"] = rng.choice([-1, 1], size=cout).astype(np.int8)
+        head.update(input="fc_codes", cin=cout, in_bits=q)
+        h = w = 1
+    else:
+        head["k"] = int(rng.integers(2, min(h, w) + 1)) if min(h, w) > 1 else 1
+    k = head.get("k", 1)
+    arrays["head.weight"] = pack_bits(rng.integers(0, 2, size=(head["classes"], head["cin"], k,
+                                                                k)))
+    for layer in layers:
+        if layer["kind"] in ("conv", "head"):
+            gain = int(rng.integers(1, 3))
+            layer["in_gain"] = gain
+            layer["in_offset"] = int(rng.integers(0, gain * ((1 << layer["in_bits"]) - 1) + 1))
+    return validate(header, arrays)
+
+
+def _new_fields_used(model):
+    found = set()
+    for layer in model.layers:
+        if layer.get("in_gain", 1) != 1:
+            found.add("in_gain")
+        if layer.get("in_offset", 0) != 0:
+            found.add("in_offset")
+        if layer["kind"] == "head" and layer.get("k", 1) > 1:
+            found.add("head k")
+        if layer["kind"] == "conv" and layer["pad"] == 0 and layer["out_shape"][1:] == (1, 1) \
+                and layer["k"] > 1:
+            found.add("fully connected")
+    return found
+
+
+def test_optional_contract_fields():
+    """Input mappings, head kernels and fully connected convs: qonnx's executor equals golden."""
+    rng = np.random.default_rng(11)
+    covered = set()
+    for seed in range(8):
+        side = int(rng.integers(4, 11))  # a square image keeps every map square
+        base = random_deploy(3000 + seed, hardware=seed % 4 != 3, height=side, width=side,
+                             first=("embed", "raw_input")[seed % 2 if seed % 4 != 3 else 0])
+        model = _with_new_fields(base, seed)
+        images = rng.integers(0, 256, size=(3,) + model.input_shape, dtype=np.uint8)
+        _check_against_golden(model, images)
+        covered |= _new_fields_used(model)
+    assert covered == {"in_gain", "in_offset", "head k", "fully connected"}, sorted(covered)
+
+
+def test_optional_fields_on_the_float64_path(monkeypatch):
+    """The mapped activations' bound sets the float64 split as the codes' bound does."""
+    monkeypatch.setattr(exporter, "FLOAT32_EXACT_LIMIT", 1 << 8)
+    rng = np.random.default_rng(5)
+    ops = set()
+    for seed in range(4):
+        model = _with_new_fields(random_deploy(4000 + seed, hardware=True, first="embed",
+                                               height=8, width=8, max_convs=3), seed)
+        images = rng.integers(0, 256, size=(2,) + model.input_shape, dtype=np.uint8)
+        ops |= {n.op_type for n in _check_against_golden(model, images).graph.node}
+    assert {"Split", "Sum", "Mul", "Sub"} <= ops
 
 
 def test_float64_path_for_wide_integers(monkeypatch):
