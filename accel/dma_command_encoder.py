@@ -5,7 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from contract import isa
-from .dma import DmaCommand, DmaKind
+from .dma_command import DmaCommand, DmaKind
 
 
 __all__ = ["DmaCommandEncoder"]

@@ -18,7 +18,7 @@ from amaranth.lib.wiring import In, Out
 from contract import isa
 from contract.config import AccelConfig
 from contract.errors import ErrorCode
-from .dma import DmaCommand
+from .dma_command import DmaCommand
 from .descriptor_window import DescriptorWindow
 from .descriptor_fetch import DescriptorFetch
 from .dma_command_encoder import DmaCommandEncoder
