@@ -204,9 +204,9 @@ class DMA(wiring.Component):
                 with m.Elif(~is_stream & ~check.local_ok):
                     finish(ErrorCode.LOCAL_RANGE)
                 with m.Else():
-                    m.next = "XFER"
+                    m.next = "TRANSFER"
 
-            with m.State("XFER"):
+            with m.State("TRANSFER"):
                 m.d.comb += [self.busy.eq(1), read_ahead.enable.eq(1)]
                 bus_error = Signal()
                 beat_end = Signal()

@@ -18,6 +18,8 @@ How it stays robust on a noisy or interrupted line:
   (its response was lost) is answered OK without writing again.
 """
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Module, Signal, Cat
 from amaranth.lib import wiring, stream
 from amaranth.lib.wiring import In, Out
@@ -162,193 +164,215 @@ class FrameBridge(wiring.Component):
         ]
         m.d.sync += [self.frame_ok.eq(0), self.frame_error.eq(0)]
 
-        def start_nak(code):
-            m.d.sync += [status.eq(code), response_count.eq(0), header_index.eq(0),
-                         self.frame_error.eq(1)]
-            m.d.comb += crc.clear.eq(1)
-            m.next = "RESP_HDR"
-
-        def start_drain(code):
-            m.d.sync += status.eq(code)
-            m.next = "DRAIN"
-
-        def send(byte):
-            m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(byte)]
-
-        def bus_done(code):
-            # The access ended in a bus error or a timeout: answer with that status.
-            m.d.sync += status.eq(code)
-            m.next = "RESPOND"
-
+        # What the frame's states share: the request, the response and the units that hold them.
+        frame = SimpleNamespace(
+            rx_stb=rx_stb, rx_byte=rx_byte, header=header, crc=crc, timed_out=timed_out,
+            rx_ready=rx_ready, word_index=word_index, byte_index=byte_index, is_ping=is_ping,
+            is_read=is_read, is_write=is_write, payload_bytes=payload_bytes, write_addr=write_addr,
+            write_data=write_data, write_en=write_en, last_word=last_word, crc_low=crc_low,
+            bus_master=bus_master, status=status, last_write_valid=last_write_valid,
+            last_write_seq=last_write_seq, response_count=response_count,
+            header_index=header_index, response=response)
         with m.FSM():
-            with m.State("HUNT"):
-                with m.If(rx_stb & (rx_byte == P.SYNC_REQ)):
-                    m.d.comb += [header.clear.eq(1), crc.clear.eq(1)]
-                    m.next = "HDR"
+            self._receive_states(m, frame)
+            self._bus_states(m, frame)
+            self._response_states(m, frame)
+        return m
 
-            with m.State("HDR"):
-                with m.If(rx_stb):
-                    m.d.comb += [header.valid.eq(1), crc.update.eq(1)]
-                    with m.If(header.last):
-                        m.next = "CHECK"
-                with m.Elif(timed_out):
-                    start_nak(P.STATUS_TIMEOUT)
+    def _start_nak(self, m, frame, code):
+        m.d.sync += [frame.status.eq(code), frame.response_count.eq(0), frame.header_index.eq(0),
+                     self.frame_error.eq(1)]
+        m.d.comb += frame.crc.clear.eq(1)
+        m.next = "RESPONSE_HEADER"
 
-            with m.State("CHECK"):
-                m.d.comb += rx_ready.eq(0)
-                m.d.sync += [word_index.eq(0), byte_index.eq(0)]
-                with m.If(~(is_ping | is_read | is_write)):
-                    start_drain(P.STATUS_CMD)
-                with m.Elif(~is_ping & header.bad_count):
-                    start_drain(P.STATUS_COUNT)
-                with m.Elif(~is_ping & header.bad_addr):
-                    start_drain(P.STATUS_ADDR)
-                with m.Elif(is_write):
-                    m.next = "PAYLOAD"
+    def _start_drain(self, m, frame, code):
+        m.d.sync += frame.status.eq(code)
+        m.next = "DRAIN"
+
+    def _write_buffer(self, m, frame, data):
+        # The word goes to the buffer at word_index in the next cycle, from registers.
+        m.d.sync += [frame.write_addr.eq(frame.word_index), frame.write_data.eq(data),
+                     frame.write_en.eq(1), frame.word_index.eq(frame.word_index + 1)]
+
+    def _send(self, m, byte):
+        m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(byte)]
+
+    def _bus_done(self, m, frame, code):
+        # The access ended in a bus error or a timeout: answer with that status.
+        m.d.sync += frame.status.eq(code)
+        m.next = "RESPOND"
+
+    def _receive_states(self, m, frame):
+        """HUNT to CRC_HIGH: a request frame, its checks and its CRC; DRAIN: a broken frame."""
+        with m.State("HUNT"):
+            with m.If(frame.rx_stb & (frame.rx_byte == P.SYNC_REQ)):
+                m.d.comb += [frame.header.clear.eq(1), frame.crc.clear.eq(1)]
+                m.next = "HEADER"
+
+        with m.State("HEADER"):
+            with m.If(frame.rx_stb):
+                m.d.comb += [frame.header.valid.eq(1), frame.crc.update.eq(1)]
+                with m.If(frame.header.last):
+                    m.next = "CHECK"
+            with m.Elif(frame.timed_out):
+                self._start_nak(m, frame, P.STATUS_TIMEOUT)
+
+        with m.State("CHECK"):
+            m.d.comb += frame.rx_ready.eq(0)
+            m.d.sync += [frame.word_index.eq(0), frame.byte_index.eq(0)]
+            with m.If(~(frame.is_ping | frame.is_read | frame.is_write)):
+                self._start_drain(m, frame, P.STATUS_CMD)
+            with m.Elif(~frame.is_ping & frame.header.bad_count):
+                self._start_drain(m, frame, P.STATUS_COUNT)
+            with m.Elif(~frame.is_ping & frame.header.bad_addr):
+                self._start_drain(m, frame, P.STATUS_ADDR)
+            with m.Elif(frame.is_write):
+                m.next = "PAYLOAD"
+            with m.Else():
+                m.next = "CRC_LOW"
+
+        with m.State("PAYLOAD"):
+            with m.If(frame.rx_stb):
+                m.d.comb += frame.crc.update.eq(1)
+                m.d.sync += [frame.byte_index.eq(frame.byte_index + 1),
+                             frame.payload_bytes.eq(Cat(frame.payload_bytes[8:], frame.rx_byte))]
+                with m.If(frame.byte_index == 3):
+                    self._write_buffer(m, frame, Cat(frame.payload_bytes, frame.rx_byte))
+                    with m.If(frame.last_word):
+                        m.next = "CRC_LOW"
+            with m.Elif(frame.timed_out):
+                self._start_nak(m, frame, P.STATUS_TIMEOUT)
+
+        with m.State("CRC_LOW"):
+            with m.If(frame.rx_stb):
+                m.d.sync += frame.crc_low.eq(frame.rx_byte)
+                m.next = "CRC_HIGH"
+            with m.Elif(frame.timed_out):
+                self._start_nak(m, frame, P.STATUS_TIMEOUT)
+
+        with m.State("CRC_HIGH"):
+            with m.If(frame.rx_stb):
+                with m.If(Cat(frame.crc_low, frame.rx_byte) != frame.crc.crc):
+                    self._start_drain(m, frame, P.STATUS_CRC)
                 with m.Else():
-                    m.next = "CRC0"
-
-            with m.State("PAYLOAD"):
-                with m.If(rx_stb):
-                    m.d.comb += crc.update.eq(1)
-                    m.d.sync += [byte_index.eq(byte_index + 1),
-                                 payload_bytes.eq(Cat(payload_bytes[8:], rx_byte))]
-                    with m.If(byte_index == 3):
-                        m.d.sync += [write_addr.eq(word_index), write_data.eq(Cat(payload_bytes, rx_byte)),
-                                     write_en.eq(1), word_index.eq(word_index + 1)]
-                        with m.If(last_word):
-                            m.next = "CRC0"
-                with m.Elif(timed_out):
-                    start_nak(P.STATUS_TIMEOUT)
-
-            with m.State("CRC0"):
-                with m.If(rx_stb):
-                    m.d.sync += crc_low.eq(rx_byte)
-                    m.next = "CRC1"
-                with m.Elif(timed_out):
-                    start_nak(P.STATUS_TIMEOUT)
-
-            with m.State("CRC1"):
-                with m.If(rx_stb):
-                    with m.If(Cat(crc_low, rx_byte) != crc.crc):
-                        start_drain(P.STATUS_CRC)
-                    with m.Else():
-                        m.d.comb += bus_master.start.eq(1)
-                        m.d.sync += [word_index.eq(0), status.eq(P.STATUS_OK), self.frame_ok.eq(1)]
-                        # Any accepted frame but a WRITE forgets the last write; the WRITE
-                        # branch sets it again below.
-                        m.d.sync += last_write_valid.eq(0)
-                        with m.If(is_ping):
-                            m.next = "RESPOND"
-                        with m.Elif(is_read):
-                            m.next = "BUS_READ"
-                        with m.Elif(last_write_valid & (last_write_seq == header.seq)):
-                            # A resent copy of the write just performed: answer, do not write.
-                            m.d.sync += last_write_valid.eq(1)
-                            m.next = "RESPOND"
-                        with m.Else():
-                            m.next = "BUS_WRITE_FETCH"
-                with m.Elif(timed_out):
-                    start_nak(P.STATUS_TIMEOUT)
-
-            with m.State("DRAIN"):
-                # Discard the rest of a broken frame; answer once the line is quiet.
-                with m.If(timed_out & ~rx_stb):
-                    start_nak(status)
-
-            with m.State("BUS_READ"):
-                m.d.comb += bus_master.read.eq(1)
-                with m.If(bus_master.ack):
-                    m.d.sync += [write_addr.eq(word_index), write_data.eq(bus_master.read_data),
-                                 write_en.eq(1), word_index.eq(word_index + 1)]
-                    with m.If(last_word):
+                    m.d.comb += frame.bus_master.start.eq(1)
+                    m.d.sync += [frame.word_index.eq(0), frame.status.eq(P.STATUS_OK), self.frame_ok.eq(1)]
+                    # Any accepted frame but a WRITE forgets the last write; the WRITE
+                    # branch sets it again below.
+                    m.d.sync += frame.last_write_valid.eq(0)
+                    with m.If(frame.is_ping):
                         m.next = "RESPOND"
-                with m.Elif(bus_master.err):
-                    bus_done(P.STATUS_BUS)
-                with m.Elif(bus_master.timed_out):
-                    bus_done(P.STATUS_BUS_TIMEOUT)
-
-            with m.State("BUS_WRITE_FETCH"):
-                # The buffer's read port shows the word at word_index in the next cycle.
-                m.d.comb += bus_master.restart_timer.eq(1)
-                m.next = "BUS_WRITE_LATCH"
-
-            with m.State("BUS_WRITE_LATCH"):
-                m.d.comb += bus_master.latch.eq(1)
-                m.next = "BUS_WRITE"
-
-            with m.State("BUS_WRITE"):
-                m.d.comb += bus_master.write.eq(1)
-                with m.If(bus_master.ack):
-                    m.d.sync += word_index.eq(word_index + 1)
-                    with m.If(last_word):
-                        m.d.sync += [last_write_valid.eq(1), last_write_seq.eq(header.seq)]
+                    with m.Elif(frame.is_read):
+                        m.next = "BUS_READ"
+                    with m.Elif(frame.last_write_valid & (frame.last_write_seq == frame.header.seq)):
+                        # A resent copy of the write just performed: answer, do not write.
+                        m.d.sync += frame.last_write_valid.eq(1)
                         m.next = "RESPOND"
                     with m.Else():
                         m.next = "BUS_WRITE_FETCH"
-                with m.Elif(bus_master.err):
-                    bus_done(P.STATUS_BUS)
-                with m.Elif(bus_master.timed_out):
-                    bus_done(P.STATUS_BUS_TIMEOUT)
+            with m.Elif(frame.timed_out):
+                self._start_nak(m, frame, P.STATUS_TIMEOUT)
 
-            with m.State("RESPOND"):
-                m.d.comb += crc.clear.eq(1)
-                m.d.sync += [header_index.eq(0), word_index.eq(0), byte_index.eq(0)]
-                with m.If(status != P.STATUS_OK):
-                    m.d.sync += response_count.eq(0)
-                with m.Elif(is_ping):
-                    m.d.sync += response_count.eq(P.PING_WORDS)
-                with m.Elif(is_read):
-                    m.d.sync += response_count.eq(header.count)
+        with m.State("DRAIN"):
+            # Discard the rest of a broken frame; answer once the line is quiet.
+            with m.If(frame.timed_out & ~frame.rx_stb):
+                self._start_nak(m, frame, frame.status)
+
+    def _bus_states(self, m, frame):
+        """The request's Wishbone accesses, one word at a time."""
+        with m.State("BUS_READ"):
+            m.d.comb += frame.bus_master.read.eq(1)
+            with m.If(frame.bus_master.ack):
+                self._write_buffer(m, frame, frame.bus_master.read_data)
+                with m.If(frame.last_word):
+                    m.next = "RESPOND"
+            with m.Elif(frame.bus_master.err):
+                self._bus_done(m, frame, P.STATUS_BUS)
+            with m.Elif(frame.bus_master.timed_out):
+                self._bus_done(m, frame, P.STATUS_BUS_TIMEOUT)
+
+        with m.State("BUS_WRITE_FETCH"):
+            # The buffer's read port shows the word at word_index in the next cycle.
+            m.d.comb += frame.bus_master.restart_timer.eq(1)
+            m.next = "BUS_WRITE_LATCH"
+
+        with m.State("BUS_WRITE_LATCH"):
+            m.d.comb += frame.bus_master.latch.eq(1)
+            m.next = "BUS_WRITE"
+
+        with m.State("BUS_WRITE"):
+            m.d.comb += frame.bus_master.write.eq(1)
+            with m.If(frame.bus_master.ack):
+                m.d.sync += frame.word_index.eq(frame.word_index + 1)
+                with m.If(frame.last_word):
+                    m.d.sync += [frame.last_write_valid.eq(1), frame.last_write_seq.eq(frame.header.seq)]
+                    m.next = "RESPOND"
                 with m.Else():
-                    m.d.sync += response_count.eq(0)
-                m.next = "RESP_HDR"
+                    m.next = "BUS_WRITE_FETCH"
+            with m.Elif(frame.bus_master.err):
+                self._bus_done(m, frame, P.STATUS_BUS)
+            with m.Elif(frame.bus_master.timed_out):
+                self._bus_done(m, frame, P.STATUS_BUS_TIMEOUT)
 
-            with m.State("RESP_HDR"):
-                send(response.header_byte)
-                m.d.comb += crc.byte.eq(self.tx.payload)
-                with m.If(self.tx.ready):
-                    m.d.sync += header_index.eq(header_index + 1)
-                    with m.If(header_index != 0):
-                        m.d.comb += crc.update.eq(1)
-                    with m.If(header_index == P.RESP_HEADER_BYTES - 1):
-                        with m.If(response_count == 0):
-                            m.next = "RESP_CRC0"
-                        with m.Else():
-                            m.next = "RESP_FETCH"
+    def _response_states(self, m, frame):
+        """The response frame: header, data words, CRC."""
+        with m.State("RESPOND"):
+            m.d.comb += frame.crc.clear.eq(1)
+            m.d.sync += [frame.header_index.eq(0), frame.word_index.eq(0), frame.byte_index.eq(0)]
+            with m.If(frame.status != P.STATUS_OK):
+                m.d.sync += frame.response_count.eq(0)
+            with m.Elif(frame.is_ping):
+                m.d.sync += frame.response_count.eq(P.PING_WORDS)
+            with m.Elif(frame.is_read):
+                m.d.sync += frame.response_count.eq(frame.header.count)
+            with m.Else():
+                m.d.sync += frame.response_count.eq(0)
+            m.next = "RESPONSE_HEADER"
 
-            with m.State("RESP_DATA"):
-                send(response.data_byte)
-                m.d.comb += crc.byte.eq(self.tx.payload)
-                with m.If(self.tx.ready):
-                    m.d.comb += crc.update.eq(1)
-                    m.d.sync += byte_index.eq(byte_index + 1)
-                    with m.If(byte_index == 3):
-                        m.d.sync += word_index.eq(word_index + 1)
-                        with m.If(word_index == response_count - 1):
-                            m.next = "RESP_CRC0"
-                        with m.Else():
-                            m.next = "RESP_FETCH"
+        with m.State("RESPONSE_HEADER"):
+            self._send(m, frame.response.header_byte)
+            m.d.comb += frame.crc.byte.eq(self.tx.payload)
+            with m.If(self.tx.ready):
+                m.d.sync += frame.header_index.eq(frame.header_index + 1)
+                with m.If(frame.header_index != 0):
+                    m.d.comb += frame.crc.update.eq(1)
+                with m.If(frame.header_index == P.RESP_HEADER_BYTES - 1):
+                    with m.If(frame.response_count == 0):
+                        m.next = "RESPONSE_CRC_LOW"
+                    with m.Else():
+                        m.next = "RESPONSE_FETCH"
 
-            with m.State("RESP_FETCH"):
-                # One cycle for the buffer's read port to show the word at word_index...
-                m.next = "RESP_LATCH"
+        with m.State("RESPONSE_DATA"):
+            self._send(m, frame.response.data_byte)
+            m.d.comb += frame.crc.byte.eq(self.tx.payload)
+            with m.If(self.tx.ready):
+                m.d.comb += frame.crc.update.eq(1)
+                m.d.sync += frame.byte_index.eq(frame.byte_index + 1)
+                with m.If(frame.byte_index == 3):
+                    m.d.sync += frame.word_index.eq(frame.word_index + 1)
+                    with m.If(frame.word_index == frame.response_count - 1):
+                        m.next = "RESPONSE_CRC_LOW"
+                    with m.Else():
+                        m.next = "RESPONSE_FETCH"
 
-            with m.State("RESP_LATCH"):
-                # ...and one to register it.
-                m.d.comb += response.latch.eq(1)
-                m.next = "RESP_DATA"
+        with m.State("RESPONSE_FETCH"):
+            # One cycle for the buffer's read port to show the word at frame.word_index...
+            m.next = "RESPONSE_LATCH"
 
-            with m.State("RESP_CRC0"):
-                send(crc.crc[:8])
-                with m.If(self.tx.ready):
-                    m.next = "RESP_CRC1"
+        with m.State("RESPONSE_LATCH"):
+            # ...and one to register it.
+            m.d.comb += frame.response.latch.eq(1)
+            m.next = "RESPONSE_DATA"
 
-            with m.State("RESP_CRC1"):
-                send(crc.crc[8:])
-                with m.If(self.tx.ready):
-                    m.next = "HUNT"
-        return m
+        with m.State("RESPONSE_CRC_LOW"):
+            self._send(m, frame.crc.crc[:8])
+            with m.If(self.tx.ready):
+                m.next = "RESPONSE_CRC_HIGH"
+
+        with m.State("RESPONSE_CRC_HIGH"):
+            self._send(m, frame.crc.crc[8:])
+            with m.If(self.tx.ready):
+                m.next = "HUNT"
 
 
 class UARTBridge(wiring.Component):
