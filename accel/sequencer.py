@@ -11,6 +11,8 @@ accepted work, and the cycles of every descriptor (for per-layer profiles; a pre
 cycles do not include its fetch).
 """
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Module, Signal, Mux
 from amaranth.lib import wiring, stream
 from amaranth.lib.wiring import In, Out
@@ -133,187 +135,198 @@ class Sequencer(wiring.Component):
             self.layer_cycles.eq(counters.layer_cycles),
         ]
 
-        dma_pending = Signal()       # a DMA command is outstanding
-        dma_async = Signal()         # ... issued by an `async_dma` descriptor (the sequencer went on)
-        dma_pc = Signal(16)          # index of the descriptor that issued it
-        engine_pending = Signal()
-        dma_fault = Signal(4)
-        fault_pc = Signal(16)
-        engine_fault = Signal(4)
-        m.d.comb += fetch.dma_pending.eq(dma_pending)
+        # The run's state beside the descriptor: what is outstanding and what failed.
+        run = SimpleNamespace(
+            window=window, fetch=fetch, counters=counters, dma_command=dma_command,
+            dma_pending=Signal(),        # a DMA command is outstanding
+            dma_async=Signal(),          # ... issued by an `async_dma` descriptor (the sequencer went on)
+            dma_pc=Signal(16),           # index of the descriptor that issued it
+            engine_pending=Signal(),
+            dma_fault=Signal(4),
+            fault_pc=Signal(16),         # index of the descriptor whose DMA transfer failed
+            engine_fault=Signal(4),
+            needs_dma_idle=Signal(),
+            # A failure is decided in one cycle and reported in the next (state FAIL), so that the
+            # decision (bus error, DMA and engine faults, the watchdog, by state) drives the
+            # enables of a few flip-flops rather than of all the error and status registers. The
+            # pc does not change in between; the units stop one cycle later.
+            fail_code=Signal.like(self.error_code),
+            fail_at_dma=Signal(),        # the error belongs to the descriptor that issued the DMA
+        )
+        m.d.comb += fetch.dma_pending.eq(run.dma_pending)
 
         # Completions are captured in every state: an `async_dma` transfer ends while later
         # descriptors are fetched and run.
-        with m.If(self.busy & self.dma_done & dma_pending):
-            m.d.sync += dma_pending.eq(0)
+        with m.If(self.busy & self.dma_done & run.dma_pending):
+            m.d.sync += run.dma_pending.eq(0)
             with m.If(self.dma_error != 0):
-                m.d.sync += [dma_fault.eq(self.dma_error), fault_pc.eq(dma_pc)]
-        with m.If(self.busy & self.engine_done & engine_pending):
-            m.d.sync += [engine_pending.eq(0), engine_fault.eq(self.engine_error)]
+                m.d.sync += [run.dma_fault.eq(self.dma_error), run.fault_pc.eq(run.dma_pc)]
+        with m.If(self.busy & self.engine_done & run.engine_pending):
+            m.d.sync += [run.engine_pending.eq(0), run.engine_fault.eq(self.engine_error)]
 
-        op = self.desc.op
         # Descriptors that use the DMA themselves (or ask to) first wait for an outstanding one.
-        needs_dma_idle = Signal()
-        m.d.comb += needs_dma_idle.eq((op == isa.Op.LOAD) | (op == isa.Op.STORE) | (op == isa.Op.EMBED) |
-                                      (op == isa.Op.END) | ((op == isa.Op.CONV) & self.desc.wait_dma))
-
-        # A failure is decided in one cycle and reported in the next (state FAIL), so that the
-        # decision (bus error, DMA and engine faults, the watchdog, by state) drives the enables
-        # of a few flip-flops rather than of all the error and status registers. The pc does not
-        # change in between; the units stop one cycle later.
-        fail_code = Signal.like(self.error_code)
-        fail_at_dma = Signal()       # the error belongs to the descriptor that issued the DMA
-
-        def fail(code, pc=None):
-            assert pc is None or pc is fault_pc
-            m.d.sync += [fail_code.eq(code), fail_at_dma.eq(pc is not None)]
-            m.next = "FAIL"
-
-        def next_descriptor(prefetched=False):
-            m.d.comb += [counters.record.eq(1), window.advance.eq(1), fetch.restart.eq(1)]
-            m.d.sync += self.pc.eq(self.pc + 1)
-            if prefetched:
-                m.d.comb += [counters.restart.eq(1), fetch.take_prefetched.eq(1)]
-                m.next = "DISPATCH"
-            else:
-                m.next = "FETCH"
+        op = self.desc.op
+        m.d.comb += run.needs_dma_idle.eq((op == isa.Op.LOAD) | (op == isa.Op.STORE) |
+                                          (op == isa.Op.EMBED) | (op == isa.Op.END) |
+                                          ((op == isa.Op.CONV) & self.desc.wait_dma))
 
         # Held while idle so that a run that ended in an error or an abort leaves no unit mid-way.
         m.d.comb += self.units_reset.eq(~self.busy)
 
-        def abort_wins():
-            # Placed last in every busy state, so it overrides whatever the state decided. The SoC
-            # resets the DMA and the engine with the same strobe.
-            with m.If(self.abort):
-                m.d.sync += [
-                    self.error.eq(1),
-                    self.error_code.eq(ErrorCode.ABORTED),
-                    self.error_pc.eq(self.pc),
-                    self.busy.eq(0),
-                    self.done.eq(1),
-                    dma_pending.eq(0),
-                    engine_pending.eq(0),
-                ]
-                m.next = "IDLE"
-
         with m.FSM():
-            with m.State("IDLE"):
-                with m.If(self.start):
-                    m.d.comb += [window.start.eq(1), counters.clear.eq(1), fetch.restart.eq(1)]
-                    m.d.sync += [
-                        self.pc.eq(0),
-                        self.busy.eq(1),
-                        self.done.eq(0),
-                        self.error.eq(0),
-                        self.error_code.eq(ErrorCode.OK),
-                        self.error_pc.eq(0),
-                        dma_pending.eq(0),
-                        engine_pending.eq(0),
-                        dma_fault.eq(0),
-                        engine_fault.eq(0),
-                    ]
-                    m.next = "FETCH"
-
-            with m.State("FETCH"):
-                m.d.comb += counters.restart.eq(1)
-                with m.If(~window.in_window):
-                    fail(ErrorCode.WINDOW)
-                with m.Else():
-                    m.d.comb += fetch.begin_fetch.eq(1)
-                    m.next = "FETCH_WORD"
-                abort_wins()
-
-            with m.State("FETCH_WORD"):
-                m.d.comb += fetch.fetch.eq(1)
-                with m.If(fetch.error):
-                    fail(ErrorCode.BUS_ERROR)
-                with m.Elif(fetch.fetched):
-                    m.next = "FETCH_LAST"
-                abort_wins()
-
-            with m.State("FETCH_LAST"):
-                # the last word is written in this cycle
-                m.next = "DISPATCH"
-                abort_wins()
-
-            with m.State("DISPATCH"):
-                with m.If(dma_fault != 0):
-                    fail(dma_fault, fault_pc)
-                with m.Elif(needs_dma_idle & dma_pending):
-                    with m.If(counters.watchdog):
-                        fail(ErrorCode.TIMEOUT)
-                with m.Else():
-                    with m.Switch(op):
-                        with m.Case(isa.Op.END):
-                            m.d.comb += counters.record.eq(1)
-                            m.d.sync += [
-                                self.busy.eq(0),
-                                self.done.eq(1),
-                            ]
-                            m.next = "IDLE"
-                        with m.Case(isa.Op.LOAD, isa.Op.STORE):
-                            m.d.sync += [dma_pending.eq(1), dma_async.eq(self.desc.async_dma),
-                                         dma_pc.eq(self.pc)]
-                            m.next = "ISSUE_DMA"
-                        with m.Case(isa.Op.EMBED):
-                            m.d.sync += [dma_pending.eq(1), dma_async.eq(0), dma_pc.eq(self.pc),
-                                         engine_pending.eq(1)]
-                            m.d.comb += self.engine_start.eq(1)
-                            m.next = "ISSUE_DMA"
-                        with m.Case(isa.Op.CONV):
-                            m.d.sync += engine_pending.eq(1)
-                            m.d.comb += [fetch.begin_prefetch.eq(1), self.engine_start.eq(1)]
-                            m.next = "WAIT"
-                        with m.Default():
-                            fail(ErrorCode.BAD_OPCODE)
-                abort_wins()
-
-            with m.State("ISSUE_DMA"):
-                m.d.comb += [self.dma_cmd.valid.eq(1), self.dma_cmd.payload.eq(dma_command.command)]
-                with m.If(self.dma_cmd.ready):
-                    with m.If(self.desc.async_dma & ((op == isa.Op.LOAD) | (op == isa.Op.STORE))):
-                        next_descriptor()
-                    with m.Else():
-                        m.next = "WAIT"
-                abort_wins()
-
-            with m.State("WAIT"):
-                # The prefetch (CONV only) runs while the sequencer waits. An async transfer still
-                # moving does not hold up this descriptor; any DMA error ends the run at once (the
-                # units are reset, so the engine stops waiting for it).
-                m.d.comb += fetch.prefetch_enable.eq(1)
-                with m.If(dma_fault != 0):
-                    fail(dma_fault, fault_pc)
-                with m.Elif(~engine_pending & ~(dma_pending & ~dma_async) & ~fetch.prefetching):
-                    with m.If(engine_fault != 0):
-                        fail(engine_fault)
-                    with m.Else():
-                        m.next = "ADVANCE"
-                with m.Elif(counters.watchdog):
-                    fail(ErrorCode.TIMEOUT)
-                abort_wins()
-
-            with m.State("FAIL"):
-                # An abort in this cycle changes nothing: the run has already ended.
-                m.d.sync += [
-                    self.error.eq(1),
-                    self.error_code.eq(fail_code),
-                    self.error_pc.eq(Mux(fail_at_dma, fault_pc, self.pc)),
-                    self.busy.eq(0),
-                    self.done.eq(1),
-                ]
-                m.next = "IDLE"
-
-            # One cycle between the decision and its effects: the decision (bus, DMA and engine
-            # status) is deep, and next_descriptor() loads the 8-word descriptor register (a wide
-            # clock enable) and the profiling memory.
-            with m.State("ADVANCE"):
-                with m.If(dma_fault != 0):
-                    fail(dma_fault, fault_pc)
-                with m.Elif(fetch.prefetched):
-                    next_descriptor(prefetched=True)
-                with m.Else():
-                    next_descriptor()
-                abort_wins()
-
+            self._fetch_states(m, run)
+            self._dispatch_states(m, run)
+            self._completion_states(m, run)
         return m
+
+    def _fail(self, m, run, code, *, at_dma=False):
+        m.d.sync += [run.fail_code.eq(code), run.fail_at_dma.eq(at_dma)]
+        m.next = "FAIL"
+
+    def _next_descriptor(self, m, run, *, prefetched=False):
+        m.d.comb += [run.counters.record.eq(1), run.window.advance.eq(1), run.fetch.restart.eq(1)]
+        m.d.sync += self.pc.eq(self.pc + 1)
+        if prefetched:
+            m.d.comb += [run.counters.restart.eq(1), run.fetch.take_prefetched.eq(1)]
+            m.next = "DISPATCH"
+        else:
+            m.next = "FETCH"
+
+    def _abort_wins(self, m, run):
+        # Placed last in every busy state, so it overrides whatever the state decided. The SoC
+        # resets the DMA and the engine with the same strobe.
+        with m.If(self.abort):
+            m.d.sync += [
+                self.error.eq(1),
+                self.error_code.eq(ErrorCode.ABORTED),
+                self.error_pc.eq(self.pc),
+                self.busy.eq(0),
+                self.done.eq(1),
+                run.dma_pending.eq(0),
+                run.engine_pending.eq(0),
+            ]
+            m.next = "IDLE"
+
+    def _fetch_states(self, m, run):
+        """IDLE, and the fetch of a descriptor's words."""
+        with m.State("IDLE"):
+            with m.If(self.start):
+                m.d.comb += [run.window.start.eq(1), run.counters.clear.eq(1), run.fetch.restart.eq(1)]
+                m.d.sync += [
+                    self.pc.eq(0),
+                    self.busy.eq(1),
+                    self.done.eq(0),
+                    self.error.eq(0),
+                    self.error_code.eq(ErrorCode.OK),
+                    self.error_pc.eq(0),
+                    run.dma_pending.eq(0),
+                    run.engine_pending.eq(0),
+                    run.dma_fault.eq(0),
+                    run.engine_fault.eq(0),
+                ]
+                m.next = "FETCH"
+
+        with m.State("FETCH"):
+            m.d.comb += run.counters.restart.eq(1)
+            with m.If(~run.window.in_window):
+                self._fail(m, run, ErrorCode.WINDOW)
+            with m.Else():
+                m.d.comb += run.fetch.begin_fetch.eq(1)
+                m.next = "FETCH_WORD"
+            self._abort_wins(m, run)
+
+        with m.State("FETCH_WORD"):
+            m.d.comb += run.fetch.fetch.eq(1)
+            with m.If(run.fetch.error):
+                self._fail(m, run, ErrorCode.BUS_ERROR)
+            with m.Elif(run.fetch.fetched):
+                m.next = "FETCH_LAST"
+            self._abort_wins(m, run)
+
+        with m.State("FETCH_LAST"):
+            # the last word is written in this cycle
+            m.next = "DISPATCH"
+            self._abort_wins(m, run)
+
+    def _dispatch_states(self, m, run):
+        """The start of a descriptor's work: the engine, the DMA, or the end of the run."""
+        op = self.desc.op
+        with m.State("DISPATCH"):
+            with m.If(run.dma_fault != 0):
+                self._fail(m, run, run.dma_fault, at_dma=True)
+            with m.Elif(run.needs_dma_idle & run.dma_pending):
+                with m.If(run.counters.watchdog):
+                    self._fail(m, run, ErrorCode.TIMEOUT)
+            with m.Else():
+                with m.Switch(op):
+                    with m.Case(isa.Op.END):
+                        m.d.comb += run.counters.record.eq(1)
+                        m.d.sync += [self.busy.eq(0), self.done.eq(1)]
+                        m.next = "IDLE"
+                    with m.Case(isa.Op.LOAD, isa.Op.STORE):
+                        m.d.sync += [run.dma_pending.eq(1), run.dma_async.eq(self.desc.async_dma),
+                                     run.dma_pc.eq(self.pc)]
+                        m.next = "ISSUE_DMA"
+                    with m.Case(isa.Op.EMBED):
+                        m.d.sync += [run.dma_pending.eq(1), run.dma_async.eq(0), run.dma_pc.eq(self.pc),
+                                     run.engine_pending.eq(1)]
+                        m.d.comb += self.engine_start.eq(1)
+                        m.next = "ISSUE_DMA"
+                    with m.Case(isa.Op.CONV):
+                        m.d.sync += run.engine_pending.eq(1)
+                        m.d.comb += [run.fetch.begin_prefetch.eq(1), self.engine_start.eq(1)]
+                        m.next = "WAIT"
+                    with m.Default():
+                        self._fail(m, run, ErrorCode.BAD_OPCODE)
+            self._abort_wins(m, run)
+
+        with m.State("ISSUE_DMA"):
+            m.d.comb += [self.dma_cmd.valid.eq(1), self.dma_cmd.payload.eq(run.dma_command.command)]
+            with m.If(self.dma_cmd.ready):
+                with m.If(self.desc.async_dma & ((op == isa.Op.LOAD) | (op == isa.Op.STORE))):
+                    self._next_descriptor(m, run)
+                with m.Else():
+                    m.next = "WAIT"
+            self._abort_wins(m, run)
+
+    def _completion_states(self, m, run):
+        """The wait for a descriptor's work, then the next descriptor or the report of a failure."""
+        with m.State("WAIT"):
+            # The prefetch (CONV only) runs while the sequencer waits. An async transfer still
+            # moving does not hold up this descriptor; any DMA error ends the run at once (the
+            # units are reset, so the engine stops waiting for it).
+            m.d.comb += run.fetch.prefetch_enable.eq(1)
+            with m.If(run.dma_fault != 0):
+                self._fail(m, run, run.dma_fault, at_dma=True)
+            with m.Elif(~run.engine_pending & ~(run.dma_pending & ~run.dma_async) &
+                        ~run.fetch.prefetching):
+                with m.If(run.engine_fault != 0):
+                    self._fail(m, run, run.engine_fault)
+                with m.Else():
+                    m.next = "ADVANCE"
+            with m.Elif(run.counters.watchdog):
+                self._fail(m, run, ErrorCode.TIMEOUT)
+            self._abort_wins(m, run)
+
+        with m.State("FAIL"):
+            # An abort in this cycle changes nothing: the run has already ended.
+            m.d.sync += [
+                self.error.eq(1),
+                self.error_code.eq(run.fail_code),
+                self.error_pc.eq(Mux(run.fail_at_dma, run.fault_pc, self.pc)),
+                self.busy.eq(0),
+                self.done.eq(1),
+            ]
+            m.next = "IDLE"
+
+        # One cycle between the decision and its effects: the decision (bus, DMA and engine
+        # status) is deep, and the next descriptor loads the 8-word descriptor register (a wide
+        # clock enable) and the profiling memory.
+        with m.State("ADVANCE"):
+            with m.If(run.dma_fault != 0):
+                self._fail(m, run, run.dma_fault, at_dma=True)
+            with m.Elif(run.fetch.prefetched):
+                self._next_descriptor(m, run, prefetched=True)
+            with m.Else():
+                self._next_descriptor(m, run)
+            self._abort_wins(m, run)
