@@ -9,6 +9,8 @@ against the size of the addressed buffer (``docs/ARCHITECTURE.md`` 3.2, ``config
 config.lanes(buf)`` lanes).
 """
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Module, Signal, Mux
 from amaranth.lib import wiring, stream
 from amaranth.lib.wiring import In, Out
@@ -160,11 +162,11 @@ class DMA(wiring.Component):
         ]
         m.d.sync += [write_en.eq(0), self.done.eq(0)]
 
-        def finish(code=None):
-            m.d.sync += self.done.eq(1)
-            if code is not None:
-                m.d.sync += self.error.eq(code)
-            m.next = "IDLE"
+        # What the transfer state shares with the rest.
+        transfer = SimpleNamespace(
+            fifo=fifo, walker=walker, read_ahead=read_ahead, is_load=is_load, is_store=is_store,
+            is_stream=is_stream, ack_left=ack_left, ack_last=ack_last, burst_count=burst_count,
+            write_en=write_en, write_addr=write_addr, write_data=write_data)
 
         with m.FSM():
             with m.State("IDLE"):
@@ -196,96 +198,108 @@ class DMA(wiring.Component):
             with m.State("DECIDE"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(command.kind == 3):
-                    finish(ErrorCode.BAD_OPCODE)
+                    self._finish(m, ErrorCode.BAD_OPCODE)
                 with m.Elif((command.count == 0) | (command.rows == 0)):
-                    finish()
+                    self._finish(m)
                 with m.Elif(~check.window_ok):
-                    finish(ErrorCode.WINDOW)
+                    self._finish(m, ErrorCode.WINDOW)
                 with m.Elif(~is_stream & ~check.local_ok):
-                    finish(ErrorCode.LOCAL_RANGE)
+                    self._finish(m, ErrorCode.LOCAL_RANGE)
                 with m.Else():
                     m.next = "TRANSFER"
 
-            with m.State("TRANSFER"):
-                m.d.comb += [self.busy.eq(1), read_ahead.enable.eq(1)]
-                bus_error = Signal()
-                beat_end = Signal()
-                ack = Signal()
-                m.d.comb += [
-                    bus_error.eq(bus.stb & bus.err),
-                    beat_end.eq(bus.stb & (bus.ack | bus.err)),
-                    ack.eq(bus.stb & bus.ack),
-                    read_ahead.stop.eq(bus_error),
-                ]
-                slot_free = Signal()          # no transfer outstanding after this cycle
-                m.d.comb += slot_free.eq(~bus.stb | beat_end)
-
-                # Room for the data of a new transfer.
-                can_issue = Signal()
-                with m.If(is_load):
-                    m.d.comb += can_issue.eq(1)
-                with m.Elif(is_store):
-                    m.d.comb += can_issue.eq(read_ahead.available)
-                with m.Else():
-                    # The FIFO must have room for every word in flight, whatever the consumer
-                    # does: at most one other word (acknowledged in this cycle at the latest)
-                    # lands before this one, so one free slot beyond it is enough. The level
-                    # register alone is tested: its sum with this cycle's ack would be a long path.
-                    m.d.comb += can_issue.eq(fifo.level < self.FIFO_DEPTH - 1)
-                burst_full = Signal()
-                m.d.comb += burst_full.eq(bus.stb & (burst_count == self._burst - 1))
-
-                issue = Signal()
-                m.d.comb += [
-                    issue.eq(slot_free & walker.more & can_issue & ~burst_full & ~bus_error),
-                    walker.step.eq(issue),
-                    read_ahead.take.eq(issue & is_store),
-                ]
-                with m.If(issue):
-                    m.d.sync += [
-                        bus.cyc.eq(1),
-                        bus.stb.eq(1),
-                        bus.we.eq(is_store),
-                        bus.adr.eq(walker.addr[:30]),
-                        bus.dat_w.eq(read_ahead.data),
-                        burst_count.eq(Mux(bus.stb, burst_count + 1, 0)),
-                    ]
-                with m.Elif(beat_end):
-                    m.d.sync += [bus.cyc.eq(0), bus.stb.eq(0)]
-
-                with m.If(ack):
-                    m.d.sync += [ack_left.eq(ack_left - 1), ack_last.eq(ack_left == 2)]
-                    with m.If(is_load):
-                        m.d.sync += [write_en.eq(1), write_data.eq(bus.dat_r)]
-                    with m.If(is_stream):
-                        m.d.comb += fifo.w_en.eq(1)
-
-                # the local write address advances after each write
-                with m.If(write_en):
-                    m.d.sync += write_addr.eq(write_addr + 1)
-
-                with m.If(bus_error):
-                    m.d.sync += [bus.cyc.eq(0), bus.stb.eq(0), self.error.eq(ErrorCode.BUS_ERROR)]
-                    with m.If(is_stream):
-                        m.next = "FLUSH"
-                    with m.Else():
-                        finish()
-                with m.Elif(ack & ack_last):
-                    with m.If(is_stream):
-                        m.next = "DRAIN"
-                    with m.Else():
-                        finish()
+            self._transfer_state(m, transfer)
 
             with m.State("DRAIN"):
                 # STREAM: wait until the consumer has taken every word.
                 m.d.comb += self.busy.eq(1)
                 with m.If(fifo.level == 0):
-                    finish()
+                    self._finish(m)
 
             with m.State("FLUSH"):
                 # STREAM after a bus error: discard the words not yet delivered.
                 m.d.comb += [self.busy.eq(1), flushing.eq(1)]
                 with m.If(fifo.level == 0):
-                    finish()
+                    self._finish(m)
 
         return m
+
+    def _finish(self, m, code=None):
+        m.d.sync += self.done.eq(1)
+        if code is not None:
+            m.d.sync += self.error.eq(code)
+        m.next = "IDLE"
+
+    def _transfer_state(self, m, transfer):
+        """TRANSFER: the bus side, the local side and the stream of a checked command."""
+        bus = self.bus
+        with m.State("TRANSFER"):
+            m.d.comb += [self.busy.eq(1), transfer.read_ahead.enable.eq(1)]
+            bus_error = Signal()
+            beat_end = Signal()
+            ack = Signal()
+            m.d.comb += [
+                bus_error.eq(bus.stb & bus.err),
+                beat_end.eq(bus.stb & (bus.ack | bus.err)),
+                ack.eq(bus.stb & bus.ack),
+                transfer.read_ahead.stop.eq(bus_error),
+            ]
+            slot_free = Signal()          # no transfer outstanding after this cycle
+            m.d.comb += slot_free.eq(~bus.stb | beat_end)
+
+            # Room for the data of a new transfer.
+            can_issue = Signal()
+            with m.If(transfer.is_load):
+                m.d.comb += can_issue.eq(1)
+            with m.Elif(transfer.is_store):
+                m.d.comb += can_issue.eq(transfer.read_ahead.available)
+            with m.Else():
+                # The FIFO must have room for every word in flight, whatever the consumer
+                # does: at most one other word (acknowledged in this cycle at the latest)
+                # lands before this one, so one free slot beyond it is enough. The level
+                # register alone is tested: its sum with this cycle's ack would be a long path.
+                m.d.comb += can_issue.eq(transfer.fifo.level < self.FIFO_DEPTH - 1)
+            burst_full = Signal()
+            m.d.comb += burst_full.eq(bus.stb & (transfer.burst_count == self._burst - 1))
+
+            issue = Signal()
+            m.d.comb += [
+                issue.eq(slot_free & transfer.walker.more & can_issue & ~burst_full & ~bus_error),
+                transfer.walker.step.eq(issue),
+                transfer.read_ahead.take.eq(issue & transfer.is_store),
+            ]
+            with m.If(issue):
+                m.d.sync += [
+                    bus.cyc.eq(1),
+                    bus.stb.eq(1),
+                    bus.we.eq(transfer.is_store),
+                    bus.adr.eq(transfer.walker.addr[:30]),
+                    bus.dat_w.eq(transfer.read_ahead.data),
+                    transfer.burst_count.eq(Mux(bus.stb, transfer.burst_count + 1, 0)),
+                ]
+            with m.Elif(beat_end):
+                m.d.sync += [bus.cyc.eq(0), bus.stb.eq(0)]
+
+            with m.If(ack):
+                m.d.sync += [transfer.ack_left.eq(transfer.ack_left - 1),
+                             transfer.ack_last.eq(transfer.ack_left == 2)]
+                with m.If(transfer.is_load):
+                    m.d.sync += [transfer.write_en.eq(1), transfer.write_data.eq(bus.dat_r)]
+                with m.If(transfer.is_stream):
+                    m.d.comb += transfer.fifo.w_en.eq(1)
+
+            # the local write address advances after each write
+            with m.If(transfer.write_en):
+                m.d.sync += transfer.write_addr.eq(transfer.write_addr + 1)
+
+            with m.If(bus_error):
+                m.d.sync += [bus.cyc.eq(0), bus.stb.eq(0), self.error.eq(ErrorCode.BUS_ERROR)]
+                with m.If(transfer.is_stream):
+                    m.next = "FLUSH"
+                with m.Else():
+                    self._finish(m)
+            with m.Elif(ack & transfer.ack_last):
+                with m.If(transfer.is_stream):
+                    m.next = "DRAIN"
+                with m.Else():
+                    self._finish(m)
