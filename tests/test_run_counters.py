@@ -1,5 +1,8 @@
 """The sequencer's run counters, profile and watchdog against a Python model."""
 
+import gc
+import random
+
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -47,8 +50,9 @@ def random_stimulus(rng, n):
 
 
 @settings(max_examples=20, deadline=None)
-@given(st.integers(1, 12), st.randoms(use_true_random=False))
-def test_run_counters_match_model(watchdog_cycles, rng):
+@given(st.integers(1, 12), st.integers(0, 2**32 - 1))
+def test_run_counters_match_model(watchdog_cycles, seed):
+    rng = random.Random(seed)
     depth = 8
     check_cycles(RunCounters(watchdog_cycles=watchdog_cycles, profiled_descriptors=depth),
                  CountersModel(watchdog_cycles, depth), random_stimulus(rng, 120),
@@ -61,3 +65,4 @@ def test_run_counters_parameters():
         RunCounters(watchdog_cycles=0, profiled_descriptors=8)
     with pytest.raises(ValueError):
         RunCounters(watchdog_cycles=16, profiled_descriptors=6)
+    gc.collect()     # the half-built units are reported unused when collected: here, not later
