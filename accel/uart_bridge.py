@@ -105,9 +105,9 @@ class FrameBridge(wiring.Component):
         m = Module()
         max_words = self._max_words
 
-        m.submodules.buf = buf = Memory(shape=32, depth=max_words, init=[])
-        buf_write = buf.write_port()
-        buf_read = buf.read_port()
+        m.submodules.buffer = buffer = Memory(shape=32, depth=max_words, init=[])
+        buffer_write = buffer.write_port()
+        buffer_read = buffer.read_port()
         m.submodules.idle_timer = idle_timer = LineIdleTimer(self._timeout_cycles)
         m.submodules.crc = crc = Crc16()
         m.submodules.header = header = RequestHeader(max_words=max_words)
@@ -121,8 +121,8 @@ class FrameBridge(wiring.Component):
         write_addr = Signal(16)
         write_data = Signal(32)
         m.d.sync += write_en.eq(0)
-        m.d.comb += [buf_write.addr.eq(write_addr), buf_write.data.eq(write_data),
-                     buf_write.en.eq(write_en)]
+        m.d.comb += [buffer_write.addr.eq(write_addr), buffer_write.data.eq(write_data),
+                     buffer_write.en.eq(write_en)]
 
         crc_low = Signal(8)          # low byte of the received CRC
         byte_index = Signal(2)
@@ -140,7 +140,7 @@ class FrameBridge(wiring.Component):
         rx_ready = Signal(init=1)
         m.d.comb += self.rx.ready.eq(rx_ready)
         rx_byte = self.rx.payload
-        rx_stb = self.rx.valid & self.rx.ready
+        byte_received = self.rx.valid & self.rx.ready
         timed_out = idle_timer.timed_out
         is_ping, is_read, is_write = header.is_ping, header.is_read, header.is_write
         last_word = word_index == header.count_minus_1
@@ -150,8 +150,8 @@ class FrameBridge(wiring.Component):
             header.byte.eq(rx_byte),
             crc.byte.eq(rx_byte),
             bus_master.addr.eq(header.addr),
-            bus_master.write_data.eq(buf_read.data),
-            buf_read.addr.eq(word_index),
+            bus_master.write_data.eq(buffer_read.data),
+            buffer_read.addr.eq(word_index),
             response.status.eq(status),
             response.cmd.eq(header.cmd),
             response.seq.eq(header.seq),
@@ -159,14 +159,14 @@ class FrameBridge(wiring.Component):
             response.header_index.eq(header_index),
             response.ping.eq(is_ping),
             response.word_index.eq(word_index[:2]),
-            response.buffer_data.eq(buf_read.data),
+            response.buffer_data.eq(buffer_read.data),
             response.byte_index.eq(byte_index),
         ]
         m.d.sync += [self.frame_ok.eq(0), self.frame_error.eq(0)]
 
         # What the frame's states share: the request, the response and the units that hold them.
         frame = SimpleNamespace(
-            rx_stb=rx_stb, rx_byte=rx_byte, header=header, crc=crc, timed_out=timed_out,
+            byte_received=byte_received, rx_byte=rx_byte, header=header, crc=crc, timed_out=timed_out,
             rx_ready=rx_ready, word_index=word_index, byte_index=byte_index, is_ping=is_ping,
             is_read=is_read, is_write=is_write, payload_bytes=payload_bytes, write_addr=write_addr,
             write_data=write_data, write_en=write_en, last_word=last_word, crc_low=crc_low,
@@ -205,12 +205,12 @@ class FrameBridge(wiring.Component):
     def _receive_states(self, m, frame):
         """HUNT to CRC_HIGH: a request frame, its checks and its CRC; DRAIN: a broken frame."""
         with m.State("HUNT"):
-            with m.If(frame.rx_stb & (frame.rx_byte == P.SYNC_REQ)):
+            with m.If(frame.byte_received & (frame.rx_byte == P.SYNC_REQ)):
                 m.d.comb += [frame.header.clear.eq(1), frame.crc.clear.eq(1)]
                 m.next = "HEADER"
 
         with m.State("HEADER"):
-            with m.If(frame.rx_stb):
+            with m.If(frame.byte_received):
                 m.d.comb += [frame.header.valid.eq(1), frame.crc.update.eq(1)]
                 with m.If(frame.header.last):
                     m.next = "CHECK"
@@ -232,7 +232,7 @@ class FrameBridge(wiring.Component):
                 m.next = "CRC_LOW"
 
         with m.State("PAYLOAD"):
-            with m.If(frame.rx_stb):
+            with m.If(frame.byte_received):
                 m.d.comb += frame.crc.update.eq(1)
                 m.d.sync += [frame.byte_index.eq(frame.byte_index + 1),
                              frame.payload_bytes.eq(Cat(frame.payload_bytes[8:], frame.rx_byte))]
@@ -244,14 +244,14 @@ class FrameBridge(wiring.Component):
                 self._start_nak(m, frame, P.STATUS_TIMEOUT)
 
         with m.State("CRC_LOW"):
-            with m.If(frame.rx_stb):
+            with m.If(frame.byte_received):
                 m.d.sync += frame.crc_low.eq(frame.rx_byte)
                 m.next = "CRC_HIGH"
             with m.Elif(frame.timed_out):
                 self._start_nak(m, frame, P.STATUS_TIMEOUT)
 
         with m.State("CRC_HIGH"):
-            with m.If(frame.rx_stb):
+            with m.If(frame.byte_received):
                 with m.If(Cat(frame.crc_low, frame.rx_byte) != frame.crc.crc):
                     self._start_drain(m, frame, P.STATUS_CRC)
                 with m.Else():
@@ -275,7 +275,7 @@ class FrameBridge(wiring.Component):
 
         with m.State("DRAIN"):
             # Discard the rest of a broken frame; answer once the line is quiet.
-            with m.If(frame.timed_out & ~frame.rx_stb):
+            with m.If(frame.timed_out & ~frame.byte_received):
                 self._start_nak(m, frame, frame.status)
 
     def _bus_states(self, m, frame):
