@@ -35,7 +35,7 @@ class DMA(wiring.Component):
     A command is accepted on ``cmd`` when the DMA is idle (``cmd.ready`` is high exactly when
     ``busy`` is low). Then:
 
-    1. Three cycles of checks, in this order: ``kind`` 3 -> ``BAD_OPCODE``; ``count == 0`` or
+    1. Four cycles of checks, in this order: ``kind`` 3 -> ``BAD_OPCODE``; ``count == 0`` or
        ``rows == 0`` -> done without any access, error 0; main-memory extent
        ``[mem_addr, mem_addr + (rows-1)*mem_stride + count)`` not inside
        ``[window_base, window_limit)`` (or beyond the 30-bit bus) -> ``WINDOW``; for LOAD/STORE,
