@@ -42,7 +42,8 @@ class DescriptorFetch(wiring.Component):
     dma_pending : In(1)
         A DMA transfer is outstanding.
     begin_fetch, fetch : In(1)
-        Strobe: read the descriptor at ``addr`` from its first word; high while reading it.
+        Strobe: read the descriptor at ``addr`` from its first word; high while reading it (the
+        strobes and ``fetch`` / ``prefetch_enable`` come in different cycles).
     fetched : Out(1)
         The last word of the fetch is acknowledged in this cycle (it is in ``desc`` two cycles
         later).
@@ -123,25 +124,37 @@ class DescriptorFetch(wiring.Component):
 
         read = [self.bus.cyc.eq(1), self.bus.stb.eq(1), self.bus.we.eq(0),
                 self.bus.sel.eq(0b1111), self.bus.adr.eq(read_addr)]
+        fetch_ack = Signal()       # a fetched word is acknowledged
+        prefetch_ack = Signal()    # a prefetched word is acknowledged
+        prefetch_request = Signal()
+        m.d.comb += [
+            prefetch_request.eq(self.prefetch_enable & self.prefetching),
+            fetch_ack.eq(self.fetch & ~self.bus.err & self.bus.ack),
+            prefetch_ack.eq(prefetch_request & ~self.bus.err & self.bus.ack),
+        ]
+        # The strobes come in different cycles; as one if/elif chain, Yosys turns them into the
+        # address flip-flops' clock enable.
         with m.If(self.begin_fetch):
             m.d.sync += read_addr.eq(self.addr)
-        with m.If(self.begin_prefetch):
+        with m.Elif(self.begin_prefetch):
             m.d.sync += read_addr.eq(self.next_addr)
+        with m.Elif(fetch_ack | prefetch_ack):
+            m.d.sync += read_addr.eq(read_addr + 1)
 
         with m.If(self.fetch):
             m.d.comb += read
-            with m.If(~self.bus.err & self.bus.ack):
-                m.d.sync += [word_written.eq(1 << word_index), read_addr.eq(read_addr + 1)]
+            with m.If(fetch_ack):
+                m.d.sync += word_written.eq(1 << word_index)
                 with m.If(word_index != n_words - 1):
                     m.d.sync += word_index.eq(word_index + 1)
 
-        with m.If(self.prefetch_enable & self.prefetching):
+        with m.If(prefetch_request):
             m.d.comb += read
             with m.If(self.bus.err):
                 m.d.sync += prefetch_failed.eq(1)
             with m.Elif(self.bus.ack):
                 m.d.sync += [next_word_written.eq(1 << next_word_index[:len(word_index)]),
-                             read_addr.eq(read_addr + 1), next_word_index.eq(next_word_index + 1)]
+                             next_word_index.eq(next_word_index + 1)]
 
         with m.If(self.restart):
             m.d.sync += [word_index.eq(0), next_word_index.eq(0), prefetch_failed.eq(0)]

@@ -55,14 +55,16 @@ class FetchModel:
         self.conv_next_in_window = int(op == isa.Op.CONV and i["next_in_window"])
         self.read_data = i["bus.dat_r"]
         self.word_written = self.next_word_written = 0
-        read_addr = self.read_addr
+        fetch_ack = i["fetch"] and not i["bus.err"] and i["bus.ack"]
+        prefetch_ack = i["prefetch_enable"] and prefetching and not i["bus.err"] and i["bus.ack"]
         if i["begin_fetch"]:
-            read_addr = i["addr"]
-        if i["begin_prefetch"]:
-            read_addr = i["next_addr"]
-        if i["fetch"] and not i["bus.err"] and i["bus.ack"]:
+            self.read_addr = i["addr"]
+        elif i["begin_prefetch"]:
+            self.read_addr = i["next_addr"]
+        elif fetch_ack or prefetch_ack:
+            self.read_addr = (self.read_addr + 1) & MASK30
+        if fetch_ack:
             self.word_written = 1 << self.word_index
-            read_addr = (self.read_addr + 1) & MASK30
             if self.word_index != N - 1:
                 self.word_index += 1
         if i["prefetch_enable"] and prefetching:
@@ -70,11 +72,9 @@ class FetchModel:
                 self.prefetch_failed = 1
             elif i["bus.ack"]:
                 self.next_word_written = 1 << (self.next_word_index % N)
-                read_addr = (self.read_addr + 1) & MASK30
                 self.next_word_index += 1
         if i["restart"]:
             self.word_index = self.next_word_index = self.prefetch_failed = 0
-        self.read_addr = read_addr
         self.words, self.next_words = words, next_words
 
 
