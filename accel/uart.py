@@ -84,13 +84,13 @@ class UARTRx(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        div = self._divisor
-        rx = Signal(init=1)
-        m.submodules.sync_rx = FFSynchronizer(self.rx, rx, init=1)
+        divisor = self._divisor
+        line = Signal(init=1)         # the serial input, synchronised
+        m.submodules.sync_rx = FFSynchronizer(self.rx, line, init=1)
 
-        timer = Signal(range(div))
-        bit = Signal(range(8))
-        shreg = Signal(8)
+        timer = Signal(range(divisor))
+        bit_index = Signal(range(8))
+        received = Signal(8)
 
         with m.If(self.data.ready):
             m.d.sync += self.data.valid.eq(0)
@@ -98,23 +98,24 @@ class UARTRx(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"):
-                with m.If(~rx):
-                    m.d.sync += timer.eq(div // 2 - 1)
+                with m.If(~line):
+                    m.d.sync += timer.eq(divisor // 2 - 1)
                     m.next = "START"
             with m.State("START"):
                 with m.If(timer != 0):
                     m.d.sync += timer.eq(timer - 1)
-                with m.Elif(rx):
+                with m.Elif(line):
                     m.next = "IDLE"           # a glitch, not a start bit
                 with m.Else():
-                    m.d.sync += [timer.eq(div - 1), bit.eq(0)]
+                    m.d.sync += [timer.eq(divisor - 1), bit_index.eq(0)]
                     m.next = "DATA"
             with m.State("DATA"):
                 with m.If(timer != 0):
                     m.d.sync += timer.eq(timer - 1)
                 with m.Else():
-                    m.d.sync += [timer.eq(div - 1), shreg.eq(Cat(shreg[1:], rx)), bit.eq(bit + 1)]
-                    with m.If(bit == 7):
+                    m.d.sync += [timer.eq(divisor - 1), received.eq(Cat(received[1:], line)),
+                                 bit_index.eq(bit_index + 1)]
+                    with m.If(bit_index == 7):
                         m.next = "STOP"
             with m.State("STOP"):
                 with m.If(timer != 0):
@@ -123,8 +124,8 @@ class UARTRx(wiring.Component):
                     # Back to IDLE in the middle of the stop bit: the next start edge can come
                     # half a bit from now.
                     m.next = "IDLE"
-                    with m.If(rx):
-                        m.d.sync += [self.data.payload.eq(shreg), self.data.valid.eq(1)]
+                    with m.If(line):
+                        m.d.sync += [self.data.payload.eq(received), self.data.valid.eq(1)]
                         with m.If(self.data.valid & ~self.data.ready):
                             m.d.sync += self.overrun.eq(1)
                     with m.Else():
@@ -164,10 +165,10 @@ class UARTTx(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        div = self._divisor
-        timer = Signal(range(div))
+        divisor = self._divisor
+        timer = Signal(range(divisor))
         # start bit, 8 data bits, stop bit; shifted out LSB first.
-        shreg = Signal(10, init=0x3FF)
+        frame_bits = Signal(10, init=0x3FF)
         bits_left = Signal(range(11))
 
         m.d.comb += [
@@ -176,9 +177,9 @@ class UARTTx(wiring.Component):
         ]
         with m.If(self.data.valid & self.data.ready):
             m.d.sync += [
-                shreg.eq(Cat(0, self.data.payload, 1)),
+                frame_bits.eq(Cat(0, self.data.payload, 1)),
                 bits_left.eq(10),
-                timer.eq(div - 1),
+                timer.eq(divisor - 1),
                 self.tx.eq(0),
             ]
         with m.Elif(bits_left != 0):
@@ -186,11 +187,11 @@ class UARTTx(wiring.Component):
                 m.d.sync += timer.eq(timer - 1)
             with m.Else():
                 m.d.sync += [
-                    timer.eq(div - 1),
-                    shreg.eq(Cat(shreg[1:], 1)),
+                    timer.eq(divisor - 1),
+                    frame_bits.eq(Cat(frame_bits[1:], 1)),
                     bits_left.eq(bits_left - 1),
-                    # After the stop bit the line stays high (shreg fills with ones).
-                    self.tx.eq(shreg[1]),
+                    # After the stop bit the line stays high (frame_bits fills with ones).
+                    self.tx.eq(frame_bits[1]),
                 ]
         return m
 

@@ -18,7 +18,9 @@ How it stays robust on a noisy or interrupted line:
   (its response was lost) is answered OK without writing again.
 """
 
-from amaranth.hdl import Module, Signal, Cat, Const, Array, Mux
+from types import SimpleNamespace
+
+from amaranth.hdl import Module, Signal, Cat
 from amaranth.lib import wiring, stream
 from amaranth.lib.wiring import In, Out
 from amaranth.lib.memory import Memory
@@ -26,25 +28,14 @@ from amaranth.lib.memory import Memory
 from contract import protocol as P
 from . import wishbone
 from .uart import UART, baud_divisor
+from .crc16 import crc16_next, Crc16
+from .line_idle_timer import LineIdleTimer
+from .request_header import RequestHeader
+from .bridge_bus_master import BridgeBusMaster
+from .response_bytes import ResponseBytes
 
 
-__all__ = ["crc16_next", "FrameBridge", "UARTBridge"]
-
-
-def crc16_next(crc, byte):
-    """CRC-16/CCITT-FALSE after one more byte, as an Amaranth expression: the bitwise algorithm of
-    ``contract.protocol.crc16_update_byte`` unrolled into an XOR network (each of the 16 result
-    bits is an XOR of a few input bits; Yosys flattens the chain)."""
-    bits = [crc[i] for i in range(16)]
-    for i in range(8):
-        bits[8 + i] = bits[8 + i] ^ byte[i]
-    for _ in range(8):
-        top = bits[15]
-        # Shift left by one, XOR 0x1021 (bits 0, 5, 12) when the bit shifted out was 1.
-        bits = [top] + bits[:15]
-        bits[5] = bits[5] ^ top
-        bits[12] = bits[12] ^ top
-    return Cat(*bits)
+__all__ = ["crc16_next", "FrameBridge", "UARTBridge"]    # crc16_next from accel.crc16
 
 
 class FrameBridge(wiring.Component):
@@ -114,279 +105,274 @@ class FrameBridge(wiring.Component):
         m = Module()
         max_words = self._max_words
 
-        m.submodules.buf = buf = Memory(shape=32, depth=max_words, init=[])
-        wp = buf.write_port()
-        rp = buf.read_port()
-        # Writes to the buffer go through registers, and words read from it are registered before
-        # use (resp_reg, dat_w_reg): a block RAM's output is slow (DP16KD: ~5.6 ns clock-to-out on
-        # ECP5-6), so it must not feed the CRC network or the bus directly.
-        w_en = Signal()
-        w_addr = Signal(16)
-        w_data = Signal(32)
-        resp_reg = Signal(32)
-        dat_w_reg = Signal(32)
-        m.d.sync += w_en.eq(0)
-        m.d.comb += [wp.addr.eq(w_addr), wp.data.eq(w_data), wp.en.eq(w_en)]
+        m.submodules.buffer = buffer = Memory(shape=32, depth=max_words, init=[])
+        buffer_write = buffer.write_port()
+        buffer_read = buffer.read_port()
+        m.submodules.idle_timer = idle_timer = LineIdleTimer(self._timeout_cycles)
+        m.submodules.crc = crc = Crc16()
+        m.submodules.header = header = RequestHeader(max_words=max_words)
+        m.submodules.bus_master = bus_master = BridgeBusMaster(bus_timeout=self._bus_timeout)
+        m.submodules.response = response = ResponseBytes(max_words=max_words, clk_freq=self._clk_freq)
+        wiring.connect(m, bus_master.bus, wiring.flipped(self.bus))
 
-        # Request fields.
-        cmd = Signal(8)
-        seq = Signal(8)
-        addr = Signal(32)
-        count = Signal(16)
-        crc = Signal(16, init=0xFFFF)
-        crc_rx = Signal(8)           # low byte of the received CRC
-        hdr_idx = Signal(range(P.REQ_HEADER_BYTES))
-        byte_idx = Signal(2)
-        word_idx = Signal(16)
-        shreg = Signal(24)           # the first three bytes of a payload word
-        # Response fields.
+        # Writes to the buffer go through registers: the payload's words and the bus's read data
+        # are registered before the block RAM.
+        write_en = Signal()
+        write_addr = Signal(16)
+        write_data = Signal(32)
+        m.d.sync += write_en.eq(0)
+        m.d.comb += [buffer_write.addr.eq(write_addr), buffer_write.data.eq(write_data),
+                     buffer_write.en.eq(write_en)]
+
+        crc_low = Signal(8)          # low byte of the received CRC
+        byte_index = Signal(2)
+        word_index = Signal(16)
+        payload_bytes = Signal(24)   # the first three bytes of a payload word
         status = Signal(8)
-        resp_count = Signal(16)
-        # Bus state.
-        cur_adr = Signal(30)
-        bus_timer = Signal(range(self._bus_timeout + 1))
+        response_count = Signal(16)
+        header_index = Signal(range(P.RESP_HEADER_BYTES))   # of the response byte being sent
         # Dedup of resent writes.
         last_write_seq = Signal(8)
         last_write_valid = Signal()
-
-        # Idle timer of the receive line: restarts with every byte. timed_out (idle has reached
-        # the timeout) is a register written with idle: the counter's compare in front of the
-        # frame state machine and the CRC's enables was a 10.7 ns path in the 64x32 SoC.
-        idle = Signal(range(self._timeout_cycles + 1))
-        timed_out = Signal()
-        with m.If(self.rx.valid):
-            m.d.sync += [idle.eq(0), timed_out.eq(0)]
-        with m.Elif(~timed_out):
-            m.d.sync += [idle.eq(idle + 1), timed_out.eq(idle == self._timeout_cycles - 1)]
 
         # Always ready but in CHECK, the one cycle between the header and the rest of a frame;
         # the UART holds a byte for a byte time, so nothing is lost there.
         rx_ready = Signal(init=1)
         m.d.comb += self.rx.ready.eq(rx_ready)
         rx_byte = self.rx.payload
-        rx_stb = self.rx.valid & self.rx.ready
-
-        is_ping = cmd == P.CMD_PING
-        is_read = cmd == P.CMD_READ
-        is_write = cmd == P.CMD_WRITE
+        byte_received = self.rx.valid & self.rx.ready
+        timed_out = idle_timer.timed_out
+        is_ping, is_read, is_write = header.is_ping, header.is_read, header.is_write
+        last_word = word_index == header.count_minus_1
 
         m.d.comb += [
-            self.bus.sel.eq(0b1111),
-            self.bus.adr.eq(cur_adr),
-            self.bus.dat_w.eq(dat_w_reg),
-            rp.addr.eq(word_idx),
+            idle_timer.activity.eq(self.rx.valid),
+            header.byte.eq(rx_byte),
+            crc.byte.eq(rx_byte),
+            bus_master.addr.eq(header.addr),
+            bus_master.write_data.eq(buffer_read.data),
+            buffer_read.addr.eq(word_index),
+            response.status.eq(status),
+            response.cmd.eq(header.cmd),
+            response.seq.eq(header.seq),
+            response.count.eq(response_count),
+            response.header_index.eq(header_index),
+            response.ping.eq(is_ping),
+            response.word_index.eq(word_index[:2]),
+            response.buffer_data.eq(buffer_read.data),
+            response.byte_index.eq(byte_index),
         ]
         m.d.sync += [self.frame_ok.eq(0), self.frame_error.eq(0)]
 
-        # The word a response sends: PING information or the buffer.
-        ping_words = Array([Const(P.MAGIC, 32), Const((P.VERSION << 16) | max_words, 32),
-                            Const(self._clk_freq, 32)])
-        resp_word = Mux(is_ping, ping_words[word_idx[:2]], rp.data)
-        # Header checks, registered in state CHECK.
-        # count - 1 as a register, following count (stable from the header on, many cycles
-        # before the payload or the bus transfers test it): the subtraction's carry chain in
-        # front of the last-word comparison, the bus ack and the state was a 10.7 ns path.
-        count_m1 = Signal(16)
-        m.d.sync += count_m1.eq(count - 1)
-        count_bad = (count == 0) | (count > max_words)
-        addr_bad = (addr + count) > P.ADDR_LIMIT
-        # Bytes of the response: header (sync, status, cmd, seq, count lo/hi), data, CRC.
-        resp_hdr = Array([Const(P.SYNC_RESP, 8), status, cmd, seq, resp_count[:8], resp_count[8:]])
-        tx_idx = Signal(range(P.RESP_HEADER_BYTES))
-
-        def start_nak(code):
-            m.d.sync += [status.eq(code), resp_count.eq(0), tx_idx.eq(0), crc.eq(0xFFFF),
-                         self.frame_error.eq(1)]
-            m.next = "RESP_HDR"
-
-        def start_drain(code):
-            m.d.sync += status.eq(code)
-            m.next = "DRAIN"
-
+        # What the frame's states share: the request, the response and the units that hold them.
+        frame = SimpleNamespace(
+            byte_received=byte_received, rx_byte=rx_byte, header=header, crc=crc, timed_out=timed_out,
+            rx_ready=rx_ready, word_index=word_index, byte_index=byte_index, is_ping=is_ping,
+            is_read=is_read, is_write=is_write, payload_bytes=payload_bytes, write_addr=write_addr,
+            write_data=write_data, write_en=write_en, last_word=last_word, crc_low=crc_low,
+            bus_master=bus_master, status=status, last_write_valid=last_write_valid,
+            last_write_seq=last_write_seq, response_count=response_count,
+            header_index=header_index, response=response)
         with m.FSM():
-            with m.State("HUNT"):
-                with m.If(rx_stb & (rx_byte == P.SYNC_REQ)):
-                    m.d.sync += [hdr_idx.eq(0), crc.eq(0xFFFF), cmd.eq(0), seq.eq(0)]
-                    m.next = "HDR"
+            self._receive_states(m, frame)
+            self._bus_states(m, frame)
+            self._response_states(m, frame)
+        return m
 
-            with m.State("HDR"):
-                with m.If(rx_stb):
-                    m.d.sync += [crc.eq(crc16_next(crc, rx_byte)), hdr_idx.eq(hdr_idx + 1)]
-                    with m.Switch(hdr_idx):
-                        with m.Case(0):
-                            m.d.sync += cmd.eq(rx_byte)
-                        with m.Case(1):
-                            m.d.sync += seq.eq(rx_byte)
-                        for i in range(4):
-                            with m.Case(2 + i):
-                                m.d.sync += addr[8 * i:8 * i + 8].eq(rx_byte)
-                        with m.Case(6):
-                            m.d.sync += count[:8].eq(rx_byte)
-                        with m.Case(7):
-                            m.d.sync += count[8:].eq(rx_byte)
-                            m.next = "CHECK"
-                with m.Elif(timed_out):
-                    start_nak(P.STATUS_TIMEOUT)
+    def _start_nak(self, m, frame, code):
+        m.d.sync += [frame.status.eq(code), frame.response_count.eq(0), frame.header_index.eq(0),
+                     self.frame_error.eq(1)]
+        m.d.comb += frame.crc.clear.eq(1)
+        m.next = "RESPONSE_HEADER"
 
-            with m.State("CHECK"):
-                m.d.comb += rx_ready.eq(0)
-                m.d.sync += [word_idx.eq(0), byte_idx.eq(0)]
-                with m.If(~(is_ping | is_read | is_write)):
-                    start_drain(P.STATUS_CMD)
-                with m.Elif(~is_ping & count_bad):
-                    start_drain(P.STATUS_COUNT)
-                with m.Elif(~is_ping & addr_bad):
-                    start_drain(P.STATUS_ADDR)
-                with m.Elif(is_write):
-                    m.next = "PAYLOAD"
+    def _start_drain(self, m, frame, code):
+        m.d.sync += frame.status.eq(code)
+        m.next = "DRAIN"
+
+    def _write_buffer(self, m, frame, data):
+        # The word goes to the buffer at word_index in the next cycle, from registers.
+        m.d.sync += [frame.write_addr.eq(frame.word_index), frame.write_data.eq(data),
+                     frame.write_en.eq(1), frame.word_index.eq(frame.word_index + 1)]
+
+    def _send(self, m, byte):
+        m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(byte)]
+
+    def _bus_done(self, m, frame, code):
+        # The access ended in a bus error or a timeout: answer with that status.
+        m.d.sync += frame.status.eq(code)
+        m.next = "RESPOND"
+
+    def _receive_states(self, m, frame):
+        """HUNT to CRC_HIGH: a request frame, its checks and its CRC; DRAIN: a broken frame."""
+        with m.State("HUNT"):
+            with m.If(frame.byte_received & (frame.rx_byte == P.SYNC_REQ)):
+                m.d.comb += [frame.header.clear.eq(1), frame.crc.clear.eq(1)]
+                m.next = "HEADER"
+
+        with m.State("HEADER"):
+            with m.If(frame.byte_received):
+                m.d.comb += [frame.header.valid.eq(1), frame.crc.update.eq(1)]
+                with m.If(frame.header.last):
+                    m.next = "CHECK"
+            with m.Elif(frame.timed_out):
+                self._start_nak(m, frame, P.STATUS_TIMEOUT)
+
+        with m.State("CHECK"):
+            m.d.comb += frame.rx_ready.eq(0)
+            m.d.sync += [frame.word_index.eq(0), frame.byte_index.eq(0)]
+            with m.If(~(frame.is_ping | frame.is_read | frame.is_write)):
+                self._start_drain(m, frame, P.STATUS_CMD)
+            with m.Elif(~frame.is_ping & frame.header.bad_count):
+                self._start_drain(m, frame, P.STATUS_COUNT)
+            with m.Elif(~frame.is_ping & frame.header.bad_addr):
+                self._start_drain(m, frame, P.STATUS_ADDR)
+            with m.Elif(frame.is_write):
+                m.next = "PAYLOAD"
+            with m.Else():
+                m.next = "CRC_LOW"
+
+        with m.State("PAYLOAD"):
+            with m.If(frame.byte_received):
+                m.d.comb += frame.crc.update.eq(1)
+                m.d.sync += [frame.byte_index.eq(frame.byte_index + 1),
+                             frame.payload_bytes.eq(Cat(frame.payload_bytes[8:], frame.rx_byte))]
+                with m.If(frame.byte_index == 3):
+                    self._write_buffer(m, frame, Cat(frame.payload_bytes, frame.rx_byte))
+                    with m.If(frame.last_word):
+                        m.next = "CRC_LOW"
+            with m.Elif(frame.timed_out):
+                self._start_nak(m, frame, P.STATUS_TIMEOUT)
+
+        with m.State("CRC_LOW"):
+            with m.If(frame.byte_received):
+                m.d.sync += frame.crc_low.eq(frame.rx_byte)
+                m.next = "CRC_HIGH"
+            with m.Elif(frame.timed_out):
+                self._start_nak(m, frame, P.STATUS_TIMEOUT)
+
+        with m.State("CRC_HIGH"):
+            with m.If(frame.byte_received):
+                with m.If(Cat(frame.crc_low, frame.rx_byte) != frame.crc.crc):
+                    self._start_drain(m, frame, P.STATUS_CRC)
                 with m.Else():
-                    m.next = "CRC0"
-
-            with m.State("PAYLOAD"):
-                with m.If(rx_stb):
-                    m.d.sync += [crc.eq(crc16_next(crc, rx_byte)), byte_idx.eq(byte_idx + 1),
-                                 shreg.eq(Cat(shreg[8:], rx_byte))]
-                    with m.If(byte_idx == 3):
-                        m.d.sync += [w_addr.eq(word_idx), w_data.eq(Cat(shreg, rx_byte)),
-                                     w_en.eq(1)]
-                        m.d.sync += word_idx.eq(word_idx + 1)
-                        with m.If(word_idx == count_m1):
-                            m.next = "CRC0"
-                with m.Elif(timed_out):
-                    start_nak(P.STATUS_TIMEOUT)
-
-            with m.State("CRC0"):
-                with m.If(rx_stb):
-                    m.d.sync += crc_rx.eq(rx_byte)
-                    m.next = "CRC1"
-                with m.Elif(timed_out):
-                    start_nak(P.STATUS_TIMEOUT)
-
-            with m.State("CRC1"):
-                with m.If(rx_stb):
-                    with m.If(Cat(crc_rx, rx_byte) != crc):
-                        start_drain(P.STATUS_CRC)
-                    with m.Else():
-                        m.d.sync += [word_idx.eq(0), cur_adr.eq(addr), status.eq(P.STATUS_OK),
-                                     bus_timer.eq(0), self.frame_ok.eq(1)]
-                        # Any accepted frame but a WRITE forgets the last write; the WRITE
-                        # branch sets it again below.
-                        m.d.sync += last_write_valid.eq(0)
-                        with m.If(is_ping):
-                            m.next = "RESPOND"
-                        with m.Elif(is_read):
-                            m.next = "BUS_READ"
-                        with m.Elif(last_write_valid & (last_write_seq == seq)):
-                            # A resent copy of the write just performed: answer, do not write.
-                            m.d.sync += [last_write_valid.eq(1)]
-                            m.next = "RESPOND"
-                        with m.Else():
-                            m.next = "BUS_WRITE_FETCH"
-                with m.Elif(timed_out):
-                    start_nak(P.STATUS_TIMEOUT)
-
-            with m.State("DRAIN"):
-                # Discard the rest of a broken frame; answer once the line is quiet.
-                with m.If(timed_out & ~rx_stb):
-                    start_nak(status)
-
-            with m.State("BUS_READ"):
-                m.d.comb += [self.bus.cyc.eq(1), self.bus.stb.eq(1), self.bus.we.eq(0)]
-                m.d.sync += bus_timer.eq(bus_timer + 1)
-                with m.If(self.bus.ack):
-                    m.d.sync += [w_addr.eq(word_idx), w_data.eq(self.bus.dat_r), w_en.eq(1)]
-                    m.d.sync += [word_idx.eq(word_idx + 1), cur_adr.eq(cur_adr + 1), bus_timer.eq(0)]
-                    with m.If(word_idx == count_m1):
+                    m.d.comb += frame.bus_master.start.eq(1)
+                    m.d.sync += [frame.word_index.eq(0), frame.status.eq(P.STATUS_OK), self.frame_ok.eq(1)]
+                    # Any accepted frame but a WRITE forgets the last write; the WRITE
+                    # branch sets it again below.
+                    m.d.sync += frame.last_write_valid.eq(0)
+                    with m.If(frame.is_ping):
                         m.next = "RESPOND"
-                with m.Elif(self.bus.err):
-                    m.d.sync += status.eq(P.STATUS_BUS)
-                    m.next = "RESPOND"
-                with m.Elif(bus_timer == self._bus_timeout):
-                    m.d.sync += status.eq(P.STATUS_BUS_TIMEOUT)
-                    m.next = "RESPOND"
-
-            with m.State("BUS_WRITE_FETCH"):
-                # The buffer's read port has one cycle of latency: rp.addr = word_idx now,
-                # rp.data valid in the next cycle, registered there.
-                m.d.sync += bus_timer.eq(0)
-                m.next = "BUS_WRITE_LATCH"
-
-            with m.State("BUS_WRITE_LATCH"):
-                m.d.sync += dat_w_reg.eq(rp.data)
-                m.next = "BUS_WRITE"
-
-            with m.State("BUS_WRITE"):
-                m.d.comb += [self.bus.cyc.eq(1), self.bus.stb.eq(1), self.bus.we.eq(1)]
-                m.d.sync += bus_timer.eq(bus_timer + 1)
-                with m.If(self.bus.ack):
-                    m.d.sync += [word_idx.eq(word_idx + 1), cur_adr.eq(cur_adr + 1)]
-                    with m.If(word_idx == count_m1):
-                        m.d.sync += [last_write_valid.eq(1), last_write_seq.eq(seq)]
+                    with m.Elif(frame.is_read):
+                        m.next = "BUS_READ"
+                    with m.Elif(frame.last_write_valid & (frame.last_write_seq == frame.header.seq)):
+                        # A resent copy of the write just performed: answer, do not write.
+                        m.d.sync += frame.last_write_valid.eq(1)
                         m.next = "RESPOND"
                     with m.Else():
                         m.next = "BUS_WRITE_FETCH"
-                with m.Elif(self.bus.err):
-                    m.d.sync += status.eq(P.STATUS_BUS)
-                    m.next = "RESPOND"
-                with m.Elif(bus_timer == self._bus_timeout):
-                    m.d.sync += status.eq(P.STATUS_BUS_TIMEOUT)
-                    m.next = "RESPOND"
+            with m.Elif(frame.timed_out):
+                self._start_nak(m, frame, P.STATUS_TIMEOUT)
 
-            with m.State("RESPOND"):
-                m.d.sync += [tx_idx.eq(0), crc.eq(0xFFFF), word_idx.eq(0), byte_idx.eq(0)]
-                with m.If(status != P.STATUS_OK):
-                    m.d.sync += resp_count.eq(0)
-                with m.Elif(is_ping):
-                    m.d.sync += resp_count.eq(P.PING_WORDS)
-                with m.Elif(is_read):
-                    m.d.sync += resp_count.eq(count)
+        with m.State("DRAIN"):
+            # Discard the rest of a broken frame; answer once the line is quiet.
+            with m.If(frame.timed_out & ~frame.byte_received):
+                self._start_nak(m, frame, frame.status)
+
+    def _bus_states(self, m, frame):
+        """The request's Wishbone accesses, one word at a time."""
+        with m.State("BUS_READ"):
+            m.d.comb += frame.bus_master.read.eq(1)
+            with m.If(frame.bus_master.ack):
+                self._write_buffer(m, frame, frame.bus_master.read_data)
+                with m.If(frame.last_word):
+                    m.next = "RESPOND"
+            with m.Elif(frame.bus_master.err):
+                self._bus_done(m, frame, P.STATUS_BUS)
+            with m.Elif(frame.bus_master.timed_out):
+                self._bus_done(m, frame, P.STATUS_BUS_TIMEOUT)
+
+        with m.State("BUS_WRITE_FETCH"):
+            # The buffer's read port shows the word at word_index in the next cycle.
+            m.d.comb += frame.bus_master.restart_timer.eq(1)
+            m.next = "BUS_WRITE_LATCH"
+
+        with m.State("BUS_WRITE_LATCH"):
+            m.d.comb += frame.bus_master.latch.eq(1)
+            m.next = "BUS_WRITE"
+
+        with m.State("BUS_WRITE"):
+            m.d.comb += frame.bus_master.write.eq(1)
+            with m.If(frame.bus_master.ack):
+                m.d.sync += frame.word_index.eq(frame.word_index + 1)
+                with m.If(frame.last_word):
+                    m.d.sync += [frame.last_write_valid.eq(1), frame.last_write_seq.eq(frame.header.seq)]
+                    m.next = "RESPOND"
                 with m.Else():
-                    m.d.sync += resp_count.eq(0)
-                m.next = "RESP_HDR"
+                    m.next = "BUS_WRITE_FETCH"
+            with m.Elif(frame.bus_master.err):
+                self._bus_done(m, frame, P.STATUS_BUS)
+            with m.Elif(frame.bus_master.timed_out):
+                self._bus_done(m, frame, P.STATUS_BUS_TIMEOUT)
 
-            with m.State("RESP_HDR"):
-                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(resp_hdr[tx_idx])]
-                with m.If(self.tx.ready):
-                    m.d.sync += tx_idx.eq(tx_idx + 1)
-                    with m.If(tx_idx != 0):
-                        m.d.sync += crc.eq(crc16_next(crc, self.tx.payload))
-                    with m.If(tx_idx == P.RESP_HEADER_BYTES - 1):
-                        with m.If(resp_count == 0):
-                            m.next = "RESP_CRC0"
-                        with m.Else():
-                            m.next = "RESP_FETCH"
+    def _response_states(self, m, frame):
+        """The response frame: header, data words, CRC."""
+        with m.State("RESPOND"):
+            m.d.comb += frame.crc.clear.eq(1)
+            m.d.sync += [frame.header_index.eq(0), frame.word_index.eq(0), frame.byte_index.eq(0)]
+            with m.If(frame.status != P.STATUS_OK):
+                m.d.sync += frame.response_count.eq(0)
+            with m.Elif(frame.is_ping):
+                m.d.sync += frame.response_count.eq(P.PING_WORDS)
+            with m.Elif(frame.is_read):
+                m.d.sync += frame.response_count.eq(frame.header.count)
+            with m.Else():
+                m.d.sync += frame.response_count.eq(0)
+            m.next = "RESPONSE_HEADER"
 
-            with m.State("RESP_DATA"):
-                m.d.comb += [self.tx.valid.eq(1),
-                             self.tx.payload.eq(resp_reg.word_select(byte_idx, 8))]
-                with m.If(self.tx.ready):
-                    m.d.sync += [crc.eq(crc16_next(crc, self.tx.payload)), byte_idx.eq(byte_idx + 1)]
-                    with m.If(byte_idx == 3):
-                        m.d.sync += word_idx.eq(word_idx + 1)
-                        with m.If(word_idx == resp_count - 1):
-                            m.next = "RESP_CRC0"
-                        with m.Else():
-                            m.next = "RESP_FETCH"
+        with m.State("RESPONSE_HEADER"):
+            self._send(m, frame.response.header_byte)
+            m.d.comb += frame.crc.byte.eq(self.tx.payload)
+            with m.If(self.tx.ready):
+                m.d.sync += frame.header_index.eq(frame.header_index + 1)
+                with m.If(frame.header_index != 0):
+                    m.d.comb += frame.crc.update.eq(1)
+                with m.If(frame.header_index == P.RESP_HEADER_BYTES - 1):
+                    with m.If(frame.response_count == 0):
+                        m.next = "RESPONSE_CRC_LOW"
+                    with m.Else():
+                        m.next = "RESPONSE_FETCH"
 
-            with m.State("RESP_FETCH"):
-                # One cycle for the buffer's read port to show the word at word_idx...
-                m.next = "RESP_LATCH"
+        with m.State("RESPONSE_DATA"):
+            self._send(m, frame.response.data_byte)
+            m.d.comb += frame.crc.byte.eq(self.tx.payload)
+            with m.If(self.tx.ready):
+                m.d.comb += frame.crc.update.eq(1)
+                m.d.sync += frame.byte_index.eq(frame.byte_index + 1)
+                with m.If(frame.byte_index == 3):
+                    m.d.sync += frame.word_index.eq(frame.word_index + 1)
+                    with m.If(frame.word_index == frame.response_count - 1):
+                        m.next = "RESPONSE_CRC_LOW"
+                    with m.Else():
+                        m.next = "RESPONSE_FETCH"
 
-            with m.State("RESP_LATCH"):
-                # ...and one to register it.
-                m.d.sync += resp_reg.eq(resp_word)
-                m.next = "RESP_DATA"
+        with m.State("RESPONSE_FETCH"):
+            # One cycle for the buffer's read port to show the word at frame.word_index...
+            m.next = "RESPONSE_LATCH"
 
-            with m.State("RESP_CRC0"):
-                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(crc[:8])]
-                with m.If(self.tx.ready):
-                    m.next = "RESP_CRC1"
+        with m.State("RESPONSE_LATCH"):
+            # ...and one to register it.
+            m.d.comb += frame.response.latch.eq(1)
+            m.next = "RESPONSE_DATA"
 
-            with m.State("RESP_CRC1"):
-                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(crc[8:])]
-                with m.If(self.tx.ready):
-                    m.next = "HUNT"
-        return m
+        with m.State("RESPONSE_CRC_LOW"):
+            self._send(m, frame.crc.crc[:8])
+            with m.If(self.tx.ready):
+                m.next = "RESPONSE_CRC_HIGH"
+
+        with m.State("RESPONSE_CRC_HIGH"):
+            self._send(m, frame.crc.crc[8:])
+            with m.If(self.tx.ready):
+                m.next = "HUNT"
 
 
 class UARTBridge(wiring.Component):
