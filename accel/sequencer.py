@@ -20,6 +20,7 @@ from amaranth.lib.wiring import In, Out
 from contract import isa
 from contract.config import AccelConfig
 from contract.errors import ErrorCode
+from contract.registers import MAX_PROFILED_DESCRIPTORS
 from .dma_command import DmaCommand
 from .descriptor_window import DescriptorWindow
 from .descriptor_fetch import DescriptorFetch
@@ -31,8 +32,6 @@ from . import wishbone
 __all__ = ["Sequencer", "MAX_PROFILED_DESCRIPTORS", "WATCHDOG_CYCLES"]
 
 
-# Per-descriptor cycle counters kept for the last run (LAYER_SEL / LAYER_CYCLES).
-MAX_PROFILED_DESCRIPTORS = 64
 # A descriptor that runs longer than this is reported as TIMEOUT rather than hanging the device.
 WATCHDOG_CYCLES = 1 << 26
 

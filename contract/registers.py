@@ -26,10 +26,13 @@ from .isa import ISA_VERSION
 
 
 __all__ = ["Access", "Field", "Register", "REGISTERS", "REG_BY_NAME", "CSR_BASE", "ID_VALUE",
+           "MAX_PROFILED_DESCRIPTORS",
            "HW_VERSION", "constants", "markdown", "c_header", "python_module", "write_all"]
 
 
 CSR_BASE = 0x4000_0000
+# Descriptors whose cycle counts the hardware keeps (LAYER_SEL / LAYER_CYCLES): the first 64 of a run.
+MAX_PROFILED_DESCRIPTORS = 64
 ID_VALUE = 0x5045_4131      # 'PEA1' read as a big-endian ASCII string
 HW_VERSION = 1
 
@@ -151,7 +154,8 @@ REGISTERS = (
                                        "(exclusive limit)"),
     Register("CYCLES", 0x28, RO, "clock cycles of the last (or current) run"),
     Register("MAC_BUSY", 0x2C, RO, "cycles of the last run in which the MAC array accepted work"),
-    Register("LAYER_SEL", 0x30, RW, "descriptor index whose cycle count LAYER_CYCLES shows"),
+    Register("LAYER_SEL", 0x30, RW, "descriptor index whose cycle count LAYER_CYCLES shows "
+             f"(the first {MAX_PROFILED_DESCRIPTORS} descriptors of a run are counted)"),
     Register("LAYER_CYCLES", 0x34, RO, "cycles spent on descriptor LAYER_SEL in the last run"),
     Register("PC", 0x38, RO, "index of the descriptor being executed"),
     Register("SCRATCH", 0x3C, RW, "free for software (bus tests)"),
@@ -235,7 +239,8 @@ def c_header(registers=REGISTERS):
            f"#define PEA_CSR_BASE 0x{CSR_BASE:08x}u",
            f"#define PEA_ID_VALUE 0x{ID_VALUE:08x}u",
            f"#define PEA_HW_VERSION {HW_VERSION}u",
-           f"#define PEA_ISA_VERSION {ISA_VERSION}u", "",
+           f"#define PEA_ISA_VERSION {ISA_VERSION}u",
+           f"#define PEA_MAX_PROFILED_DESCRIPTORS {MAX_PROFILED_DESCRIPTORS}u", "",
            "/* register byte offsets from PEA_CSR_BASE */"]
     for r in registers:
         out.append(f"#define PEA_{r.name} 0x{r.offset:02x}u  /* {r.access.value}: {r.doc} */")
@@ -260,7 +265,8 @@ def python_module(registers=REGISTERS):
            f"CSR_BASE = 0x{CSR_BASE:08x}",
            f"ID_VALUE = 0x{ID_VALUE:08x}",
            f"HW_VERSION = {HW_VERSION}",
-           f"ISA_VERSION = {ISA_VERSION}", "",
+           f"ISA_VERSION = {ISA_VERSION}",
+           f"MAX_PROFILED_DESCRIPTORS = {MAX_PROFILED_DESCRIPTORS}", "",
            "# register byte offsets from CSR_BASE"]
     for r in registers:
         out.append(f"{r.name} = 0x{r.offset:02x}  # {r.access.value}")

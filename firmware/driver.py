@@ -12,7 +12,6 @@ and the failing descriptor.
 import types
 from dataclasses import dataclass, field
 
-from accel.sequencer import MAX_PROFILED_DESCRIPTORS
 from contract import isa
 from contract.errors import ErrorCode
 
@@ -37,6 +36,7 @@ CTRL_ABORT = _regs.CTRL_ABORT_MASK
 STATUS_BUSY = _regs.STATUS_BUSY_MASK
 STATUS_DONE = _regs.STATUS_DONE_MASK
 STATUS_ERROR = _regs.STATUS_ERROR_MASK
+MAX_PROFILED_DESCRIPTORS = _regs.MAX_PROFILED_DESCRIPTORS
 
 
 def _error_name(code):

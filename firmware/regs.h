@@ -6,6 +6,7 @@
 #define PEA_ID_VALUE 0x50454131u
 #define PEA_HW_VERSION 1u
 #define PEA_ISA_VERSION 1u
+#define PEA_MAX_PROFILED_DESCRIPTORS 64u
 
 /* register byte offsets from PEA_CSR_BASE */
 #define PEA_ID 0x00u  /* RO: identification, always 0x50454131 ('PEA1') */
@@ -20,7 +21,7 @@
 #define PEA_WINDOW_LIMIT 0x24u  /* RW: main-memory words at or above this address are refused (exclusive limit) */
 #define PEA_CYCLES 0x28u  /* RO: clock cycles of the last (or current) run */
 #define PEA_MAC_BUSY 0x2cu  /* RO: cycles of the last run in which the MAC array accepted work */
-#define PEA_LAYER_SEL 0x30u  /* RW: descriptor index whose cycle count LAYER_CYCLES shows */
+#define PEA_LAYER_SEL 0x30u  /* RW: descriptor index whose cycle count LAYER_CYCLES shows (the first 64 descriptors of a run are counted) */
 #define PEA_LAYER_CYCLES 0x34u  /* RO: cycles spent on descriptor LAYER_SEL in the last run */
 #define PEA_PC 0x38u  /* RO: index of the descriptor being executed */
 #define PEA_SCRATCH 0x3cu  /* RW: free for software (bus tests) */
