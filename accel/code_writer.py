@@ -44,7 +44,8 @@ class CodeWriter(wiring.Component):
     code_waddr : ``Out(20)``; code_wdata : ``Out(lanes * planes)``; code_wen : ``Out(1)``
     finished : ``Out(1)``
         Pulse in the cycle the last write of the ``final`` pixel is presented (with nothing to
-        write, the cycle after it arrives, once earlier writes are done).
+        write, two cycles after that pixel, or later if an earlier pixel's words are still being
+        written).
     busy : ``Out(1)``
         A job is being written.
     """
