@@ -16,6 +16,11 @@ each), so that lane ``kx*d + j`` holds tap ``kx``'s code ``j``. Each window row 
 word ``(oy*w_out + ox)*win_k + ky`` of every window that contains it (one or more, as the windows
 overlap), so the next layer reads its ``k x k`` windows as a 1x1 conv over ``win_k`` channel
 groups (docs/ARCHITECTURE.md 3.3).
+
+Parts: :class:`PixelByteRing` (image words to pixels), :class:`WindowWalker` (window mode's walk,
+with :class:`WindowGeometry`), :class:`EmbeddingTables` (the block RAMs), :class:`EmbeddingLanes`
+(entries to lane codes) and :class:`CodeWordOutput` (sub-words or window destinations); the unit
+itself holds the run's parameters, the look-up pipeline's stages and the run control.
 """
 
 from amaranth.hdl import Module, Signal, Mux

@@ -16,6 +16,11 @@ docs/ARCHITECTURE.md 1 and 3.1:
 
 The residual address ``raddr`` of a pixel comes with it (the address generator knows the visiting
 order), as do ``last`` (last pixel of the group) and ``final`` (last pixel of the layer).
+
+Parts: :class:`PixelAdmission` (when a pixel may enter), :class:`ThresholdLoader` (a group's
+thresholds into per-row registers), :class:`ThresholdCompare` (step 4's codes),
+:class:`ResidualWriter` (steps 2 and 3), :class:`CodeWriter` (pooling, packing, code writes);
+the unit itself holds the pipeline registers and step 1's adders.
 """
 
 from amaranth.hdl import Module, Signal, Mux, signed, unsigned
