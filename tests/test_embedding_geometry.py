@@ -31,7 +31,7 @@ def test_limits(max_k, cases):
                 "image_last_column": pad + w_in - 1,
                 "image_last_row": pad + h_in - 1,
                 "row_words": w_out * k,
-                "row_words_minus_stride": w_out * k - stride,
+                "row_words_minus_stride": (w_out * k - stride) % (1 << 20),   # 20-bit wrap
             }, (k, stride, pad, h_in, w_in, h_out, w_out)
 
     run(dut, [bench], "embedding_geometry")
