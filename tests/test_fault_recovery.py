@@ -246,8 +246,7 @@ def test_a_program_without_end_is_stopped(compiled_sim, workload):
 
     def mutate(words, compiled):
         end = descriptor_indices(compiled, isa.Op.END)[0] * isa.DESCRIPTOR_WORDS
-        load = isa.pack({"op": isa.Op.LOAD, "mem_addr": 0, "local_addr": 0, "count": 1, "rows": 1,
-                         "mem_stride": 1})
+        load = isa.pack(op=isa.Op.LOAD, mem_addr=0, local_addr=0, count=1, rows=1, mem_stride=1)
         for at in range(end, len(words) - isa.DESCRIPTOR_WORDS + 1, isa.DESCRIPTOR_WORDS):
             words[at:at + isa.DESCRIPTOR_WORDS] = load
 
@@ -263,7 +262,7 @@ def test_a_layer_larger_than_its_buffers_is_rejected(compiled_sim, workload):
         index = descriptor_indices(compiled, isa.Op.CONV)[0] * isa.DESCRIPTOR_WORDS
         fields = isa.unpack(words[index:index + isa.DESCRIPTOR_WORDS])
         fields.update(h_in=1023, w_in=1023, h_out=1023, w_out=1023)
-        words[index:index + isa.DESCRIPTOR_WORDS] = isa.pack(fields)
+        words[index:index + isa.DESCRIPTOR_WORDS] = isa.pack(**fields)
 
     error = corrupted_program_run(Session(compiled_sim, workload), mutate)
     assert error is not None and error.code == ErrorCode.BAD_DESCRIPTOR, error
