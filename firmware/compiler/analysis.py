@@ -332,8 +332,10 @@ def _check_head(network, idx, L, plan):
     v_bound = plan.acc_bound * Ho * Wo
     plan.v_bound = v_bound
     if v_bound > res_max:
-        raise layer_error(L, f"worst-case |logit| = H_out*W_out*cin*k*k*(2^in_bits-1) = {Ho}*{Wo}*{cin}*{k}*{k}*"
-                             f"{(1 << in_bits) - 1} = {v_bound} exceeds {res_max} (res_bits={c.res_bits})")
+        how = (f"H*W*cin*(2^in_bits-1) = {H}*{W}*{cin}" if k == 1
+               else f"cin*k*k*(2^in_bits-1) = {cin}*{k}*{k}")
+        raise layer_error(L, f"worst-case |logit| = {how}*{(1 << in_bits) - 1} = {v_bound} exceeds "
+                             f"{res_max} (res_bits={c.res_bits})")
     _add_tensor(network, L, L["outputs"]["logits"], "logits", (classes, 1, 1), None, v_bound)
     plan.macs = Ho * Wo * k * k * cin * classes
     _, _, kk, _, _, n_cig = network.mac_geometry(L)
