@@ -188,6 +188,7 @@ class CompiledModel:
             outs = [t for t in self.tensors.values() if self.layers[t.producer] is p]
             shape = " ".join("x".join(map(str, t.shape)) + (f"/{t.bits}b" if t.bits else "")
                              + (f" as {t.window['k']}x{t.window['k']} windows" if t.window else "")
+                             + (" flattened by the host" if t.flat else "")
                              for t in outs)
             rows.append((p.name, p.kind, "" if p.desc_index is None else str(p.desc_index), shape,
                          str(p.macs), str(p.ideal_cycles), str(p.acc_bound or ""), str(p.v_bound or "")))
