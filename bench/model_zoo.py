@@ -350,7 +350,9 @@ def run(name, onnx_path, *, n_images=256, golden_images=10000, input_scale=1 / 2
         "mac_busy_per_cycle": float(busy.sum() / cycles.sum()),
         "utilisation": compiled.total_macs / (config.p_o * config.p_i * per_image),
         "clock_hz": hz, "clock": clock, "images_per_second": hz / per_image,
-        "accuracy": float((sim.argmax(axis=1) == labels[:n]).mean())}
+        "accuracy": float((sim.argmax(axis=1) == labels[:n]).mean()),
+        # LAYER_CYCLES of the second image's per-image program, by descriptor note
+        "layer_cycles": _layer_cycles(compiled, runs[-1])}
     log(f"{name}: simulator: {n} images, logits == golden on {result['simulator']['logits_equal_golden']}, "
         f"{per_image:.0f} cycles/image, utilisation {100 * result['simulator']['utilisation']:.1f} %, "
         f"{result['simulator']['images_per_second']:.0f} images/s at {hz / 1e6:.0f} MHz")
@@ -359,6 +361,12 @@ def run(name, onnx_path, *, n_images=256, golden_images=10000, input_scale=1 / 2
         raise ZooError(f"{name}: the simulator's logits differ from golden's on "
                        f"{n - result['simulator']['logits_equal_golden']} of {n} images")
     return result
+
+
+def _layer_cycles(compiled, run_result):
+    """``[note, cycles]`` per descriptor of the per-image program (END excluded)."""
+    notes = [d["note"] for d in compiled.descriptors if d["addr"] >= compiled.prog_image_addr]
+    return [[note, int(c)] for note, c in zip(notes, run_result.layer_cycles) if note != "end"]
 
 
 def _tied(deploy, logits_int):
@@ -417,9 +425,12 @@ def report(out_dir=DEFAULT_OUT):
                      f"{r['compiled']['macs']:,}", f"{s['cycles_per_image']:.0f}",
                      f"{100 * s['utilisation']:.1f} %", f"{100 * s['mac_busy_per_cycle']:.1f} %",
                      f"{s['images_per_second']:,.0f}"])
+        split = ", ".join(f"{note} {c}" for note, c in s.get("layer_cycles", []))
         notes.append(f"- `{r['net']}`: {'; '.join(r['layers'])}; input `{r['compiled']['input_kind']}` "
                      f"({r['compiled']['input_words']} words), {r['compiled']['descriptors']} descriptors, "
-                     f"{r['compiled']['memory_words']} memory words; clock: {s['clock']}.")
+                     f"{r['compiled']['memory_words']} memory words; clock: {s['clock']}. "
+                     f"Cycles per descriptor (LAYER_CYCLES): {split}; ideal (one word-set per cycle) "
+                     f"{r['compiled']['ideal_cycles']}.")
     lines = [f"Measured by `python -m bench.model_zoo run --net NAME` (then `report`), revision "
              f"{git_revision()}, on {machine()}: each export imported (input scale 1/255), compiled "
              f"for the default board's configuration, the Fashion-MNIST test images through the golden "
