@@ -14,12 +14,17 @@ region, output region. ``window_base``/``window_limit`` span exactly that image.
 
 When a one-channel image's embedding feeds only the next conv (and the conditions of ARCHITECTURE
 3.3, "EMBED window mode", hold), the EMBED writes that conv's ``k x k`` windows and the conv runs as
-a 1x1 conv with ``k`` input groups (``im2col=False`` turns this off).
+a 1x1 conv with ``k`` input groups (``im2col=False`` turns this off). A fully connected first layer
+runs as a 1x1 conv over the embedding's codes, which the host writes flattened (input kind
+``host_embed``; also for embeddings wider than ``a_planes``); an input affine (``in_gain``,
+``in_offset``) is folded into thresholds or the logits' decoding where exact and refused elsewhere
+(ARCHITECTURE 3.6).
 
 The passes, one module each, in the order :func:`compile_model` runs them:
 
 - :mod:`.analysis` (shapes, fit checks, bounds, liveness; :mod:`.window_mode` decides the EMBED
-  window mode) fills a :class:`~.network.NetworkPlan`;
+  window mode, :mod:`.host_embed` the host-written first layer, :mod:`.input_affine` checks the
+  input affines) fills a :class:`~.network.NetworkPlan`;
 - :mod:`.buffers` places weights, thresholds, code maps and int maps in the local buffers;
 - :mod:`.packing` packs the parameters into main-memory words;
 - :mod:`.program` emits the descriptors (:mod:`.transfers`, :mod:`.dumps`), and

@@ -11,6 +11,8 @@ from firmware.layout import ceil_div
 from firmware.refsim import ideal_cycles
 
 from .errors import CompileError, layer_error
+from .host_embed import plan_host_embed
+from .input_affine import check_input_affine
 from .limits import V_THR_LIMIT, field_max
 from .network import NetworkPlan, layer_inputs
 from .records import LayerPlan, TensorPlacement
@@ -45,7 +47,9 @@ def analyse_network(header, arrays, config, im2col=True):
     layers = network.layers
     if not layers:
         raise CompileError("layer (none): the network has no layers")
-    network.window_conv, network.window = plan_window(network, im2col)
+    network.host_embed = plan_host_embed(network)
+    if network.host_embed is None:
+        network.window_conv, network.window = plan_window(network, im2col)
     for idx, L in enumerate(layers):
         plan = LayerPlan(name=L["name"], kind=L["kind"])
         network.plans.append(plan)
@@ -118,6 +122,9 @@ def _check_embed(network, idx, L, plan):
     _check_first(idx, L)
     C, H, W = network.input_shape
     d, q = int(L["d"]), int(L["q"])
+    if network.host_embed is not None:
+        _add_host_codes(network, L, (C * d, H, W), q)
+        return
     if C > c.emb_channels or C > field_max("emb_c"):
         raise layer_error(L, f"{C} image channels, the embedding table holds {c.emb_channels}")
     if not 1 <= d <= field_max("emb_d"):
@@ -144,6 +151,9 @@ def _check_raw_input(network, idx, L, plan):
     c = network.config
     _check_first(idx, L)
     C, H, W = network.input_shape
+    if network.host_embed is not None:
+        _add_host_codes(network, L, (C, H, W), 8)
+        return
     if C > c.p_i or C > c.emb_channels:
         raise layer_error(L, f"{C} raw channels exceed min(p_i={c.p_i}, emb_channels={c.emb_channels})")
     nsub = ceil_div(8, c.a_planes)
@@ -151,6 +161,22 @@ def _check_raw_input(network, idx, L, plan):
     _check_map(c, L, "raw map", C, H, W, 8)
     _add_tensor(network, L, L["outputs"]["codes"], "codes", (C, H, W), 8, 255)
     plan.ideal_cycles = H * W * nsub
+
+
+def _add_host_codes(network, L, shape, bits):
+    """The first layer's codes as the host writes them (:mod:`.host_embed`): flattened for a fully
+    connected reader, else as the map itself; the program LOADs them."""
+    c = network.config
+    flat = network.host_embed["flat"]
+    _check_nsub(L, ceil_div(bits, c.a_planes))
+    name = L["outputs"]["codes"]
+    _add_tensor(network, L, name, "codes", shape, bits, (1 << bits) - 1)
+    network.tensors[name].flat = flat
+    Cb, Hb, Wb = network.tensors[name].bank_shape(c.p_i)
+    words = _check_map(c, L, "flattened map" if flat else "host-written map", Cb, Hb, Wb, bits)
+    if words * c.lanes(BUF_CODE_BANK0) > (1 << LOCAL_LANE_BITS):
+        raise layer_error(L, "host-written map exceeds the local lane address")
+    network.plans[-1].macs = 0
 
 
 def _check_host_conv(network, idx, L, plan):
@@ -183,13 +209,21 @@ def _check_mac_layer(network, L, plan, cin, cout, k, stride, pad, in_bits, t_in)
         raise layer_error(L, f"in_bits={in_bits} but input {t_in.name!r} has {t_in.bits}-bit codes")
     if in_bits == 8 and network.tensors[t_in.name].producer != 0:
         raise layer_error(L, "8-bit input codes only come from the raw embedding")
-    if not 1 <= k <= field_max("k"):
-        raise layer_error(L, f"k={k} outside 1..{field_max('k')}")
+    check_input_affine(L, in_bits)
+    flat = network.host_embed is not None and network.host_embed["reader"] == L["name"]
+    if not flat and not 1 <= k <= field_max("k"):
+        raise layer_error(L, f"k={k} outside 1..{field_max('k')} (a fully connected layer runs "
+                             f"as a 1x1 conv only right after the image or on a 1x1 map)")
     if not 1 <= stride <= field_max("stride"):
         raise layer_error(L, f"stride={stride} outside 1..{field_max('stride')}")
     if not 0 <= pad <= field_max("pad"):
         raise layer_error(L, f"pad={pad} outside 0..{field_max('pad')}")
     n_cig, n_cog = ceil_div(cin, c.p_i), ceil_div(cout, c.p_o)
+    if flat:
+        n_cig = ceil_div(cin * k * k, c.p_i)
+        if n_cig > field_max("n_cig"):
+            raise layer_error(L, f"the flattened input's cin*k*k={cin}*{k}*{k} channels need {n_cig} "
+                                 f"input groups, the n_cig field holds {field_max('n_cig')}")
     if n_cig > field_max("n_cig"):
         raise layer_error(L, f"cin={cin} needs {n_cig} input groups, the n_cig field holds "
                              f"{field_max('n_cig')}")
@@ -288,17 +322,24 @@ def _check_head(network, idx, L, plan):
     cin, classes, in_bits = int(L["cin"]), int(L["classes"]), int(L["in_bits"])
     if classes != network.num_classes:
         raise layer_error(L, f"classes={classes} but the model has num_classes={network.num_classes}")
+    k = int(L.get("k", 1))
     n_cig, n_cog, nsub, H, W, Ho, Wo = _check_mac_layer(
-        network, L, plan, cin, classes, 1, 1, 0, in_bits, t_in)
+        network, L, plan, cin, classes, k, 1, 0, in_bits, t_in)
+    if k != 1 and (Ho, Wo) != (1, 1):
+        raise layer_error(L, f"head k={k} on a {H}x{W} map: the accelerator runs a head as k=1 or as "
+                             f"a fully connected layer (k = H = W)")
     res_max = (1 << (c.res_bits - 1)) - 1
-    v_bound = plan.acc_bound * H * W
+    v_bound = plan.acc_bound * Ho * Wo
     plan.v_bound = v_bound
     if v_bound > res_max:
-        raise layer_error(L, f"worst-case |logit| = H*W*cin*(2^in_bits-1) = {H}*{W}*{cin}*{(1 << in_bits) - 1} = "
-                             f"{v_bound} exceeds {res_max} (res_bits={c.res_bits})")
+        how = (f"H*W*cin*(2^in_bits-1) = {H}*{W}*{cin}" if k == 1
+               else f"cin*k*k*(2^in_bits-1) = {cin}*{k}*{k}")
+        raise layer_error(L, f"worst-case |logit| = {how}*{(1 << in_bits) - 1} = {v_bound} exceeds "
+                             f"{res_max} (res_bits={c.res_bits})")
     _add_tensor(network, L, L["outputs"]["logits"], "logits", (classes, 1, 1), None, v_bound)
-    plan.macs = H * W * cin * classes
-    plan.ideal_cycles = H * W * n_cig * n_cog * nsub
+    plan.macs = Ho * Wo * k * k * cin * classes
+    _, _, kk, _, _, n_cig = network.mac_geometry(L)
+    plan.ideal_cycles = Ho * Wo * kk * kk * n_cig * n_cog * nsub
 
 
 _LAYER_CHECKS = {"embed": _check_embed, "raw_input": _check_raw_input, "host_conv": _check_host_conv,

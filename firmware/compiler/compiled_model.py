@@ -31,8 +31,10 @@ class CompiledModel:
     input_addr, input_words : int
         Where the host writes each input (``prepare_input(image)`` words).
     input_kind : str
-        ``"image"`` (EMBED of HWC bytes), ``"raw"`` (EMBED raw) or ``"host_codes"`` (the first layer is
-        ``host_conv``; the host writes its code map in code-bank layout and the program LOADs it).
+        ``"image"`` (EMBED of HWC bytes), ``"raw"`` (EMBED raw), ``"host_codes"`` (the first layer is
+        ``host_conv``; the host writes its code map in code-bank layout and the program LOADs it)
+        or ``"host_embed"`` (the host writes the embed's or raw input's codes, flattened when
+        ``host_flat``; see :mod:`.host_embed`).
     input_shape : tuple
         ``(C, H, W)`` of the uint8 image.
     output_addr, output_words : int
@@ -47,7 +49,7 @@ class CompiledModel:
     layers : list of LayerPlan
     tensors : dict of str to TensorPlacement
     host_layer : dict or None
-        The ``host_conv`` first layer the host computes (``input_kind == "host_codes"``).
+        The first layer the host computes (``input_kind`` ``"host_codes"`` or ``"host_embed"``).
     host_arrays : mapping or None
         The deploy arrays that layer's parameters come from.
     logits_name : str
@@ -55,6 +57,12 @@ class CompiledModel:
     dumps : list of (str, int, int)
         Per dumped feature map (``compile_model(..., dump=True)``): tensor name, main-memory word
         address, words.
+    host_flat : bool
+        The host writes the first layer's codes flattened (a fully connected reader).
+    logits_gain : int
+    logits_offset : numpy.ndarray or None
+        The head's input affine (:func:`~.input_affine.logits_correction`):
+        ``logits_int = logits_gain * sums - logits_offset``; None: the sums themselves.
     """
     config: AccelConfig
     memory: np.ndarray
@@ -80,6 +88,9 @@ class CompiledModel:
     host_arrays: dict = field(default=None, repr=False)
     logits_name: str = None
     dumps: list = field(default_factory=list)
+    host_flat: bool = False
+    logits_gain: int = 1
+    logits_offset: np.ndarray = field(default=None, repr=False)
 
     # ---- I/O ---------------------------------------------------------------------------------
     def encode_image(self, image):
@@ -89,13 +100,16 @@ class CompiledModel:
     def host_prepare(self, image):
         """For a ``host_conv`` first layer: compute it on the host (model.golden's function) and
         return its code map in code-bank layout, ready for ``input_addr``."""
-        if self.host_layer is None:
-            raise ValueError("this model has no host_conv layer; use encode_image")
+        if self.input_kind != "host_codes":
+            raise ValueError("this model has no host_conv layer; use prepare_input")
         return host_input.host_codes_words(self.host_layer, self.host_arrays, image, self.input_shape,
                                            self.config)
 
     def prepare_input(self, image):
         """The words to write at ``input_addr`` for one image (whatever the input kind)."""
+        if self.input_kind == "host_embed":
+            return host_input.host_embed_words(self.host_layer, self.host_arrays, image, self.input_shape,
+                                               self.config, self.host_flat)
         if self.input_kind == "host_codes":
             return self.host_prepare(image)
         return self.encode_image(image)
@@ -105,14 +119,19 @@ class CompiledModel:
         words = np.asarray(words, dtype=np.uint32).reshape(-1)
         if words.size != self.output_words:
             raise ValueError(f"expected {self.output_words} logits words, got {words.size}")
-        return layout.decode_sums(words, self.num_classes, self.config)
+        sums = layout.decode_sums(words, self.num_classes, self.config)
+        if self.logits_offset is None and self.logits_gain == 1:
+            return sums
+        offset = 0 if self.logits_offset is None else self.logits_offset
+        return self.logits_gain * sums - offset
 
     def decode_dump(self, name, words):
         """Words read from a dump region (``dumps``: name, address, words; compiled with
         ``dump=True``) to the feature map as int64, as the program stores it: ``(C, H, W)`` as
         ``model.golden`` names it, except a map the EMBED wrote in window mode
         (``tensors[name].window``), which decodes to its ``(k*p_i, h_out, w_out)`` windows, padding
-        lanes included. Compare with ``as_stored(name, golden_map)``."""
+        lanes included, and a flattened map (``tensors[name].flat``), ``(C*H*W, 1, 1)``. Compare
+        with ``as_stored(name, golden_map)``."""
         t = self.tensors[name]
         words = np.asarray(words, dtype=np.uint32).reshape(-1)
         if t.kind == "codes":
@@ -128,6 +147,8 @@ class CompiledModel:
         and padding lane, so the comparison covers all the words the EMBED wrote)."""
         t = self.tensors[name]
         fmap = np.asarray(fmap, dtype=np.int64).reshape(t.shape)
+        if t.flat:
+            return fmap.reshape(-1, 1, 1)
         if t.window is None:
             return fmap
         return layout.window_codes(fmap, p_i=self.config.p_i, **t.window)
@@ -167,6 +188,7 @@ class CompiledModel:
             outs = [t for t in self.tensors.values() if self.layers[t.producer] is p]
             shape = " ".join("x".join(map(str, t.shape)) + (f"/{t.bits}b" if t.bits else "")
                              + (f" as {t.window['k']}x{t.window['k']} windows" if t.window else "")
+                             + (" flattened by the host" if t.flat else "")
                              for t in outs)
             rows.append((p.name, p.kind, "" if p.desc_index is None else str(p.desc_index), shape,
                          str(p.macs), str(p.ideal_cycles), str(p.acc_bound or ""), str(p.v_bound or "")))

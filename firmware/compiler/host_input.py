@@ -1,13 +1,16 @@
 """Host-side input preparation: the words the host writes at a compiled program's input address
 for one image, either the image's bytes or, for a network whose first layer is ``host_conv``
 (the float first-layer baseline), that layer computed on the host as ``model.golden`` computes it,
-as a code map in code-bank layout."""
+as a code map in code-bank layout, or, where the host writes the first layer's codes
+(:mod:`.host_embed`), the embedding looked up (or the raw pixels), flattened to one pixel of
+``C*H*W`` channels for a fully connected reader."""
 
 import numpy as np
 
 from firmware import layout
 
-__all__ = ["check_image", "image_words", "host_conv_codes", "host_codes_words"]
+__all__ = ["check_image", "image_words", "host_conv_codes", "host_codes_words", "host_embed_codes",
+           "host_embed_words"]
 
 
 def check_image(image, input_shape):
@@ -51,3 +54,25 @@ def host_codes_words(layer, arrays, image, input_shape, config):
     """The ``host_conv`` layer's code map for one image in code-bank layout (main-memory words)."""
     codes = host_conv_codes(layer, arrays, check_image(image, input_shape))
     return layout.encode_codes(codes, layer["q"], config)
+
+
+def host_embed_codes(layer, arrays, image):
+    """An ``embed`` layer's codes (``out[c*d + j] = table[c, image[c], j]``) or a ``raw_input``
+    layer's (the pixels) for one uint8 ``(C, H, W)`` image, as int64 ``(C*d, H, W)``."""
+    image = np.asarray(image, dtype=np.uint8)
+    if layer["kind"] == "raw_input":
+        return image.astype(np.int64)
+    table = np.asarray(arrays[f"{layer['name']}.table"], dtype=np.int64)     # (C, 256, d)
+    C, H, W = image.shape
+    codes = table[np.arange(C)[:, None, None], image]                        # (C, H, W, d)
+    return codes.transpose(0, 3, 1, 2).reshape(C * table.shape[2], H, W)
+
+
+def host_embed_words(layer, arrays, image, input_shape, config, flat):
+    """The first layer's codes for one image in code-bank layout (main-memory words): as the map,
+    or flattened to ``(C*H*W, 1, 1)`` (channel ``c*H*W + y*W + x``) when ``flat``."""
+    codes = host_embed_codes(layer, arrays, check_image(image, input_shape))
+    bits = 8 if layer["kind"] == "raw_input" else int(layer["q"])
+    if flat:
+        codes = codes.reshape(-1, 1, 1)
+    return layout.encode_codes(codes, bits, config)

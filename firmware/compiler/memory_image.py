@@ -11,6 +11,7 @@ from firmware.layout import ceil_div
 from .compiled_model import CompiledModel
 from .dumps import dump_regions
 from .errors import CompileError
+from .input_affine import logits_correction
 from .io_plan import plan_input_output
 from .program import emit_program
 from .records import Allocation
@@ -82,6 +83,11 @@ def build_compiled_model(network, buffers, params, base, dump=False):
         if plan.desc is not None:
             plan.desc_index = next(i for i, d in enumerate(descriptors) if d["fields"] is plan.desc)
     program = [isa.pack(**d["fields"]) for d in descriptors]
+    head = network.layers[-1]
+    _, H, W = network.tensors[head["input"]].shape
+    k = int(head.get("k", 1))
+    gain, offset = logits_correction(network.arrays, head, (H - k + 1) * (W - k + 1))
+    offset = offset if offset.any() else None
     memory = np.zeros(limit - base, np.uint32)
     words = np.asarray(program, np.uint32).reshape(-1)
     memory[addr["program"] - base:addr["program"] - base + words.size] = words
@@ -100,7 +106,9 @@ def build_compiled_model(network, buffers, params, base, dump=False):
         layers=network.plans, tensors=network.tensors,
         host_layer=io.host_layer, host_arrays=network.arrays if io.host_layer else None,
         logits_name=io.logits.name,
-        dumps=[(name, addr["dump"] + off, words) for name, off, words in regions])
+        dumps=[(name, addr["dump"] + off, words) for name, off, words in regions],
+        host_flat=bool(network.host_embed and network.host_embed["flat"]),
+        logits_gain=gain, logits_offset=offset)
 
 
 def _allocation_map(network, buffers, params, io, addr, sizes, n_load, n_image, prog_image_addr, regions):

@@ -42,6 +42,9 @@ class NetworkPlan:
         Name of the conv that reads the EMBED's windows (EMBED window mode), else None.
     window : dict or None
         ``k, stride, pad, h_out, w_out`` of those windows.
+    host_embed : dict or None
+        ``{"reader", "flat"}`` when the host writes the first layer's codes (see
+        :func:`~.host_embed.plan_host_embed`), else None.
     """
     config: AccelConfig
     layers: list
@@ -52,6 +55,7 @@ class NetworkPlan:
     plans: list = field(default_factory=list)
     window_conv: str = None
     window: dict = None
+    host_embed: dict = None
 
     @classmethod
     def from_header(cls, header, arrays, config):
@@ -64,15 +68,19 @@ class NetworkPlan:
     def mac_geometry(self, layer):
         """``(h_in, w_in, k, stride, pad, n_cig)`` of a conv or head as its CONV descriptor runs
         it: the conv reading the EMBED's windows is a 1x1 conv over the ``h_out x w_out`` windows
-        with ``k`` input groups."""
+        with ``k`` input groups; the layer reading a flattened map a 1x1 conv over one pixel of
+        ``cin*k*k`` channels."""
         c = self.config
         if layer["name"] == self.window_conv:
             w = self.window
             return w["h_out"], w["w_out"], 1, 1, 0, w["k"]
+        if self.host_embed and layer["name"] == self.host_embed["reader"]:
+            k = int(layer.get("k", 1))
+            return 1, 1, 1, 1, 0, ceil_div(int(layer["cin"]) * k * k, c.p_i)
         _, H, W = self.tensors[layer["input"]].shape
         n_cig = ceil_div(int(layer["cin"]), c.p_i)
         if layer["kind"] == "head":
-            return H, W, 1, 1, 0, n_cig
+            return H, W, int(layer.get("k", 1)), 1, 0, n_cig
         return H, W, int(layer["k"]), int(layer["stride"]), int(layer["pad"]), n_cig
 
     def embed_fields(self, layer):

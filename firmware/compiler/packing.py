@@ -11,6 +11,7 @@ from firmware.layout import ceil_div
 
 from .deploy_input import weight_bits
 from .errors import layer_error
+from .input_affine import folded_thresholds
 from .limits import THR_MAX, THR_MIN
 
 __all__ = ["ParameterImages", "pack_parameters", "pack_weights", "pack_thresholds",
@@ -60,7 +61,8 @@ def pack_parameters(network, buffers):
     for L in network.layers:
         name = L["name"]
         if L["kind"] == "embed":
-            images.embed = pack_embedding_table(network, L)
+            if network.host_embed is None:          # else the host looks the table up
+                images.embed = pack_embedding_table(network, L)
             continue
         if L["kind"] not in ("conv", "head"):
             continue
@@ -93,7 +95,8 @@ def pack_embedding_table(network, layer):
 def pack_weights(network, layer, cout):
     """A conv's or head's weights as weight-buffer words, flattened to lanes: word
     ``(cog*k*k + ky*k + kx)*n_cig + cig``, bit ``o*p_i + i``; the conv reading the EMBED's windows
-    as the 1x1 conv over them."""
+    as the 1x1 conv over them; the layer reading a flattened map as a 1x1 conv of ``cin*k*k``
+    input channels (channel ``ci*k*k + ky*k + kx``, the flattened map's order)."""
     c = network.config
     name = layer["name"]
     k = int(layer.get("k", 1))
@@ -102,6 +105,9 @@ def pack_weights(network, layer, cout):
     if name == network.window_conv:
         wb = layout.window_weights(wb, c.p_i)          # the 1x1 conv over the windows
         _, cin, k, _ = wb.shape
+    elif network.host_embed is not None and name == network.host_embed["reader"]:
+        wb = wb.reshape(cout, cin * k * k, 1, 1)
+        cin, k = cin * k * k, 1
     n_cig, n_cog = ceil_div(cin, c.p_i), ceil_div(cout, c.p_o)
     padded = np.zeros((n_cog * c.p_o, n_cig * c.p_i, k, k), np.uint8)
     padded[:cout, :cin] = wb
@@ -113,11 +119,12 @@ def pack_weights(network, layer, cout):
 def pack_thresholds(network, layer, cout):
     """A conv's threshold entries as threshold-buffer lanes: per output channel (padded to
     ``p_o``) the thresholds sign-flipped for a descending channel, unused ones ``THR_MAX`` (never
-    passed), two lanes ``t0 | t1 << 16`` and ``t2 | negative << 16``."""
+    passed), two lanes ``t0 | t1 << 16`` and ``t2 | negative << 16``; an input affine folded in
+    (:func:`~.input_affine.folded_thresholds`)."""
     c = network.config
     name = layer["name"]
     n_cog = ceil_div(cout, c.p_o)
-    T = np.asarray(network.arrays[f"{name}.thresholds"], dtype=np.int64)
+    T = folded_thresholds(network.arrays, layer)
     direction = np.asarray(network.arrays[f"{name}.direction"], dtype=np.int64)
     entries = np.full((n_cog * c.p_o, THRESHOLDS_PER_CHANNEL), THR_MAX, np.int64)
     neg = np.zeros(n_cog * c.p_o, np.int64)

@@ -101,6 +101,8 @@ def _input_layer_descriptors(network, io, layer, addr):
     """The first layer: EMBED of the image (embed, raw_input) or LOAD of the host's codes."""
     c = network.config
     t = network.tensors[layer["outputs"]["codes"]]
+    if network.host_embed is not None:        # the host writes the codes (see .host_embed)
+        return [f for f, _ in transfer_descriptors(addr["input"], io.input_words, BUF_CODE_BANK0 + t.bank, 0, "")]
     if layer["kind"] == "embed":
         return [dict(network.embed_fields(layer), mem_addr=addr["input"], dst_bank=t.bank)]
     if layer["kind"] == "raw_input":
@@ -118,8 +120,9 @@ def _mac_layer_descriptors(network, buffers, layer, addr):
     nsub = ceil_div(int(layer["in_bits"]), c.a_planes)
     if layer["kind"] == "head":
         logits = network.tensors[layer["outputs"]["logits"]]
-        return [dict(op=isa.Op.CONV, sum=1, k=1, stride=1, pad=0, nsub=nsub,
-                     src_bank=t_in.bank, res_base=logits.res_base, h_in=H, w_in=W, h_out=H, w_out=W,
+        return [dict(op=isa.Op.CONV, sum=1, k=k, stride=1, pad=0, nsub=nsub,
+                     src_bank=t_in.bank, res_base=logits.res_base, h_in=H, w_in=W,
+                     h_out=H - k + 1, w_out=W - k + 1,
                      n_cig=n_cig, n_cog=ceil_div(int(layer["classes"]), c.p_o),
                      w_base=buffers.weight_base[layer["name"]])]
     cout = int(layer["cout"])

@@ -58,6 +58,9 @@ class TensorPlacement:
     window : dict or None
         ``k, stride, pad, h_out, w_out`` when the EMBED writes the map in window mode (ARCHITECTURE
         3.3): its bank holds the ``layout.window_codes`` map of ``shape``, see :meth:`bank_shape`.
+    flat : bool
+        The host writes this map flattened (ARCHITECTURE 3, "fully connected first layer"): its bank
+        holds one pixel of ``C*H*W`` channels, channel ``c*H*W + y*W + x``.
     """
     name: str
     kind: str
@@ -69,10 +72,15 @@ class TensorPlacement:
     bank: int = None
     res_base: int = None
     window: dict = None
+    flat: bool = False
 
     def bank_shape(self, p_i):
-        """``(C, H, W)`` of the code map as its bank holds it: ``shape``, or for a window-mode map
-        the ``(k*p_i, h_out, w_out)`` windows (``k`` groups, one word per window row)."""
+        """``(C, H, W)`` of the code map as its bank holds it: ``shape``, for a window-mode map
+        the ``(k*p_i, h_out, w_out)`` windows (``k`` groups, one word per window row), for a
+        flattened map ``(C*H*W, 1, 1)``."""
+        if self.flat:
+            C, H, W = self.shape
+            return (C * H * W, 1, 1)
         if self.window is None:
             return self.shape
         w = self.window
