@@ -101,7 +101,9 @@ def load_images(n=None, split="test", *, data_dir=None, shape=None):
     """The first ``n`` (all when None) Fashion-MNIST images of a split: ``(images, labels, source)``.
 
     Falls back to the committed 256-image fixture (with a note on stderr) when the dataset is not
-    installed and ``n`` fits (all of the fixture when ``n`` is None). ``shape``: the model's input shape ``(C, H, W)``, checked.
+    installed and ``n`` fits (all of the fixture when ``n`` is None), but not when ``data_dir`` names a
+    directory: a user who points at the data wants that data, so a missing or broken one is an error.
+    ``shape``: the model's input shape ``(C, H, W)``, checked.
     """
     from model import data
     if n is not None and n <= 0:
@@ -110,7 +112,7 @@ def load_images(n=None, split="test", *, data_dir=None, shape=None):
         images, labels = data.load_fashion_mnist(split, data_dir)
         source = f"Fashion-MNIST {split} set"
     except data.DataError as exc:
-        if n is not None and n > FIXTURE_IMAGES:
+        if data_dir is not None or (n is not None and n > FIXTURE_IMAGES):
             raise SessionError(str(exc)) from None
         print(f"note: {exc}; using the committed {FIXTURE_IMAGES}-image fixture", file=sys.stderr,
               flush=True)

@@ -147,3 +147,21 @@ def test_train_without_data_leaves_no_output_directory(tmp_path):
                      "--epochs", "1")
     assert_one_line_error(result, "no_data")
     assert not out.exists()
+
+
+def test_run_with_an_empty_data_directory_fails_instead_of_using_the_fixture(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_cli("firmware.run", "--sim", "--data-dir", str(empty), "--images", "2")
+    assert_one_line_error(result, str(empty), "not found")
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (("firmware.run", "--sim", "--images", "0"), "must be positive"),
+    (("firmware.run", "--sim", "--images", "-3"), "must be positive"),
+    (("firmware.run", "--sim", "--board", "no-such-board"), "unknown board"),
+    (("firmware.compiler", "model/shipped/default.npz", "--config", "huge"), "unknown configuration"),
+    (("accel.build", "--board", "no-such-board"), "unknown board"),
+])
+def test_bad_command_line_values_are_one_line(argv, needle):
+    assert_one_line_error(run_cli(*argv), needle)
