@@ -9,7 +9,7 @@ cycles after ``r_en`` and is 0 in other cycles. The target registers the bus whe
 registers the decoded bus per buffer (a lane index's word and range check), reads, registers the
 read data, selects the buffer's lane in two registered steps (within a group of four lanes, where
 their block RAMs are, then the group), and only then ORs the buffers together: the DMA's address multiplexer with the decoding, and a block RAM's output with the lane
-and buffer multiplexers, were each the SoC's critical path in one cycle. The bus never
+and buffer multiplexers, each in one cycle, would be paths longer than the clock allows. The bus never
 stalls. Unknown buffers and lanes beyond a buffer are ignored on write and
 read as 0. The parameter buffers (weights, thresholds, embedding table; ``WRITE_ONLY_BUFFERS``) are
 write-only: they read as 0.

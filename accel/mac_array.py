@@ -199,7 +199,7 @@ class MACArray(wiring.Component):
 
         # The activations as ``s0`` holds them, in one register copy per ``act_fanout`` outputs
         # (same values, same cycle as s0.acts), each with its own popcount(a) trees: a shared
-        # copy or a shared sum of those trees was the array's longest route.
+        # copy or a shared sum of those trees would be the array's longest route.
         n_copies = -(-p_o // self.act_fanout)
         groups = []
         for g in range(n_copies):
@@ -228,8 +228,8 @@ class MACArray(wiring.Component):
         p_o, p_i = self.p_o, self.p_i
 
         # The data path's registers have no reset (``reset_less``): only the valid bits, the
-        # credits and the FIFO pointers do. A reset reaching every pipeline register was the
-        # SoC's critical path (the units' reset strobe: a 15 ns route to ~10k flip-flops); the
+        # credits and the FIFO pointers do. A reset reaching every pipeline register would be a
+        # route to ~10k flip-flops (the units' reset strobe), longer than a clock cycle; the
         # accumulators are cleared by ``first`` anyway, and nothing reads data that is not valid.
         # No pipeline enable: a global stall signal would be a clock-enable net with ~10k loads
         # at the default size, which alone limited the array to ~70 MHz on ECP5. Instead the
@@ -268,7 +268,7 @@ class MACArray(wiring.Component):
         # Per group of act_fanout outputs, copies of the side band's shift (aligned with t) and of
         # valid and first (aligned with the shifted values), kept apart like the activation
         # copies: each drives a shifter or an accumulator in every output of the array, and one
-        # register for all 64 outputs was the array's longest route.
+        # register for all 64 outputs would be the array's longest route.
         side_t = sides[n_tree]          # aligned with t
         side_a = sides[n_tree + 1]      # aligned with the shifted values
         group_shift, group_valid, group_first = [], [], []
@@ -330,7 +330,8 @@ class MACArray(wiring.Component):
         m.d.sync += [produce.eq(produce_next), consume.eq(consume_next)]
         # One accumulator memory per group of act_fanout outputs, each with its own copy of the
         # write enable and the two pointers (kept apart in synthesis, like the activation
-        # copies): one pointer driving the LUT RAMs of all outputs was a 12 ns route at 64 x 32.
+        # copies): one pointer driving the LUT RAMs of all outputs would be a route of about
+        # 12 ns at 64 x 32.
         acc_data = []
         for g, o0 in enumerate(range(0, p_o, self.act_fanout)):
             outs = range(o0, min(p_o, o0 + self.act_fanout))
@@ -349,12 +350,12 @@ class MACArray(wiring.Component):
             # The tag FIFO is flip-flops, and its head a register loaded with the next cycle's
             # head (the word being written when that is it): the consumer turns the tag into
             # block-RAM addresses (the output unit's residual read), and a LUT RAM's read path
-            # before them was the SoC's critical path. (A LUT-RAM read port with a register,
+            # before them would be too long a path. (A LUT-RAM read port with a register,
             # Yosys maps as an address register before the asynchronous read: no better.)
             # The head's two candidates are prepared from registers, so the consumer's ready
             # (pop) only selects between them: the head if nothing is popped (or the tag being
             # written into the empty FIFO's head slot), the slot after it if one is (the 16:1
-            # multiplexer at a pointer computed from ready was the 32x32 SoC's critical path).
+            # multiplexer at a pointer computed from ready would be too long a path).
             tags = Array(Signal(self.tag_bits, name=f"tag{k}", reset_less=True)
                          for k in range(depth))
             head = Signal(self.tag_bits, name="tag_head", reset_less=True)

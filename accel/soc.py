@@ -105,7 +105,7 @@ class SoC(wiring.Component):
         # in that cycle stays inside the window, which was checked when the command started.
         # The units run in a clock domain of their own ("units": the same clock) whose reset is
         # that flip-flop alone. (A ResetInserter ORs the strobe with the domain's reset in a LUT,
-        # and a LUT driving thousands of LSR inputs across the chip was the critical path.) The
+        # and a LUT driving thousands of LSR inputs across the chip would set the clock.) The
         # flip-flop's own reset value is 1, so the units are in reset while the system is.
         units_reset = Signal(init=1)
         m.d.sync += units_reset.eq(seq.units_reset | csr.ctrl_abort)

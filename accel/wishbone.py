@@ -353,8 +353,8 @@ class SRAM(wiring.Component):
     Every transfer takes three cycles: the request is seen in cycle 0, ``ack`` is high in cycle 2
     (read data from the synchronous read port through a register with nothing before it, so the
     RAM maps to DP16KD block RAM on ECP5 and the register to its output register: the 5.8 ns
-    read data, then the route from 32 block RAMs across the die to the bus, were the 64x32 SoC's
-    critical path; a write is performed at the end of cycle 1, with byte enables, from
+    read data, then the route from 32 block RAMs across the die to the bus, would not fit one
+    cycle in the 64x32 SoC; a write is performed at the end of cycle 1, with byte enables, from
     registers). An initiator that keeps ``stb`` high with a new address right after ``ack`` gets
     one word every three cycles. ``err`` is never raised.
 
@@ -408,7 +408,7 @@ class SRAM(wiring.Component):
         m.d.comb += req.eq(bus.cyc & bus.stb & ~pend & ~ack)
         m.d.sync += [pend.eq(req), ack.eq(pend)]
         # The write lands in cycle 1, from registers: the request's decode (address -> stb)
-        # straight into the write enables of every block RAM was the SoC's critical path. No
+        # straight into the write enables of every block RAM would be too long a path. No
         # request is accepted in cycles 1 and 2, so a read that follows sees the write.
         rd_q = Signal.like(bus.dat_r, reset_less=True)
         m.d.sync += rd_q.eq(rp.data)
