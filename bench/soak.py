@@ -20,7 +20,11 @@ Each network that compiles runs ``--images`` random images through
   (``accel.fault_injector``: a stall probability up to ``--wait-states``/256 and an LFSR seed, both
   drawn per image), sometimes with the parameters reloaded; must equal them bit for bit. A run
   that raises no interrupt within the driver's cycle budget is a hang; one that reports an error
-  is an error.
+  is an error. An exception anywhere else (the compiler, the golden model) is a crash.
+
+``--contract-options`` also generates the deploy fields the compiler does not implement yet
+(``in_gain``, ``in_offset``, head ``k``): those networks compile to wrong results or crash the
+compiler, which this option keeps reproducible until it does.
 
 The simulator of each configuration is built once and cached under ``build/cxxrtl`` (minutes the
 first time). The accelerator is not reset between networks, so state left by one network would show
@@ -76,8 +80,11 @@ def largest_image_side(config, first, channels, d=1):
     return min(int(math.isqrt(config.bank_depth // (groups * nsub))), 1023)
 
 
-def network_parameters(seed, config):
+def network_parameters(seed, config, contract_options=False):
     """The ``random_deploy`` keyword arguments, compile options and run options of network ``seed``.
+
+    ``contract_options`` adds the deploy fields the compiler does not implement yet (``in_gain``,
+    ``in_offset``, head ``k``; docs/ARCHITECTURE.md section 2): networks that use them fail.
 
     Returns
     -------
@@ -120,6 +127,8 @@ def network_parameters(seed, config):
                      residual_probability=float(rng.choice([0.3, 0.6, 0.9])),
                      pool_probability=float(rng.choice([0.2, 0.5])),
                      acc_probability=acc_probability)
+    if contract_options:
+        generator.update(input_maps=True, head_kernel=True)
     compile_options = dict(stream_weights=bool(rng.random() < 0.2), im2col=bool(rng.random() < 0.85))
     return generator, compile_options, bool(largest)
 
@@ -177,8 +186,9 @@ def network_coverage(deploy, compiled, compile_options, largest):
 class SoakResult:
     """Counts and findings of a soak (``as_dict`` for the JSON file, ``summary`` for one line)."""
 
-    def __init__(self, seed, networks, configs, images, wait_states):
+    def __init__(self, seed, networks, configs, images, wait_states, contract_options=False):
         self.seed, self.networks_asked, self.configs = seed, networks, list(configs)
+        self.contract_options = bool(contract_options)
         self.images_per_network, self.wait_states = images, wait_states
         self.counts = collections.Counter()
         self.per_config = {name: collections.Counter() for name in configs}
@@ -194,11 +204,12 @@ class SoakResult:
 
     def rerun_command(self, seed):
         return (f"python -m bench.soak --only-seed {seed} --configs {','.join(self.configs)} "
-                f"--images {self.images_per_network} --wait-states {self.wait_states}")
+                f"--images {self.images_per_network} --wait-states {self.wait_states}"
+                + (" --contract-options" if self.contract_options else ""))
 
     def add_failure(self, seed, config_name, kind, message):
-        self.counts[kind + "s"] += 1
-        self.per_config[config_name][kind + "s"] += 1
+        self.counts[kind] += 1
+        self.per_config[config_name][kind] += 1
         self.failures.append({"seed": seed, "config": config_name, "kind": kind,
                               "message": message, "rerun": self.rerun_command(seed)})
 
@@ -207,11 +218,13 @@ class SoakResult:
         return {
             "seed": self.seed, "networks_asked": self.networks_asked, "configs": self.configs,
             "images_per_network": self.images_per_network, "wait_states": self.wait_states,
+            "contract_options": self.contract_options,
             "networks": self.counts["networks"], "refused": self.counts["refused"],
             "compiled": self.counts["compiled"], "images": self.counts["images"],
-            "cycles_simulated": self.cycles, "mismatches": self.counts["mismatchs"],
-            "refsim_mismatches": self.counts["refsim_mismatchs"], "hangs": self.counts["hangs"],
-            "errors": self.counts["errors"], "wall_s": round(self.wall_s, 1),
+            "cycles_simulated": self.cycles, "mismatches": self.counts["mismatch"],
+            "refsim_mismatches": self.counts["refsim_mismatch"], "hangs": self.counts["hang"],
+            "errors": self.counts["error"], "crashes": self.counts["crash"],
+            "wall_s": round(self.wall_s, 1),
             "first_failing_seed": first,
             "first_failing_rerun": self.rerun_command(first) if first is not None else None,
             "per_config": {k: dict(v) for k, v in self.per_config.items()},
@@ -229,9 +242,10 @@ class SoakResult:
         first = self.first_failing_seed
         return (f"soak: {self.counts['networks']} networks ({self.counts['refused']} refused) on "
                 f"{','.join(self.configs)}, {self.counts['images']} images, "
-                f"{self.cycles / 1e6:.1f} M cycles simulated, {self.counts['mismatchs']} mismatches, "
-                f"{self.counts['refsim_mismatchs']} reference-simulator mismatches, "
-                f"{self.counts['hangs']} hangs, {self.counts['errors']} errors, {self.wall_s:.0f} s; "
+                f"{self.cycles / 1e6:.1f} M cycles simulated, {self.counts['mismatch']} mismatches, "
+                f"{self.counts['refsim_mismatch']} reference-simulator mismatches, "
+                f"{self.counts['hang']} hangs, {self.counts['error']} errors, "
+                f"{self.counts['crash']} crashes, {self.wall_s:.0f} s; "
                 f"first failing seed: {'none' if first is None else first}")
 
 
@@ -284,10 +298,13 @@ class Soak:
         ``"cxxrtl"`` or ``"verilator"``.
     refsim : bool
         Also run the reference simulator against the golden model.
+    contract_options : bool
+        Also generate the deploy fields the compiler does not implement yet (see
+        :func:`network_parameters`).
     """
 
     def __init__(self, configs=DEFAULT_CONFIGS, *, images=2, wait_states=192, backend="cxxrtl",
-                 refsim=True):
+                 refsim=True, contract_options=False):
         from contract.config import CONFIGS
         configs = list(configs)
         if not configs:
@@ -301,6 +318,7 @@ class Soak:
             raise ValueError(f"wait_states must be 0..255, not {wait_states!r}")
         self.configs, self.images, self.wait_states = configs, images, wait_states
         self.backend, self.refsim = backend, bool(refsim)
+        self.contract_options = bool(contract_options)
         self._transports = {}
 
     def config_of(self, seed):
@@ -313,7 +331,17 @@ class Soak:
         return self._transports[name]
 
     def run_network(self, seed, result):
-        """Generate, compile and run network ``seed``; record it in ``result``."""
+        """Generate, compile and run network ``seed``; record it in ``result``. An exception other
+        than a compiler refusal (a crash of the compiler, the golden model or a simulator) is
+        recorded as a failure of kind ``crash``."""
+        try:
+            self._run_network(seed, result)
+        except Exception as exc:
+            result.add_failure(seed, self.config_of(seed), "crash", f"{type(exc).__name__}: {exc}")
+            for transport in self._transports.values():
+                transport.sim.reset()
+
+    def _run_network(self, seed, result):
         from contract.config import CONFIGS
         from firmware.compiler import CompileError, compile_model
         from firmware.refsim import run_compiled
@@ -322,7 +350,8 @@ class Soak:
 
         name = self.config_of(seed)
         config = CONFIGS[name]
-        generator, compile_options, largest = network_parameters(seed, config)
+        generator, compile_options, largest = network_parameters(seed, config,
+                                                                 self.contract_options)
         result.counts["networks"] += 1
         result.per_config[name]["networks"] += 1
         deploy = random_deploy(seed, hardware=True, **generator)
@@ -407,7 +436,7 @@ class Soak:
 
 
 def soak(seeds, *, configs=DEFAULT_CONFIGS, images=2, wait_states=192, backend="cxxrtl",
-         refsim=True, progress=True, json_path=None, base_seed=None):
+         refsim=True, contract_options=False, progress=True, json_path=None, base_seed=None):
     """Run the networks ``seeds``; returns a :class:`SoakResult`.
 
     With ``json_path`` the results are written there after every network, so that a long soak
@@ -416,9 +445,10 @@ def soak(seeds, *, configs=DEFAULT_CONFIGS, images=2, wait_states=192, backend="
     from tqdm import tqdm
 
     seeds = list(seeds)
-    runner = Soak(configs, images=images, wait_states=wait_states, backend=backend, refsim=refsim)
+    runner = Soak(configs, images=images, wait_states=wait_states, backend=backend, refsim=refsim,
+                  contract_options=contract_options)
     result = SoakResult(seeds[0] if base_seed is None and seeds else base_seed, len(seeds),
-                        runner.configs, images, wait_states)
+                        runner.configs, images, wait_states, contract_options)
     for name in runner.configs:
         runner.transport(name)     # builds (or loads) every simulator before the clock starts
     start = time.monotonic()
@@ -464,6 +494,9 @@ def main(argv=None):
                         help="largest stall probability in 256ths, drawn per image (0..255, default 192)")
     parser.add_argument("--backend", choices=("cxxrtl", "verilator"), default="cxxrtl")
     parser.add_argument("--no-refsim", action="store_true", help="skip the reference simulator")
+    parser.add_argument("--contract-options", action="store_true",
+                        help="also generate in_gain/in_offset and head k, which the compiler does "
+                             "not implement yet (expect failures)")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the results here")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
@@ -478,7 +511,8 @@ def main(argv=None):
     except ValueError as exc:
         parser.error(str(exc))
     result = soak(seeds, configs=configs, images=args.images, wait_states=args.wait_states,
-                  backend=args.backend, refsim=not args.no_refsim, progress=not args.quiet,
+                  backend=args.backend, refsim=not args.no_refsim,
+                  contract_options=args.contract_options, progress=not args.quiet,
                   json_path=args.json, base_seed=args.seed if args.only_seed is None else args.only_seed)
     for failure in result.failures[:20]:
         print(f"FAIL seed {failure['seed']} ({failure['config']}, {failure['kind']}): "

@@ -25,7 +25,8 @@ def _random_thresholds(rng, cout, q, spread, center=0):
 def random_deploy(seed, *, hardware=True, channels=None, height=None, width=None, first=None,
                   num_classes=None, max_convs=5, chan_choices=None, kernel_choices=None,
                   stride_choices=None, random_pad=False, max_embed_d=None,
-                  residual_probability=0.6, pool_probability=0.2, acc_probability=0.5):
+                  residual_probability=0.6, pool_probability=0.2, acc_probability=0.5,
+                  input_maps=False, head_kernel=False):
     """Build a small random valid deploy model (random shapes, residuals, heads).
 
     Parameters
@@ -61,6 +62,13 @@ def random_deploy(seed, *, hardware=True, channels=None, height=None, width=None
     residual_probability, pool_probability, acc_probability : float
         How often a conv adds an earlier int map of its output shape (when there is one), max-pools
         its codes (when it has codes only and an even output), and writes its int map (``acc``).
+
+    input_maps : bool
+        Give some convs and heads the optional ``in_gain`` (1 or 2) and ``in_offset`` fields
+        (docs/ARCHITECTURE.md, section 2; the compiler does not implement them yet).
+    head_kernel : bool
+        Give the head, half of the time, a ``k`` from 1 to the smaller side of its input map
+        (section 2; the compiler implements only ``k = 1``).
 
     The optional parameters at their defaults draw exactly as before, so that a seed gives the
     same network as it always did.
@@ -190,6 +198,11 @@ def random_deploy(seed, *, hardware=True, channels=None, height=None, width=None
                 thr = np.clip(thr, -32767, 32767)
             arrays[f"{lname}.thresholds"] = thr.astype(np.int32)
             arrays[f"{lname}.direction"] = rng.choice([-1, 1], size=cout).astype(np.int8)
+        if input_maps and rng.random() < 0.3:
+            gain = int(rng.integers(1, 3))
+            layer["in_gain"] = gain
+            layer["in_offset"] = int(rng.integers(0, gain * ((1 << in_bits) - 1) + 1))
+            vmax *= gain
         layers.append(layer)
         if want_acc:
             ints[f"x{li}"] = (cout, ho, wo)
@@ -200,9 +213,17 @@ def random_deploy(seed, *, hardware=True, channels=None, height=None, width=None
             last_codes = f"a{li}"
 
     cin, h, w, in_bits = codes[last_codes]
-    layers.append({"name": "head", "kind": "head", "input": last_codes, "cin": cin,
-                   "classes": classes, "in_bits": in_bits, "outputs": {"logits": "logits"}})
-    arrays["head.weight"] = pack_bits(rng.integers(0, 2, size=(classes, cin, 1, 1)))
+    head = {"name": "head", "kind": "head", "input": last_codes, "cin": cin,
+            "classes": classes, "in_bits": in_bits, "outputs": {"logits": "logits"}}
+    head_k = 1
+    if head_kernel and rng.random() < 0.5:
+        head_k = int(rng.integers(1, min(h, w) + 1))
+        head["k"] = head_k
+    if input_maps and rng.random() < 0.3:
+        head["in_gain"] = int(rng.integers(1, 3))
+        head["in_offset"] = int(rng.integers(0, head["in_gain"] * ((1 << in_bits) - 1) + 1))
+    layers.append(head)
+    arrays["head.weight"] = pack_bits(rng.integers(0, 2, size=(classes, cin, head_k, head_k)))
     arrays["head.scale"] = rng.uniform(0.01, 1.0, size=classes).astype(np.float32)
     arrays["head.bias"] = rng.normal(0, 1, size=classes).astype(np.float32)
     header = {"format": FORMAT, "version": VERSION,

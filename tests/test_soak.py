@@ -30,7 +30,7 @@ def test_sample_is_bit_exact_without_hangs(sample):
         f"seed {f['seed']} ({f['config']}, {f['kind']}): {f['message']}; rerun: {f['rerun']}"
         for f in sample.failures)
     assert report["mismatches"] == report["refsim_mismatches"] == 0
-    assert report["hangs"] == report["errors"] == 0
+    assert report["hangs"] == report["errors"] == report["crashes"] == 0
     assert report["networks"] == len(SAMPLE_SEEDS)
     # the generator is shaped per configuration: most networks compile
     assert report["refused"] <= len(SAMPLE_SEEDS) // 5, report["refused_reasons"]
@@ -93,3 +93,18 @@ def test_soak_rejects_bad_parameters():
         Soak(("tiny",), wait_states=256)
     with pytest.raises(ValueError):
         Soak(("tiny",), images=0)
+
+
+def test_a_crash_is_reported_not_raised(monkeypatch):
+    """An exception inside a network's run (here the compiler's) is one failure of kind
+    ``crash``; the soak goes on with the next network."""
+    import firmware.compiler
+
+    def broken(*args, **kwargs):
+        raise ValueError("broken on purpose")
+
+    monkeypatch.setattr(firmware.compiler, "compile_model", broken)
+    result = soak([0, 1], configs=("tiny",), images=1, progress=False)
+    assert [(f["seed"], f["kind"]) for f in result.failures] == [(0, "crash"), (1, "crash")]
+    assert "broken on purpose" in result.failures[0]["message"]
+    assert result.as_dict()["crashes"] == 2
