@@ -301,10 +301,13 @@ class Soak:
     contract_options : bool
         Also generate the deploy fields the compiler does not implement yet (see
         :func:`network_parameters`).
+    hardware : bool
+        Run the compiled simulator (False: the golden model and the reference simulator only, for
+        configurations without a simulator build).
     """
 
     def __init__(self, configs=DEFAULT_CONFIGS, *, images=2, wait_states=192, backend="cxxrtl",
-                 refsim=True, contract_options=False):
+                 refsim=True, contract_options=False, hardware=True):
         from contract.config import CONFIGS
         configs = list(configs)
         if not configs:
@@ -319,6 +322,9 @@ class Soak:
         self.configs, self.images, self.wait_states = configs, images, wait_states
         self.backend, self.refsim = backend, bool(refsim)
         self.contract_options = bool(contract_options)
+        self.hardware = bool(hardware)
+        if not (self.refsim or self.hardware):
+            raise ValueError("nothing to run: neither the reference simulator nor the hardware")
         self._transports = {}
 
     def config_of(self, seed):
@@ -381,6 +387,11 @@ class Soak:
                                    f"reference simulator: image {bad[0]} logits {logits[bad[0]].tolist()}, "
                                    f"golden {expected[bad[0]].tolist()}")
                 return
+        if not self.hardware:
+            result.counts["images"] += len(images)
+            result.per_config[name]["images"] += len(images)
+            result.coverage.update(coverage)
+            return
         asyncio.run(self._run_hardware(seed, name, compiled, images, expected, load_cycles,
                                        coverage, result))
 
@@ -436,7 +447,8 @@ class Soak:
 
 
 def soak(seeds, *, configs=DEFAULT_CONFIGS, images=2, wait_states=192, backend="cxxrtl",
-         refsim=True, contract_options=False, progress=True, json_path=None, base_seed=None):
+         refsim=True, contract_options=False, hardware=True, progress=True, json_path=None,
+         base_seed=None):
     """Run the networks ``seeds``; returns a :class:`SoakResult`.
 
     With ``json_path`` the results are written there after every network, so that a long soak
@@ -446,10 +458,10 @@ def soak(seeds, *, configs=DEFAULT_CONFIGS, images=2, wait_states=192, backend="
 
     seeds = list(seeds)
     runner = Soak(configs, images=images, wait_states=wait_states, backend=backend, refsim=refsim,
-                  contract_options=contract_options)
+                  contract_options=contract_options, hardware=hardware)
     result = SoakResult(seeds[0] if base_seed is None and seeds else base_seed, len(seeds),
                         runner.configs, images, wait_states, contract_options)
-    for name in runner.configs:
+    for name in runner.configs if hardware else ():
         runner.transport(name)     # builds (or loads) every simulator before the clock starts
     start = time.monotonic()
     bar = tqdm(seeds, desc="soak", unit="net", disable=not progress, file=sys.stderr,
@@ -494,6 +506,8 @@ def main(argv=None):
                         help="largest stall probability in 256ths, drawn per image (0..255, default 192)")
     parser.add_argument("--backend", choices=("cxxrtl", "verilator"), default="cxxrtl")
     parser.add_argument("--no-refsim", action="store_true", help="skip the reference simulator")
+    parser.add_argument("--refsim-only", action="store_true",
+                        help="no compiled simulator: golden model against the reference simulator only")
     parser.add_argument("--contract-options", action="store_true",
                         help="also generate in_gain/in_offset and head k, which the compiler does "
                              "not implement yet (expect failures)")
@@ -507,12 +521,14 @@ def main(argv=None):
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     seeds = [args.only_seed] if args.only_seed is not None else range(args.seed, args.seed + args.networks)
     try:
-        Soak(configs, images=args.images, wait_states=args.wait_states)
+        Soak(configs, images=args.images, wait_states=args.wait_states,
+             refsim=not args.no_refsim, hardware=not args.refsim_only)
     except ValueError as exc:
         parser.error(str(exc))
     result = soak(seeds, configs=configs, images=args.images, wait_states=args.wait_states,
                   backend=args.backend, refsim=not args.no_refsim,
-                  contract_options=args.contract_options, progress=not args.quiet,
+                  contract_options=args.contract_options, hardware=not args.refsim_only,
+                  progress=not args.quiet,
                   json_path=args.json, base_seed=args.seed if args.only_seed is None else args.only_seed)
     for failure in result.failures[:20]:
         print(f"FAIL seed {failure['seed']} ({failure['config']}, {failure['kind']}): "
