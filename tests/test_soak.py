@@ -6,7 +6,6 @@ The sample's seeds (0..29) cover every first-layer kind, layer option and compil
 quietly shrink what the sample exercises.
 """
 
-import numpy as np
 import pytest
 
 from bench import soak as soak_module
