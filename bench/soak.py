@@ -405,6 +405,14 @@ class Soak:
         budget = HANG_BASE_CYCLES + HANG_FACTOR * load_cycles
         accelerator = Accelerator(transport, timeout_cycles=budget)
         start_cycles = transport.cycles
+
+        def restart():
+            """Count the cycles so far, then give the next network a fresh accelerator."""
+            nonlocal start_cycles
+            result.cycles += transport.cycles - start_cycles
+            transport.sim.reset()
+            start_cycles = transport.cycles
+
         try:
             await transport.write_words(FAULTS_BASE_WORD, [0, 0, 0])
             await accelerator.identify()
@@ -429,12 +437,12 @@ class Soak:
                     result.add_failure(seed, name, "mismatch",
                                        f"image {index} (wait {wait}/256, LFSR seed {lfsr_seed}): "
                                        f"logits {run.logits_int}, golden {expected[index].tolist()}")
-                    transport.sim.reset()
+                    restart()
                     return
         except AcceleratorError as exc:
             kind = "hang" if "timeout" in str(exc) else "error"
             result.add_failure(seed, name, kind, str(exc))
-            transport.sim.reset()    # the next network starts from a clean accelerator
+            restart()
             return
         finally:
             result.cycles += transport.cycles - start_cycles
@@ -451,8 +459,8 @@ def soak(seeds, *, configs=DEFAULT_CONFIGS, images=2, wait_states=192, backend="
          base_seed=None):
     """Run the networks ``seeds``; returns a :class:`SoakResult`.
 
-    With ``json_path`` the results are written there after every network, so that a long soak
-    stopped early leaves what it found.
+    With ``json_path`` the results are written there every 30 s and at the end, so that a long
+    soak stopped early leaves what it found.
     """
     from tqdm import tqdm
 

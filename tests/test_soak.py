@@ -74,6 +74,8 @@ def test_a_wrong_result_is_reported_with_its_seed(monkeypatch):
         assert result.first_failing_seed == seed
         assert f"--only-seed {seed}" in result.failures[0]["rerun"]
         assert "first failing seed: " + str(seed) in result.summary()
+        # the cycles of a failed run still count (and the accelerator restarts afterwards)
+        assert (result.cycles > 0) == (not refsim)
 
 
 def test_bad_arguments_are_one_line(capsys):
