@@ -57,8 +57,8 @@ def random_deploy(seed, *, hardware=True, channels=None, height=None, width=None
         0..3) instead of ``k // 2`` (``hardware``) or ``0..k-1``.
     max_embed_d : int, optional
         Largest embedding dimension ``d``: drawn from ``1..min(16 // q, max_embed_d)`` (the
-        compiler needs ``channels * d <= p_i``). None keeps the default draw (``1..16 // q``
-        clipped to 8).
+        compiler needs ``channels * d <= p_i``), clipped to 15 with ``hardware``. None keeps the
+        default draw (``1..16 // q`` clipped to 8).
     residual_probability, pool_probability, acc_probability : float
         How often a conv adds an earlier int map of its output shape (when there is one), max-pools
         its codes (when it has codes only and an even output), and writes its int map (``acc``).
@@ -110,6 +110,8 @@ def random_deploy(seed, *, hardware=True, channels=None, height=None, width=None
             d = min(d, 8)
         else:
             d = int(rng.integers(1, min(16 // q, max_embed_d) + 1))
+            if hardware:
+                d = min(d, 15)      # the EMBED descriptor's 4-bit emb_d field
         table = rng.integers(0, 1 << q, size=(C, 256, d)).astype(np.uint8)
         if rng.random() < 0.5:  # monotone, thermometer-like tables are the realistic case
             table = np.sort(table, axis=1)
