@@ -23,7 +23,10 @@ def _random_thresholds(rng, cout, q, spread, center=0):
 
 
 def random_deploy(seed, *, hardware=True, channels=None, height=None, width=None, first=None,
-                  num_classes=None, max_convs=5, chan_choices=None):
+                  num_classes=None, max_convs=5, chan_choices=None, kernel_choices=None,
+                  stride_choices=None, random_pad=False, max_embed_d=None,
+                  residual_probability=0.6, pool_probability=0.2, acc_probability=0.5,
+                  input_maps=False, head_kernel=False):
     """Build a small random valid deploy model (random shapes, residuals, heads).
 
     Parameters
@@ -44,12 +47,48 @@ def random_deploy(seed, *, hardware=True, channels=None, height=None, width=None
         Upper bound on conv layers (at least 1 is made).
     chan_choices : sequence of int, optional
         Channel counts to draw conv widths from (default ``(4, 8, 16, 24, 32)``).
+    kernel_choices : sequence of int, optional
+        Conv kernel sizes to draw from (default ``(1, 3)``, or ``(1, 2, 3, 5)`` without
+        ``hardware``). The compiler takes 1..15.
+    stride_choices : sequence of int, optional
+        Conv strides to draw from (default ``(1, 2)``, or ``(1, 2, 3)`` without ``hardware``).
+    random_pad : bool
+        Draw each conv's padding from ``0..min(k - 1, 3)`` (the descriptor's ``pad`` field holds
+        0..3) instead of ``k // 2`` (``hardware``) or ``0..k-1``.
+    max_embed_d : int, optional
+        Largest embedding dimension ``d``: drawn from ``1..min(16 // q, max_embed_d)`` (the
+        compiler needs ``channels * d <= p_i``), clipped to 15 with ``hardware``. None keeps the
+        default draw (``1..16 // q`` clipped to 8).
+    residual_probability, pool_probability, acc_probability : float
+        How often a conv adds an earlier int map of its output shape (when there is one), max-pools
+        its codes (when it has codes only and an even output), and writes its int map (``acc``).
+
+    input_maps : bool
+        Give some convs and heads the optional ``in_gain`` (1 or 2) and ``in_offset`` fields
+        (docs/ARCHITECTURE.md, section 2; the compiler does not implement them yet).
+    head_kernel : bool
+        Give the head, half of the time, a ``k`` from 1 to the smaller side of its input map
+        (section 2; the compiler implements only ``k = 1``).
+
+    The optional parameters at their defaults draw exactly as before, so that a seed gives the
+    same network as it always did.
 
     Returns
     -------
     DeployModel
         Validated; ``header["training"]`` records the seed.
     """
+    for name, choices, low, high in (("kernel_choices", kernel_choices, 1, 15),
+                                     ("stride_choices", stride_choices, 1, 3)):
+        if choices is not None and (not choices or not all(
+                isinstance(v, int) and low <= v <= high for v in choices)):
+            raise ValueError(f"{name} must hold integers in {low}..{high}, not {choices!r}")
+    if max_embed_d is not None and (not isinstance(max_embed_d, int) or max_embed_d < 1):
+        raise ValueError(f"max_embed_d must be a positive integer, not {max_embed_d!r}")
+    for name, value in (("residual_probability", residual_probability),
+                        ("pool_probability", pool_probability), ("acc_probability", acc_probability)):
+        if not 0 <= value <= 1:
+            raise ValueError(f"{name} must be in 0..1, not {value!r}")
     rng = np.random.default_rng(seed)
     C = int(channels if channels is not None else rng.integers(1, 4))
     H = int(height if height is not None else rng.integers(4, 13))
@@ -66,8 +105,13 @@ def random_deploy(seed, *, hardware=True, channels=None, height=None, width=None
     ints = {}  # name -> shape
     if first == "embed":
         q = int(rng.integers(1, qmax + 1))
-        d = int(rng.integers(1, (16 // q if hardware else 8) + 1))
-        d = min(d, 8)
+        if max_embed_d is None:
+            d = int(rng.integers(1, (16 // q if hardware else 8) + 1))
+            d = min(d, 8)
+        else:
+            d = int(rng.integers(1, min(16 // q, max_embed_d) + 1))
+            if hardware:
+                d = min(d, 15)      # the EMBED descriptor's 4-bit emb_d field
         table = rng.integers(0, 1 << q, size=(C, 256, d)).astype(np.uint8)
         if rng.random() < 0.5:  # monotone, thermometer-like tables are the realistic case
             table = np.sort(table, axis=1)
@@ -109,27 +153,32 @@ def random_deploy(seed, *, hardware=True, channels=None, height=None, width=None
         srcs = [n for n, c in codes.items() if not (hardware and li > 0 and c[3] == 8)]
         src = last_codes if rng.random() < 0.75 else srcs[int(rng.integers(len(srcs)))]
         cin, h, w, in_bits = codes[src]
-        k = int(rng.choice([1, 3])) if hardware else int(rng.choice([1, 2, 3, 5]))
-        p = k // 2 if hardware else int(rng.integers(0, k))
-        s = int(rng.choice([1, 2])) if hardware else int(rng.choice([1, 2, 3]))
+        k = int(rng.choice(kernel_choices or ([1, 3] if hardware else [1, 2, 3, 5])))
+        if random_pad:
+            p = int(rng.integers(0, min(k - 1, 3) + 1))
+        else:
+            p = k // 2 if hardware else int(rng.integers(0, k))
+        s = int(rng.choice(stride_choices or ([1, 2] if hardware else [1, 2, 3])))
         if (h + 2 * p - k) // s + 1 < 1 or (w + 2 * p - k) // s + 1 < 1:
             s, p = 1, (k - 1) // 2 if not hardware else k // 2
+            if random_pad:
+                p = min(k - 1, 3)
             if (h + 2 * p - k) < 0 or (w + 2 * p - k) < 0:
                 k, p = 1, 0
         ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
         # residual candidates with a matching spatial size; adopt their channel count
         cands = [n for n, shp in ints.items() if shp[1:] == (ho, wo)]
         res = None
-        if cands and rng.random() < 0.6:
+        if cands and rng.random() < residual_probability:
             res = cands[int(rng.integers(len(cands)))]
             cout = ints[res][0]
         else:
             cout = int(rng.choice(chan_choices))
-        want_acc = rng.random() < 0.5
+        want_acc = rng.random() < acc_probability
         want_codes = (not want_acc) or rng.random() < 0.7 or li == nconv - 1 or in_bits == 8
         pool = None
         if want_codes and not want_acc and ho % 2 == 0 and wo % 2 == 0 and ho >= 2 \
-                and rng.random() < 0.2:
+                and rng.random() < pool_probability:
             pool = "max2"
         q = int(rng.integers(1, qmax + 1)) if want_codes else None
         bits = rng.integers(0, 2, size=(cout, cin, k, k)).astype(np.uint8)
@@ -151,6 +200,11 @@ def random_deploy(seed, *, hardware=True, channels=None, height=None, width=None
                 thr = np.clip(thr, -32767, 32767)
             arrays[f"{lname}.thresholds"] = thr.astype(np.int32)
             arrays[f"{lname}.direction"] = rng.choice([-1, 1], size=cout).astype(np.int8)
+        if input_maps and rng.random() < 0.3:
+            gain = int(rng.integers(1, 3))
+            layer["in_gain"] = gain
+            layer["in_offset"] = int(rng.integers(0, gain * ((1 << in_bits) - 1) + 1))
+            vmax *= gain
         layers.append(layer)
         if want_acc:
             ints[f"x{li}"] = (cout, ho, wo)
@@ -161,9 +215,17 @@ def random_deploy(seed, *, hardware=True, channels=None, height=None, width=None
             last_codes = f"a{li}"
 
     cin, h, w, in_bits = codes[last_codes]
-    layers.append({"name": "head", "kind": "head", "input": last_codes, "cin": cin,
-                   "classes": classes, "in_bits": in_bits, "outputs": {"logits": "logits"}})
-    arrays["head.weight"] = pack_bits(rng.integers(0, 2, size=(classes, cin, 1, 1)))
+    head = {"name": "head", "kind": "head", "input": last_codes, "cin": cin,
+            "classes": classes, "in_bits": in_bits, "outputs": {"logits": "logits"}}
+    head_k = 1
+    if head_kernel and rng.random() < 0.5:
+        head_k = int(rng.integers(1, min(h, w) + 1))
+        head["k"] = head_k
+    if input_maps and rng.random() < 0.3:
+        head["in_gain"] = int(rng.integers(1, 3))
+        head["in_offset"] = int(rng.integers(0, head["in_gain"] * ((1 << in_bits) - 1) + 1))
+    layers.append(head)
+    arrays["head.weight"] = pack_bits(rng.integers(0, 2, size=(classes, cin, head_k, head_k)))
     arrays["head.scale"] = rng.uniform(0.01, 1.0, size=classes).astype(np.float32)
     arrays["head.bias"] = rng.normal(0, 1, size=classes).astype(np.float32)
     header = {"format": FORMAT, "version": VERSION,
