@@ -146,7 +146,7 @@ def mac_array_fingerprint():
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-VALIDATED_MAC_ARRAY = "5aef53c171c78240"
+VALIDATED_MAC_ARRAY = "ad794e314aec9cef"
 
 
 def use_fast_models(soc):
