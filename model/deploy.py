@@ -217,6 +217,187 @@ def _conv_out(where, h, w, k, s, p):
     return ho, wo
 
 
+@dataclass
+class _LayerCheck:
+    """What the per-kind checks of :func:`validate` share about one layer."""
+    where: str
+    layer: dict
+    lname: str
+    arrays: dict
+    used: set
+    tensors: dict
+    tin: TensorInfo
+    src: str
+    entry: dict
+    la: dict
+    base: tuple
+    image_shape: tuple
+    num_classes: int
+
+
+def _check_embed(c):
+    """Check the embedding look-up; returns the tensors it makes (``c``: the layer's :class:`_LayerCheck`)."""
+    where, layer, lname, arrays, used, tensors = c.where, c.layer, c.lname, c.arrays, c.used, c.tensors
+    la, base = c.la, c.base
+    c_in, h_in, w_in = c.image_shape
+    new_tensors = []
+    _keys(where, layer, base + ("d", "q"))
+    d = _int(where, layer, "d", 1, _MAX_D)
+    q = _int(where, layer, "q", 1, 8)
+    _keys(f"{where} outputs", layer["outputs"], ("codes",))
+    table = _array(where, arrays, used, f"{lname}.table", np.uint8, (c_in, 256, d))
+    if int(table.max()) >= (1 << q):
+        _fail(f"{where}: table holds codes >= 2^q = {1 << q}")
+    la["table"] = table
+    name = _out_name(where, layer["outputs"]["codes"], tensors)
+    new_tensors.append(TensorInfo(name, "codes", (c_in * d, h_in, w_in), q, lname))
+    return new_tensors
+
+
+def _check_raw_input(c):
+    """Check the raw pixels; returns the tensors it makes (``c``: the layer's :class:`_LayerCheck`)."""
+    where, layer, lname, tensors = c.where, c.layer, c.lname, c.tensors
+    base = c.base
+    c_in, h_in, w_in = c.image_shape
+    new_tensors = []
+    _keys(where, layer, base)
+    _keys(f"{where} outputs", layer["outputs"], ("codes",))
+    name = _out_name(where, layer["outputs"]["codes"], tensors)
+    new_tensors.append(TensorInfo(name, "codes", (c_in, h_in, w_in), 8, lname))
+    return new_tensors
+
+
+def _check_host_conv(c):
+    """Check the float first layer run on the host; returns the tensors it makes (``c``: the layer's :class:`_LayerCheck`)."""
+    where, layer, lname, arrays, used, tensors = c.where, c.layer, c.lname, c.arrays, c.used, c.tensors
+    entry, la, base = c.entry, c.la, c.base
+    c_in, h_in, w_in = c.image_shape
+    new_tensors = []
+    _keys(where, layer, base + ("k", "stride", "pad", "q"))
+    k = _int(where, layer, "k", 1, _MAX_K)
+    s = _int(where, layer, "stride", 1, _MAX_STRIDE)
+    p = _int(where, layer, "pad", 0, k - 1)
+    q = _int(where, layer, "q", 1, 8)
+    _keys(f"{where} outputs", layer["outputs"], ("codes",))
+    wname = f"{lname}.weight"
+    if wname not in arrays or not isinstance(arrays[wname], np.ndarray) \
+            or arrays[wname].ndim != 4:
+        _fail(f"{where}: missing or non-4-D array '{wname}'")
+    cout = int(arrays[wname].shape[0])
+    if not 1 <= cout <= _MAX_CHANNELS:
+        _fail(f"{where}: output channels {cout} out of range")
+    la["weight"] = _array(where, arrays, used, wname, np.float32, (cout, c_in, k, k))
+    la["bias"] = _array(where, arrays, used, f"{lname}.bias", np.float32, (cout,))
+    la["thresholds"], la["direction"] = _thresholds(where, arrays, used, lname, cout, q,
+                                                    np.float32)
+    ho, wo = _conv_out(where, h_in, w_in, k, s, p)
+    entry["cout"] = cout
+    name = _out_name(where, layer["outputs"]["codes"], tensors)
+    new_tensors.append(TensorInfo(name, "codes", (cout, ho, wo), q, lname))
+    return new_tensors
+
+
+def _check_conv(c):
+    """Check a binary-weight convolution; returns the tensors it makes (``c``: the layer's :class:`_LayerCheck`)."""
+    where, layer, lname, arrays, used, tensors = c.where, c.layer, c.lname, c.arrays, c.used, c.tensors
+    tin, src, la, base = c.tin, c.src, c.la, c.base
+    new_tensors = []
+    _keys(where, layer, base + ("cin", "cout", "k", "stride", "pad", "in_bits", "residual",
+                                "q", "pool"), _INPUT_MAP_FIELDS)
+    cin = _int(where, layer, "cin", 1, _MAX_CHANNELS)
+    cout = _int(where, layer, "cout", 1, _MAX_CHANNELS)
+    k = _int(where, layer, "k", 1, _MAX_SIZE)  # a fully connected layer: k = H = W
+    s = _int(where, layer, "stride", 1, _MAX_STRIDE)
+    p = _int(where, layer, "pad", 0, k - 1)
+    in_bits = _int(where, layer, "in_bits", 1, 8)
+    if cin != tin.shape[0]:
+        _fail(f"{where}: cin = {cin} but input '{src}' has {tin.shape[0]} channels")
+    if in_bits != tin.bits:
+        _fail(f"{where}: in_bits = {in_bits} but input '{src}' holds {tin.bits}-bit codes")
+    _input_map(where, layer, in_bits)
+    ho, wo = _conv_out(where, tin.shape[1], tin.shape[2], k, s, p)
+    _keys(f"{where} outputs", layer["outputs"], ("acc", "codes"))
+    acc_name = layer["outputs"]["acc"]
+    codes_name = layer["outputs"]["codes"]
+    if acc_name is None and codes_name is None:
+        _fail(f"{where}: outputs 'acc' and 'codes' are both null")
+    res = layer["residual"]
+    if res is not None:
+        if not isinstance(res, str) or res not in tensors:
+            _fail(f"{where}: residual {res!r} does not name an earlier tensor")
+        rt = tensors[res]
+        if rt.kind != "ints":
+            _fail(f"{where}: residual '{res}' is {rt.kind}, not ints")
+        if rt.shape != (cout, ho, wo):
+            _fail(f"{where}: residual '{res}' has shape {rt.shape}, "
+                  f"the output is {(cout, ho, wo)}")
+    q = layer["q"]
+    if codes_name is None:
+        if q is not None:
+            _fail(f"{where}: 'q' must be null when no codes are produced")
+    else:
+        q = _int(where, layer, "q", 1, 8)
+    pool = layer["pool"]
+    if pool not in (None, "max2"):
+        _fail(f"{where}: pool must be null or 'max2', not {pool!r}")
+    if pool == "max2":
+        if codes_name is None or acc_name is not None:
+            _fail(f"{where}: pool 'max2' needs codes and no acc output")
+        if ho % 2 or wo % 2:
+            _fail(f"{where}: pool 'max2' needs an even output size, not {ho}x{wo}")
+    la["weight_bits"] = _packed_weight(where, arrays, used, lname, (cout, cin, k, k))
+    la["weight"] = arrays[f"{lname}.weight"]
+    if codes_name is not None:
+        la["thresholds"], la["direction"] = _thresholds(where, arrays, used, lname, cout,
+                                                        q, np.int32)
+    if acc_name is not None:
+        name = _out_name(where, acc_name, tensors)
+        new_tensors.append(TensorInfo(name, "ints", (cout, ho, wo), None, lname))
+    if codes_name is not None:
+        if codes_name == acc_name:
+            _fail(f"{where}: outputs 'acc' and 'codes' have the same name")
+        name = _out_name(where, codes_name, tensors)
+        shp = (cout, ho // 2, wo // 2) if pool == "max2" else (cout, ho, wo)
+        new_tensors.append(TensorInfo(name, "codes", shp, q, lname))
+    return new_tensors
+
+
+def _check_head(c):
+    """Check the head; returns the tensors it makes (``c``: the layer's :class:`_LayerCheck`)."""
+    where, layer, lname, arrays, used, tensors = c.where, c.layer, c.lname, c.arrays, c.used, c.tensors
+    tin, src, la, base = c.tin, c.src, c.la, c.base
+    num_classes = c.num_classes
+    new_tensors = []
+    _keys(where, layer, base + ("cin", "classes", "in_bits"), _INPUT_MAP_FIELDS + ("k",))
+    cin = _int(where, layer, "cin", 1, _MAX_CHANNELS)
+    classes = _int(where, layer, "classes", 1, 65535)
+    in_bits = _int(where, layer, "in_bits", 1, 8)
+    hk = _int(where, layer, "k", 1, _MAX_SIZE) if "k" in layer else 1
+    if cin != tin.shape[0]:
+        _fail(f"{where}: cin = {cin} but input '{src}' has {tin.shape[0]} channels")
+    if in_bits != tin.bits:
+        _fail(f"{where}: in_bits = {in_bits} but input '{src}' holds {tin.bits}-bit codes")
+    _input_map(where, layer, in_bits)
+    _conv_out(where, tin.shape[1], tin.shape[2], hk, 1, 0)
+    if classes != num_classes:
+        _fail(f"{where}: classes = {classes} but num_classes = {num_classes}")
+    _keys(f"{where} outputs", layer["outputs"], ("logits",))
+    la["weight_bits"] = _packed_weight(where, arrays, used, lname, (classes, cin, hk, hk))
+    la["weight"] = arrays[f"{lname}.weight"]
+    la["scale"] = _array(where, arrays, used, f"{lname}.scale", np.float32, (classes,))
+    if not np.all(la["scale"] > 0):
+        _fail(f"{where}: array '{lname}.scale' must be > 0")
+    la["bias"] = _array(where, arrays, used, f"{lname}.bias", np.float32, (classes,))
+    name = _out_name(where, layer["outputs"]["logits"], tensors)
+    new_tensors.append(TensorInfo(name, "logits", (classes,), None, lname))
+
+    return new_tensors
+
+
+_LAYER_CHECKS = {"embed": _check_embed, "raw_input": _check_raw_input, "host_conv": _check_host_conv,
+                 "conv": _check_conv, "head": _check_head}
+
+
 def validate(header, arrays):
     """Check a header dict and an array dict against schema version 1.
 
@@ -298,127 +479,10 @@ def validate(header, arrays):
         la = {}
         entry = dict(layer)
         entry["in_shape"] = tin.shape
-        new_tensors = []
 
-        if kind == "embed":
-            _keys(where, layer, base + ("d", "q"))
-            d = _int(where, layer, "d", 1, _MAX_D)
-            q = _int(where, layer, "q", 1, 8)
-            _keys(f"{where} outputs", layer["outputs"], ("codes",))
-            table = _array(where, arrays, used, f"{lname}.table", np.uint8, (c_in, 256, d))
-            if int(table.max()) >= (1 << q):
-                _fail(f"{where}: table holds codes >= 2^q = {1 << q}")
-            la["table"] = table
-            name = _out_name(where, layer["outputs"]["codes"], tensors)
-            new_tensors.append(TensorInfo(name, "codes", (c_in * d, h_in, w_in), q, lname))
-        elif kind == "raw_input":
-            _keys(where, layer, base)
-            _keys(f"{where} outputs", layer["outputs"], ("codes",))
-            name = _out_name(where, layer["outputs"]["codes"], tensors)
-            new_tensors.append(TensorInfo(name, "codes", (c_in, h_in, w_in), 8, lname))
-        elif kind == "host_conv":
-            _keys(where, layer, base + ("k", "stride", "pad", "q"))
-            k = _int(where, layer, "k", 1, _MAX_K)
-            s = _int(where, layer, "stride", 1, _MAX_STRIDE)
-            p = _int(where, layer, "pad", 0, k - 1)
-            q = _int(where, layer, "q", 1, 8)
-            _keys(f"{where} outputs", layer["outputs"], ("codes",))
-            wname = f"{lname}.weight"
-            if wname not in arrays or not isinstance(arrays[wname], np.ndarray) \
-                    or arrays[wname].ndim != 4:
-                _fail(f"{where}: missing or non-4-D array '{wname}'")
-            cout = int(arrays[wname].shape[0])
-            if not 1 <= cout <= _MAX_CHANNELS:
-                _fail(f"{where}: output channels {cout} out of range")
-            la["weight"] = _array(where, arrays, used, wname, np.float32, (cout, c_in, k, k))
-            la["bias"] = _array(where, arrays, used, f"{lname}.bias", np.float32, (cout,))
-            la["thresholds"], la["direction"] = _thresholds(where, arrays, used, lname, cout, q,
-                                                            np.float32)
-            ho, wo = _conv_out(where, h_in, w_in, k, s, p)
-            entry["cout"] = cout
-            name = _out_name(where, layer["outputs"]["codes"], tensors)
-            new_tensors.append(TensorInfo(name, "codes", (cout, ho, wo), q, lname))
-        elif kind == "conv":
-            _keys(where, layer, base + ("cin", "cout", "k", "stride", "pad", "in_bits", "residual",
-                                        "q", "pool"), _INPUT_MAP_FIELDS)
-            cin = _int(where, layer, "cin", 1, _MAX_CHANNELS)
-            cout = _int(where, layer, "cout", 1, _MAX_CHANNELS)
-            k = _int(where, layer, "k", 1, _MAX_SIZE)  # a fully connected layer: k = H = W
-            s = _int(where, layer, "stride", 1, _MAX_STRIDE)
-            p = _int(where, layer, "pad", 0, k - 1)
-            in_bits = _int(where, layer, "in_bits", 1, 8)
-            if cin != tin.shape[0]:
-                _fail(f"{where}: cin = {cin} but input '{src}' has {tin.shape[0]} channels")
-            if in_bits != tin.bits:
-                _fail(f"{where}: in_bits = {in_bits} but input '{src}' holds {tin.bits}-bit codes")
-            _input_map(where, layer, in_bits)
-            ho, wo = _conv_out(where, tin.shape[1], tin.shape[2], k, s, p)
-            _keys(f"{where} outputs", layer["outputs"], ("acc", "codes"))
-            acc_name = layer["outputs"]["acc"]
-            codes_name = layer["outputs"]["codes"]
-            if acc_name is None and codes_name is None:
-                _fail(f"{where}: outputs 'acc' and 'codes' are both null")
-            res = layer["residual"]
-            if res is not None:
-                if not isinstance(res, str) or res not in tensors:
-                    _fail(f"{where}: residual {res!r} does not name an earlier tensor")
-                rt = tensors[res]
-                if rt.kind != "ints":
-                    _fail(f"{where}: residual '{res}' is {rt.kind}, not ints")
-                if rt.shape != (cout, ho, wo):
-                    _fail(f"{where}: residual '{res}' has shape {rt.shape}, "
-                          f"the output is {(cout, ho, wo)}")
-            q = layer["q"]
-            if codes_name is None:
-                if q is not None:
-                    _fail(f"{where}: 'q' must be null when no codes are produced")
-            else:
-                q = _int(where, layer, "q", 1, 8)
-            pool = layer["pool"]
-            if pool not in (None, "max2"):
-                _fail(f"{where}: pool must be null or 'max2', not {pool!r}")
-            if pool == "max2":
-                if codes_name is None or acc_name is not None:
-                    _fail(f"{where}: pool 'max2' needs codes and no acc output")
-                if ho % 2 or wo % 2:
-                    _fail(f"{where}: pool 'max2' needs an even output size, not {ho}x{wo}")
-            la["weight_bits"] = _packed_weight(where, arrays, used, lname, (cout, cin, k, k))
-            la["weight"] = arrays[f"{lname}.weight"]
-            if codes_name is not None:
-                la["thresholds"], la["direction"] = _thresholds(where, arrays, used, lname, cout,
-                                                                q, np.int32)
-            if acc_name is not None:
-                name = _out_name(where, acc_name, tensors)
-                new_tensors.append(TensorInfo(name, "ints", (cout, ho, wo), None, lname))
-            if codes_name is not None:
-                if codes_name == acc_name:
-                    _fail(f"{where}: outputs 'acc' and 'codes' have the same name")
-                name = _out_name(where, codes_name, tensors)
-                shp = (cout, ho // 2, wo // 2) if pool == "max2" else (cout, ho, wo)
-                new_tensors.append(TensorInfo(name, "codes", shp, q, lname))
-        else:  # head
-            _keys(where, layer, base + ("cin", "classes", "in_bits"), _INPUT_MAP_FIELDS + ("k",))
-            cin = _int(where, layer, "cin", 1, _MAX_CHANNELS)
-            classes = _int(where, layer, "classes", 1, 65535)
-            in_bits = _int(where, layer, "in_bits", 1, 8)
-            hk = _int(where, layer, "k", 1, _MAX_SIZE) if "k" in layer else 1
-            if cin != tin.shape[0]:
-                _fail(f"{where}: cin = {cin} but input '{src}' has {tin.shape[0]} channels")
-            if in_bits != tin.bits:
-                _fail(f"{where}: in_bits = {in_bits} but input '{src}' holds {tin.bits}-bit codes")
-            _input_map(where, layer, in_bits)
-            _conv_out(where, tin.shape[1], tin.shape[2], hk, 1, 0)
-            if classes != num_classes:
-                _fail(f"{where}: classes = {classes} but num_classes = {num_classes}")
-            _keys(f"{where} outputs", layer["outputs"], ("logits",))
-            la["weight_bits"] = _packed_weight(where, arrays, used, lname, (classes, cin, hk, hk))
-            la["weight"] = arrays[f"{lname}.weight"]
-            la["scale"] = _array(where, arrays, used, f"{lname}.scale", np.float32, (classes,))
-            if not np.all(la["scale"] > 0):
-                _fail(f"{where}: array '{lname}.scale' must be > 0")
-            la["bias"] = _array(where, arrays, used, f"{lname}.bias", np.float32, (classes,))
-            name = _out_name(where, layer["outputs"]["logits"], tensors)
-            new_tensors.append(TensorInfo(name, "logits", (classes,), None, lname))
+        check = _LayerCheck(where, layer, lname, arrays, used, tensors, tin, src, entry, la, base,
+                            (c_in, h_in, w_in), num_classes)
+        new_tensors = _LAYER_CHECKS[kind](check)
 
         for t in new_tensors:
             tensors[t.name] = t
