@@ -12,7 +12,8 @@ Registers (word offsets in the region, 32 bits):
 
 =====  ===========  ===================================================================================
 0      WAIT         bits 7:0: stall probability, a transfer waits a cycle while the 16-bit LFSR's low
-                    byte is below this value (0: no wait states, 255: almost always);
+                    byte is below this value (0: no wait states, 255: almost always; the
+                    longest wait is 65 cycles at 200, 607 at 250);
                     bits 31:16: the LFSR seed, loaded on write (0 is replaced by 1)
 1      ERROR_AT     answer the n-th transfer of the run (1-based) with ``err`` instead of passing it
                     to memory (0: never)

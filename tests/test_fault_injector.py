@@ -52,7 +52,9 @@ async def transfer(ctx, bus, adr, we=0, dat=0, max_wait=MAX_WAIT):
 
 
 @settings(max_examples=8, deadline=None)
-@given(seed=st.integers(0, 2**16 - 1), wait=st.sampled_from([0, 100, 250]),
+# The LFSR's longest run of low bytes below 200 is 65 cycles (below 250: 607), so at most 200 every
+# transfer is answered within MAX_WAIT cycles and "no answer" means a hang.
+@given(seed=st.integers(0, 2**16 - 1), wait=st.sampled_from([0, 100, 200]),
        error_at=st.integers(0, 12), hang_at=st.integers(0, 14))
 def test_faults_follow_the_model(seed, wait, error_at, hang_at):
     dut = Harness()
