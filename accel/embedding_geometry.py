@@ -5,7 +5,15 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 
-__all__ = ["WindowGeometry"]
+__all__ = ["WindowGeometry", "check_max_k"]
+
+
+def check_max_k(max_k):
+    """Validate the largest window size of the embedding unit's window mode (``win_k`` is 4 bits)."""
+    if not isinstance(max_k, int) or isinstance(max_k, bool):
+        raise TypeError(f"max_k must be an int, not {max_k!r}")
+    if not 1 <= max_k <= 15:
+        raise ValueError(f"max_k must be 1..15 (win_k is 4 bits), not {max_k}")
 
 
 def _times_small(x, y, bits):
@@ -44,10 +52,7 @@ class WindowGeometry(wiring.Component):
     """
 
     def __init__(self, max_k):
-        if not isinstance(max_k, int) or isinstance(max_k, bool):
-            raise TypeError(f"max_k must be an int, not {max_k!r}")
-        if not 1 <= max_k <= 15:
-            raise ValueError(f"max_k must be 1..15 (win_k is 4 bits), not {max_k}")
+        check_max_k(max_k)
         self.max_k = max_k
         super().__init__({
             "win_k": In(4), "stride": In(2), "pad": In(2),

