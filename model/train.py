@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from . import deploy as dp
 from . import golden
 from .data import DataError, load_fashion_mnist
+from .distill import distillation_loss, load_teacher
 from .nets import VARIANTS, ERNet
 
 
@@ -64,7 +65,17 @@ def parse_args(argv=None):
     p.add_argument("--no-golden", action="store_true",
                    help="skip the golden-executor check on the test set")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--teacher", default=None,
+                   help="distil from this run's checkpoint.pt (e.g. a float_first run)")
+    p.add_argument("--distill-alpha", type=float, default=0.5,
+                   help="weight of the teacher's soft targets, 0..1 (with --teacher)")
+    p.add_argument("--distill-temperature", type=float, default=4.0,
+                   help="softening temperature T > 0 (with --teacher)")
     args = p.parse_args(argv)
+    if not 0.0 <= args.distill_alpha <= 1.0:
+        p.error("--distill-alpha must be in 0..1")
+    if args.distill_temperature <= 0:
+        p.error("--distill-temperature must be > 0")
     for name in ("d", "width", "epochs", "batch_size", "threads"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
@@ -130,6 +141,7 @@ def main(argv=None):
     # The data first: a missing data set must not leave an empty output directory behind.
     xtr, ytr = load_fashion_mnist("train", args.data_dir)
     xte, yte = load_fashion_mnist("test", args.data_dir)
+    teacher = load_teacher(args.teacher) if args.teacher else None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     deploy_path = Path(args.deploy) if args.deploy else out / "deploy.npz"
@@ -196,7 +208,13 @@ def main(argv=None):
             xb = augment(xtr[idx], args.augment, gen)
             yb = ytr[idx]
             logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
+            if teacher is None:
+                loss = F.cross_entropy(logits, yb)
+            else:
+                with torch.no_grad():
+                    teacher_logits = teacher.forward_float(xb)
+                loss = distillation_loss(logits, teacher_logits, yb, args.distill_alpha,
+                                         args.distill_temperature)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -228,7 +246,10 @@ def main(argv=None):
                 "lr": args.lr, "embed_lr_mult": args.embed_lr_mult, "optimizer": "adam",
                 "schedule": "cosine",
                 "weight_decay": args.weight_decay, "augment": args.augment, "seed": args.seed,
-                "init": args.init, "train_images": int(len(xtr)), "test_images": int(len(xte)),
+                "init": args.init,
+                "teacher": ({"checkpoint": str(args.teacher), "alpha": args.distill_alpha,
+                             "temperature": args.distill_temperature} if teacher else None),
+                "train_images": int(len(xtr)), "test_images": int(len(xte)),
                 "train_time_s": round(train_time, 1), "threads": args.threads,
                 "world_size": world, "torch": torch.__version__,
                 "test_acc_int": acc_i, "test_acc_float_sim": acc_f}
