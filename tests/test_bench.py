@@ -99,3 +99,26 @@ def test_first_layer_and_cpu_sections_format(tmp_path):
     text = "\n".join(lines)
     assert "**5,000**" in text and "accelerator / this = 500x" in text
     CC.plot(rates, 5000.0, tmp_path / "c.png", 4)
+
+
+def test_embedding_sweep_grid_rows_and_plot(tmp_path):
+    from bench import embedding_sweep as ES
+    # d = 16 does not fit the EMBED descriptor's 4-bit emb_d field; d x Q <= 16 bits otherwise
+    assert ES.grid() == [(1, 1), (2, 1), (4, 1), (8, 1), (1, 2), (2, 2), (4, 2), (8, 2)]
+    cmd = ES.train_command(4, 2, runs=tmp_path, epochs=3, seed=5)
+    assert cmd[cmd.index("--d") + 1] == "4" and cmd[cmd.index("--q-bits") + 1] == "2"
+    assert cmd[cmd.index("--blocks") + 1] == "32:1,32:1,64:2,64:1" and cmd[-1].endswith("d4_q2")
+    deploy, metrics = ES.point_deploy(2, 1, tmp_path)        # not trained: an untrained export
+    assert metrics is None and deploy.layers[0]["kind"] == "embed"
+    assert (deploy.layers[0]["d"], deploy.layers[0]["q"]) == (2, 1)
+    hardware = {"default85": dict(cycles=17672.0, first_cycles=1734.0, golden_equal=2, n_images=2),
+                "small25": dict(cycles=69991.0, first_cycles=2561.0, golden_equal=2, n_images=2)}
+    rows = [dict(d=1, q=1, accuracy=0.9012, train_time_s=600.0, table_bits=256, hardware=hardware),
+            dict(d=8, q=2, accuracy=None, train_time_s=None, table_bits=4096, hardware=hardware)]
+    from contract.config import DEFAULT85, SMALL25
+    text = "\n".join(ES.section_lines(rows, configs=[DEFAULT85, SMALL25], hz=40e6, argv=[],
+                                      runs=tmp_path, epochs=10, seed=0, png_name="e.png"))
+    assert "| 1 | 1 | 256 | 90.12 % | 1,734 / 17,672 | 2/2 | 2,561 / 69,991 | 2/2 | 10 min |" in text
+    assert "| 8 | 2 | 4,096 | not trained yet |" in text
+    ES.plot(rows, tmp_path / "e.png")
+    assert (tmp_path / "e.png").stat().st_size > 1000

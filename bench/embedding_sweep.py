@@ -1,0 +1,240 @@
+"""Pixel-embedding sweep: accuracy against the first layer's cost for d x Q on the shipped network.
+
+    python -m bench.embedding_sweep --train --epochs 10     # train the grid (resumable), then measure
+    python -m bench.embedding_sweep                         # measure what is trained so far
+
+The grid is d in {1, 2, 4, 8, 16} and Q in {1, 2} where the point fits the accelerator: a table entry
+(d x Q bits) fits the embedding unit's 16-bit entries (``contract/config.py``) and d fits the EMBED
+descriptor's ``emb_d`` field (``contract/isa.py``, 4 bits: d <= 15), so d = 16 is out: 8 points.
+Every point is the shipped network (``model/shipped/default.npz``'s ``training.net``) with only d and Q
+changed, trained with the same schedule (``--epochs``, ``--seed``), each run in
+``RUNS/d<d>_q<Q>/`` (``python -m model.train ... --resume`` continues an interrupted one).
+
+Per point: accuracy by ``model.golden`` on the 10,000 test images (what ``model.train`` recorded in
+``metrics.json``), the first layer's cycles per image (EMBED + stem1, from the hardware counters of
+the compiled simulator, steady state), the whole network's, and the table's bits. The embedding
+unit's logic and block RAM do not change with d and Q (the table is built for the configuration's
+widest entry), so the hardware cost of a point is its cycles and the share of the table it uses.
+Points not trained yet are measured for cycles and listed as such. Writes the "Embedding sweep"
+section of docs/BENCHMARKS.md and ``docs/plots/embedding_sweep.png``.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from contract.config import config_name
+from firmware.session import (DEFAULT_MODEL, DEFAULT_BOARD, resolve_config, resolve_backend,
+                              load_images, open_transport, board_fmax)
+
+from .first_layer import measure_variant
+from .report import write_section, plot_path, machine, git_revision, table, run_cli, log, ROOT
+
+TITLE = "Embedding sweep (d x Q)"
+D_VALUES = (1, 2, 4, 8, 16)
+Q_VALUES = (1, 2)
+ENTRY_BITS = 16          # the embedding unit's table entry (contract/config.py)
+RUNS = ROOT / "runs" / "sweep_shipped"
+
+
+def grid():
+    """``(d, q)`` points the accelerator runs, in plot order."""
+    from firmware.compiler.limits import field_max
+    return [(d, q) for q in Q_VALUES for d in D_VALUES
+            if d * q <= ENTRY_BITS and d <= field_max("emb_d")]
+
+
+def shipped_net():
+    from model import deploy as mdeploy
+    return dict(mdeploy.load(DEFAULT_MODEL).header["training"]["net"])
+
+
+def train_command(d, q, *, runs, epochs, seed, resume=False):
+    """The ``model.train`` command of one point (what the table prints and ``--train`` runs)."""
+    net = shipped_net()
+    blocks = ",".join(f"{c}:{s}" for c, s in net["blocks"])
+    cmd = [sys.executable, "-m", "model.train", "--variant", "pixel_embedding", "--d", str(d),
+           "--q-bits", str(q), "--width", str(net["width"]), "--blocks", blocks,
+           "--epochs", str(epochs), "--seed", str(seed), "--threads", "1", "--quiet",
+           "--out", str(Path(runs) / f"d{d}_q{q}")]
+    return cmd + (["--resume"] if resume else [])
+
+
+def _shown(cmd):
+    return " ".join(["python" if c == sys.executable else c for c in cmd if c != "--resume"])
+
+
+def train_missing(points, *, runs, epochs, seed):
+    """Train (or finish) every point without a ``metrics.json``; progress on stderr."""
+    from tqdm import tqdm
+    todo = [(d, q) for d, q in points if not (Path(runs) / f"d{d}_q{q}" / "metrics.json").is_file()]
+    for d, q in tqdm(todo, desc="embedding sweep: training", file=sys.stderr):
+        resume = (Path(runs) / f"d{d}_q{q}" / "checkpoint.pt").is_file()
+        subprocess.run(train_command(d, q, runs=runs, epochs=epochs, seed=seed, resume=resume),
+                       check=True)
+
+
+def point_deploy(d, q, runs):
+    """``(DeployModel, metrics or None)``: the trained point, else an untrained export (cycles)."""
+    from model import deploy as mdeploy
+    run = Path(runs) / f"d{d}_q{q}"
+    if (run / "metrics.json").is_file() and (run / "deploy.npz").is_file():
+        return mdeploy.load(run / "deploy.npz"), json.loads((run / "metrics.json").read_text())
+    import torch
+    from model.nets import net_from_config
+    net_config = dict(shipped_net(), d=d, q_embed=q)
+    torch.manual_seed(0)
+    net = net_from_config(net_config)
+    net.eval()
+    header, arrays = net.export({"note": "untrained, for cycle counts only"})
+    return mdeploy.validate(header, arrays), None
+
+
+def measure(points, configs, transports, images, runs):
+    """One row per point: accuracy and, per configuration, cycles of the first layer and in all."""
+    rows = []
+    for d, q in points:
+        deploy, metrics = point_deploy(d, q, runs)
+        log(f"embedding_sweep: d={d} Q={q} ({'trained' if metrics else 'untrained: cycles only'})")
+        row = dict(d=d, q=q, accuracy=(metrics or {}).get("golden_acc"),
+                   train_time_s=(metrics or {}).get("train_time_s"), table_bits=256 * d * q,
+                   hardware={})
+        for config, transport in zip(configs, transports):
+            hw = measure_variant(deploy, config, transport, images)
+            row["hardware"][config_name(config)] = {
+                key: hw[key] for key in ("cycles", "first_cycles", "golden_equal", "n_images")}
+        rows.append(row)
+    return rows
+
+
+def plot(rows, png):
+    """Accuracy against the first layer's cycles, one panel per configuration."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    configs = list(rows[0]["hardware"])
+    fig, axes = plt.subplots(1, len(configs), figsize=(5.5 * len(configs), 4.2), squeeze=False)
+    for ax, config in zip(axes[0], configs):
+        for q, marker in zip(Q_VALUES, ("o", "s")):
+            pts = [r for r in rows if r["q"] == q and r["accuracy"] is not None]
+            cycles = [r["hardware"][config]["first_cycles"] for r in pts]
+            if pts:
+                ax.plot(cycles, [100 * r["accuracy"] for r in pts], marker, linestyle="-",
+                        label=f"Q = {q}")
+            for r, c in zip(pts, cycles):
+                ax.annotate(f"d={r['d']}", (c, 100 * r["accuracy"]), fontsize=7,
+                            textcoords="offset points", xytext=(4, -8))
+        untrained = [r for r in rows if r["accuracy"] is None]
+        if untrained:
+            ax.text(0.02, 0.02, "not trained yet: " +
+                    ", ".join(f"d{r['d']}Q{r['q']}" for r in untrained),
+                    transform=ax.transAxes, fontsize=7)
+        ax.set_xlabel(f"first-layer cycles per image on {config} (EMBED + stem1)")
+        ax.set_ylabel("test accuracy, model.golden (%)")
+        if any(r["accuracy"] is not None for r in rows):
+            ax.legend(fontsize=8)
+    fig.suptitle("Pixel embedding d x Q on the shipped network (cycles: hardware counters)",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+def section_lines(rows, *, configs, hz, argv, runs, epochs, seed, png_name):
+    names = [config_name(c) for c in configs]
+    body = []
+    for r in rows:
+        acc = f"{100 * r['accuracy']:.2f} %" if r["accuracy"] is not None else "not trained yet"
+        minutes = f"{r['train_time_s'] / 60:.0f} min" if r["train_time_s"] else "-"
+        cells = []
+        for name in names:
+            hw = r["hardware"][name]
+            cells += [f"{hw['first_cycles']:,.0f} / {hw['cycles']:,.0f}",
+                      f"{hw['golden_equal']}/{hw['n_images']}"]
+        body.append([r["d"], r["q"], f"{r['table_bits']:,}", acc, *cells, minutes])
+    header = ["d", "Q", "table bits", "accuracy (golden, 10k)"]
+    for name in names:
+        header += [f"{name}: first-layer / all cycles", f"{name}: logits == golden"]
+    runs_shown = os.path.relpath(runs, ROOT)
+    return [
+        f"`python -m bench.embedding_sweep {' '.join(argv)}`".replace(" `", "`"),
+        f"(commit {git_revision()}, {machine()}). The shipped network with only the pixel embedding's "
+        f"d and Q changed. Training: "
+        f"`{_shown(train_command('D', 'Q', runs=runs_shown, epochs=epochs, seed=seed))}` "
+        f"(the same schedule for every point). Cycles per image: a steady-state image on the compiled "
+        f"simulator (hardware counters). The embedding unit's LUTs and block RAM are the same for every "
+        f"point (its table is built for 16-bit entries); table bits = 256 x d x Q. At "
+        f"{hz / 1e6:g} MHz, 1,000 cycles are {1000 / hz * 1e6:.1f} us.",
+        "",
+        *table(header + ["train time"], body),
+        "",
+        f"![accuracy vs first-layer cycles](plots/{png_name})",
+    ]
+
+
+def run(argv=None, *, write=True):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(prog="python -m bench.embedding_sweep",
+                                 description=__doc__.split("\n")[0])
+    ap.add_argument("--train", action="store_true", help="train the points not trained yet first")
+    ap.add_argument("--epochs", type=int, default=10, help="schedule of every point (default 10)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--runs", default=str(RUNS), help="directory of the d<d>_q<Q>/ runs")
+    ap.add_argument("--configs", default="default85,small25",
+                    help="accelerator configurations to measure (default: the 85F's and the 25F's)")
+    ap.add_argument("--board", default=DEFAULT_BOARD)
+    ap.add_argument("--images", type=int, default=2, help="images run on the simulator per point")
+    ap.add_argument("--points", default=None, help="only these points, e.g. 8:2,4:1")
+    ap.add_argument("--backend", default="auto", choices=("auto", "cxxrtl", "verilator", "pysim"))
+    ap.add_argument("--quick", action="store_true", help="(accepted for python -m bench; no effect)")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args(argv)
+    if args.epochs < 1 or args.images < 1:
+        ap.error("--epochs and --images must be >= 1")
+    points = grid()
+    if args.points:
+        try:
+            wanted = [tuple(int(v) for v in p.split(":")) for p in args.points.split(",")]
+        except ValueError:
+            ap.error(f"--points must look like 8:2,4:1, not {args.points!r}")
+        unknown = [p for p in wanted if p not in points]
+        if unknown:
+            ap.error(f"--points: {unknown[0][0]}:{unknown[0][1]} is not in the grid "
+                     f"(d in {D_VALUES}, Q in {Q_VALUES}, d x Q <= {ENTRY_BITS}, d <= 15)")
+        points = wanted
+    if args.train:
+        train_missing(points, runs=args.runs, epochs=args.epochs, seed=args.seed)
+    configs = [resolve_config(name) for name in args.configs.split(",")]
+    images, _, _ = load_images(args.images)
+    transports = [open_transport(config, resolve_backend(args.backend)) for config in configs]
+    try:
+        rows = measure(points, configs, transports, images, args.runs)
+    finally:
+        for transport in transports:
+            asyncio.run(transport.close())
+    hz = board_fmax(args.board)[0]
+    name = "embedding_sweep.png"
+    plot(rows, plot_path(name))
+    lines = section_lines(rows, configs=configs, hz=hz, argv=argv, runs=args.runs, epochs=args.epochs,
+                          seed=args.seed, png_name=name)
+    if write and not args.no_write:
+        write_section(TITLE, lines)
+        log(f"wrote the '{TITLE}' section of docs/BENCHMARKS.md")
+    print("\n".join(lines))
+    return rows
+
+
+def main(argv=None):
+    def work():
+        rows = run(argv)
+        exact = all(hw["golden_equal"] == hw["n_images"] for r in rows for hw in r["hardware"].values())
+        return 0 if exact else 2
+    return run_cli(work)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
