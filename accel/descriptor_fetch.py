@@ -40,7 +40,8 @@ class DescriptorFetch(wiring.Component):
     next_in_window : In(1)
         The next descriptor lies inside the main-memory window.
     dma_pending : In(1)
-        A DMA transfer is outstanding.
+        A DMA transfer is outstanding, or has failed (the run is about to end): no prefetch
+        starts.
     begin_fetch, fetch : In(1)
         Strobe: read the descriptor at ``addr`` from its first word; high while reading it (the
         strobes and ``fetch`` / ``prefetch_enable`` come in different cycles).

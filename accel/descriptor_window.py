@@ -1,4 +1,5 @@
-"""The sequencer's descriptor address and its check against the main-memory window."""
+"""The sequencer's descriptor address, the run's main-memory window and the address's check
+against it."""
 
 from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
@@ -14,7 +15,10 @@ class DescriptorWindow(wiring.Component):
     """Word address of the current descriptor and whether its words lie inside the window.
 
     A descriptor's words ``[addr, addr + DESCRIPTOR_WORDS)`` must lie inside
-    ``[window_base, window_limit)`` before the sequencer reads them. Every check is a register
+    ``[window_base, window_limit)`` before the sequencer reads them. The window is latched at
+    ``start`` (``run_window_base``, ``run_window_limit``) and every check after the first uses the
+    latched copy, as does the DMA: a host that writes WINDOW_BASE or WINDOW_LIMIT during a run
+    changes the next run, never this one (nor an outstanding bus request). Every check is a register
     written together with the address: the comparators' carry chains would otherwise sit in front
     of the sequencer's error registers. The next descriptor's check (``next_in_window``, from the
     registers ``addr + 8`` and ``addr + 16``) is computed every cycle and registered, so that
@@ -25,9 +29,9 @@ class DescriptorWindow(wiring.Component):
     prog_addr : In(32)
         Word address of the first descriptor, loaded by ``start``.
     window_base, window_limit : In(32)
-        The main-memory window in word addresses (limit exclusive).
+        The main-memory window in word addresses (limit exclusive), loaded by ``start``.
     start : In(1)
-        Strobe: the run starts at ``prog_addr``.
+        Strobe: the run starts at ``prog_addr`` in the window given now.
     advance : In(1)
         Strobe: go on to the next descriptor (``addr + DESCRIPTOR_WORDS``).
     addr : Out(32)
@@ -38,7 +42,9 @@ class DescriptorWindow(wiring.Component):
         The current descriptor lies inside the window (a register, valid from the cycle after
         ``start`` or ``advance``).
     next_in_window : Out(1)
-        The next descriptor lies inside the window (combinational, from registers).
+        The next descriptor lies inside the run's window (combinational, from registers).
+    run_window_base, run_window_limit : Out(32)
+        The run's window: ``window_base`` and ``window_limit`` as they were at ``start``.
     """
 
     prog_addr: In(32)
@@ -50,6 +56,8 @@ class DescriptorWindow(wiring.Component):
     next_addr: Out(33)
     in_window: Out(1)
     next_in_window: Out(1)
+    run_window_base: Out(32)
+    run_window_limit: Out(32)
 
     def elaborate(self, platform):
         m = Module()
@@ -57,16 +65,21 @@ class DescriptorWindow(wiring.Component):
         after_next = Signal(34)          # addr + 2 * DESCRIPTOR_WORDS, end of the next descriptor
         next_ok = Signal()               # next_in_window, registered
 
-        def inside(first, end):
-            return (first >= self.window_base) & (end <= self.window_limit)
+        def inside(first, end, base, limit):
+            return (first >= base) & (end <= limit)
 
-        m.d.comb += self.next_in_window.eq(inside(self.next_addr, after_next))
+        m.d.comb += self.next_in_window.eq(inside(self.next_addr, after_next,
+                                                  self.run_window_base, self.run_window_limit))
         m.d.sync += next_ok.eq(self.next_in_window)
 
         with m.If(self.start):
+            # The first check reads the inputs, which are the window being latched.
             m.d.sync += [
+                self.run_window_base.eq(self.window_base),
+                self.run_window_limit.eq(self.window_limit),
                 self.addr.eq(self.prog_addr),
-                self.in_window.eq(inside(self.prog_addr, self.prog_addr + step)),
+                self.in_window.eq(inside(self.prog_addr, self.prog_addr + step,
+                                         self.window_base, self.window_limit)),
                 self.next_addr.eq(self.prog_addr + step),
                 after_next.eq(self.prog_addr + 2 * step),
             ]

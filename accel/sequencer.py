@@ -3,7 +3,8 @@
 It fetches 8-word descriptors from main memory over its own Wishbone initiator, starting at
 ``PROG_ADDR``, and dispatches each one: ``LOAD``/``STORE`` to the DMA, ``EMBED`` to the DMA (as a
 pixel stream) and the layer engine together, ``CONV`` to the layer engine, ``END`` finishes the run.
-No host work is needed between layers. While a CONV runs, the next descriptor is fetched into a
+No host work is needed between layers; the program address and the window are read at start
+only (a register write during a run applies to the next run). While a CONV runs, the next descriptor is fetched into a
 second register set, so the next layer starts right after the engine's ``done`` (not when the
 next descriptor lies outside the window, or while a DMA transfer is outstanding; then it is fetched
 afterwards as usual). It also keeps the run's counters: total cycles, cycles in which the MAC array
@@ -53,7 +54,10 @@ class Sequencer(wiring.Component):
     start, abort : ``In(1)``
         One-cycle strobes from the CTRL register. ``start`` is ignored while busy.
     prog_addr, window_base, window_limit : ``In(32)``
-        Word addresses: first descriptor; the main-memory window (limit exclusive).
+        Word addresses: first descriptor; the main-memory window (limit exclusive). Read at
+        ``start`` only: a write during a run changes the next run.
+    run_window_base, run_window_limit : ``Out(32)``
+        The window latched at ``start``, for the DMA's checks: the whole run uses one window.
     busy, done, error : ``Out(1)``
         Run status; ``done`` and ``error`` hold until the next start.
     error_code : ``Out(8)``, error_pc : ``Out(16)``, pc : ``Out(16)``
@@ -86,6 +90,8 @@ class Sequencer(wiring.Component):
             "prog_addr": In(32),
             "window_base": In(32),
             "window_limit": In(32),
+            "run_window_base": Out(32),
+            "run_window_limit": Out(32),
             "busy": Out(1),
             "done": Out(1),
             "error": Out(1),
@@ -120,6 +126,8 @@ class Sequencer(wiring.Component):
             window.prog_addr.eq(self.prog_addr),
             window.window_base.eq(self.window_base),
             window.window_limit.eq(self.window_limit),
+            self.run_window_base.eq(window.run_window_base),
+            self.run_window_limit.eq(window.run_window_limit),
             fetch.addr.eq(window.addr),
             fetch.next_addr.eq(window.next_addr),
             fetch.next_in_window.eq(window.next_in_window),
@@ -142,6 +150,7 @@ class Sequencer(wiring.Component):
             dma_pc=Signal(16),           # index of the descriptor that issued it
             engine_pending=Signal(),
             dma_fault=Signal(4),
+            dma_failed=Signal(),         # dma_fault != 0, as one flip-flop for the prefetch's start
             fault_pc=Signal(16),         # index of the descriptor whose DMA transfer failed
             engine_fault=Signal(4),
             needs_dma_idle=Signal(),
@@ -152,14 +161,17 @@ class Sequencer(wiring.Component):
             fail_code=Signal.like(self.error_code),
             fail_at_dma=Signal(),        # the error belongs to the descriptor that issued the DMA
         )
-        m.d.comb += fetch.dma_pending.eq(run.dma_pending)
+        # No prefetch starts once a DMA transfer has failed: the run ends with that error at its
+        # next decision, and a request started now would be withdrawn unanswered.
+        m.d.comb += fetch.dma_pending.eq(run.dma_pending | run.dma_failed)
 
         # Completions are captured in every state: an `async_dma` transfer ends while later
         # descriptors are fetched and run.
         with m.If(self.busy & self.dma_done & run.dma_pending):
             m.d.sync += run.dma_pending.eq(0)
             with m.If(self.dma_error != 0):
-                m.d.sync += [run.dma_fault.eq(self.dma_error), run.fault_pc.eq(run.dma_pc)]
+                m.d.sync += [run.dma_fault.eq(self.dma_error), run.dma_failed.eq(1),
+                             run.fault_pc.eq(run.dma_pc)]
         with m.If(self.busy & self.engine_done & run.engine_pending):
             m.d.sync += [run.engine_pending.eq(0), run.engine_fault.eq(self.engine_error)]
 
@@ -221,6 +233,7 @@ class Sequencer(wiring.Component):
                     run.dma_pending.eq(0),
                     run.engine_pending.eq(0),
                     run.dma_fault.eq(0),
+                    run.dma_failed.eq(0),
                     run.engine_fault.eq(0),
                 ]
                 m.next = "FETCH"

@@ -159,13 +159,14 @@ class SoC(wiring.Component):
             self.busy.eq(seq.busy),
         ]
 
-        # Sequencer -> DMA (the window comes from the registers too: every access is checked).
+        # Sequencer -> DMA (with the run's window, latched by the sequencer at start: every access
+        # is checked against the window the run started with, whatever the host writes meanwhile).
         wiring.connect(m, seq.dma_cmd, dma.cmd)
         m.d.comb += [
             seq.dma_done.eq(dma.done),
             seq.dma_error.eq(dma.error),
-            dma.window_base.eq(csr.window_base),
-            dma.window_limit.eq(csr.window_limit),
+            dma.window_base.eq(seq.run_window_base),
+            dma.window_limit.eq(seq.run_window_limit),
         ]
 
         # Sequencer -> engine; DMA -> engine's buffers and pixel input.

@@ -148,10 +148,13 @@ REGISTERS = (
         Field("code", 0, 8, "error code (table below), 0 = OK"),
         Field("pc", 16, 16, "index of the descriptor that failed"),
     )),
-    Register("PROG_ADDR", 0x1C, RW, "word address of the first descriptor"),
-    Register("WINDOW_BASE", 0x20, RW, "first main-memory word the accelerator may access"),
+    Register("PROG_ADDR", 0x1C, RW, "word address of the first descriptor (read at start: a write "
+                                    "during a run applies to the next run)"),
+    Register("WINDOW_BASE", 0x20, RW, "first main-memory word the accelerator may access (read at "
+                                      "start: a write during a run applies to the next run)"),
     Register("WINDOW_LIMIT", 0x24, RW, "main-memory words at or above this address are refused "
-                                       "(exclusive limit)"),
+                                       "(exclusive limit; read at start: a write during a run "
+                                       "applies to the next run)"),
     Register("CYCLES", 0x28, RO, "clock cycles of the last (or current) run"),
     Register("MAC_BUSY", 0x2C, RO, "cycles of the last run in which the MAC array accepted work"),
     Register("LAYER_SEL", 0x30, RW, "descriptor index whose cycle count LAYER_CYCLES shows "

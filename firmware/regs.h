@@ -16,9 +16,9 @@
 #define PEA_CTRL 0x10u  /* W1: control strobes */
 #define PEA_STATUS 0x14u  /* RO: run status */
 #define PEA_ERROR 0x18u  /* RO: error of the last run */
-#define PEA_PROG_ADDR 0x1cu  /* RW: word address of the first descriptor */
-#define PEA_WINDOW_BASE 0x20u  /* RW: first main-memory word the accelerator may access */
-#define PEA_WINDOW_LIMIT 0x24u  /* RW: main-memory words at or above this address are refused (exclusive limit) */
+#define PEA_PROG_ADDR 0x1cu  /* RW: word address of the first descriptor (read at start: a write during a run applies to the next run) */
+#define PEA_WINDOW_BASE 0x20u  /* RW: first main-memory word the accelerator may access (read at start: a write during a run applies to the next run) */
+#define PEA_WINDOW_LIMIT 0x24u  /* RW: main-memory words at or above this address are refused (exclusive limit; read at start: a write during a run applies to the next run) */
 #define PEA_CYCLES 0x28u  /* RO: clock cycles of the last (or current) run */
 #define PEA_MAC_BUSY 0x2cu  /* RO: cycles of the last run in which the MAC array accepted work */
 #define PEA_LAYER_SEL 0x30u  /* RW: descriptor index whose cycle count LAYER_CYCLES shows (the first 64 descriptors of a run are counted) */

@@ -45,8 +45,11 @@ class Harness(Elaboratable):
 
 def run(program, *, dma_errors=None, engine_errors=None, abort_at=None, engine_hang=False,
         window=(0, MEM_WORDS), seed=0, max_cycles=20000, dma_delay=None, engine_cycles=None,
-        events=None):
-    """Run ``program``; returns (status dict, DMA commands seen, engine descriptors seen)."""
+        events=None, window_during_run=None, requests=None):
+    """Run ``program``; returns (status dict, DMA commands seen, engine descriptors seen).
+
+    With ``window_during_run``, the host writes that window in the cycle after the start. With
+    ``requests`` (a list), the word address of every cycle's fetch request is appended to it."""
     rng = random.Random(seed)
     dut = Harness(program)
     seq = dut.seq
@@ -80,6 +83,12 @@ def run(program, *, dma_errors=None, engine_errors=None, abort_at=None, engine_h
                 await ctx.tick()
                 ctx.set(seq.dma_done, 0)
 
+    async def bus_monitor(ctx):
+        while True:
+            _, _, stb, adr = await ctx.tick().sample(seq.bus.stb, seq.bus.adr)
+            if stb and requests is not None:
+                requests.append(adr)
+
     async def engine_model(ctx):
         while True:
             _, _, start, desc = await ctx.tick().sample(seq.engine_start, seq.desc)
@@ -107,6 +116,9 @@ def run(program, *, dma_errors=None, engine_errors=None, abort_at=None, engine_h
         ctx.set(seq.start, 1)
         await ctx.tick()
         ctx.set(seq.start, 0)
+        if window_during_run is not None:
+            ctx.set(seq.window_base, window_during_run[0])
+            ctx.set(seq.window_limit, window_during_run[1])
         for cycle in range(max_cycles):
             if abort_at is not None and cycle == abort_at:
                 ctx.set(seq.abort, 1)
@@ -117,7 +129,8 @@ def run(program, *, dma_errors=None, engine_errors=None, abort_at=None, engine_h
             await ctx.tick()
         else:
             raise AssertionError("sequencer did not finish")
-        for name in ("busy", "done", "error", "error_code", "error_pc", "pc", "cycles", "mac_busy_cycles"):
+        for name in ("busy", "done", "error", "error_code", "error_pc", "pc", "cycles", "mac_busy_cycles",
+                     "run_window_base", "run_window_limit"):
             status[name] = ctx.get(getattr(seq, name))
         status["layer_cycles"] = []
         for i in range(len(program)):
@@ -131,6 +144,7 @@ def run(program, *, dma_errors=None, engine_errors=None, abort_at=None, engine_h
     sim.add_testbench(clock, background=True)
     sim.add_testbench(dma_model, background=True)
     sim.add_testbench(engine_model, background=True)
+    sim.add_testbench(bus_monitor, background=True)
     sim.add_testbench(host)
     sim.run()
     return status, dma_cmds, engine_descs
@@ -247,6 +261,22 @@ def test_async_load_error_names_its_descriptor():
     assert status["error_code"] == ErrorCode.BUS_ERROR and status["error_pc"] == 1
 
 
+def test_no_prefetch_after_a_dma_error():
+    # The async LOAD fails while the CONV after it runs: the run ends with the LOAD's error and
+    # the CONV's wait does not start to prefetch the next descriptor (words 80..87), whose request
+    # would be left unanswered.
+    requests = []
+    status, dma, engine = run([ASYNC_LOAD, CONV, CONV, END], dma_errors={0: ErrorCode.BUS_ERROR},
+                              dma_delay=30, engine_cycles=200, requests=requests)
+    assert status["error_code"] == ErrorCode.BUS_ERROR and status["error_pc"] == 0
+    assert len(engine) == 1 and requests and not any(80 <= a < 88 for a in requests)
+    # Without the error, the same program prefetches it.
+    requests = []
+    status, dma, engine = run([ASYNC_LOAD, CONV, CONV, END], dma_delay=30, engine_cycles=200,
+                              requests=requests)
+    assert status["error"] == 0 and any(80 <= a < 88 for a in requests)
+
+
 def test_next_descriptor_is_fetched_while_a_conv_runs():
     events = []
     status, dma, engine = run([CONV, CONV, CONV, END], engine_cycles=40, events=events)
@@ -266,3 +296,18 @@ def test_no_prefetch_outside_the_window():
     status, dma, engine = run([CONV, CONV, END], window=(0, 64 + 8), engine_cycles=40)
     assert status["error_code"] == ErrorCode.WINDOW and status["error_pc"] == 1
     assert len(engine) == 1
+
+
+def test_window_written_during_a_run_changes_nothing():
+    # The run keeps the window it started with: descriptors and prefetches outside the window
+    # written meanwhile still run, and the DMA is given the start window.
+    status, dma, engine = run([CONV, CONV, LOAD, END], window=(0, MEM_WORDS),
+                              window_during_run=(0, 64 + 8), engine_cycles=40)
+    assert status["error"] == 0 and status["pc"] == 3
+    assert [d["op"] for d in engine] == [isa.Op.CONV] * 2 and len(dma) == 1
+    assert (status["run_window_base"], status["run_window_limit"]) == (0, MEM_WORDS)
+    # A window widened during the run does not admit a descriptor outside the start window.
+    status, dma, engine = run([CONV, CONV, END], window=(0, 64 + 8),
+                              window_during_run=(0, MEM_WORDS), engine_cycles=40)
+    assert status["error_code"] == ErrorCode.WINDOW and status["error_pc"] == 1
+    assert (status["run_window_base"], status["run_window_limit"]) == (0, 64 + 8)
