@@ -269,8 +269,13 @@ def build(board, *, build_dir="build", verilog_only=False, system_tools=False, t
         pack = "ecppack" if family == "ecp5" else "icepack"
         exes = {name: resolve_tool(name, system_tools) for name in ("yosys", pnr, pack)}
 
-    # Check the clock before building anything (a bad frequency is a one-line error).
-    board.pll_for(board.target_hz if target_hz is None else target_hz)
+    # Check the clock and the baud rate before building anything (a bad frequency, or a baud
+    # rate the clock cannot make within 2 %, is a one-line error).
+    pll = board.pll_for(board.target_hz if target_hz is None else target_hz)
+    from .uart import baud_divisor
+    baud_divisor(int(round(pll.f_out_hz)) if pll else (board.target_hz if target_hz is None
+                                                       else target_hz),
+                 board.baud if baud is None else baud)
     if board.notes:
         log(f"note: {board.name}: {board.notes}")
     t = time.monotonic()

@@ -161,6 +161,20 @@ def test_pll_limits():
     assert board.pll_for(25_000_000) is None
 
 
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_board_clock_gives_the_baud_rate(name):
+    """Every board's UART bridge gets a bit period within the 2 % limit at the clock it is built
+    for (the PLL's real output), so a change of clock or baud rate that breaks the link fails
+    here rather than on the board."""
+    from accel.uart import baud_divisor, MAX_BAUD_ERROR
+    board = get_board(name)
+    f_sync_hz = board.pll.f_out_hz if board.pll else board.clk_hz
+    divisor = baud_divisor(int(round(f_sync_hz)), board.baud)      # raises beyond 2 %
+    assert abs(f_sync_hz / divisor - board.baud) / board.baud <= MAX_BAUD_ERROR
+    if name.startswith("ulx3s"):
+        assert board.baud == 3_000_000          # the on-board FT231X's top rate
+
+
 # Board top -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
