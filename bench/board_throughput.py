@@ -7,11 +7,11 @@ board's serial link, at batch 1 and at the largest batch that fits main memory.
 For every board (``platforms.boards``: its configuration, design clock ``target_hz`` and baud rate,
 so a change of clock there changes the table when it is rerun) the shipped model
 (``model/shipped/default.npz``) is compiled for the board's configuration; a model that does not
-fit says why in its row. It runs on the compiled simulator of the board's SoC, with
-``firmware.session.run_batches`` (``Accelerator.run_batch``), at batch 1 and at the largest batch
-(``firmware.compiler.batch.max_batch_size``); cycles per image are the hardware counters (CYCLES of
-a start over its images; at batch 1 the first image, which also runs the parameter load, is left
-out), and every logit is compared with ``model.golden``. The accelerator's images/s are modelled at
+fit says why in its row. It runs on the compiled simulator of the board's SoC through
+``firmware.driver.Accelerator``: two images one start each (``run_image``), then the largest batch
+(``firmware.compiler.batch.max_batch_size``) from one start (``run_batch``). Cycles per image are
+the hardware counters (CYCLES of a start over its images; at batch 1 the second image's, as the
+first also runs the parameter load), and every logit is compared with ``model.golden``. The accelerator's images/s are modelled at
 the board's clock (clock / cycles); the end-to-end images/s are modelled by
 ``firmware.link_model.batch_link`` at the board's baud rate: the bytes of every transaction the
 driver makes per batch, 10 bit times each, in series with the accelerator's time (the driver's
@@ -218,8 +218,8 @@ def section_lines(rows, lines_measured, *, model_name, backend, argv):
            f"compiled simulator ({backend}) of each ULX3S board's SoC, with the board's "
            f"configuration, design clock and baud rate from `platforms/boards.py` (rerun it after "
            f"a change of clock). Cycles per image are the hardware counters (CYCLES of a start "
-           f"over its images; at batch 1 the first image, which also runs the parameter load, is "
-           f"left out); the largest batch is the largest that fits main memory beside the model. "
+           f"over its images; at batch 1 the second image's, as the first also runs the parameter "
+           f"load); the largest batch is the largest that fits main memory beside the model. "
            f"All images/s are **modelled**: the accelerator's at the board's clock (clock / "
            f"cycles), the end-to-end ones with `firmware/link_model.py` at the board's baud rate "
            f"(every byte of the driver's transactions per batch, 10 bit times each, in series "
@@ -242,9 +242,21 @@ def section_lines(rows, lines_measured, *, model_name, backend, argv):
     out += table(["board", "configuration", "clock", "baud", "batch", "cycles / image",
                   "accelerator images/s (modelled)", "end-to-end images/s (modelled, series)",
                   "overlapped bound (modelled)", "logits equal golden"], body)
+    out.append("")
+    for r in rows:
+        if "error" in r:
+            continue
+        image_bytes = 4 * (r["input_words"] + r["output_words"])
+        ceiling = r["baud"] / BITS_PER_BYTE / image_bytes
+        best = max(m.images_per_s_series for _, _, m in link_rows(r))
+        out.append(f"- {r['board']}: the link carries at most {ceiling:,.0f} images/s "
+                   f"({r['baud'] / BITS_PER_BYTE:,.0f} bytes/s over {image_bytes:,} bytes of input "
+                   f"and logits per image), whatever the batch; the accelerator alone runs "
+                   f"{r['clock_hz'] / min(c for _, c in r['cases']):,.0f}, and the driver's "
+                   f"series of transactions reaches {best:,.1f} end to end.")
     problems = [r for r in rows if r.get("link_problem")]
     for r in problems:
-        out += ["", f"- {r['board']}: the bridge cannot run {_mbaud(r['baud'])} at "
+        out += [f"- {r['board']}: the bridge cannot run {_mbaud(r['baud'])} at "
                     f"{r['clock_hz'] / 1e6:g} MHz ({r['link_problem']}): its end-to-end figures "
                     f"are what the link gives once the clock makes that rate."]
     if lines_measured:
@@ -262,6 +274,47 @@ def section_lines(rows, lines_measured, *, model_name, backend, argv):
                        f"{100 * m['payload_per_s'] / m['model_payload_per_s']:.1f} %"]
                       for m in lines_measured])
     return out
+
+
+def _line_cases(boards, line_clocks):
+    """``[(clock_hz, baud, max_words)]`` to measure the simulated line at: each board's clock that
+    makes its baud rate, or the clocks of ``line_clocks`` ("60,75", MHz) at the first board's
+    baud rate and frame size."""
+    cases = []
+    if line_clocks is None:
+        for name in boards:
+            board = get_board(name)
+            clock = int(round(board.pll.f_out_hz if board.pll else board.clk_hz))
+            cases.append((clock, board.baud, board.bridge_words))
+    else:
+        first = get_board(boards[0])
+        for text in line_clocks.split(","):
+            try:
+                mhz = float(text)
+            except ValueError:
+                raise ValueError(f"--line-clocks takes MHz values such as 60,75, not "
+                                 f"{line_clocks!r}") from None
+            if mhz <= 0:
+                raise ValueError(f"--line-clocks: {text} MHz is not a clock")
+            cases.append((int(round(mhz * 1e6)), first.baud, first.bridge_words))
+    unique = []
+    for case in cases:
+        problem = _link_problem(case[0], case[1])
+        if problem:
+            log(f"note: no simulated line at {case[0] / 1e6:g} MHz: {problem}")
+        elif case not in unique:
+            unique.append(case)
+    return unique
+
+
+def _shown_path(path):
+    """``path`` relative to the repository when it lies inside it."""
+    from pathlib import Path
+    from .report import ROOT
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def _positive(text):
@@ -289,6 +342,9 @@ def main(argv=None):
     parser.add_argument("--line-words", type=_positive, default=256,
                         help="words each way on the simulated line (default 256, one frame; 0: "
                              "no line measurement)")
+    parser.add_argument("--line-clocks", default=None, metavar="MHZ,...",
+                        help="clocks to measure the simulated line at, e.g. 60,75 (default: the "
+                             "boards' clocks that make their baud rate)")
     parser.add_argument("--no-write", action="store_true", help="print only, leave the docs")
     args = parser.parse_args(argv if argv is not None else sys.argv[1:])
     shown_argv = list(argv if argv is not None else sys.argv[1:])
@@ -297,6 +353,7 @@ def main(argv=None):
         names = [n.strip() for n in args.boards.split(",") if n.strip()]
         boards = [get_board(n).name for n in names]
         backend = resolve_backend(args.backend)
+        line_cases = _line_cases(boards, args.line_clocks) if args.line_words else []
         deploy = mdeploy.load(args.model)
         started = time.monotonic()
         # as many images as the committed fixture has (enough for the largest batch of the
@@ -308,22 +365,14 @@ def main(argv=None):
                                       max_batch=args.max_batch))
         measured = []
         if args.line_words:
-            seen = set()
-            for name in boards:
-                board = get_board(name)
-                clock = board.pll.f_out_hz if board.pll else board.clk_hz
-                key = (int(round(clock)), board.baud, board.bridge_words)
-                if key in seen or _link_problem(clock, board.baud):
-                    continue
-                seen.add(key)
-                log(f"simulated line at {_mbaud(board.baud)}, {clock / 1e6:g} MHz, "
+            for clock, baud, max_words in line_cases:
+                log(f"simulated line at {_mbaud(baud)}, {clock / 1e6:g} MHz, "
                     f"{args.line_words} words each way")
-                measured.append(measure_line(clock, board.baud, args.line_words,
-                                             max_words=board.bridge_words))
+                measured.append(measure_line(clock, baud, args.line_words, max_words=max_words))
         print_rows(rows, measured)
         log(f"done in {time.monotonic() - started:.0f} s")
         if not args.no_write:
-            write_section(TITLE, section_lines(rows, measured, model_name=args.model,
+            write_section(TITLE, section_lines(rows, measured, model_name=_shown_path(args.model),
                                                backend=backend, argv=shown_argv))
         return 0
     except KeyboardInterrupt:
