@@ -17,6 +17,11 @@ writes into ``build/<board>/``:
 also used when ``accel.soc`` cannot be imported). ``--freq`` overrides the target clock (the hook
 for timing closure), ``--seed`` nextpnr's placement seed, ``--placer`` nextpnr's placer (the
 board's choice by default: ``static`` on ECP5).
+
+``--seeds N`` (or ``--seeds 3,7,11``) synthesises once and places and routes with each seed
+(``accel.seed_sweep``; N seeds are the board's seed, then 1, 2, 3, ...), ``--jobs`` nextpnr
+processes at a time; every seed's fmax and PASS/FAIL go into the report, and the fastest seed's
+placement becomes the build's bitstream (each seed's files stay in ``seed<N>/``).
 """
 
 import argparse
@@ -218,15 +223,31 @@ def _over_capacity(log_path, family):
 
 def build(board, *, build_dir="build", verilog_only=False, system_tools=False, target_hz=None,
           baud=None, top="soc", seed=None, config=None, force=False, placer=None, router=None,
-          detailed_timing=False,
+          detailed_timing=False, seeds=None, jobs=1,
           log=print):
     """Build ``board`` into ``build_dir/<board>/``; returns the report (a dict).
 
-    Raises :class:`BuildError` with a one-line message when a tool is missing or fails, or when
-    the SoC is known not to fit the board (``board.soc_fits``) and ``force`` is not set.
+    ``seeds`` (a list of nextpnr seeds, instead of ``seed``) places and routes the one netlist
+    with each, ``jobs`` at a time, and keeps the fastest; the report's ``seeds`` lists them all.
+
+    Raises :class:`BuildError` with a one-line message when a tool is missing or fails (for a
+    seed sweep: when nextpnr fails for every seed), or when the SoC is known not to fit the board
+    (``board.soc_fits``) and ``force`` is not set. A seed that misses timing is a result.
     """
     placer = board.placer if placer is None else placer
-    seed = board.seed if seed is None else seed
+    if seeds is not None:
+        if seed is not None:
+            raise BuildError("give either a seed or a list of seeds, not both")
+        if (not isinstance(seeds, (list, tuple)) or not seeds
+                or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                           for s in seeds)):
+            raise BuildError(f"seeds must be a non-empty list of non-negative integers, not "
+                             f"{seeds!r}")
+        if len(set(seeds)) != len(seeds):
+            raise BuildError(f"seeds {list(seeds)} repeat a seed")
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise BuildError(f"jobs must be a positive integer, not {jobs!r}")
+    seed = board.seed if seed is None and seeds is None else seed
     if placer not in PLACERS:
         raise BuildError(f"unknown placer {placer!r}; choose one of {', '.join(PLACERS)}")
     if router is not None and router not in ROUTERS:
@@ -248,8 +269,13 @@ def build(board, *, build_dir="build", verilog_only=False, system_tools=False, t
         pack = "ecppack" if family == "ecp5" else "icepack"
         exes = {name: resolve_tool(name, system_tools) for name in ("yosys", pnr, pack)}
 
-    # Check the clock before building anything (a bad frequency is a one-line error).
-    board.pll_for(board.target_hz if target_hz is None else target_hz)
+    # Check the clock and the baud rate before building anything (a bad frequency, or a baud
+    # rate the clock cannot make within 2 %, is a one-line error).
+    pll = board.pll_for(board.target_hz if target_hz is None else target_hz)
+    from .uart import baud_divisor
+    baud_divisor(int(round(pll.f_out_hz)) if pll else (board.target_hz if target_hz is None
+                                                       else target_hz),
+                 board.baud if baud is None else baud)
     if board.notes:
         log(f"note: {board.name}: {board.notes}")
     t = time.monotonic()
@@ -311,6 +337,10 @@ def build(board, *, build_dir="build", verilog_only=False, system_tools=False, t
             log(f"[{tool}] skipped (not part of the bitstream flow; see --program)")
             continue
         label = {"yosys": "yosys", pnr: "nextpnr", pack: pack}[tool]
+        if label == "nextpnr" and seeds is not None:
+            times[label] = _run_seeds(out, [exes[tool]] + argv[1:], seeds, jobs, family, env,
+                                      report, log)
+            continue
         try:
             times[label] = _run_step(label, [exes[tool]] + argv[1:], out, out / f"{label}.log",
                                      env, log)
@@ -352,6 +382,46 @@ def build(board, *, build_dir="build", verilog_only=False, system_tools=False, t
     return report
 
 
+def _run_seeds(out, argv, seeds, jobs, family, env, report, log):
+    """The nextpnr step of a seed sweep: every seed, then the fastest seed's placement as the
+    build's (``report["seeds"]``, ``report["seed"]`` and its options); returns the step's time."""
+    from .seed_sweep import run_seeds, fastest, adopt_seed
+    start = time.monotonic()
+    results = run_seeds(out, argv, list(seeds), family=family, jobs=jobs, env=env,
+                        period_ns=None, log=log)
+    best = fastest(results)
+    report["seeds"] = [
+        {"seed": r["seed"], "time_s": round(r["elapsed_s"], 1), "error": r["error"]}
+        if "error" in r else
+        {"seed": r["seed"], "time_s": round(r["elapsed_s"], 1), "fmax_mhz": r["fmax"],
+         "target_mhz": r["target"], "passed": r["passed"]}
+        for r in results]
+    if best is None:
+        why = "; ".join(f"seed {r['seed']}: {r['error']}" for r in results)
+        raise BuildError(f"nextpnr failed for every seed ({why}; logs: {out}/seed<N>/top.tim)"
+                         + _over_capacity(out / f"seed{results[0]['seed']}" / "top.tim", family))
+    adopt_seed(out, best["seed"])
+    report["seed"] = best["seed"]
+    report["nextpnr_options"] += f" --seed {best['seed']}"
+    log(f"[nextpnr] kept seed {best['seed']}: {best['fmax']:.1f} MHz")
+    return time.monotonic() - start
+
+
+def seed_table(report):
+    """The seed sweep of a build report as table rows (Markdown), the kept seed marked."""
+    lines = ["| seed | fmax (MHz) | target (MHz) | result | nextpnr time |",
+             "|---:|---:|---:|---|---:|"]
+    for row in report.get("seeds", []):
+        kept = " (kept)" if row["seed"] == report.get("seed") else ""
+        if "error" in row:
+            lines.append(f"| {row['seed']} | - | - | nextpnr failed: {row['error']} | "
+                         f"{_fmt_s(row['time_s'])} |")
+        else:
+            lines.append(f"| {row['seed']}{kept} | {row['fmax_mhz']:.1f} | {row['target_mhz']:g} | "
+                         f"{'PASS' if row['passed'] else 'FAIL'} | {_fmt_s(row['time_s'])} |")
+    return lines
+
+
 def _describe(config):
     return f"{config.p_o}x{config.p_i} array, {config.mem_words} words of main memory"
 
@@ -382,6 +452,9 @@ def report_markdown(report):
     for net, v in report["clocks"].items():
         lines.append(f"| `{net}` | {v['achieved_mhz']:.1f} | {v['target_mhz']:.1f} | "
                      f"{'pass' if v['passed'] else 'FAIL'} |")
+    if report.get("seeds"):
+        lines += ["", f"nextpnr seeds (the build keeps the fastest, seed {report['seed']}; each "
+                      f"seed's files are in `seed<N>/`):", ""] + seed_table(report)
     return "\n".join(lines) + "\n"
 
 
@@ -397,6 +470,22 @@ def _parse_freq(text):
 def _config_name(config):
     from contract.config import config_name
     return config_name(config)
+
+
+def _seed_options(args, board):
+    """``(seeds or None, jobs)`` from ``--seeds``/``--jobs``; ValueError (one line) when bad."""
+    from .seed_sweep import parse_seeds
+    try:
+        jobs = int(args.jobs)
+    except ValueError:
+        raise ValueError(f"--jobs takes a positive integer, not {args.jobs!r}") from None
+    if jobs < 1:
+        raise ValueError(f"--jobs takes a positive integer, not {jobs}")
+    if args.seeds is None:
+        return None, jobs
+    if args.seed is not None:
+        raise ValueError("give either --seed or --seeds, not both")
+    return parse_seeds(args.seeds, first=board.seed), jobs
 
 
 def main(argv=None):
@@ -417,6 +506,11 @@ def main(argv=None):
                         help="soc (default) or bridge (UART bridge + SRAM only)")
     parser.add_argument("--seed", type=int, default=None,
                         help="nextpnr placement seed (default: the board's)")
+    parser.add_argument("--seeds", default=None, metavar="N|S1,S2,...",
+                        help="place and route with N seeds (the board's, then 1, 2, ...) or the "
+                             "seeds listed, keep the fastest")
+    parser.add_argument("--jobs", default="1", metavar="J",
+                        help="nextpnr processes at a time with --seeds (default 1)")
     parser.add_argument("--placer", default=None,
                         help=f"nextpnr placer: {', '.join(PLACERS)} (default: the board's)")
     parser.add_argument("--router", choices=ROUTERS, default=None,
@@ -440,13 +534,14 @@ def main(argv=None):
         return 0
     try:
         board = get_board(args.board)
+        seeds, jobs = _seed_options(args, board)
         if args.program:            # before a build of many minutes, not after it
             detect_board(board, system_tools=args.system_tools)
         report = build(board, build_dir=args.build_dir, verilog_only=args.verilog_only,
                        system_tools=args.system_tools, target_hz=args.freq, baud=args.baud,
                        top=args.top, seed=args.seed, force=args.force,
                        placer=args.placer, router=args.router,
-                       detailed_timing=args.detailed_timing,
+                       detailed_timing=args.detailed_timing, seeds=seeds, jobs=jobs,
                        config=CONFIGS[args.config] if args.config else None, log=log)
         if args.verilog_only:
             return 0
@@ -455,6 +550,8 @@ def main(argv=None):
                             if k != "IO")
         clocks = ", ".join(f"{v['achieved_mhz']:.1f} MHz (target {v['target_mhz']:g})"
                            for v in report["clocks"].values())
+        if report.get("seeds"):
+            log("\n".join(["nextpnr seeds:"] + seed_table(report)))
         log(f"{board.name}: {summary}; fmax {clocks}: "
             f"{'PASS' if report['timing_pass'] else 'FAIL'}; {_fmt_s(report['times_s']['total'])}; "
             f"report: {Path(args.build_dir) / board.name / 'report.md'}")

@@ -170,28 +170,31 @@ _ORANGECRAB_UART = UARTResource(1, rx="0", tx="1", conn=("io", 0),
 
 
 def _ulx3s(size, config_name, config, target_hz, seed=None):
+    # 3 Mbaud: the FT231X's top rate. The bridge's bit period is a whole number of clock cycles
+    # within 2 % of it (accel.uart.baud_divisor), so the target clock is one that divides it:
+    # 60 MHz -> 20 cycles, 75 MHz -> 25 (50 MHz -> 17 is 2.0 % off; 40 MHz does not work).
     return Board(
         name=f"ulx3s-{size.lower()}", platform_module="amaranth_boards.ulx3s",
         platform_class=f"ULX3S_{size}_Platform", family="ecp5", device=f"LFE5U-{size}",
         package="BG381", config_name=config_name, config=config, clk=("clk25", 0),
-        clk_hz=25_000_000, target_hz=target_hz, uart=("uart", 0), baud=1_000_000,
+        clk_hz=25_000_000, target_hz=target_hz, uart=("uart", 0), baud=3_000_000,
         leds=_ULX3S_LEDS, tool_env={"OPENFPGALOADER": "true"}, program=_ULX3S_PROGRAM,
         loader_args=("-b", "ulx3s"), notes="UART through the on-board FT231X (US1 port).", seed=seed)
 
 
 BOARDS = {b.name: b for b in [
-    _ulx3s("12F", "tiny12", TINY12, 50_000_000),
-    _ulx3s("25F", "small25", SMALL25, 50_000_000),
-    _ulx3s("45F", "small", SMALL, 50_000_000),
-    # The 85F target is the clock the default configuration's bitstream is built for. The goal
-    # is 100 MHz; the whole SoC does not reach it yet: built for the 25 MHz oscillator, nextpnr
-    # routed DEFAULT85 at 49.9 MHz (docs/BENCHMARKS.md, Builds), so the PLL makes 40 MHz, with
-    # margin. `--freq` overrides it (e.g. --freq 100 for the goal). Seed 7: router2 converges
-    # on some static placements of this design and diverges on others (nextpnr's default seed,
-    # seed 2 and HeAP diverged on the EMBED window mode's gateware, seed 3 routed it; seeds 3 and
-    # 5 diverged on the first register-slice netlist, seed 7 routed it). Seed 7 routed every
-    # netlist of the timing work that followed (47-57 MHz; 53.3 at the last, seed 3 52.7).
-    _ulx3s("85F", "default85", DEFAULT85, 40_000_000, seed=7),
+    # Each ULX3S target is a clock its configuration's whole SoC routes at with margin
+    # (docs/BENCHMARKS.md, "Board clocks") and that makes 3 Mbaud exactly. TINY12 and SMALL25
+    # routed at 89.1 and 78.1 MHz built for 75.
+    _ulx3s("12F", "tiny12", TINY12, 75_000_000),
+    _ulx3s("25F", "small25", SMALL25, 75_000_000),
+    # The 45F's SMALL configuration has not been built for this board; 60 MHz is the 85F's clock,
+    # whose larger array it shares the paths of.
+    _ulx3s("45F", "small", SMALL, 60_000_000),
+    # The 85F's DEFAULT85 routes at 74.5-84 MHz (placement moves it by about 10 %), so the PLL makes
+    # 60 MHz. Seed 7: router2 converges on some static placements of this design and diverges on
+    # others; seed 7 routed every netlist of the timing work (docs/BENCHMARKS.md, Timing closure).
+    _ulx3s("85F", "default85", DEFAULT85, 60_000_000, seed=7),
     Board(name="orangecrab-25f", platform_module="amaranth_boards.orangecrab_r0_2",
           platform_class="OrangeCrabR0_2_25FPlatform", family="ecp5", device="LFE5U-25F",
           package="MG285", config_name="small25", config=SMALL25, clk=("clk", 0),

@@ -14,6 +14,7 @@ from model.random_deploy import random_deploy
 
 from bench import report, utilisation as U, first_layer as FL, cpu_compare as CC
 from firmware.session import open_transport
+from platforms import get_board
 
 
 def test_write_section_replaces_only_its_own_section(tmp_path):
@@ -122,3 +123,68 @@ def test_embedding_sweep_grid_rows_and_plot(tmp_path):
     assert "| 8 | 2 | 4,096 | not trained yet |" in text
     ES.plot(rows, tmp_path / "e.png")
     assert (tmp_path / "e.png").stat().st_size > 1000
+
+
+def test_board_throughput_on_the_smallest_board(tmp_path, capsys):
+    """bench.board_throughput on the ULX3S-12F (its TINY12 SoC in pysim) with a random model that
+    fits it and a batch of 2, the shipped model that does not fit it, and the simulated line at
+    3 Mbaud with 4 words each way: rows, the link model's images/s, and the section."""
+    from bench import board_throughput as BT
+    from contract.config import TINY12
+    from firmware.link_model import batch_link
+    from model import deploy as mdeploy
+    from firmware.session import DEFAULT_MODEL
+    dep = None
+    for seed in range(1, 40):
+        candidate = random_deploy(seed, channels=1, height=6, width=6, num_classes=10, max_convs=2,
+                                  chan_choices=(8, 16), first="embed")
+        try:
+            compiled = compile_model(candidate, TINY12)
+        except CompileError:
+            continue
+        dep = candidate
+        break
+    assert dep is not None
+    images = np.random.default_rng(3).integers(0, 256, size=(2, 1, 6, 6), dtype=np.uint8)
+    row = BT.measure_board("ulx3s-12f", dep, images, backend="pysim", max_batch=2,
+                           progress=lambda msg: None)
+    assert row["clock_hz"] == get_board("ulx3s-12f").target_hz and row["baud"] == 3_000_000
+    assert row["golden_equal"] == row["n_images"] == 4        # batch 1 (2 images), batch 2
+    (b1, c1), (b2, c2) = row["cases"]
+    assert (b1, b2) == (1, 2) and 0 < c2 < c1                  # a batch saves a start's cost
+    (_, _, m1), (_, _, m2) = BT.link_rows(row)
+    assert m1.images_per_s_accelerator == pytest.approx(row["clock_hz"] / c1)
+    assert m2.images_per_s_series == pytest.approx(batch_link(
+        2, compiled.input_words, compiled.output_words, baud=3_000_000,
+        cycles=int(round(2 * c2)), clock_hz=row["clock_hz"]).images_per_s_series)
+    assert m1.images_per_s_series < m1.images_per_s_accelerator
+
+    too_big = BT.measure_board("ulx3s-12f", mdeploy.load(DEFAULT_MODEL), images)
+    assert "thr_depth" in too_big["error"] and "cases" not in too_big
+
+    line = BT.measure_line(60_000_000, 3_000_000, 4)
+    assert line["divisor"] == 20 and line["wire_bytes"] == 70 and line["payload_bytes"] == 32
+    # the bridge's turnaround costs a few cycles per word: within 3 % of the model
+    assert 0.97 * line["model_payload_per_s"] < line["payload_per_s"] < line["model_payload_per_s"]
+
+    BT.print_rows([row, too_big], [line])
+    out = capsys.readouterr().out
+    assert "ulx3s-12f (tiny12, 50 MHz, 3 Mbaud): logits of 4/4" in out
+    assert "the shipped model does not fit: layer" in out
+    lines = BT.section_lines([row, too_big], [line], model_name="random", backend="pysim", argv=[])
+    text = "\n".join(lines)
+    header = next(ln for ln in lines if ln.startswith("| board |"))
+    assert all(ln.count("|") == header.count("|") for ln in lines
+               if ln.startswith("| ulx3s-12f |"))
+    assert f"| ulx3s-12f | tiny12 | 50 MHz | 3 Mbaud | 2 | {c2:,.0f} |" in text
+    assert "**modelled**" in text and "| 60 MHz | 3 Mbaud (20) | 4 | 70 |" in text
+    doc = tmp_path / "B.md"
+    report.write_section(BT.TITLE, lines, doc=doc)
+    assert doc.read_text().count(f"## {BT.TITLE}\n") == 1
+
+
+def test_board_throughput_bad_board_is_one_line(capsys):
+    from bench import board_throughput as BT
+    assert BT.main(["--boards", "ulx3s-99f", "--no-write"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ulx3s-99f" in err

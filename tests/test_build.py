@@ -177,6 +177,87 @@ def test_small_build_through_nextpnr(tmp_path):
     assert any(line.startswith("[nextpnr] done in") for line in lines)
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--seeds", "0"], "at least 1, not 0"),
+    (["--seeds", "two"], "count or a comma-separated list of integers, not 'two'"),
+    (["--seeds", "3,x"], "count or a comma-separated list of integers"),
+    (["--seeds", "3,-1"], "non-negative"),
+    (["--seeds", "3,3"], "repeats a seed"),
+    (["--seeds", "2", "--seed", "4"], "either --seed or --seeds"),
+    (["--seeds", "2", "--jobs", "0"], "--jobs takes a positive integer, not 0"),
+    (["--seeds", "2", "--jobs", "many"], "--jobs takes a positive integer, not 'many'"),
+])
+def test_cli_bad_seeds(argv, message, capsys, tmp_path):
+    assert B.main(["--board", "icebreaker", "--top", "bridge", "--build-dir", str(tmp_path)]
+                  + argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+    assert not (tmp_path / "icebreaker").exists()        # rejected before anything was built
+
+
+def test_seed_list_starts_with_the_boards_seed():
+    from accel.seed_sweep import parse_seeds, seed_list
+    assert seed_list(3) == [1, 2, 3]
+    assert seed_list(3, first=2) == [2, 1, 3]
+    assert parse_seeds("4", first=7) == [7, 1, 2, 3]
+    assert parse_seeds("11, 3,7") == [11, 3, 7]
+    with pytest.raises(TypeError):
+        seed_list(2.0)
+
+
+FAILING_NEXTPNR = """\
+import sys
+a = sys.argv[1:]
+open(a[a.index("--log") + 1], "w").write("ERROR: Failed to route (seed %s)\\n" % a[a.index("--seed") + 1])
+sys.exit(1)
+"""
+
+
+def test_seed_sweep_where_every_seed_fails_is_one_error(tmp_path):
+    """nextpnr failing for every seed is a BuildError naming each seed's error (a seed that
+    routes but misses timing is a result: the test above)."""
+    import sys
+    exe = tmp_path / "failing-nextpnr"
+    exe.write_text(f"#!{sys.executable}\n" + FAILING_NEXTPNR)
+    exe.chmod(0o755)
+    argv = [str(exe), "--log", "top.tim", "--json", "top.json", "--asc", "top.asc"]
+    report = {"nextpnr_options": ""}
+    with pytest.raises(B.BuildError) as info:
+        B._run_seeds(tmp_path, argv, [3, 5], 2, "ice40", None, report, lambda msg: None)
+    message = str(info.value)
+    assert "\n" not in message and "nextpnr failed for every seed" in message
+    assert "seed 3: ERROR: Failed to route (seed 3)" in message and "seed 5:" in message
+    assert [r["seed"] for r in report["seeds"]] == [3, 5]
+
+
+def test_seed_sweep_build_keeps_the_fastest_seed(tmp_path, capsys):
+    """``--seeds 1,2 --jobs 2``: Yosys once, nextpnr-ice40 per seed, the fastest seed's placement
+    packed as the build's bitstream, every seed in the report and the printed table."""
+    assert B.main(["--board", "icebreaker", "--top", "bridge", "--build-dir", str(tmp_path),
+                   "--seeds", "1,2", "--jobs", "2"]) == 0
+    printed = capsys.readouterr().out
+    out = tmp_path / "icebreaker"
+    report = json.loads((out / "report.json").read_text())
+    rows = report["seeds"]
+    assert [r["seed"] for r in rows] == [1, 2]
+    for r in rows:
+        assert "error" not in r and r["fmax_mhz"] > 12.0 and r["passed"]
+        assert r["target_mhz"] == pytest.approx(12.0, abs=0.01)
+        # each seed placed and routed on its own, from the one netlist
+        assert (out / f"seed{r['seed']}" / "top.asc").stat().st_size > 0
+    best = max(rows, key=lambda r: r["fmax_mhz"])
+    assert report["seed"] == best["seed"] and f"--seed {best['seed']}" in report["nextpnr_options"]
+    # the build's placement, timing and bitstream are the kept seed's
+    assert (out / "top.asc").read_bytes() == (out / f"seed{best['seed']}" / "top.asc").read_bytes()
+    (clock,) = report["clocks"].values()
+    assert clock["achieved_mhz"] == pytest.approx(best["fmax_mhz"])
+    assert (out / "top.bin").stat().st_size > 0 and report["timing_pass"]
+    for text in (printed, (out / "report.md").read_text()):
+        for r in rows:
+            kept = " (kept)" if r["seed"] == best["seed"] else ""
+            assert f"| {r['seed']}{kept} | {r['fmax_mhz']:.1f} | 12 | PASS |" in text
+
+
 def test_bench_builds_section(tmp_path, monkeypatch):
     """bench.builds writes one table row per board, failures included, into its own section."""
     from bench import builds, report as bench_report

@@ -151,14 +151,28 @@ def test_pll_limits():
     with pytest.raises(ValueError, match="f_out_hz"):
         ecp5_pll_params(25e6, 500e6)
     board = get_board("ulx3s-85f")
-    assert board.uses_pll and board.pll.f_out_hz == 40e6   # 25 MHz in, 40 MHz target
+    assert board.uses_pll and board.pll.f_out_hz == 60e6   # 25 MHz in, 60 MHz target
     assert board.pll_for(100_000_000).f_out_hz == 100e6
     assert get_board("ulx3s-12f").pll_for(25_000_000) is None
     board = get_board("ulx3s-25f")
-    assert board.uses_pll and board.pll.f_out_hz == 50e6
+    assert board.uses_pll and board.pll.f_out_hz == 75e6
     assert get_board("ecpix5-85f").pll is None          # 100 MHz in, 100 MHz target
     assert get_board("icebreaker").pll is None           # iCE40: no ECP5 PLL
     assert board.pll_for(25_000_000) is None
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_board_clock_gives_the_baud_rate(name):
+    """Every board's UART bridge gets a bit period within the 2 % limit at the clock it is built
+    for (the PLL's real output), so a change of clock or baud rate that breaks the link fails
+    here rather than on the board."""
+    from accel.uart import baud_divisor, MAX_BAUD_ERROR
+    board = get_board(name)
+    f_sync_hz = board.pll.f_out_hz if board.pll else board.clk_hz
+    divisor = baud_divisor(int(round(f_sync_hz)), board.baud)      # raises beyond 2 %
+    assert abs(f_sync_hz / divisor - board.baud) / board.baud <= MAX_BAUD_ERROR
+    if name.startswith("ulx3s"):
+        assert board.baud == 3_000_000          # the on-board FT231X's top rate
 
 
 # Board top -------------------------------------------------------------------------------------

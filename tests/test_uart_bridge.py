@@ -455,3 +455,49 @@ def test_uart_bridge_bit_level():
         assert dec.frame_errors == 0 and parser.crc_errors == 0
 
     run(dut, "uart_bridge", [bench], [dec.process])
+
+
+# Bridge at 3 Mbaud through the driver's framing ---------------------------------------------------
+
+def test_baud_divisor_at_3_mbaud():
+    # The ULX3S's FT231X runs at 3 Mbaud: exact at 60 and 75 MHz, 2.6 % off at 40 MHz.
+    assert baud_divisor(60_000_000, 3_000_000) == 20
+    assert baud_divisor(75_000_000, 3_000_000) == 25
+    with pytest.raises(ValueError, match="2.6% off at 40 MHz"):
+        baud_divisor(40_000_000, 3_000_000)
+
+
+@pytest.mark.parametrize("clk_hz", [60_000_000, 75_000_000])
+def test_bridge_at_3_mbaud_through_serial_transport(clk_hz):
+    """The UART bridge at 3 Mbaud, simulated bit by bit at the boards' clocks, driven by the
+    driver's own framing (firmware.serial_transport) with random idle gaps between the host's
+    bytes: PING, a WRITE and a READ of random words round trip, the bytes on the line are the
+    link model's, and the line's time is the wire time plus the gaps and the bridge's turnaround."""
+    import asyncio
+    from firmware.bridge_line_sim import SimulatedSerialLine
+    from firmware.link_model import transfer_bytes
+    from firmware.serial_transport import SerialTransport
+
+    rng = random.Random(clk_hz)
+    baud = 3_000_000
+    line = SimulatedSerialLine(clk_hz=clk_hz, baud=baud, mem_words=1024, max_gap_cycles=40,
+                               seed=clk_hz)
+    assert line.divisor == clk_hz // baud
+    transport = SerialTransport("sim", baud=baud, serial=line, timeout=3600, recovery=0)
+    assert transport.device_clk_hz == clk_hz and transport.max_words == P.DEFAULT_MAX_WORDS
+    count = rng.randrange(16, 33)
+    addr = rng.randrange(0, 1024 - count)
+    words = [rng.getrandbits(32) for _ in range(count)]
+    line.mark()
+    asyncio.run(transport.write_words(addr, words))
+    assert asyncio.run(transport.read_words(addr, count)) == words
+    assert transport.retries_used == 0
+
+    sent = transfer_bytes(P.CMD_WRITE, count)[0] + transfer_bytes(P.CMD_READ, count)[0]
+    received = transfer_bytes(P.CMD_WRITE, count)[1] + transfer_bytes(P.CMD_READ, count)[1]
+    assert (line.bytes_sent, line.bytes_received) == (sent, received)
+    wire_s = (sent + received) * 10 / baud
+    # at most 40 idle cycles after each byte the host sends, and the bridge's turnaround: two
+    # transactions, each under 8 byte times from the request's last byte to the response's first
+    slack_s = (40 * sent + 2 * 8 * 10 * line.divisor) / clk_hz
+    assert wire_s < line.seconds < wire_s + slack_s, (line.seconds, wire_s, slack_s)
