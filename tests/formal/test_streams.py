@@ -4,10 +4,10 @@
 ``pixels``, the MAC array's ``out``, the embedding unit's ``out`` (with ``out_addr``, the word's
 bank address) and the sequencer's ``dma_cmd``, from reset, with every input free but for the
 contracts the units document. The output unit drives no stream (its ``inp`` is an input; its
-writes are enables). Two documented exceptions are part of the property, not assumed away: the
-DMA discards the words of a ``STREAM`` after a bus error (it ends with ``BUS_ERROR``, and the
-words would be garbage), and the sequencer withdraws ``dma_cmd`` when aborted (the SoC resets the
-DMA with the same strobe). The sequencer's command is checked field by field but for an EMBED's
+writes are enables). The DMA's bus answers are free, ``err`` included (after a bus error the DMA
+still delivers the words it read before it). One documented exception is part of the property,
+not assumed away: the sequencer withdraws ``dma_cmd`` when aborted (the SoC resets the DMA with
+the same strobe). The sequencer's command is checked field by field but for an EMBED's
 word count, a product of descriptor fields, for which the descriptor (``desc``) is checked instead
 (see ``_sequencer``). Each stream also has a mutant (bit 0 of the payload flipped in every
 other stalled cycle) that the solver must reject, and a cover of a word taken after a stall of
@@ -35,13 +35,7 @@ DEPTH = 20
 def _dma(m):
     dma = DMA(MICRO)
     assume_wishbone_target(m, dma.bus)
-    # A bus error in the current command: from the next cycle on its words may be discarded.
-    err_seen = Signal()
-    with m.If(dma.cmd.valid & dma.cmd.ready):
-        m.d.sync += err_seen.eq(0)
-    with m.Elif(dma.bus.stb & dma.bus.err):
-        m.d.sync += err_seen.eq(1)
-    return dma, [("pixels", dma.pixels.valid, dma.pixels.ready, dma.pixels.payload, err_seen)]
+    return dma, [("pixels", dma.pixels.valid, dma.pixels.ready, dma.pixels.payload, 0)]
 
 
 def _mac_array(m):
