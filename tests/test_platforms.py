@@ -151,11 +151,11 @@ def test_pll_limits():
     with pytest.raises(ValueError, match="f_out_hz"):
         ecp5_pll_params(25e6, 500e6)
     board = get_board("ulx3s-85f")
-    assert board.uses_pll and board.pll.f_out_hz == 60e6   # 25 MHz in, 60 MHz target
+    assert board.uses_pll and board.pll.f_out_hz == 50e6   # 25 MHz in, 50 MHz target
     assert board.pll_for(100_000_000).f_out_hz == 100e6
     assert get_board("ulx3s-12f").pll_for(25_000_000) is None
     board = get_board("ulx3s-25f")
-    assert board.uses_pll and board.pll.f_out_hz == 75e6
+    assert board.uses_pll and board.pll.f_out_hz == 60e6
     assert get_board("ecpix5-85f").pll is None          # 100 MHz in, 100 MHz target
     assert get_board("icebreaker").pll is None           # iCE40: no ECP5 PLL
     assert board.pll_for(25_000_000) is None
