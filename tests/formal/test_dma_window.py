@@ -25,15 +25,15 @@ after 217 s of solver CPU).
 Mutants (bounded checks of the same harness and assumptions, without the invariant, whose own
 assertions would make every step of a bounded check a proof): the bus address one word further
 on, and the local write address one lane further on, each rejected by the solver with a trace
-from reset. Covers (likewise): a main-memory write at the window's last word, and a local write at
-the last lane of a buffer.
+from reset; the first also fails the unbounded proof's induction step. Covers (likewise): a
+main-memory write at the window's last word, and a local write at the last lane of a buffer.
 """
 
 import pytest
 from amaranth.hdl import Assert, Assume, Cover, Elaboratable, Fragment, Module, Mux, Signal
 from amaranth.utils import bits_for
 
-from contract.config import MICRO, WRITE_ONLY_BUFFERS
+from contract.config import LOCAL_LANE_BITS, MICRO, WRITE_ONLY_BUFFERS
 from accel.dma import DMA
 from accel.dma_command import DmaKind
 from accel.localbus import split_addr
@@ -209,7 +209,7 @@ class WindowHarness(Elaboratable):
                 # rows 0 is checked too (and refused in DECIDE): rows - 1 is then 0xFFFF
                 Assert(check_registers["span"] ==
                        Mux(rows == 0, (stride * 0xFFFF)[:32], times(rows - 1, stride)), "inv_span"),
-                Assert(check_registers["lane_end"] == lane_start[:20] + check.total, "inv_lane_end"),
+                Assert(check_registers["lane_end"] == lane_start[:LOCAL_LANE_BITS] + check.total, "inv_lane_end"),
             ]
         with m.If(after_compare):
             m.d.comb += [
@@ -303,6 +303,13 @@ def test_dma_stays_in_window_and_buffers(tmp_path):
 def test_dma_window_mutant_is_rejected(mutant, tmp_path):
     verdict = _run(tmp_path, mode="bmc", depth=MUTANT_DEPTH, mutant=mutant)
     assert verdict.status == "FAIL" and verdict.failed_step is not None, verdict.log[-3000:]
+
+
+def test_dma_window_induction_rejects_mutant(tmp_path):
+    """The unbounded proof itself fails on the broken bus address (its induction step, at depth 1
+    shorter than any transfer, finds the request one word past the window)."""
+    verdict = _run(tmp_path, mode="prove", depth=DEPTH, mutant="bus_address_past_window")
+    assert verdict.status != "PASS" and "returned FAIL for induction" in verdict.log, verdict.log[-3000:]
 
 
 def test_dma_window_edges_are_reachable(tmp_path):
