@@ -136,3 +136,161 @@ def test_reset_reported_in_one_line_without_recovery(workload):
                        f"not the mark {LOADED_MARK:#x} the driver wrote when it loaded the model: "
                        f"the registers restarted)")
     assert info.value.status == 0 and board.resets == 1
+
+
+# Behind the bridge: SerialTransport -> bytes -> FrameBridge -> SoC, one reset for both ----------
+
+class BridgeBoard:
+    """A serial port whose far end is a board in Amaranth's simulator: ``FrameBridge`` (the UART
+    bridge without its 8N1 line, tested in tests/test_uart_bridge.py) on the host port of the
+    MICRO SoC, both in one ``sync`` domain with a reset, as on the board (``accel.build.BoardTop``).
+
+    Reads run the simulation until the bytes are there or the line has been quiet for longer than
+    the bridge's idle timeout. ``reset_when_busy(n)`` resets the board once the accelerator has
+    been busy for ``n`` cycles; ``reset_at_byte(direction, n)`` once ``n`` more bytes have crossed
+    the line in ``direction`` (``"to_device"``: the bridge has taken them; ``"to_host"``: it has
+    sent them).
+    """
+
+    def __init__(self):
+        from accel.uart_bridge import FrameBridge
+        self.idle_timeout = 40
+        self.bridge = FrameBridge(max_words=32, timeout_cycles=self.idle_timeout, bus_timeout=400,
+                                  clk_freq=1000)
+        self.soc = micro_soc()
+        m = Module()
+        m.domains.sync = self.domain = ClockDomain("sync")
+        m.submodules.bridge = self.bridge
+        m.submodules.soc = self.soc
+        wiring.connect(m, self.bridge.bus, self.soc.host)
+        self.to_device = collections.deque()
+        self.from_device = bytearray()
+        self.cycles = 0
+        self.resets = 0
+        self.timeout = None
+        self._busy_trigger = None
+        self._byte_trigger = None
+        self.sim = Simulator(m)
+        self.sim.add_clock(1e-6)
+        self.sim.add_testbench(self._server)
+
+    def reset_when_busy(self, cycles):
+        self._busy_trigger = cycles
+
+    def reset_at_byte(self, direction, count):
+        self._byte_trigger = [direction, count]
+
+    def _count_byte(self, direction):
+        trigger = self._byte_trigger
+        if trigger is not None and trigger[0] == direction:
+            trigger[1] -= 1
+            return trigger[1] <= 0
+        return False
+
+    async def _server(self, ctx):
+        b = self.bridge
+        ctx.set(b.tx.ready, 1)
+        while True:
+            pending = bool(self.to_device)
+            ctx.set(b.rx.valid, pending)
+            if pending:
+                ctx.set(b.rx.payload, self.to_device[0])
+            taken = pending and ctx.get(b.rx.ready)
+            out = ctx.get(b.tx.payload) if ctx.get(b.tx.valid) else None
+            busy = ctx.get(self.soc.busy)
+            await ctx.tick()
+            self.cycles += 1
+            reset = False
+            if taken:
+                self.to_device.popleft()
+                reset |= self._count_byte("to_device")
+            if out is not None:
+                self.from_device.append(out)
+                reset |= self._count_byte("to_host")
+            if busy and self._busy_trigger is not None:
+                self._busy_trigger -= 1
+                reset |= self._busy_trigger <= 0
+            if reset:
+                self._busy_trigger = self._byte_trigger = None
+                ctx.set(self.domain.rst, 1)
+                ctx.set(b.rx.valid, 0)
+                await ctx.tick()
+                self.cycles += 1
+                ctx.set(self.domain.rst, 0)
+                self.resets += 1
+
+    def _run(self, cycles):
+        end = self.cycles + cycles
+        while self.cycles < end:
+            self.sim.advance()
+
+    # The pyserial interface SerialTransport uses.
+    def write(self, data):
+        self.to_device.extend(bytes(data))
+        quiet = 0
+        while self.to_device and quiet < 3 * self.idle_timeout:
+            before = len(self.to_device)
+            self._run(1)
+            quiet = 0 if len(self.to_device) != before else quiet + 1
+        self.to_device.clear()                 # bytes nobody takes are lost on a real line too
+        return len(data)
+
+    def flush(self):
+        pass
+
+    def reset_input_buffer(self):
+        self.from_device.clear()
+
+    def read(self, n):
+        quiet = 0
+        while len(self.from_device) < n and quiet < 3 * self.idle_timeout + 200:
+            before = len(self.from_device)
+            self._run(1)
+            quiet = 0 if len(self.from_device) != before else quiet + 1
+        out = bytes(self.from_device[:n])
+        del self.from_device[:n]
+        return out
+
+    def close(self):
+        pass
+
+
+def serial_session(board, workload, arm):
+    """Load the model over the serial link, run image 0, ``arm(board)``, run image 1 and image 0
+    again; the three results."""
+    compiled, images, _ = workload
+    # The simulated line answers in simulated time, so generous wall-clock timeouts cost nothing;
+    # fmax_hz turns the driver's cycle budgets into wall-clock ones for wait_irq: 1 kHz gives
+    # POLL_CYCLES 0.3 s of STATUS polling per slice.
+    transport = SerialTransport("sim0", serial=board, timeout=30.0, recovery=0.0, fmax_hz=1000.0)
+    acc = Accelerator(transport, poll_cycles=POLL_CYCLES, timeout_cycles=1_000_000)
+
+    async def go():
+        await acc.identify()
+        await acc.load(compiled)
+        first = await acc.run_image(images[0], compiled, profile=False)
+        arm(board)
+        second = await acc.run_image(images[1], compiled, profile=False)
+        third = await acc.run_image(images[0], compiled, profile=False)
+        return first, second, third
+    return run(go()), transport
+
+
+@pytest.mark.parametrize("case", ["mid_run", "mid_request", "mid_response"])
+def test_reset_behind_the_serial_bridge_is_recovered(workload, case):
+    """Mid run: the accelerator stops, STATUS reads idle. Mid request: the reset comes after 6
+    bytes of the frame that uploads the image; the bridge restarts hunting for a sync byte in the
+    rest of it, the host resends. Mid response: the bridge restarts after 5 bytes of its answer to
+    that frame; the host gets a cut-short answer and resends the write. Each time the driver finds
+    the mark gone after the run, loads the model again and reruns."""
+    board = BridgeBoard()
+    arm = {"mid_run": lambda b: b.reset_when_busy(30),
+           "mid_request": lambda b: b.reset_at_byte("to_device", 6),
+           "mid_response": lambda b: b.reset_at_byte("to_host", 5)}[case]
+    results, transport = serial_session(board, workload, arm)
+    _, _, expected = workload
+    assert board.resets == 1
+    assert [r.logits_int for r in results] == [expected[0], expected[1], expected[0]]
+    assert [r.board_resets for r in results] == [0, 1, 0]
+    if case != "mid_run":
+        assert transport.retries_used >= 1      # the damaged frame was sent again
