@@ -294,3 +294,91 @@ def test_reset_behind_the_serial_bridge_is_recovered(workload, case):
     assert [r.board_resets for r in results] == [0, 1, 0]
     if case != "mid_run":
         assert transport.retries_used >= 1      # the damaged frame was sent again
+
+
+# The command line ------------------------------------------------------------------------------
+
+class AlwaysResetBoard:
+    """A pyserial stand-in for a board that is reset whenever the accelerator is started: the
+    bridge protocol's reference model (``contract.protocol.DeviceModel``) in front of main memory
+    and the CSR block's registers, which a start sets back to their reset values."""
+
+    def __init__(self, config):
+        from contract import protocol as P
+        from contract.registers import constants
+        from firmware import regs
+        self.constants = {regs.REGISTERS[name]: value for name, value in constants(config).items()
+                          if name in regs.REGISTERS}
+        self.memory = [0] * config.mem_words
+        self.registers = {}
+        self.starts = 0
+        self.device = P.DeviceModel(self._read, self._write, max_words=256, clk_hz=50_000_000)
+        self.rx = bytearray()
+        self.timeout = None
+
+    def _read(self, addr):
+        if addr < len(self.memory):
+            return self.memory[addr]
+        offset = (addr - REG.ID) * 4
+        return self.constants.get(offset, self.registers.get(offset, 0))
+
+    def _write(self, addr, value):
+        if addr < len(self.memory):
+            self.memory[addr] = value
+        elif addr == REG.CTRL and value & CTRL_START:
+            self.starts += 1
+            self.registers.clear()                # the reset: STATUS idle, SCRATCH 0, no window
+        else:
+            self.registers[(addr - REG.ID) * 4] = value
+
+    def write(self, data):
+        self.rx += self.device.feed(bytes(data))
+        return len(data)
+
+    def read(self, n):
+        if not self.rx:
+            self.rx += self.device.idle()
+        out = bytes(self.rx[:n])
+        del self.rx[:n]
+        return out
+
+    def flush(self):
+        pass
+
+    def reset_input_buffer(self):
+        self.rx.clear()
+
+    def close(self):
+        pass
+
+
+def test_cli_reports_a_board_reset_in_one_line(workload, tmp_path, monkeypatch, capsys):
+    from PIL import Image
+    from firmware import run as cli
+    from model import deploy as dp
+    deploy = random_deploy(3, channels=1, height=4, width=4, num_classes=4, max_convs=1,
+                           chan_choices=(8,))
+    model = tmp_path / "micro.npz"
+    dp.save(model, deploy.header, deploy.arrays)
+    files = []
+    for i in range(2):
+        files.append(tmp_path / f"image{i}.png")
+        Image.fromarray(np.full((4, 4), 40 * i, np.uint8)).save(files[-1])
+    boards = []
+
+    def open_board(config, backend="auto", *, port=None, **_):
+        boards.append(AlwaysResetBoard(config))
+        return SerialTransport(port, serial=boards[-1], timeout=0.05, recovery=0.0)
+    monkeypatch.setattr(cli, "open_transport", open_board)
+    code = cli.main(["--port", "fake0", "--config", "micro", "--model", str(model), "--quiet",
+                     *map(str, files)])
+    out, err = capsys.readouterr()
+    assert code == 1 and out == ""
+    # The progress bar is redrawn with carriage returns and erased at the error: what is left on
+    # the terminal is the text after the last one.
+    assert err.count("\n") == 1 and "Traceback" not in err
+    line = err.split("\r")[-1]
+    assert line.startswith("error: the board was reset during the run (status 0x0(idle); SCRATCH "
+                           "reads 0x0, not the mark ")
+    assert line.endswith("(again after the driver loaded the model and reran 1 time)\n")
+    assert boards[0].starts == 2                  # the first try and the rerun
