@@ -17,6 +17,7 @@ from it: they load the model again (memory image, window, the mark; the paramete
 the next run) and run the image or batch again, up to ``recover_resets`` times, then raise.
 """
 
+import numbers
 import types
 from dataclasses import dataclass, field
 
@@ -231,14 +232,14 @@ class Accelerator:
         for name, value, least in (("timeout_cycles", timeout_cycles, 1),
                                    ("poll_cycles", poll_cycles, 1),
                                    ("recover_resets", recover_resets, 0)):
-            if not isinstance(value, int) or isinstance(value, bool):
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool):
                 raise TypeError(f"{name} must be an integer, not {value!r}")
             if value < least:
                 raise ValueError(f"{name} must be at least {least}, not {value}")
         self.transport = transport
-        self.timeout_cycles = timeout_cycles
-        self.poll_cycles = poll_cycles
-        self.recover_resets = recover_resets
+        self.timeout_cycles = int(timeout_cycles)
+        self.poll_cycles = int(poll_cycles)
+        self.recover_resets = int(recover_resets)
         self.board_resets = 0
         self.info = None
         self._compiled = None
