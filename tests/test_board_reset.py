@@ -84,6 +84,15 @@ def micro_soc():
     return SoC(MICRO)
 
 
+def test_reset_after_needs_a_resettable_transport():
+    from firmware.transport import TransportError
+    from standin_soc import StandInSoC
+    with pytest.raises(TransportError, match="resettable=True"):
+        PySimTransport(StandInSoC(1024)).reset_after(5)
+    with pytest.raises(ValueError, match="non-negative integer, not -1"):
+        PySimTransport(StandInSoC(1024), resettable=True).reset_after(-1)
+
+
 def test_reset_during_the_load_program_is_recovered(workload):
     compiled, images, expected = workload
     board = PySimTransport(micro_soc(), resettable=True)
