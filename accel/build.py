@@ -182,9 +182,15 @@ def resolve_tool(name, system_tools=False):
     # The yowasp tools live next to the interpreter of a virtualenv that is not activated.
     found = shutil.which(exe) or shutil.which(exe, path=os.path.dirname(sys.executable))
     if found is None:
-        hint = (f"install it or set {env}" if system_tools or os.environ.get(env)
-                else f"pip install {package}, or use --system-tools")
-        raise BuildError(f"{exe} not found ({hint})")
+        if os.environ.get(env):
+            raise BuildError(f"{env}={exe}: no such program; set {env} to an installed {name}, "
+                             f"or unset it")
+        if system_tools:
+            raise BuildError(f"{exe} not found on PATH (--system-tools): install it, set {env} "
+                             f"to its path, or leave out --system-tools to use {package} from PyPI")
+        raise BuildError(f"{exe} not found beside {sys.executable} or on PATH: run `make setup` "
+                         f"(it installs {package} into the virtual environment) or pip install "
+                         f"{package}, or use --system-tools")
     return found
 
 

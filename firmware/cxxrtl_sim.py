@@ -117,11 +117,27 @@ def _runtime_include():
     return path
 
 
-def _tool_id(cmd):
+# Per tool: what it is, its Debian package, and what to do instead of installing it.
+_TOOL_HINTS = {
+    "CXX": ("the C++ compiler", "g++", "or run Amaranth's simulator (--pysim), which needs none"),
+    "VERILATOR": ("Verilator", "verilator", "or use the other back-end (--backend cxxrtl)"),
+}
+
+
+def _tool_id(cmd, variable="CXX"):
+    """The first line of ``cmd --version`` (part of the cache key). Raises ``CxxrtlError`` naming
+    the tool, the environment variable that chooses it and how to install it when it is missing."""
+    what, package, instead = _TOOL_HINTS[variable]
+    if shutil.which(cmd) is None:
+        chosen = f"{variable}={cmd}" if os.environ.get(variable) else repr(cmd)
+        raise CxxrtlError(f"{what} {chosen} is not installed (not on PATH) and the compiled "
+                          f"simulator needs it: run `make setup` (as root; it installs {package}) "
+                          f"or apt-get install {package}, or set {variable}, {instead}")
     try:
         out = subprocess.run([cmd, "--version"], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError) as exc:
-        raise CxxrtlError(f"{cmd!r} not usable: {exc}") from None
+        raise CxxrtlError(f"{what} {cmd!r} does not run ({exc}); set {variable} to a working "
+                          f"one") from None
     return out.splitlines()[0] if out else cmd
 
 
@@ -259,7 +275,7 @@ def _recipe(backend):
     if backend == "cxxrtl":
         return [YOSYS_SCRIPT, " ".join(CXXFLAGS), _tool_id(CXX)]
     return [" ".join(VERILATOR_FLAGS + VERILATOR_MAKE), " ".join(CXXFLAGS), _tool_id(CXX),
-            _tool_id(VERILATOR)]
+            _tool_id(VERILATOR, "VERILATOR")]
 
 
 def _digest(parts):

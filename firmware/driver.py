@@ -7,8 +7,17 @@ transport's methods, so it runs on Amaranth's simulator, the compiled simulator 
 A run never hangs: ``wait_irq`` has a cycle budget, and a timeout or an error reported by the
 hardware raises ``AcceleratorError`` with a one-line message naming the status bits, the error code
 and the failing descriptor.
+
+A board can be reset in the middle of a session (its reset button, or the gateware's reset): the
+bridge, the registers and the accelerator restart, block RAM keeps its contents. ``load`` writes
+``LOADED_MARK`` into SCRATCH, which a reset clears; the driver reads it back at the end of every run
+and whenever a run stopped without finishing (STATUS idle while a run was expected, an error, a
+timeout), and a missing mark raises ``BoardResetError``. ``run_image`` and ``run_batch`` recover
+from it: they load the model again (memory image, window, the mark; the parameters are loaded by
+the next run) and run the image or batch again, up to ``recover_resets`` times, then raise.
 """
 
+import numbers
 import types
 from dataclasses import dataclass, field
 
@@ -18,8 +27,8 @@ from contract.errors import ErrorCode
 from . import regs as _regs
 
 
-__all__ = ["Accelerator", "AcceleratorError", "RunResult", "BatchResult", "HardwareInfo",
-           "CSR_BASE", "REG", "ID_VALUE"]
+__all__ = ["Accelerator", "AcceleratorError", "BoardResetError", "RunResult", "BatchResult",
+           "HardwareInfo", "CSR_BASE", "REG", "ID_VALUE", "LOADED_MARK"]
 
 
 # Register map ----------------------------------------------------------------------------------
@@ -37,6 +46,12 @@ STATUS_BUSY = _regs.STATUS_BUSY_MASK
 STATUS_DONE = _regs.STATUS_DONE_MASK
 STATUS_ERROR = _regs.STATUS_ERROR_MASK
 MAX_PROFILED_DESCRIPTORS = _regs.MAX_PROFILED_DESCRIPTORS
+# Written to SCRATCH by ``Accelerator.load``. SCRATCH resets to 0, so reading anything else later
+# means the board's registers restarted (a reset) since the model was loaded.
+LOADED_MARK = 0x5EA1_C0DE
+# CYCLES, MAC_BUSY, LAYER_SEL, LAYER_CYCLES, PC, SCRATCH: consecutive, read in one transfer at the
+# end of a run (the counters and the mark together).
+_COUNTER_WORDS = REG.SCRATCH - REG.CYCLES + 1
 
 
 def _error_name(code):
@@ -68,6 +83,11 @@ class AcceleratorError(RuntimeError):
         self.status = status
         self.code = code
         self.descriptor = descriptor
+
+
+class BoardResetError(AcceleratorError):
+    """The board was reset since the model was loaded (SCRATCH lost ``LOADED_MARK``): its registers
+    restarted, a run in progress stopped. ``status`` is STATUS when it was noticed."""
 
 
 @dataclass
@@ -107,12 +127,15 @@ class RunResult:
     error : None
         Always ``None`` in a returned result (errors raise ``AcceleratorError``); kept so that
         callers collecting results of many images can record failures in the same structure.
+    board_resets : int
+        Board resets the driver recovered from (by loading the model again) to get this result.
     """
     logits_int: list
     cycles: int
     mac_busy: int
     layer_cycles: list = field(default_factory=list)
     error: object = None
+    board_resets: int = 0
 
 
 @dataclass
@@ -133,12 +156,15 @@ class BatchResult:
         already.
     program_uploaded : bool
         The batch program was written before this batch (a new model or a larger batch).
+    board_resets : int
+        Board resets the driver recovered from (by loading the model again) to get this result.
     """
     logits_int: list
     cycles: int
     mac_busy: int
     load_cycles: int = None
     program_uploaded: bool = False
+    board_resets: int = 0
 
     @property
     def loaded_params(self):
@@ -184,17 +210,37 @@ class Accelerator:
     transport : Transport
     timeout_cycles : int
         Default cycle budget of one run before ``AcceleratorError`` (the run is then aborted).
+    poll_cycles : int
+        A run is waited for in slices of this many cycles; after each, STATUS must still say busy,
+        otherwise the run stopped without finishing (the board was reset) and the driver stops
+        waiting. On a board at 50 MHz the default is a check every 21 ms.
+    recover_resets : int
+        Times ``run_image`` and ``run_batch`` load the model again and rerun after a board reset
+        (``BoardResetError``) before they raise it; 0 reports the first one.
 
     Members
     -------
     transport : Transport
     info : HardwareInfo or None
         Set by ``identify``.
+    board_resets : int
+        Board resets recovered from since this driver was created.
     """
 
-    def __init__(self, transport, *, timeout_cycles=50_000_000):
+    def __init__(self, transport, *, timeout_cycles=50_000_000, poll_cycles=1 << 20,
+                 recover_resets=1):
+        for name, value, least in (("timeout_cycles", timeout_cycles, 1),
+                                   ("poll_cycles", poll_cycles, 1),
+                                   ("recover_resets", recover_resets, 0)):
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an integer, not {value!r}")
+            if value < least:
+                raise ValueError(f"{name} must be at least {least}, not {value}")
         self.transport = transport
         self.timeout_cycles = int(timeout_cycles)
+        self.poll_cycles = int(poll_cycles)
+        self.recover_resets = int(recover_resets)
+        self.board_resets = 0
         self.info = None
         self._compiled = None
         self._image = None
@@ -236,7 +282,8 @@ class Accelerator:
         """Write a compiled model's memory image and set the access window.
 
         If ``identify`` ran, the model's configuration is checked against the hardware's first. The
-        next ``run_image`` runs the parameter-loading program (``prog_load_addr``).
+        next ``run_image`` runs the parameter-loading program (``prog_load_addr``). SCRATCH is set
+        to ``LOADED_MARK``, by which later runs notice a board reset.
         """
         if self.info is not None:
             hw = self.info.config
@@ -248,6 +295,9 @@ class Accelerator:
                              f"(hardware has {hw['mem_words']} words)")
             if wrong:
                 raise AcceleratorError("model compiled for another configuration: " + ", ".join(wrong))
+        # The mark first: a reset at any point after it clears it (and the next run's check sees
+        # that), while a reset before it is followed by the whole load.
+        await self._write(REG.SCRATCH, LOADED_MARK)
         base, words = _memory_image(compiled)
         await self.transport.write_words(base, words)
         await self.transport.write_words(REG.WINDOW_BASE,
@@ -301,6 +351,81 @@ class Accelerator:
             f"descriptor {index}{self._describe(prog_addr, index)} of the program at word "
             f"{prog_addr:#x}", status=status, code=code, descriptor=index)
 
+    def _check_mark(self, scratch, status):
+        """Raise ``BoardResetError`` unless SCRATCH still holds the mark ``load`` wrote."""
+        if scratch != LOADED_MARK:
+            raise BoardResetError(
+                f"the board was reset during the run (status {_status_text(status)}; SCRATCH "
+                f"reads {scratch:#x}, not the mark {LOADED_MARK:#x} the driver wrote when it "
+                f"loaded the model: the registers restarted)", status=status)
+
+    async def _check_board(self, status):
+        """Read SCRATCH; ``BoardResetError`` (naming ``status``) when the mark is gone."""
+        self._check_mark(await self._read(REG.SCRATCH), status)
+
+    async def _wait_for_run(self, timeout):
+        """Wait up to ``timeout`` cycles for the interrupt, in slices of ``poll_cycles``; between
+        slices, a STATUS without busy ends the wait. ``(finished, status)``: ``status`` is the
+        last STATUS read (None when the interrupt came within the first slice)."""
+        left = timeout
+        status = None
+        while left > 0:
+            step = min(left, self.poll_cycles)
+            if await self.transport.wait_irq(step):
+                return True, status
+            left -= step
+            status = await self._read(REG.STATUS)
+            if status & (STATUS_DONE | STATUS_ERROR):
+                return True, status          # finished just after the slice ended
+            if not status & STATUS_BUSY:
+                return False, status         # not running: it stopped without finishing
+        return False, status
+
+    async def _run_program(self, prog_addr, timeout):
+        """Start the program at ``prog_addr`` and wait for it. Raises ``BoardResetError`` when the
+        board was reset, ``AcceleratorError`` on an error or a timeout."""
+        await self._write(REG.PROG_ADDR, prog_addr)
+        await self._write(REG.CTRL, CTRL_START)
+        finished, status = await self._wait_for_run(timeout)
+        if not finished:
+            if status is not None and not status & STATUS_BUSY:
+                await self._check_board(status)
+                await self._fail("the run stopped without finishing", prog_addr)
+            await self._check_board(await self._read(REG.STATUS))
+            await self._fail(f"timeout: no interrupt within {timeout} cycles", prog_addr,
+                             timed_out=True)
+        status = await self._read(REG.STATUS)
+        if status & STATUS_ERROR or not status & STATUS_DONE:
+            await self._check_board(status)
+            await self._fail("accelerator error", prog_addr)
+
+    async def _counters(self):
+        """``(CYCLES, MAC_BUSY)`` of the run that just finished, read with SCRATCH; raises
+        ``BoardResetError`` when the mark is gone (a reset since the load: the counters and
+        possibly the results are not the run's)."""
+        words = await self.transport.read_words(REG.CYCLES, _COUNTER_WORDS)
+        if words[-1] != LOADED_MARK:
+            self._check_mark(words[-1], await self._read(REG.STATUS))
+        return words[0], words[1]
+
+    async def _recovering(self, compiled, attempt):
+        """Run ``attempt()``; after a ``BoardResetError``, load ``compiled`` again and retry, up
+        to ``recover_resets`` times. Returns ``(result, resets recovered from)``."""
+        resets = 0
+        while True:
+            try:
+                return await attempt(), resets
+            except BoardResetError as exc:
+                if resets >= self.recover_resets:
+                    if resets:
+                        raise BoardResetError(
+                            f"{exc} (again after the driver loaded the model and reran "
+                            f"{resets} time{'s' if resets > 1 else ''})", status=exc.status) from None
+                    raise
+                resets += 1
+                self.board_resets += 1
+                await self.load(compiled)
+
     async def run_image(self, image_uint8, compiled=None, *, reload_params=False,
                         timeout_cycles=None, profile=True):
         """Run one image.
@@ -328,6 +453,8 @@ class Accelerator:
         ------
         AcceleratorError
             The run ended with an error or did not finish within ``timeout_cycles``.
+        BoardResetError
+            The board was reset during the run ``recover_resets + 1`` times.
         """
         if compiled is None:
             compiled = self._compiled
@@ -337,6 +464,14 @@ class Accelerator:
             await self.load(compiled)
         timeout = self.timeout_cycles if timeout_cycles is None else int(timeout_cycles)
 
+        async def attempt():
+            return await self._run_image_once(image_uint8, compiled, reload_params, timeout,
+                                              profile)
+        result, resets = await self._recovering(compiled, attempt)
+        result.board_resets = resets
+        return result
+
+    async def _run_image_once(self, image_uint8, compiled, reload_params, timeout, profile):
         prepare = getattr(compiled, "prepare_input", None) or compiled.encode_image
         await self.transport.write_words(int(compiled.input_addr),
                                          [int(w) for w in prepare(image_uint8)])
@@ -344,39 +479,20 @@ class Accelerator:
             prog_addr = int(compiled.prog_load_addr)
         else:
             prog_addr = int(compiled.prog_image_addr)
-        await self._write(REG.PROG_ADDR, prog_addr)
-        await self._write(REG.CTRL, CTRL_START)
-        if not await self.transport.wait_irq(timeout):
-            await self._fail(f"timeout: no interrupt within {timeout} cycles", prog_addr,
-                             timed_out=True)
-        status = await self._read(REG.STATUS)
-        if status & STATUS_ERROR or not status & STATUS_DONE:
-            await self._fail("accelerator error", prog_addr)
+        await self._run_program(prog_addr, timeout)
         self._params_loaded = True
 
         out_words = await self.transport.read_words(int(compiled.output_addr),
                                                     int(compiled.output_words))
         logits = [int(v) for v in compiled.decode_logits(out_words)]
-        cycles, mac_busy = await self.transport.read_words(REG.CYCLES, 2)
         layer_cycles = []
         if profile:
             n = min(len(self._program(prog_addr)), MAX_PROFILED_DESCRIPTORS)
             for i in range(n):
                 await self._write(REG.LAYER_SEL, i)
                 layer_cycles.append(await self._read(REG.LAYER_CYCLES))
+        cycles, mac_busy = await self._counters()
         return RunResult(logits, cycles, mac_busy, layer_cycles)
-
-    async def _run_program(self, prog_addr, timeout):
-        """Start the program at ``prog_addr`` and wait for it; ``(CYCLES, MAC_BUSY)``. Raises
-        ``AcceleratorError`` on an error or a timeout."""
-        await self._write(REG.PROG_ADDR, prog_addr)
-        await self._write(REG.CTRL, CTRL_START)
-        if not await self.transport.wait_irq(timeout):
-            await self._fail(f"timeout: no interrupt within {timeout} cycles", prog_addr,
-                             timed_out=True)
-        status = await self._read(REG.STATUS)
-        if status & STATUS_ERROR or not status & STATUS_DONE:
-            await self._fail("accelerator error", prog_addr)
 
     async def run_batch(self, images, compiled=None, *, reload_params=False, timeout_cycles=None):
         """Run a batch of images from one start: one upload of all inputs, one read-back of all
@@ -407,10 +523,11 @@ class Accelerator:
         ------
         AcceleratorError
             The run ended with an error or did not finish within ``timeout_cycles``.
+        BoardResetError
+            The board was reset during the batch ``recover_resets + 1`` times.
         CompileError
             The batch does not fit main memory (one line naming the words it needs).
         """
-        from .compiler.batch import compile_batch
         if compiled is None:
             compiled = self._compiled
         if compiled is None:
@@ -420,6 +537,17 @@ class Accelerator:
             raise ValueError("run_batch: no images")
         if compiled is not self._compiled:
             await self.load(compiled)
+        timeout = (self.timeout_cycles * len(images) if timeout_cycles is None
+                   else int(timeout_cycles))
+
+        async def attempt():
+            return await self._run_batch_once(images, compiled, reload_params, timeout)
+        result, resets = await self._recovering(compiled, attempt)
+        result.board_resets = resets
+        return result
+
+    async def _run_batch_once(self, images, compiled, reload_params, timeout):
+        from .compiler.batch import compile_batch
         count = len(images)
         batch = self._batch
         uploaded = False
@@ -429,7 +557,6 @@ class Accelerator:
             await self.transport.write_words(REG.WINDOW_LIMIT, [batch.window_limit])
             self._batch = batch
             uploaded = True
-        timeout = (self.timeout_cycles * count if timeout_cycles is None else int(timeout_cycles))
 
         load_cycles = None
         if reload_params or not self._params_loaded:
@@ -447,6 +574,6 @@ class Accelerator:
         n = batch.output_words
         logits = [[int(v) for v in compiled.decode_logits(out_words[i * n:(i + 1) * n])]
                   for i in range(count)]
-        cycles, mac_busy = await self.transport.read_words(REG.CYCLES, 2)
+        cycles, mac_busy = await self._counters()
         return BatchResult(logits, cycles, mac_busy, load_cycles=load_cycles,
                            program_uploaded=uploaded)

@@ -9,7 +9,8 @@ The driver (``firmware/driver.py``) runs a batch of ``k`` images (``run_batch``;
    a READ, then ``poll_interval`` seconds of sleep);
 4. READ of STATUS (the driver's check of done and error);
 5. READ of the ``k`` outputs (``k * output_words`` words, in frames of ``max_words``);
-6. READ of CYCLES and MAC_BUSY (two words).
+6. READ of CYCLES, MAC_BUSY, LAYER_SEL, LAYER_CYCLES, PC and SCRATCH (six consecutive words:
+   the counters and the mark by which the driver notices a board reset).
 
 Every transaction is a request frame and a response frame (``protocol.request_bytes`` and
 ``protocol.response_bytes``); a byte on the line is 10 bit times (8N1). The model counts bytes on
@@ -153,7 +154,7 @@ def batch_link(images, input_words, output_words, *, baud, cycles=0, clock_hz=No
                                                   transfer_bytes(W, 1, max_words))),
              "status": transfer_bytes(R, 1, max_words),
              "readback": transfer_bytes(R, images * output_words, max_words),
-             "counters": transfer_bytes(R, 2, max_words)}
+             "counters": transfer_bytes(R, 6, max_words)}
     poll_to, poll_from, _ = transfer_bytes(R, 1, max_words)
     poll_s = (poll_to + poll_from) * byte_s
     period = poll_s + poll_interval

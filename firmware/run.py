@@ -78,9 +78,9 @@ def main(argv=None):
         return 1
     except Exception as exc:
         # Known one-line errors of the stack below (compiler, deploy loader, driver, transports).
-        names = {"CompileError", "DeployError", "DataError", "AcceleratorError", "TransportError",
-                 "CxxrtlError", "SerialException", "OSError", "FileNotFoundError", "ValueError",
-                 "TypeError"}
+        names = {"CompileError", "DeployError", "DataError", "AcceleratorError", "BoardResetError",
+                 "TransportError", "CxxrtlError", "SerialException", "OSError",
+                 "FileNotFoundError", "ValueError", "TypeError"}
         if type(exc).__name__ in names or isinstance(exc, OSError):
             print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
                   file=sys.stderr)
@@ -142,6 +142,9 @@ def _main(args):
                                   timeout_cycles=args.timeout_cycles,
                                   progress=lambda done, total: progress.update(done - progress.n))
             total_cycles = None if args.port else getattr(transport, "cycles", None)
+        except BaseException:
+            progress.leave = False        # erased, so that the error is the only line left
+            raise
         finally:
             asyncio.run(transport.close())
     wall = time.monotonic() - start

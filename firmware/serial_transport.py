@@ -7,6 +7,11 @@ is sent again, up to ``retries`` times; then a :class:`TransportError` with one 
 and the last failure. The sequence number of a transaction stays the same across its retries, so a
 resent WRITE whose first response was lost is not performed twice by the bridge.
 
+A board reset in the middle of a transaction looks like line damage here (no answer, a NAK for the
+rest of a frame, an answer cut short) and is retried like it. The bridge restarts without the last
+write's sequence number, so a WRITE resent across a reset is performed again: the same words land
+twice in memory, and the driver notices the reset itself (``firmware/driver.py``).
+
 ``wait_irq`` polls the STATUS register (``done`` or ``error`` set) for the wall-clock equivalent of
 the requested device cycles at ``fmax_hz``.
 

@@ -20,6 +20,11 @@ rows directly instead of running bus cycles (a 16k-word memory image would other
 simulated cycles). Pass ``backdoor=False`` to force bus transfers (the cross-check with the compiled
 simulator does, so that cycle counts match).
 
+With ``resettable=True`` the design's ``sync`` domain gets a reset that ``reset_after(n)`` asserts
+for one cycle ``n`` cycles later, whatever the host is doing then: the reset button of a board
+pressed in the middle of a run or a transfer. Registers restart, memories keep their contents, as
+on an FPGA. (Off by default: the reset process costs simulation time in every cycle.)
+
 With the environment variable ``PEA_VCD=1`` a VCD of the whole session is written to
 ``build/vcd/pysim_transport.vcd`` (in the repository; closed by ``close()``).
 """
@@ -28,7 +33,7 @@ import collections
 import os
 from pathlib import Path
 
-from amaranth.hdl import MemoryData
+from amaranth.hdl import ClockDomain, MemoryData, Module
 from amaranth.sim import Simulator
 
 from .transport import Transport, resolve_dut, TransportError
@@ -37,7 +42,7 @@ from .transport import Transport, resolve_dut, TransportError
 __all__ = ["PySimTransport"]
 
 
-_READ, _WRITE, _PEEK, _POKE, _WAIT_IRQ, _RESET = range(6)
+_READ, _WRITE, _PEEK, _POKE, _WAIT_IRQ = range(5)
 
 
 class _Op:
@@ -67,21 +72,27 @@ class PySimTransport(Transport):
         docstring).
     clock_period : float
         Period of the ``sync`` clock in seconds (only matters for VCD time stamps).
+    resettable : bool
+        Give the design a ``sync`` reset that ``reset_after`` asserts.
 
     Members
     -------
     dut : the simulated component
     cycles : int
         Rising clock edges simulated so far (the same count as ``CxxrtlTransport.cycles``).
+    resets : int
+        Resets asserted so far (``reset_after``).
     fmax_hz : None
     """
 
     fmax_hz = None
 
-    def __init__(self, dut, *, backdoor=True, clock_period=1e-6):
+    def __init__(self, dut, *, backdoor=True, clock_period=1e-6, resettable=False):
         dut = resolve_dut(dut, "PySimTransport")
         self.dut = dut
         self.cycles = 0
+        self.resets = 0
+        self._reset_at = None
         self._mem = None
         if backdoor:
             for name in ("mem", "mem_data"):
@@ -90,9 +101,17 @@ class PySimTransport(Transport):
                     break
         self._queue = collections.deque()
         self._closed = False
-        self.sim = Simulator(dut)
+        self._domain = None
+        top = dut
+        if resettable:
+            top = Module()
+            top.domains.sync = self._domain = ClockDomain("sync")
+            top.submodules.dut = dut
+        self.sim = Simulator(top)
         self.sim.add_clock(clock_period)
         self.sim.add_testbench(self._server)
+        if resettable:
+            self.sim.add_testbench(self._reset_button, background=True)
         self._vcd = None
         if os.environ.get("PEA_VCD") == "1":
             vcd_dir = Path(__file__).resolve().parent.parent / "build" / "vcd"
@@ -153,6 +172,26 @@ class PySimTransport(Transport):
             except Exception as exc:              # surface it in the caller, not inside the sim
                 op.error = f"{type(exc).__name__}: {exc}"
             op.done = True
+
+    async def _reset_button(self, ctx):
+        while True:
+            await ctx.tick()
+            if self._reset_at is not None and self.cycles >= self._reset_at:
+                self._reset_at = None
+                ctx.set(self._domain.rst, 1)
+                await ctx.tick()                  # every register takes its reset value here
+                ctx.set(self._domain.rst, 0)
+                self.resets += 1
+
+    def reset_after(self, cycles):
+        """Assert the design's reset for one cycle once ``cycles`` more clock cycles have been
+        simulated (during whatever operation the host has started by then). Needs
+        ``resettable=True``."""
+        if self._domain is None:
+            raise TransportError("reset_after needs a PySimTransport made with resettable=True")
+        if not isinstance(cycles, int) or cycles < 0:
+            raise ValueError(f"cycles must be a non-negative integer, not {cycles!r}")
+        self._reset_at = self.cycles + cycles
 
     def _run(self, op):
         if self._closed:

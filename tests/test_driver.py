@@ -349,3 +349,14 @@ def test_soc_timeout_aborts_and_recovers(soc):
 def test_cli_unknown_board(capsys):
     code, out, err = _cli(capsys, "--board", "nosuchboard")
     assert code == 1 and err.startswith("error: unknown board 'nosuchboard'") and err.count("\n") == 1
+
+
+def test_constructor_checks_its_budgets():
+    bus = FakeBus({})
+    assert Accelerator(bus, timeout_cycles=np.int64(100)).timeout_cycles == 100
+    with pytest.raises(TypeError, match="timeout_cycles must be an integer"):
+        Accelerator(bus, timeout_cycles=1.5)
+    with pytest.raises(ValueError, match="poll_cycles must be at least 1, not 0"):
+        Accelerator(bus, poll_cycles=0)
+    with pytest.raises(ValueError, match="recover_resets must be at least 0, not -1"):
+        Accelerator(bus, recover_resets=-1)
