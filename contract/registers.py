@@ -161,7 +161,8 @@ REGISTERS = (
              f"(the first {MAX_PROFILED_DESCRIPTORS} descriptors of a run are counted)"),
     Register("LAYER_CYCLES", 0x34, RO, "cycles spent on descriptor LAYER_SEL in the last run"),
     Register("PC", 0x38, RO, "index of the descriptor being executed"),
-    Register("SCRATCH", 0x3C, RW, "free for software (bus tests)"),
+    Register("SCRATCH", 0x3C, RW, "software's: the driver writes a mark at load and reads it after each run "
+             "(a board reset clears it to 0)"),
 )
 
 REG_BY_NAME = {r.name: r for r in REGISTERS}

@@ -24,7 +24,7 @@
 #define PEA_LAYER_SEL 0x30u  /* RW: descriptor index whose cycle count LAYER_CYCLES shows (the first 64 descriptors of a run are counted) */
 #define PEA_LAYER_CYCLES 0x34u  /* RO: cycles spent on descriptor LAYER_SEL in the last run */
 #define PEA_PC 0x38u  /* RO: index of the descriptor being executed */
-#define PEA_SCRATCH 0x3cu  /* RW: free for software (bus tests) */
+#define PEA_SCRATCH 0x3cu  /* RW: software's: the driver writes a mark at load and reads it after each run (a board reset clears it to 0) */
 
 /* fields: _SHIFT, _WIDTH, _MASK (in place) */
 #define PEA_VERSION_HW_SHIFT 0u
