@@ -1,0 +1,392 @@
+"""Pixel embedding on a network we did not design: the model zoo's SFC-W1A2, three first layers.
+
+SFC-W1A2 (``brevitas_examples.bnn_pynq``: 784 -> 256 -> 256 -> 256 -> 10, binary weights, signed
+2-bit narrow activations {-1, 0, +1}) is trained on Fashion-MNIST with ``bench.model_zoo``'s
+schedule and seed, changing only what the first binary layer sees::
+
+    python -m bench.zoo_first_layer train --variant quantizer      # (a) the zoo's 2-bit input quantizer
+    python -m bench.zoo_first_layer train --variant embed_d1q2     # (b) a pixel embedding, d = 1, Q = 2
+    python -m bench.zoo_first_layer train --variant embed_d2q2     #     d = 2: the first layer doubles
+    python -m bench.zoo_first_layer train --variant float_input    # (c) pixel/255 unquantized
+    python -m bench.zoo_first_layer evaluate --variant quantizer   # (and the others)
+    python -m bench.zoo_first_layer report                         # docs/RESULTS.md section
+
+(a) is ``python -m bench.model_zoo train --net sfc_1w2a`` itself (its input quantizer sees
+``2 * pixel / 255 - 1``); its accuracy is the golden model's on the deploy file
+``model.import_qonnx`` makes of the QONNX export. (b) replaces the input quantizer by
+``model.layers.PixelEmbedding`` (a trainable 256-entry table per pixel value, thermometer
+initialised, ``d`` codes of ``Q`` bits per pixel) in front of the zoo's own layers: with d = 1 and
+Q = 2 the first layer gets the same bits per pixel and the same MACs. It is written to a deploy file
+directly from PyTorch (:func:`export_embedded`: the ``embed`` table, the three binary layers with
+integer thresholds read off the network's own batch norm and quantizer at every reachable
+accumulator value, the head from the ``TensorNorm``), and its accuracy is the golden model's, with
+golden's integer logits checked against the PyTorch network's on all 10,000 test images. (c)
+drops the input quantizer (the first binary layer sees ``2 * pixel / 255 - 1`` in float); the
+deploy contract has no such layer, so its accuracy is Brevitas' float graph's.
+
+Outputs go to ``build/model_zoo/<net>/`` (``sfc_1w2a`` for (a), ``sfc_1w2a_<variant>`` for the
+others): ``bench.model_zoo``'s checkpoint and ``metrics.json``, and ``first_layer.json`` with the
+evaluation.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench import model_zoo
+
+
+NET = "sfc_1w2a"
+VARIANTS = ("quantizer", "embed_d1q2", "embed_d2q2", "float_input")
+DEFAULT_EPOCHS = 10
+RESULTS_TITLE = "Pixel embedding on SFC-W1A2 (a network we did not design)"
+RESULTS_DOC = model_zoo.ROOT / "docs" / "RESULTS.md"
+
+
+def net_name(variant):
+    """The output folder's name: the zoo's own ``sfc_1w2a`` for the quantizer variant."""
+    if variant not in VARIANTS:
+        raise model_zoo.ZooError(f"unknown variant {variant!r} (one of {', '.join(VARIANTS)})")
+    return NET if variant == "quantizer" else f"{NET}_{variant}"
+
+
+def embedding_shape(variant):
+    """``(d, q)`` of an ``embed_dXqY`` variant."""
+    d, q = variant[len("embed_d"):].split("q")
+    return int(d), int(q)
+
+
+def embedded_zoo_net(d, q):
+    """SFC-W1A2 with its input quantizer replaced by a ``PixelEmbedding(1, d, q)``.
+
+    The zoo network is built first (so its weights draw the same random numbers as (a)); with
+    ``d > 1`` its first binary layer is rebuilt for ``d * 784`` inputs. The module takes
+    ``ToTensor`` images, recovers the pixel values ``round(255 * x)`` and feeds the embedding's
+    codes (``0..2^q-1``, flattened channel-major: ``j * 784 + y * 28 + x``) to the zoo's layers
+    after its input quantizer (dropout, the binary layers, ``TensorNorm``).
+    """
+    import torch
+    from brevitas.nn import QuantLinear
+    from brevitas_examples.bnn_pynq.models.common import CommonWeightQuant
+    from model.layers import PixelEmbedding
+
+    zoo = model_zoo.build_net(NET)
+    features = torch.nn.ModuleList(list(zoo.features)[1:])
+    if d > 1:
+        first = features[1]
+        features[1] = QuantLinear(first.in_features * d, first.out_features, bias=False,
+                                  weight_bit_width=1, weight_quant=CommonWeightQuant)
+        torch.nn.init.uniform_(features[1].weight.data, -1, 1)
+
+    class EmbeddedSFC(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = PixelEmbedding(1, d, q)
+            self.features = features
+
+        def pixels(self, x):
+            return torch.round(x.reshape(x.shape[0], 1, 28, 28) * 255.0)
+
+        def forward(self, x):
+            y = self.embedding(self.pixels(x)).reshape(x.shape[0], -1)
+            for module in self.features:
+                y = module(y)
+            return y
+
+        def clip_weights(self, min_val, max_val):
+            for module in self.features:
+                if isinstance(module, QuantLinear):
+                    module.weight.data.clamp_(min_val, max_val)
+
+    return EmbeddedSFC()
+
+
+def float_input_zoo_net():
+    """SFC-W1A2 without its input quantizer: ``2 * x - 1`` goes to the first binary layer in float."""
+    import torch
+    net = model_zoo.build_net(NET)
+    net.features[0] = torch.nn.Identity()
+    return net
+
+
+def builder(variant):
+    """The network factory ``bench.model_zoo.train`` calls after seeding (None: the zoo's own)."""
+    if variant == "quantizer":
+        return None
+    if variant == "float_input":
+        return float_input_zoo_net
+    d, q = embedding_shape(variant)
+    return lambda: embedded_zoo_net(d, q)
+
+
+def train_command(variant, epochs):
+    return f"python -m bench.zoo_first_layer train --variant {variant} --epochs {epochs}"
+
+
+def train(variant, *, epochs=DEFAULT_EPOCHS, out_dir=model_zoo.DEFAULT_OUT, resume=False, threads=1,
+          train_limit=None, data_dir=None, log=print):
+    """Train one variant with ``bench.model_zoo.train``'s schedule; its metrics dict."""
+    return model_zoo.train(net_name(variant), epochs=epochs, out_dir=out_dir, data_dir=data_dir,
+                           seed=0, resume=resume, threads=threads, log=log, build=builder(variant),
+                           export_onnx=variant == "quantizer", train_limit=train_limit,
+                           command=train_command(variant, epochs))
+
+
+def load_trained(variant, out_dir=model_zoo.DEFAULT_OUT):
+    """The trained network of a variant from its checkpoint, in eval mode."""
+    import torch
+    path = Path(out_dir) / net_name(variant) / "checkpoint.pt"
+    if not path.exists():
+        raise model_zoo.ZooError(f"{path}: not trained; run '{train_command(variant, DEFAULT_EPOCHS)}'")
+    build = builder(variant) or (lambda: model_zoo.build_net(NET))
+    net = build()
+    state = torch.load(path, weights_only=False)
+    net.load_state_dict(state["model"])
+    net.eval()
+    return net, state
+
+
+# --------------------------------------------------------------------------------------------------
+# The embedding variant as a deploy file
+
+def _threshold_layer(linear, norm, quantizer, a_min, a_max):
+    """Integer thresholds of ``quantizer(norm(linear(a)))`` as codes ``signed + 1`` (0..2), found
+    by running the network's own batch norm and quantizer on every reachable accumulator value."""
+    import torch
+    from model.streamline import accumulator_range, thresholds_from_codes
+    bits = (linear.quant_weight().value.detach() >= 0).to(torch.uint8).numpy()
+    lo, hi = accumulator_range(bits[:, :, None, None], a_min, a_max, padded=False)
+    v = torch.arange(int(lo.min()), int(hi.max()) + 1, dtype=torch.float32)
+    with torch.no_grad():
+        signed = quantizer(norm(v[:, None].repeat(1, bits.shape[0])))
+    signed = getattr(signed, "value", signed)
+    codes = torch.round(signed).to(torch.int64).numpy() + 1
+    if codes.min() < 0 or codes.max() > 2:
+        raise model_zoo.ZooError("the activation quantizer is not the zoo's signed narrow 2-bit one")
+    thresholds = np.empty((bits.shape[0], 3), np.int32)
+    direction = np.empty(bits.shape[0], np.int8)
+    for o in range(bits.shape[0]):
+        t, direction[o] = thresholds_from_codes(codes[:, o], int(lo.min()), 2)
+        thresholds[o] = t
+    return bits, thresholds, direction
+
+
+def export_embedded(net, variant):
+    """The deploy model of a trained embedding variant, straight from the PyTorch network.
+
+    Layers: ``embed`` (the merged table, ``d`` codes of ``q`` bits), three fully connected
+    ``conv`` layers (the first a 28x28 kernel over the ``d`` embedding channels, the others 1x1 on
+    the 256 codes; each reads codes ``c`` as ``c - 1`` for the zoo's {-1, 0, +1} activations
+    after the first), and the ``head`` with ``TensorNorm``'s per-tensor affine as every class's
+    scale and bias (weights negated when that scale is negative).
+    """
+    import torch
+    from brevitas.nn import QuantIdentity, QuantLinear
+    from model.deploy import FORMAT, VERSION, pack_bits, validate
+    d, q = embedding_shape(variant)
+    modules = [m for m in net.features if not isinstance(m, torch.nn.Dropout)]
+    linears = [i for i, m in enumerate(modules) if isinstance(m, QuantLinear)]
+    if len(linears) != 4 or not all(isinstance(modules[i + 2], QuantIdentity) for i in linears[:3]):
+        raise model_zoo.ZooError("not the SFC layout: linear, batch norm, quantizer three times, a head")
+    layers = [{"name": "embed", "kind": "embed", "input": "image", "d": d, "q": q,
+               "outputs": {"codes": "embed_codes"}}]
+    arrays = {"embed.table": net.embedding.merge()}
+    source, a_min, a_max, in_bits = "embed_codes", 0, (1 << q) - 1, q
+    for n, i in enumerate(linears[:3], start=1):
+        bits, thresholds, direction = _threshold_layer(modules[i], modules[i + 1], modules[i + 2],
+                                                       a_min, a_max)
+        k = 28 if n == 1 else 1
+        cin = bits.shape[1] // (k * k)
+        layer = {"name": f"fc{n}", "kind": "conv", "input": source, "cin": cin, "cout": bits.shape[0],
+                 "k": k, "stride": 1, "pad": 0, "in_bits": in_bits, "residual": None, "q": 2,
+                 "pool": None, "outputs": {"acc": None, "codes": f"fc{n}_codes"}}
+        if n > 1:
+            layer["in_offset"] = 1
+        layers.append(layer)
+        arrays[f"fc{n}.weight"] = pack_bits(bits.reshape(bits.shape[0], cin, k, k))
+        arrays[f"fc{n}.thresholds"], arrays[f"fc{n}.direction"] = thresholds, direction
+        source, a_min, a_max, in_bits = f"fc{n}_codes", -1, 1, 2
+    head, norm = modules[linears[3]], modules[linears[3] + 1]
+    bits = (head.quant_weight().value.detach() >= 0).to(torch.uint8).numpy()
+    scale = norm.weight.item() / torch.sqrt(norm.running_var + norm.eps).item()
+    bias = norm.bias.item() - norm.running_mean.item() * scale
+    if scale < 0:
+        bits, scale = 1 - bits, -scale
+    classes = bits.shape[0]
+    layers.append({"name": "head", "kind": "head", "input": source, "cin": bits.shape[1],
+                   "classes": classes, "in_bits": 2, "in_offset": 1, "outputs": {"logits": "logits"}})
+    arrays["head.weight"] = pack_bits(bits[:, :, None, None])
+    arrays["head.scale"] = np.full(classes, scale, np.float32)
+    arrays["head.bias"] = np.full(classes, bias, np.float32)
+    header = {"format": FORMAT, "version": VERSION, "input": {"channels": 1, "height": 28, "width": 28},
+              "num_classes": classes, "variant": f"{NET}_{variant}", "layers": layers,
+              "training": {"source": "bench.zoo_first_layer", "net": NET, "variant": variant}}
+    return validate(header, arrays)
+
+
+def torch_integer_logits(net, images, batch=500):
+    """The head's integer sums of the PyTorch network (its last binary layer's output), signed as
+    the deploy head's (negated when ``TensorNorm``'s scale is negative)."""
+    import torch
+    from brevitas.nn import QuantLinear
+    head = [m for m in net.features if isinstance(m, QuantLinear)][-1]
+    norm = net.features[-1]
+    sign = 1 if norm.weight.item() >= 0 else -1
+    captured = []
+    hook = head.register_forward_hook(lambda module, args, out: captured.append(
+        getattr(out, "value", out).detach()))
+    try:
+        with torch.no_grad():
+            for i in range(0, len(images), batch):
+                net(torch.from_numpy(model_zoo.as_float_images(images[i:i + batch], NET)))
+    finally:
+        hook.remove()
+    return sign * torch.round(torch.cat(captured)).to(torch.int64).numpy()
+
+
+# --------------------------------------------------------------------------------------------------
+# Evaluation
+
+def evaluate(variant, *, out_dir=model_zoo.DEFAULT_OUT, test_limit=None, data_dir=None, threads=1,
+             log=print):
+    """Accuracy of a trained variant on the test images; the dict written to ``first_layer.json``."""
+    import torch
+    from model import golden
+    from model.data import load_fashion_mnist
+    torch.set_num_threads(threads)
+    name = net_name(variant)
+    out = Path(out_dir) / name
+    metrics_path = out / "metrics.json"
+    if not metrics_path.exists():
+        raise model_zoo.ZooError(f"{metrics_path}: not trained; run '{train_command(variant, DEFAULT_EPOCHS)}'")
+    metrics = json.loads(metrics_path.read_text())
+    images, labels = load_fashion_mnist("test", data_dir)
+    if test_limit is not None:
+        images, labels = images[:test_limit], labels[:test_limit]
+    result = {"variant": variant, "net": name, "epochs": metrics["epochs"], "seed": metrics["seed"],
+              "train_seconds": metrics["train_seconds"], "train_command": metrics["command"],
+              "float_graph_accuracy": metrics["float_graph_accuracy"], "images": len(images),
+              "evaluate_command": f"python -m bench.zoo_first_layer evaluate --variant {variant}"}
+    t0 = time.time()
+    net, _ = load_trained(variant, out_dir)
+    if variant == "quantizer":
+        from model.import_qonnx import import_qonnx
+        deploy = import_qonnx(out / f"{name}.onnx", input_scale=1 / 255)
+        result["accuracy_by"] = "golden model (deploy file imported from the QONNX export)"
+    elif variant.startswith("embed"):
+        deploy = export_embedded(net, variant)
+        result["accuracy_by"] = "golden model (deploy file exported from PyTorch)"
+    else:
+        deploy = None
+        result["accuracy_by"] = "Brevitas float graph (no deploy file: float input)"
+        result["accuracy"] = model_zoo.accuracy(net, images, labels, NET)
+    if deploy is not None:
+        deploy.save(out / f"{name}.npz")
+        result["deploy"] = model_zoo._rel(out / f"{name}.npz")
+        reference = golden.run(deploy, images, keep_tensors=False)
+        result["accuracy"] = float((reference.predictions == labels).mean())
+        result["layers"] = [model_zoo._layer_text(L) for L in deploy.header["layers"]]
+        if variant.startswith("embed"):
+            logits = torch_integer_logits(net, images)
+            result["golden_equals_torch_integer_logits"] = int((logits == reference.logits_int).all(axis=1).sum())
+            result["torch_accuracy"] = model_zoo.accuracy(net, images, labels, NET)
+    result["first_layer_macs"] = 784 * (embedding_shape(variant)[0] if variant.startswith("embed") else 1) * 256
+    result["seconds"] = round(time.time() - t0, 1)
+    log(f"{name}: accuracy {100 * result['accuracy']:.2f} % on {len(images)} images by {result['accuracy_by']}"
+        + (f"; golden == PyTorch integer logits on {result['golden_equals_torch_integer_logits']}"
+           f"/{len(images)}" if "golden_equals_torch_integer_logits" in result else ""))
+    model_zoo._write_json(out / "first_layer.json", result)
+    if result.get("golden_equals_torch_integer_logits", len(images)) != len(images):
+        raise model_zoo.ZooError(f"{name}: golden's integer logits differ from PyTorch's on "
+                                 f"{len(images) - result['golden_equals_torch_integer_logits']} images")
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# Report
+
+ROW_LABELS = {"quantizer": "(a) the zoo's 2-bit input quantizer on pixel/255",
+              "embed_d1q2": "(b) pixel embedding, d = 1, Q = 2",
+              "embed_d2q2": "(b') pixel embedding, d = 2, Q = 2 (first layer doubles)",
+              "float_input": "(c) float input (pixel/255, no quantizer)"}
+
+
+def report(out_dir=model_zoo.DEFAULT_OUT, doc=RESULTS_DOC):
+    """The ``docs/RESULTS.md`` section from the variants' ``first_layer.json`` files."""
+    from bench.report import git_revision, machine, table, write_section
+    rows, missing = [], []
+    for variant in VARIANTS:
+        path = Path(out_dir) / net_name(variant) / "first_layer.json"
+        if not path.exists():
+            missing.append(variant)
+            continue
+        r = json.loads(path.read_text())
+        check = (f"{r['golden_equals_torch_integer_logits']}/{r['images']}"
+                 if "golden_equals_torch_integer_logits" in r else "n/a")
+        rows.append([ROW_LABELS[variant], f"{100 * r['accuracy']:.2f} %", r["accuracy_by"],
+                     f"{100 * r['float_graph_accuracy']:.2f} %", check, f"{r['first_layer_macs']:,}",
+                     f"{r['train_seconds'] / 60:.1f} min", f"`{r['train_command']}`"])
+    lines = [f"SFC-W1A2 from the Brevitas model zoo (`brevitas_examples.bnn_pynq`: 784 -> 256 -> 256 -> "
+             f"256 -> 10, binary weights, signed 2-bit narrow activations), trained on Fashion-MNIST with "
+             f"`bench.model_zoo`'s schedule for every row (10 epochs, Adam, learning rate 0.02 with a cosine "
+             f"decay, batch 100, weights clipped to [-1, 1], seed 0, one thread), changing only what its first "
+             f"binary layer sees. Accuracy on all 10,000 test images; then `python -m bench.zoo_first_layer "
+             f"evaluate --variant V` and `report` (revision {git_revision()}, {machine()}; training times "
+             f"were measured on a machine shared with FPGA builds, at nice 15).", ""]
+    lines += table(["first layer input", "test accuracy", "measured by", "last-epoch float graph / PyTorch",
+                    "golden == PyTorch integer logits", "first-layer MACs/image", "training time",
+                    "command"], rows)
+    if missing:
+        lines += ["", "Not finished: " + ", ".join(
+            f"`{train_command(v, DEFAULT_EPOCHS)}` then `evaluate --variant {v}`" for v in missing) + "."]
+    write_section(RESULTS_TITLE, lines, doc=doc)
+    return lines
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench.zoo_first_layer", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_train = sub.add_parser("train", help="train one variant with bench.model_zoo's schedule")
+    p_train.add_argument("--variant", required=True, choices=VARIANTS)
+    p_train.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
+    p_train.add_argument("--threads", type=int, default=1)
+    p_train.add_argument("--resume", action="store_true")
+    p_train.add_argument("--train-limit", type=int, default=None, help="train on the first N images only")
+    p_train.add_argument("--data-dir", default=None)
+    p_train.add_argument("--out", default=str(model_zoo.DEFAULT_OUT))
+    p_eval = sub.add_parser("evaluate", help="accuracy of a trained variant on the test images")
+    p_eval.add_argument("--variant", required=True, choices=VARIANTS)
+    p_eval.add_argument("--test-limit", type=int, default=None)
+    p_eval.add_argument("--threads", type=int, default=1)
+    p_eval.add_argument("--data-dir", default=None)
+    p_eval.add_argument("--out", default=str(model_zoo.DEFAULT_OUT))
+    p_report = sub.add_parser("report", help="write the docs/RESULTS.md section")
+    p_report.add_argument("--out", default=str(model_zoo.DEFAULT_OUT))
+    args = parser.parse_args(argv)
+    from model.data import DataError
+    from model.deploy import DeployError
+    from model.import_qonnx import QonnxImportError
+    try:
+        if args.command == "train":
+            metrics = train(args.variant, epochs=args.epochs, out_dir=args.out, resume=args.resume,
+                            threads=args.threads, train_limit=args.train_limit, data_dir=args.data_dir)
+            print(json.dumps({k: v for k, v in metrics.items() if k != "history"}))
+        elif args.command == "evaluate":
+            if args.test_limit is not None and args.test_limit < 1:
+                raise model_zoo.ZooError(f"--test-limit must be positive, not {args.test_limit}")
+            print(json.dumps(evaluate(args.variant, out_dir=args.out, test_limit=args.test_limit,
+                                      data_dir=args.data_dir, threads=args.threads)))
+        else:
+            print("\n".join(report(args.out)))
+    except (model_zoo.ZooError, DataError, DeployError, QonnxImportError, OSError) as exc:
+        print(f"bench.zoo_first_layer: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
