@@ -47,11 +47,14 @@ RESULTS_TITLE = "Pixel embedding on SFC-W1A2 (a network we did not design)"
 RESULTS_DOC = model_zoo.ROOT / "docs" / "RESULTS.md"
 
 
-def net_name(variant):
-    """The output folder's name: the zoo's own ``sfc_1w2a`` for the quantizer variant."""
+def net_name(variant, seed=0):
+    """The output folder's name: the zoo's own ``sfc_1w2a`` for the quantizer variant, with
+    ``_seed<S>`` for a seed other than the zoo schedule's 0."""
     if variant not in VARIANTS:
         raise model_zoo.ZooError(f"unknown variant {variant!r} (one of {', '.join(VARIANTS)})")
-    return NET if variant == "quantizer" else f"{NET}_{variant}"
+    if not isinstance(seed, int) or seed < 0:
+        raise model_zoo.ZooError(f"the seed must be a non-negative integer, not {seed!r}")
+    return (NET if variant == "quantizer" else f"{NET}_{variant}") + (f"_seed{seed}" if seed else "")
 
 
 def embedding_shape(variant):
@@ -123,25 +126,26 @@ def builder(variant):
     return lambda: embedded_zoo_net(d, q)
 
 
-def train_command(variant, epochs):
-    return f"python -m bench.zoo_first_layer train --variant {variant} --epochs {epochs}"
+def train_command(variant, epochs, seed=0):
+    return (f"python -m bench.zoo_first_layer train --variant {variant} --epochs {epochs}"
+            + (f" --seed {seed}" if seed else ""))
 
 
-def train(variant, *, epochs=DEFAULT_EPOCHS, out_dir=model_zoo.DEFAULT_OUT, resume=False, threads=1,
-          train_limit=None, data_dir=None, log=print):
+def train(variant, *, epochs=DEFAULT_EPOCHS, seed=0, out_dir=model_zoo.DEFAULT_OUT, resume=False,
+          threads=1, train_limit=None, data_dir=None, log=print):
     """Train one variant with ``bench.model_zoo.train``'s schedule; its metrics dict."""
-    return model_zoo.train(net_name(variant), epochs=epochs, out_dir=out_dir, data_dir=data_dir,
-                           seed=0, resume=resume, threads=threads, log=log, build=builder(variant),
+    return model_zoo.train(net_name(variant, seed), epochs=epochs, out_dir=out_dir, data_dir=data_dir,
+                           seed=seed, resume=resume, threads=threads, log=log, build=builder(variant),
                            export_onnx=variant == "quantizer", train_limit=train_limit,
-                           command=train_command(variant, epochs))
+                           command=train_command(variant, epochs, seed))
 
 
-def load_trained(variant, out_dir=model_zoo.DEFAULT_OUT):
+def load_trained(variant, out_dir=model_zoo.DEFAULT_OUT, seed=0):
     """The trained network of a variant from its checkpoint, in eval mode."""
     import torch
-    path = Path(out_dir) / net_name(variant) / "checkpoint.pt"
+    path = Path(out_dir) / net_name(variant, seed) / "checkpoint.pt"
     if not path.exists():
-        raise model_zoo.ZooError(f"{path}: not trained; run '{train_command(variant, DEFAULT_EPOCHS)}'")
+        raise model_zoo.ZooError(f"{path}: not trained; run '{train_command(variant, DEFAULT_EPOCHS, seed)}'")
     build = builder(variant) or (lambda: model_zoo.build_net(NET))
     net = build()
     state = torch.load(path, weights_only=False)
@@ -251,18 +255,31 @@ def torch_integer_logits(net, images, batch=500):
 # --------------------------------------------------------------------------------------------------
 # Evaluation
 
-def evaluate(variant, *, out_dir=model_zoo.DEFAULT_OUT, test_limit=None, data_dir=None, threads=1,
-             log=print):
+def compile_fit(deploy):
+    """Whether the compiler fits a deploy model into the default board's configuration
+    (``default85``): its MACs and ideal cycles per image, or its one-line refusal."""
+    from contract.config import DEFAULT85
+    from firmware.compiler import CompileError, compile_model
+    try:
+        compiled = compile_model(deploy, DEFAULT85)
+    except CompileError as exc:
+        return {"fits": False, "refusal": str(exc)}
+    return {"fits": True, "macs": compiled.total_macs, "ideal_cycles": compiled.ideal_cycles}
+
+
+def evaluate(variant, *, seed=0, out_dir=model_zoo.DEFAULT_OUT, test_limit=None, data_dir=None,
+             threads=1, log=print):
     """Accuracy of a trained variant on the test images; the dict written to ``first_layer.json``."""
     import torch
     from model import golden
     from model.data import load_fashion_mnist
     torch.set_num_threads(threads)
-    name = net_name(variant)
+    name = net_name(variant, seed)
     out = Path(out_dir) / name
     metrics_path = out / "metrics.json"
     if not metrics_path.exists():
-        raise model_zoo.ZooError(f"{metrics_path}: not trained; run '{train_command(variant, DEFAULT_EPOCHS)}'")
+        raise model_zoo.ZooError(f"{metrics_path}: not trained; "
+                                 f"run '{train_command(variant, DEFAULT_EPOCHS, seed)}'")
     metrics = json.loads(metrics_path.read_text())
     images, labels = load_fashion_mnist("test", data_dir)
     if test_limit is not None:
@@ -270,9 +287,10 @@ def evaluate(variant, *, out_dir=model_zoo.DEFAULT_OUT, test_limit=None, data_di
     result = {"variant": variant, "net": name, "epochs": metrics["epochs"], "seed": metrics["seed"],
               "train_seconds": metrics["train_seconds"], "train_command": metrics["command"],
               "float_graph_accuracy": metrics["float_graph_accuracy"], "images": len(images),
-              "evaluate_command": f"python -m bench.zoo_first_layer evaluate --variant {variant}"}
+              "evaluate_command": f"python -m bench.zoo_first_layer evaluate --variant {variant}"
+                                  + (f" --seed {seed}" if seed else "")}
     t0 = time.time()
-    net, _ = load_trained(variant, out_dir)
+    net, _ = load_trained(variant, out_dir, seed)
     if variant == "quantizer":
         from model.import_qonnx import import_qonnx
         deploy = import_qonnx(out / f"{name}.onnx", input_scale=1 / 255)
@@ -290,6 +308,7 @@ def evaluate(variant, *, out_dir=model_zoo.DEFAULT_OUT, test_limit=None, data_di
         reference = golden.run(deploy, images, keep_tensors=False)
         result["accuracy"] = float((reference.predictions == labels).mean())
         result["layers"] = [model_zoo._layer_text(L) for L in deploy.header["layers"]]
+        result["default85"] = compile_fit(deploy)
         if variant.startswith("embed"):
             logits = torch_integer_logits(net, images)
             result["golden_equals_torch_integer_logits"] = int((logits == reference.logits_int).all(axis=1).sum())
@@ -315,34 +334,96 @@ ROW_LABELS = {"quantizer": "(a) the zoo's 2-bit input quantizer on pixel/255",
               "float_input": "(c) float input (pixel/255, no quantizer)"}
 
 
-def report(out_dir=model_zoo.DEFAULT_OUT, doc=RESULTS_DOC):
+NOISE_POINTS = 0.5
+SEEDS = (0, 1)
+
+
+def _fit_text(fit):
+    if fit is None:
+        return "n/a (no deploy file)"
+    if fit["fits"]:
+        return f"yes: {fit['macs']:,} MACs, {fit['ideal_cycles']:,} ideal cycles/image"
+    return f"no: `{fit['refusal']}`"
+
+
+def _mean_accuracy(runs):
+    return 100 * float(np.mean([r["accuracy"] for r in runs.values()]))
+
+
+def _reading(results):
+    """Sentences comparing each row with the zoo's own input quantizer, in points (the mean over
+    the seeds both rows ran)."""
+    if "quantizer" not in results:
+        return []
+    out = []
+    for variant, runs in results.items():
+        if variant == "quantizer":
+            continue
+        seeds = sorted(set(runs) & set(results["quantizer"]))
+        diff = (_mean_accuracy({s: runs[s] for s in seeds})
+                - _mean_accuracy({s: results["quantizer"][s] for s in seeds}))
+        verdict = ("no difference this schedule can resolve" if abs(diff) < NOISE_POINTS
+                   else ("better" if diff > 0 else "worse") + " by more than the noise")
+        out.append(f"- {ROW_LABELS[variant]}: {diff:+.2f} points against (a) (mean over seed"
+                   f"{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}): {verdict}.")
+    spreads = [abs(runs[0]["accuracy"] - runs[1]["accuracy"]) * 100
+               for runs in results.values() if 0 in runs and 1 in runs]
+    if spreads:
+        out.append(f"- Seed 0 against seed 1 of the same row: {min(spreads):.2f} to {max(spreads):.2f} "
+                   f"points apart, the scale of the noise.")
+    return out
+
+
+def report(out_dir=model_zoo.DEFAULT_OUT, doc=RESULTS_DOC, seeds=SEEDS):
     """The ``docs/RESULTS.md`` section from the variants' ``first_layer.json`` files."""
     from bench.report import git_revision, machine, table, write_section
-    rows, missing = [], []
+    rows, missing, results = [], [], {}
     for variant in VARIANTS:
-        path = Path(out_dir) / net_name(variant) / "first_layer.json"
-        if not path.exists():
-            missing.append(variant)
+        runs = {}
+        for seed in seeds:
+            path = Path(out_dir) / net_name(variant, seed) / "first_layer.json"
+            if path.exists():
+                runs[seed] = json.loads(path.read_text())
+            else:
+                missing.append((variant, seed))
+        if 0 not in runs:
             continue
-        r = json.loads(path.read_text())
-        check = (f"{r['golden_equals_torch_integer_logits']}/{r['images']}"
-                 if "golden_equals_torch_integer_logits" in r else "n/a")
-        rows.append([ROW_LABELS[variant], f"{100 * r['accuracy']:.2f} %", r["accuracy_by"],
-                     f"{100 * r['float_graph_accuracy']:.2f} %", check, f"{r['first_layer_macs']:,}",
-                     f"{r['train_seconds'] / 60:.1f} min", f"`{r['train_command']}`"])
+        results[variant] = runs
+        r = runs[0]
+        per_seed = [f"{100 * runs[s]['accuracy']:.2f} %" if s in runs else "not run" for s in seeds]
+        check = ", ".join(f"{runs[s]['golden_equals_torch_integer_logits']:,}/{runs[s]['images']:,}"
+                          for s in runs if "golden_equals_torch_integer_logits" in runs[s]) or "n/a"
+        rows.append([ROW_LABELS[variant], *per_seed, f"{_mean_accuracy(runs):.2f} %", r["accuracy_by"],
+                     ", ".join(f"{100 * runs[s]['float_graph_accuracy']:.2f} %" for s in runs), check,
+                     f"{r['first_layer_macs']:,}", _fit_text(r.get("default85")),
+                     ", ".join(f"{runs[s]['train_seconds'] / 60:.1f} min" for s in runs),
+                     f"`{r['train_command']}`"])
     lines = [f"SFC-W1A2 from the Brevitas model zoo (`brevitas_examples.bnn_pynq`: 784 -> 256 -> 256 -> "
-             f"256 -> 10, binary weights, signed 2-bit narrow activations), trained on Fashion-MNIST with "
-             f"`bench.model_zoo`'s schedule for every row (10 epochs, Adam, learning rate 0.02 with a cosine "
-             f"decay, batch 100, weights clipped to [-1, 1], seed 0, one thread), changing only what its first "
-             f"binary layer sees. Accuracy on all 10,000 test images; then `python -m bench.zoo_first_layer "
-             f"evaluate --variant V` and `report` (revision {git_revision()}, {machine()}; training times "
-             f"were measured on a machine shared with FPGA builds, at nice 15).", ""]
-    lines += table(["first layer input", "test accuracy", "measured by", "last-epoch float graph / PyTorch",
-                    "golden == PyTorch integer logits", "first-layer MACs/image", "training time",
-                    "command"], rows)
+             f"256 -> 10, binary weights, signed 2-bit narrow activations {{-1, 0, +1}}), trained on "
+             f"Fashion-MNIST with `bench.model_zoo`'s schedule for every row (10 epochs, Adam, learning "
+             f"rate 0.02 with a cosine decay to 0, batch 100, weights clipped to [-1, 1], one thread; "
+             f"seed 0 as the zoo's runs, seed 1 with `--seed 1`), changing only what its first binary "
+             f"layer sees. Accuracy on all 10,000 test images; then `python -m bench.zoo_first_layer "
+             f"evaluate --variant V [--seed 1]` for each run and `report` (revision {git_revision()}, "
+             f"{machine()}; training times measured at nice 15 on a machine shared with FPGA builds). "
+             f"The pixel embedding's deploy file is written straight from PyTorch (`embed` table, then "
+             f"the fully connected layers with thresholds read off the network's own batch norms and "
+             f"quantizers), and golden's integer logits are compared with the PyTorch network's on "
+             f"every test image; the zoo's own network goes through its QONNX export and "
+             f"`model.import_qonnx`. \"Last-epoch float graph / PyTorch\" is each training run's own "
+             f"accuracy after its last epoch.", ""]
+    lines += table(["first layer input", *[f"seed {s}" for s in seeds], "mean", "measured by",
+                    "last-epoch float graph / PyTorch", "golden == PyTorch integer logits",
+                    "first-layer MACs/image", "fits the default board (`default85`)", "training time",
+                    "command (seed 0)"], rows)
+    reading = _reading(results)
+    if reading:
+        lines += ["", f"Reading (at this 10-epoch schedule differences under ~{NOISE_POINTS} points "
+                      f"are noise):", ""] + reading
     if missing:
         lines += ["", "Not finished: " + ", ".join(
-            f"`{train_command(v, DEFAULT_EPOCHS)}` then `evaluate --variant {v}`" for v in missing) + "."]
+            f"`{train_command(v, DEFAULT_EPOCHS, s)}` then `evaluate --variant {v}"
+            f"{f' --seed {s}' if s else ''}`" for v, s in missing) + "."]
     write_section(RESULTS_TITLE, lines, doc=doc)
     return lines
 
@@ -353,6 +434,7 @@ def main(argv=None):
     p_train = sub.add_parser("train", help="train one variant with bench.model_zoo's schedule")
     p_train.add_argument("--variant", required=True, choices=VARIANTS)
     p_train.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
+    p_train.add_argument("--seed", type=int, default=0)
     p_train.add_argument("--threads", type=int, default=1)
     p_train.add_argument("--resume", action="store_true")
     p_train.add_argument("--train-limit", type=int, default=None, help="train on the first N images only")
@@ -360,6 +442,7 @@ def main(argv=None):
     p_train.add_argument("--out", default=str(model_zoo.DEFAULT_OUT))
     p_eval = sub.add_parser("evaluate", help="accuracy of a trained variant on the test images")
     p_eval.add_argument("--variant", required=True, choices=VARIANTS)
+    p_eval.add_argument("--seed", type=int, default=0)
     p_eval.add_argument("--test-limit", type=int, default=None)
     p_eval.add_argument("--threads", type=int, default=1)
     p_eval.add_argument("--data-dir", default=None)
@@ -372,14 +455,16 @@ def main(argv=None):
     from model.import_qonnx import QonnxImportError
     try:
         if args.command == "train":
-            metrics = train(args.variant, epochs=args.epochs, out_dir=args.out, resume=args.resume,
-                            threads=args.threads, train_limit=args.train_limit, data_dir=args.data_dir)
+            metrics = train(args.variant, epochs=args.epochs, seed=args.seed, out_dir=args.out,
+                            resume=args.resume, threads=args.threads, train_limit=args.train_limit,
+                            data_dir=args.data_dir)
             print(json.dumps({k: v for k, v in metrics.items() if k != "history"}))
         elif args.command == "evaluate":
             if args.test_limit is not None and args.test_limit < 1:
                 raise model_zoo.ZooError(f"--test-limit must be positive, not {args.test_limit}")
-            print(json.dumps(evaluate(args.variant, out_dir=args.out, test_limit=args.test_limit,
-                                      data_dir=args.data_dir, threads=args.threads)))
+            print(json.dumps(evaluate(args.variant, seed=args.seed, out_dir=args.out,
+                                      test_limit=args.test_limit, data_dir=args.data_dir,
+                                      threads=args.threads)))
         else:
             print("\n".join(report(args.out)))
     except (model_zoo.ZooError, DataError, DeployError, QonnxImportError, OSError) as exc:

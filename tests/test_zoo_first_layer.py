@@ -120,3 +120,20 @@ def test_bad_input_is_one_line(capsys, tmp_path):
     assert err.startswith("bench.zoo_first_layer: ") and "not trained" in err and "\n" not in err
     with pytest.raises(model_zoo.ZooError, match="unknown variant"):
         zoo_first_layer.net_name("embed_d9")
+
+
+def test_report_writes_its_section_with_what_finished(trained, data_dir, tmp_path):
+    out, _ = trained
+    for variant in ("embed_d1q2", "float_input"):
+        zoo_first_layer.evaluate(variant, out_dir=out, data_dir=data_dir, log=lambda *_: None)
+    doc = tmp_path / "RESULTS.md"
+    doc.write_text("# Results\n\n## Another section\n\nkept\n")
+    zoo_first_layer.report(out, doc=doc)
+    text = doc.read_text()
+    assert "## Another section\n\nkept\n" in text
+    section = text[text.index(f"## {zoo_first_layer.RESULTS_TITLE}"):]
+    assert zoo_first_layer.ROW_LABELS["embed_d1q2"] in section
+    assert zoo_first_layer.ROW_LABELS["float_input"] in section
+    # the zoo's own row did not run here: the section says how to finish it, and has no reading
+    assert "`python -m bench.zoo_first_layer train --variant quantizer --epochs 10`" in section
+    assert "Reading" not in section
