@@ -117,9 +117,9 @@ def float_input_zoo_net():
 
 
 def builder(variant):
-    """The network factory ``bench.model_zoo.train`` calls after seeding (None: the zoo's own)."""
+    """The network factory ``bench.model_zoo.train`` calls after seeding."""
     if variant == "quantizer":
-        return None
+        return lambda: model_zoo.build_net(NET)
     if variant == "float_input":
         return float_input_zoo_net
     d, q = embedding_shape(variant)
@@ -146,8 +146,7 @@ def load_trained(variant, out_dir=model_zoo.DEFAULT_OUT, seed=0):
     path = Path(out_dir) / net_name(variant, seed) / "checkpoint.pt"
     if not path.exists():
         raise model_zoo.ZooError(f"{path}: not trained; run '{train_command(variant, DEFAULT_EPOCHS, seed)}'")
-    build = builder(variant) or (lambda: model_zoo.build_net(NET))
-    net = build()
+    net = builder(variant)()
     state = torch.load(path, weights_only=False)
     net.load_state_dict(state["model"])
     net.eval()

@@ -45,6 +45,9 @@ def trained(data_dir, tmp_path_factory):
     metrics = {variant: zoo_first_layer.train(variant, epochs=1, out_dir=out, data_dir=data_dir,
                                               log=lambda *_: None)
                for variant in ("embed_d1q2", "float_input", "embed_d2q2")}
+    # the zoo's own network under another seed: its folder and export carry the seed
+    metrics["quantizer"] = zoo_first_layer.train("quantizer", seed=1, epochs=1, out_dir=out,
+                                                 data_dir=data_dir, log=lambda *_: None)
     return out, metrics
 
 
@@ -71,9 +74,13 @@ def test_the_variants_feed_the_first_layer_what_they_say():
 def test_every_variant_trains_and_records_its_command(trained):
     out, metrics = trained
     for variant, m in metrics.items():
-        assert m["train_images"] == 256 and m["epochs"] == 1 and m["onnx"] is None
-        assert m["command"] == f"python -m bench.zoo_first_layer train --variant {variant} --epochs 1"
-        assert (out / zoo_first_layer.net_name(variant) / "checkpoint.pt").exists()
+        seed = 1 if variant == "quantizer" else 0
+        assert m["train_images"] == 256 and m["epochs"] == 1 and m["seed"] == seed
+        assert m["command"] == zoo_first_layer.train_command(variant, 1, seed)
+        assert (out / zoo_first_layer.net_name(variant, seed) / "checkpoint.pt").exists()
+        assert (m["onnx"] is None) == (variant != "quantizer")
+    assert metrics["quantizer"]["onnx"].endswith("sfc_1w2a_seed1/sfc_1w2a_seed1.onnx")
+    assert metrics["quantizer"]["command"].endswith("--seed 1")
 
 
 @pytest.mark.parametrize("variant", ["embed_d1q2", "embed_d2q2"])
@@ -137,3 +144,11 @@ def test_report_writes_its_section_with_what_finished(trained, data_dir, tmp_pat
     # the zoo's own row did not run here: the section says how to finish it, and has no reading
     assert "`python -m bench.zoo_first_layer train --variant quantizer --epochs 10`" in section
     assert "Reading" not in section
+
+
+def test_the_zoo_network_is_measured_through_its_qonnx_export(trained, data_dir):
+    out, _ = trained
+    result = zoo_first_layer.evaluate("quantizer", seed=1, out_dir=out, data_dir=data_dir, log=lambda *_: None)
+    assert result["accuracy_by"].startswith("golden model (deploy file imported from the QONNX export)")
+    assert result["layers"][0] == "L0 embed d=1 q=2" and result["default85"]["fits"]
+    assert result["evaluate_command"].endswith("--variant quantizer --seed 1")
