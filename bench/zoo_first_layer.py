@@ -31,6 +31,7 @@ evaluation.
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -41,7 +42,7 @@ from bench import model_zoo
 
 
 NET = "sfc_1w2a"
-VARIANTS = ("quantizer", "embed_d1q2", "embed_d2q2", "float_input")
+VARIANTS = ("quantizer", "embed_d1q2", "embed_d2q2", "embed_d1q2_clipped", "float_input")
 DEFAULT_EPOCHS = 10
 RESULTS_TITLE = "Pixel embedding on SFC-W1A2 (a network we did not design)"
 RESULTS_DOC = model_zoo.ROOT / "docs" / "RESULTS.md"
@@ -58,12 +59,14 @@ def net_name(variant, seed=0):
 
 
 def embedding_shape(variant):
-    """``(d, q)`` of an ``embed_dXqY`` variant."""
-    d, q = variant[len("embed_d"):].split("q")
-    return int(d), int(q)
+    """``(d, q)`` of an ``embed_dXqY[_clipped]`` variant."""
+    match = re.fullmatch(r"embed_d(\d+)q(\d+)(_clipped)?", variant)
+    if match is None:
+        raise model_zoo.ZooError(f"{variant!r} is not a pixel-embedding variant")
+    return int(match.group(1)), int(match.group(2))
 
 
-def embedded_zoo_net(d, q):
+def embedded_zoo_net(d, q, clip_table=False):
     """SFC-W1A2 with its input quantizer replaced by a ``PixelEmbedding(1, d, q)``.
 
     The zoo network is built first (so its weights draw the same random numbers as (a)); with
@@ -71,6 +74,11 @@ def embedded_zoo_net(d, q):
     ``ToTensor`` images, recovers the pixel values ``round(255 * x)`` and feeds the embedding's
     codes (``0..2^q-1``, flattened channel-major: ``j * 784 + y * 28 + x``) to the zoo's layers
     after its input quantizer (dropout, the binary layers, ``TensorNorm``).
+
+    With ``clip_table`` its ``clip_weights`` (called after every step) also clamps the table to
+    the quantizer's range ``[0, (2^q - 1) * step]``, as the zoo clamps its latent weights: an entry
+    pushed beyond it gets no gradient through the quantizer's clamp and would stay there, and
+    clipping changes no code.
     """
     import torch
     from brevitas.nn import QuantLinear
@@ -104,6 +112,9 @@ def embedded_zoo_net(d, q):
             for module in self.features:
                 if isinstance(module, QuantLinear):
                     module.weight.data.clamp_(min_val, max_val)
+            if clip_table:
+                top = self.embedding.act.qmax * self.embedding.act.effective_step().item()
+                self.embedding.table.data.clamp_(0.0, top)
 
     return EmbeddedSFC()
 
@@ -123,7 +134,7 @@ def builder(variant):
     if variant == "float_input":
         return float_input_zoo_net
     d, q = embedding_shape(variant)
-    return lambda: embedded_zoo_net(d, q)
+    return lambda: embedded_zoo_net(d, q, clip_table=variant.endswith("_clipped"))
 
 
 def train_command(variant, epochs, seed=0):
@@ -254,6 +265,12 @@ def torch_integer_logits(net, images, batch=500):
 # --------------------------------------------------------------------------------------------------
 # Evaluation
 
+def table_runs(table):
+    """The learned table ``(256, d)`` as runs of equal codes: ``[[first pixel, [codes]], ...]``."""
+    starts = [0] + [p for p in range(1, len(table)) if not np.array_equal(table[p], table[p - 1])]
+    return [[p, table[p].tolist()] for p in starts]
+
+
 def compile_fit(deploy):
     """Whether the compiler fits a deploy model into the default board's configuration
     (``default85``): its MACs and ideal cycles per image, or its one-line refusal."""
@@ -308,6 +325,9 @@ def evaluate(variant, *, seed=0, out_dir=model_zoo.DEFAULT_OUT, test_limit=None,
         result["accuracy"] = float((reference.predictions == labels).mean())
         result["layers"] = [model_zoo._layer_text(L) for L in deploy.header["layers"]]
         result["default85"] = compile_fit(deploy)
+        first = deploy.header["layers"][0]
+        if first["kind"] == "embed":
+            result["table_runs"] = table_runs(deploy.arrays[f"{first['name']}.table"][0])
         if variant.startswith("embed"):
             logits = torch_integer_logits(net, images)
             result["golden_equals_torch_integer_logits"] = int((logits == reference.logits_int).all(axis=1).sum())
@@ -330,6 +350,8 @@ def evaluate(variant, *, seed=0, out_dir=model_zoo.DEFAULT_OUT, test_limit=None,
 ROW_LABELS = {"quantizer": "(a) the zoo's 2-bit input quantizer on pixel/255",
               "embed_d1q2": "(b) pixel embedding, d = 1, Q = 2",
               "embed_d2q2": "(b') pixel embedding, d = 2, Q = 2 (first layer doubles)",
+              "embed_d1q2_clipped": "(b'') pixel embedding, d = 1, Q = 2, table clipped to the quantizer's "
+                                    "range after each step",
               "float_input": "(c) float input (pixel/255, no quantizer)"}
 
 
@@ -415,6 +437,13 @@ def report(out_dir=model_zoo.DEFAULT_OUT, doc=RESULTS_DOC, seeds=SEEDS):
                     "last-epoch float graph / PyTorch", "golden == PyTorch integer logits",
                     "first-layer MACs/image", "fits the default board (`default85`)", "training time",
                     "command (seed 0)"], rows)
+    tables = [f"- {ROW_LABELS[v]}, seed {s}: " + ", ".join(
+        f"{'/'.join(map(str, codes))} from {pixel}" for pixel, codes in runs[s]["table_runs"])
+        for v, runs in results.items() for s in runs if "table_runs" in runs[s]]
+    if tables:
+        lines += ["", "The first layer's input codes by pixel value (`embed` tables: codes, then the "
+                      "first pixel value giving them; (a)'s is the imported quantizer, codes 0, 1, 2 "
+                      "standing for -1, 0, +1):", ""] + tables
     reading = _reading(results)
     if reading:
         lines += ["", f"Reading (at this 10-epoch schedule differences under ~{NOISE_POINTS} points "

@@ -152,3 +152,21 @@ def test_the_zoo_network_is_measured_through_its_qonnx_export(trained, data_dir)
     assert result["accuracy_by"].startswith("golden model (deploy file imported from the QONNX export)")
     assert result["layers"][0] == "L0 embed d=1 q=2" and result["default85"]["fits"]
     assert result["evaluate_command"].endswith("--variant quantizer --seed 1")
+
+
+def test_the_clipped_table_stays_in_the_quantizers_range_and_keeps_its_codes():
+    for variant, clipped in (("embed_d1q2_clipped", True), ("embed_d1q2", False)):
+        torch.manual_seed(0)
+        net = zoo_first_layer.builder(variant)()
+        with torch.no_grad():
+            net.embedding.table.mul_(3).sub_(2)     # thermometer codes 0..3 -> -2..7
+        before = net.embedding.table.detach().clone()
+        codes = net.embedding.merge()
+        net.clip_weights(-1, 1)
+        table = net.embedding.table.detach()
+        if clipped:
+            assert table.min() == 0 and table.max() == 3 * net.embedding.act.effective_step().item()
+        else:
+            torch.testing.assert_close(table, before)
+        np.testing.assert_array_equal(net.embedding.merge(), codes)
+    assert zoo_first_layer.embedding_shape("embed_d1q2_clipped") == (1, 2)
