@@ -367,6 +367,22 @@ def _fit_text(fit):
     return f"no: `{fit['refusal']}`"
 
 
+def _table_text(runs):
+    """One line on a table given as runs ``[[first pixel, codes], ...]``: per dimension the codes
+    it uses, whether it never decreases with the pixel, and where it changes."""
+    parts = []
+    for j in range(len(runs[0][1])):
+        column = [(pixel, codes[j]) for pixel, codes in runs]
+        column = [c for i, c in enumerate(column) if i == 0 or c[1] != column[i - 1][1]]
+        values = [code for _, code in column]
+        shape = ("monotone" if values == sorted(values) else "not monotone")
+        where = (", ".join(f"{code} from {pixel}" for pixel, code in column) if len(column) <= 6 else
+                 f"{len(column) - 1} changes, the last at pixel {column[-1][0]} (to {column[-1][1]})")
+        parts.append(f"{'dimension ' + str(j) + ': ' if len(runs[0][1]) > 1 else ''}codes "
+                     f"{', '.join(map(str, sorted(set(values))))}, {shape}: {where}")
+    return "; ".join(parts)
+
+
 def _mean_accuracy(runs):
     return 100 * float(np.mean([r["accuracy"] for r in runs.values()]))
 
@@ -437,13 +453,12 @@ def report(out_dir=model_zoo.DEFAULT_OUT, doc=RESULTS_DOC, seeds=SEEDS):
                     "last-epoch float graph / PyTorch", "golden == PyTorch integer logits",
                     "first-layer MACs/image", "fits the default board (`default85`)", "training time",
                     "command (seed 0)"], rows)
-    tables = [f"- {ROW_LABELS[v]}, seed {s}: " + ", ".join(
-        f"{'/'.join(map(str, codes))} from {pixel}" for pixel, codes in runs[s]["table_runs"])
-        for v, runs in results.items() for s in runs if "table_runs" in runs[s]]
+    tables = [f"- {ROW_LABELS[v]}, seed {s}: {_table_text(runs[s]['table_runs'])}"
+              for v, runs in results.items() for s in runs if "table_runs" in runs[s]]
     if tables:
-        lines += ["", "The first layer's input codes by pixel value (`embed` tables: codes, then the "
-                      "first pixel value giving them; (a)'s is the imported quantizer, codes 0, 1, 2 "
-                      "standing for -1, 0, +1):", ""] + tables
+        lines += ["", "The first layer's input codes as a function of the pixel value (the deploy "
+                      "files' `embed` tables; (a)'s is its imported quantizer, codes 0, 1, 2 standing "
+                      "for -1, 0, +1; the runs in `first_layer.json`):", ""] + tables
     reading = _reading(results)
     if reading:
         lines += ["", f"Reading (at this 10-epoch schedule differences under ~{NOISE_POINTS} points "
