@@ -271,16 +271,22 @@ def table_runs(table):
     return [[p, table[p].tolist()] for p in starts]
 
 
-def compile_fit(deploy):
+def compile_fit(deploy, images, logits_int):
     """Whether the compiler fits a deploy model into the default board's configuration
-    (``default85``): its MACs and ideal cycles per image, or its one-line refusal."""
+    (``default85``): its MACs and ideal cycles per image and on how many ``images`` the compiled
+    program on the reference simulator (``firmware.refsim``) gives golden's ``logits_int``, or
+    the compiler's one-line refusal."""
     from contract.config import DEFAULT85
     from firmware.compiler import CompileError, compile_model
+    from firmware.refsim import run_compiled
     try:
         compiled = compile_model(deploy, DEFAULT85)
     except CompileError as exc:
         return {"fits": False, "refusal": str(exc)}
-    return {"fits": True, "macs": compiled.total_macs, "ideal_cycles": compiled.ideal_cycles}
+    simulated, _, _ = run_compiled(compiled, images)
+    return {"fits": True, "macs": compiled.total_macs, "ideal_cycles": compiled.ideal_cycles,
+            "input": compiled.input_kind, "images": len(images),
+            "refsim_equals_golden": int((simulated == logits_int).all(axis=1).sum())}
 
 
 def evaluate(variant, *, seed=0, out_dir=model_zoo.DEFAULT_OUT, test_limit=None, data_dir=None,
@@ -324,7 +330,7 @@ def evaluate(variant, *, seed=0, out_dir=model_zoo.DEFAULT_OUT, test_limit=None,
         reference = golden.run(deploy, images, keep_tensors=False)
         result["accuracy"] = float((reference.predictions == labels).mean())
         result["layers"] = [model_zoo._layer_text(L) for L in deploy.header["layers"]]
-        result["default85"] = compile_fit(deploy)
+        result["default85"] = compile_fit(deploy, images, reference.logits_int)
         first = deploy.header["layers"][0]
         if first["kind"] == "embed":
             result["table_runs"] = table_runs(deploy.arrays[f"{first['name']}.table"][0])
@@ -338,6 +344,10 @@ def evaluate(variant, *, seed=0, out_dir=model_zoo.DEFAULT_OUT, test_limit=None,
         + (f"; golden == PyTorch integer logits on {result['golden_equals_torch_integer_logits']}"
            f"/{len(images)}" if "golden_equals_torch_integer_logits" in result else ""))
     model_zoo._write_json(out / "first_layer.json", result)
+    fit = result.get("default85") or {}
+    if fit.get("fits") and fit["refsim_equals_golden"] != fit["images"]:
+        raise model_zoo.ZooError(f"{name}: the compiled program's logits differ from golden's on "
+                                 f"{fit['images'] - fit['refsim_equals_golden']} images")
     if result.get("golden_equals_torch_integer_logits", len(images)) != len(images):
         raise model_zoo.ZooError(f"{name}: golden's integer logits differ from PyTorch's on "
                                  f"{len(images) - result['golden_equals_torch_integer_logits']} images")
@@ -363,7 +373,9 @@ def _fit_text(fit):
     if fit is None:
         return "n/a (no deploy file)"
     if fit["fits"]:
-        return f"yes: {fit['macs']:,} MACs, {fit['ideal_cycles']:,} ideal cycles/image"
+        return (f"yes: {fit['macs']:,} MACs, {fit['ideal_cycles']:,} ideal cycles/image; the compiled "
+                f"program on the reference simulator == golden on {fit['refsim_equals_golden']:,}"
+                f"/{fit['images']:,}")
     return f"no: `{fit['refusal']}`"
 
 

@@ -91,6 +91,9 @@ def test_embedding_export_is_bit_exact(trained, data_dir, variant):
     assert result["accuracy"] == pytest.approx(result["torch_accuracy"], abs=1 / 256)
     d, _ = zoo_first_layer.embedding_shape(variant)
     assert result["first_layer_macs"] == d * 784 * 256
+    assert result["default85"]["fits"] == (d == 1)
+    if d == 1:
+        assert result["default85"]["refsim_equals_golden"] == 256
     assert json.loads((out / zoo_first_layer.net_name(variant) / "first_layer.json").read_text())["variant"] \
         == variant
     # the deploy file runs on the compiler's host-side look-up and FC first layer, bit for bit
