@@ -334,6 +334,7 @@ def evaluate(variant, *, seed=0, out_dir=model_zoo.DEFAULT_OUT, test_limit=None,
         first = deploy.header["layers"][0]
         if first["kind"] == "embed":
             result["table_runs"] = table_runs(deploy.arrays[f"{first['name']}.table"][0])
+            result["table_q"] = first["q"]
         if variant.startswith("embed"):
             logits = torch_integer_logits(net, images)
             result["golden_equals_torch_integer_logits"] = int((logits == reference.logits_int).all(axis=1).sum())
@@ -379,9 +380,9 @@ def _fit_text(fit):
     return f"no: `{fit['refusal']}`"
 
 
-def _table_text(runs):
-    """One line on a table given as runs ``[[first pixel, codes], ...]``: per dimension the codes
-    it uses, whether it never decreases with the pixel, and where it changes."""
+def _table_text(runs, q):
+    """One line on a table of ``q``-bit codes given as runs ``[[first pixel, codes], ...]``: per
+    dimension the codes it uses, whether it never decreases with the pixel, and where it changes."""
     parts = []
     for j in range(len(runs[0][1])):
         column = [(pixel, codes[j]) for pixel, codes in runs]
@@ -390,8 +391,10 @@ def _table_text(runs):
         shape = ("monotone" if values == sorted(values) else "not monotone")
         where = (", ".join(f"{code} from {pixel}" for pixel, code in column) if len(column) <= 6 else
                  f"{len(column) - 1} changes, the last at pixel {column[-1][0]} (to {column[-1][1]})")
+        extremes = (" (only the two extreme codes: one bit per pixel)"
+                    if q > 1 and set(values) <= {0, (1 << q) - 1} else "")
         parts.append(f"{'dimension ' + str(j) + ': ' if len(runs[0][1]) > 1 else ''}codes "
-                     f"{', '.join(map(str, sorted(set(values))))}, {shape}: {where}")
+                     f"{', '.join(map(str, sorted(set(values))))}{extremes}, {shape}: {where}")
     return "; ".join(parts)
 
 
@@ -465,7 +468,7 @@ def report(out_dir=model_zoo.DEFAULT_OUT, doc=RESULTS_DOC, seeds=SEEDS):
                     "last-epoch float graph / PyTorch", "golden == PyTorch integer logits",
                     "first-layer MACs/image", "fits the default board (`default85`)", "training time",
                     "command (seed 0)"], rows)
-    tables = [f"- {ROW_LABELS[v]}, seed {s}: {_table_text(runs[s]['table_runs'])}"
+    tables = [f"- {ROW_LABELS[v]}, seed {s}: {_table_text(runs[s]['table_runs'], runs[s]['table_q'])}"
               for v, runs in results.items() for s in runs if "table_runs" in runs[s]]
     if tables:
         lines += ["", "The first layer's input codes as a function of the pixel value (the deploy "
