@@ -398,6 +398,12 @@ def _table_text(runs, q):
     return "; ".join(parts)
 
 
+def _monotone(runs):
+    """Whether every dimension of a table given as runs never decreases with the pixel value."""
+    return all([codes[j] for _, codes in runs] == sorted(codes[j] for _, codes in runs)
+               for j in range(len(runs[0][1])))
+
+
 def _mean_accuracy(runs):
     return 100 * float(np.mean([r["accuracy"] for r in runs.values()]))
 
@@ -418,6 +424,11 @@ def _reading(results):
                    else ("better" if diff > 0 else "worse") + " by more than the noise")
         out.append(f"- {ROW_LABELS[variant]}: {diff:+.2f} points against (a) (mean over seed"
                    f"{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}): {verdict}.")
+    tables = [runs[s]["table_runs"] for v, runs in results.items() if v.startswith("embed")
+              for s in runs]
+    if tables and not any(_monotone(t) for t in tables):
+        out.append("- No learned table is monotone in the pixel value (the list above): at this "
+                   "schedule the tables train noisy.")
     spreads = [abs(runs[0]["accuracy"] - runs[1]["accuracy"]) * 100
                for runs in results.values() if 0 in runs and 1 in runs]
     if spreads:
@@ -462,8 +473,12 @@ def report(out_dir=model_zoo.DEFAULT_OUT, doc=RESULTS_DOC, seeds=SEEDS):
              f"the fully connected layers with thresholds read off the network's own batch norms and "
              f"quantizers), and golden's integer logits are compared with the PyTorch network's on "
              f"every test image; the zoo's own network goes through its QONNX export and "
-             f"`model.import_qonnx`. \"Last-epoch float graph / PyTorch\" is each training run's own "
-             f"accuracy after its last epoch.", ""]
+             f"`model.import_qonnx` ((a)'s seed-0 command is the zoo's own: `train --variant quantizer` "
+             f"makes the same call and gives the same network). (a)'s signed narrow 2-bit quantizer "
+             f"has three levels; the embedding's Q = 2 codes have four. The embedding table trains "
+             f"with the rest of the network at the schedule's learning rate, 0.02 (`model.train` "
+             f"gives its own tables 2e-3 x 10, the same). \"Last-epoch float graph / PyTorch\" is "
+             f"each training run's own accuracy after its last epoch.", ""]
     lines += table(["first layer input", *[f"seed {s}" for s in seeds], "mean", "measured by",
                     "last-epoch float graph / PyTorch", "golden == PyTorch integer logits",
                     "first-layer MACs/image", "fits the default board (`default85`)", "training time",
