@@ -7,9 +7,13 @@ schedule and seed, changing only what the first binary layer sees::
     python -m bench.zoo_first_layer train --variant quantizer      # (a) the zoo's 2-bit input quantizer
     python -m bench.zoo_first_layer train --variant embed_d1q2     # (b) a pixel embedding, d = 1, Q = 2
     python -m bench.zoo_first_layer train --variant embed_d2q2     #     d = 2: the first layer doubles
+    python -m bench.zoo_first_layer train --variant embed_d1q2_clipped  # d = 1, table clipped
     python -m bench.zoo_first_layer train --variant float_input    # (c) pixel/255 unquantized
     python -m bench.zoo_first_layer evaluate --variant quantizer   # (and the others)
     python -m bench.zoo_first_layer report                         # docs/RESULTS.md section
+
+each also with ``--seed 1`` (the second seed; outputs in ``<net>_seed1``). Training is resumable
+(``--resume``) and takes ``--threads``.
 
 (a) is ``python -m bench.model_zoo train --net sfc_1w2a`` itself (its input quantizer sees
 ``2 * pixel / 255 - 1``); its accuracy is the golden model's on the deploy file
@@ -26,7 +30,9 @@ deploy contract has no such layer, so its accuracy is Brevitas' float graph's.
 
 Outputs go to ``build/model_zoo/<net>/`` (``sfc_1w2a`` for (a), ``sfc_1w2a_<variant>`` for the
 others): ``bench.model_zoo``'s checkpoint and ``metrics.json``, and ``first_layer.json`` with the
-evaluation.
+evaluation (with the learned table's codes by pixel value, and for a deploy file that fits the
+default board's configuration the compiled program on the reference simulator against golden on
+every test image).
 """
 
 import argparse
