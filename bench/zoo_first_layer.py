@@ -26,7 +26,8 @@ integer thresholds read off the network's own batch norm and quantizer at every 
 accumulator value, the head from the ``TensorNorm``), and its accuracy is the golden model's, with
 golden's integer logits checked against the PyTorch network's on all 10,000 test images. (c)
 drops the input quantizer (the first binary layer sees ``2 * pixel / 255 - 1`` in float); the
-deploy contract has no such layer, so its accuracy is Brevitas' float graph's.
+deploy contract's float first layer (``host_conv``) takes kernels up to 15, not this 28x28 fully
+connected one with binary weights, so its accuracy is Brevitas' float graph's.
 
 Outputs go to ``build/model_zoo/<net>/`` (``sfc_1w2a`` for (a), ``sfc_1w2a_<variant>`` for the
 others): ``bench.model_zoo``'s checkpoint and ``metrics.json``, and ``first_layer.json`` with the
