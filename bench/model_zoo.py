@@ -99,8 +99,16 @@ def accuracy(net, images, labels, name, batch=500):
     return correct / len(images)
 
 
-def train(name, *, epochs, out_dir, data_dir=None, seed=0, resume=False, threads=1, log=print):
-    """Train ``name`` on Fashion-MNIST; returns the metrics dict (also written to metrics.json)."""
+def train(name, *, epochs, out_dir, data_dir=None, seed=0, resume=False, threads=1, log=print,
+          build=None, export_onnx=True, train_limit=None, command=None):
+    """Train ``name`` on Fashion-MNIST; returns the metrics dict (also written to metrics.json).
+
+    ``build`` (a function of no arguments, called after seeding) makes a variant of a zoo network
+    in place of ``build_net(name)``: it must take ``ToTensor`` images, as the zoo networks do, and
+    have their ``clip_weights``. ``export_onnx`` False skips the QONNX export (for variants
+    Brevitas cannot export); ``train_limit`` trains on the first images only (quick checks);
+    ``command`` is the metrics' command line (the zoo's own by default).
+    """
     import torch
     from tqdm import tqdm
     from model.data import load_fashion_mnist
@@ -109,10 +117,14 @@ def train(name, *, epochs, out_dir, data_dir=None, seed=0, resume=False, threads
     torch.set_num_threads(threads)
     xtr, ytr = load_fashion_mnist("train", data_dir)
     xte, yte = load_fashion_mnist("test", data_dir)
+    if train_limit is not None:
+        if train_limit < 1:
+            raise ZooError(f"the train limit must be positive, not {train_limit}")
+        xtr, ytr = xtr[:train_limit], ytr[:train_limit]
     out = Path(out_dir) / name
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    net = build_net(name)
+    net = build_net(name) if build is None else build()
     optimizer = torch.optim.Adam(net.parameters(), lr=LEARNING_RATE)
     steps = epochs * math.ceil(len(xtr) / BATCH)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -155,13 +167,13 @@ def train(name, *, epochs, out_dir, data_dir=None, seed=0, resume=False, threads
                     "schedule": schedule.state_dict(), "generator": generator.get_state(),
                     "epoch": epoch + 1, "epochs": epochs, "history": history,
                     "seconds": seconds}, checkpoint)
-    onnx_path = export(name, net, out)
+    onnx_path = export(name, net, out) if export_onnx else None
     metrics = {"net": name, "epochs": epochs, "seed": seed, "batch": BATCH,
                "learning_rate": LEARNING_RATE, "schedule": "Adam, cosine to 0, weights clipped to [-1, 1]",
                "float_graph_accuracy": history[-1]["test_accuracy"], "train_seconds": round(seconds, 1),
-               "history": history, "onnx": str(onnx_path.relative_to(ROOT)) if onnx_path.is_relative_to(ROOT)
-               else str(onnx_path),
-               "command": f"python -m bench.model_zoo train --net {name} --epochs {epochs}"}
+               "history": history, "onnx": None if onnx_path is None else _rel(onnx_path),
+               "train_images": len(xtr),
+               "command": command or f"python -m bench.model_zoo train --net {name} --epochs {epochs}"}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return metrics
 
