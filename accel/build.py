@@ -264,7 +264,6 @@ def build(board, *, build_dir="build", verilog_only=False, system_tools=False, t
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     t_total = time.monotonic()
     out = Path(build_dir) / board.name
-    out.mkdir(parents=True, exist_ok=True)
     family = board.family
     config = board.config if config is None else config
     times = {}
@@ -282,6 +281,7 @@ def build(board, *, build_dir="build", verilog_only=False, system_tools=False, t
     baud_divisor(int(round(pll.f_out_hz)) if pll else (board.target_hz if target_hz is None
                                                        else target_hz),
                  board.baud if baud is None else baud)
+    out.mkdir(parents=True, exist_ok=True)     # after the checks: a refused build leaves nothing
     if board.notes:
         log(f"note: {board.name}: {board.notes}")
     t = time.monotonic()

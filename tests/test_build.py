@@ -32,6 +32,7 @@ def test_cli_missing_tool(capsys, monkeypatch, tmp_path):
     assert B.main(["--board", "icebreaker", "--top", "bridge", "--build-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "YOSYS=/nonexistent/yosys: no such program" in err
+    assert not (tmp_path / "icebreaker").exists()       # nothing written for a refused build
 
 
 def test_cli_bad_frequency(capsys, tmp_path):
