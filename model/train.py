@@ -65,6 +65,10 @@ def parse_args(argv=None):
     p.add_argument("--no-golden", action="store_true",
                    help="skip the golden-executor check on the test set")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--compile", action="store_true",
+                   help="train through torch.compile (about 1.4x faster per step on one CPU "
+                        "thread after a minute of compiling; float rounding may differ from eager, "
+                        "the exported integer network is checked against golden as always)")
     p.add_argument("--teacher", default=None,
                    help="distil from this run's checkpoint.pt (e.g. a float_first run)")
     p.add_argument("--distill-alpha", type=float, default=0.5,
@@ -159,6 +163,9 @@ def main(argv=None):
     model = net
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(net)
+    if args.compile:
+        # Only the training forward is compiled: evaluation and export use the eager integer path.
+        model = torch.compile(model)
     table = [p for n, p in net.named_parameters() if n == "embed.table"]
     rest = [p for n, p in net.named_parameters() if n != "embed.table"]
     groups = [{"params": rest}]
@@ -251,7 +258,7 @@ def main(argv=None):
                              "temperature": args.distill_temperature} if teacher else None),
                 "train_images": int(len(xtr)), "test_images": int(len(xte)),
                 "train_time_s": round(train_time, 1), "threads": args.threads,
-                "world_size": world, "torch": torch.__version__,
+                "world_size": world, "torch": torch.__version__, "compiled": args.compile,
                 "test_acc_int": acc_i, "test_acc_float_sim": acc_f}
     header, arrays = net.export(training)
     dp.save(deploy_path, header, arrays)

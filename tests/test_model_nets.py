@@ -141,6 +141,23 @@ def test_train_cli_tiny_and_resume(tmp_path):
     assert len(json.loads((out / "metrics.json").read_text())["history"]) == 2
 
 
+def test_train_cli_compile_matches_eager(tmp_path):
+    """--compile trains the same network as eager (up to float rounding) and exports it exactly."""
+    losses = {}
+    for mode in ("eager", "compile"):
+        out = tmp_path / mode
+        cmd = [sys.executable, "-m", "model.train", "--epochs", "1", "--train-limit", "64",
+               "--test-limit", "64", "--blocks", "32:2", "--batch-size", "32", "--quiet",
+               "--threads", "1", "--out", str(out)] + (["--compile"] if mode == "compile" else [])
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr
+        met = json.loads((out / "metrics.json").read_text())
+        assert met["compiled"] == (mode == "compile")
+        assert met["golden_pred_equal"] and met["golden_logits_int_equal"]
+        losses[mode] = met["history"][0]["train_loss"]
+    assert losses["compile"] == pytest.approx(losses["eager"], rel=1e-3)
+
+
 def test_train_cli_missing_data_is_one_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "model.train", "--data-dir", str(tmp_path / "no")],
                        capture_output=True, text=True, timeout=120)
