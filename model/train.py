@@ -163,9 +163,12 @@ def main(argv=None):
     model = net
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(net)
+    teacher_forward = teacher.forward_float if teacher is not None else None
     if args.compile:
-        # Only the training forward is compiled: evaluation and export use the eager integer path.
+        # Only the training forwards are compiled: evaluation and export use the eager integer path.
         model = torch.compile(model)
+        if teacher_forward is not None:
+            teacher_forward = torch.compile(teacher_forward)
     table = [p for n, p in net.named_parameters() if n == "embed.table"]
     rest = [p for n, p in net.named_parameters() if n != "embed.table"]
     groups = [{"params": rest}]
@@ -219,7 +222,7 @@ def main(argv=None):
                 loss = F.cross_entropy(logits, yb)
             else:
                 with torch.no_grad():
-                    teacher_logits = teacher.forward_float(xb)
+                    teacher_logits = teacher_forward(xb)
                 loss = distillation_loss(logits, teacher_logits, yb, args.distill_alpha,
                                          args.distill_temperature)
             opt.zero_grad(set_to_none=True)

@@ -62,14 +62,16 @@ def _train(out, *extra):
 
 
 def test_train_with_teacher_records_it_and_stays_bit_exact(tmp_path):
+    # The student trains compiled, so the compiled teacher forward runs too.
     teacher = tmp_path / "teacher"
     r = _train(teacher, "--variant", "float_first", "--no-golden")
     assert r.returncode == 0, r.stderr
     student = tmp_path / "student"
     r = _train(student, "--teacher", str(teacher / "checkpoint.pt"), "--distill-alpha", "0.7",
-               "--distill-temperature", "2")
+               "--distill-temperature", "2", "--compile")
     assert r.returncode == 0, r.stderr
     metrics = json.loads((student / "metrics.json").read_text())
+    assert metrics["compiled"]
     assert metrics["teacher"] == {"checkpoint": str(teacher / "checkpoint.pt"), "alpha": 0.7,
                                   "temperature": 2.0}
     assert metrics["golden_pred_equal"] and metrics["golden_logits_int_equal"]
