@@ -109,6 +109,8 @@ def test_embedding_sweep_grid_rows_and_plot(tmp_path):
     cmd = ES.train_command(4, 2, runs=tmp_path, epochs=3, seed=5)
     assert cmd[cmd.index("--d") + 1] == "4" and cmd[cmd.index("--q-bits") + 1] == "2"
     assert cmd[cmd.index("--blocks") + 1] == "32:1,32:1,64:2,64:1" and cmd[-1].endswith("d4_q2")
+    assert "--compile" not in cmd
+    assert ES.train_command(4, 2, runs=tmp_path, epochs=3, seed=5, compile=True)[-1] == "--compile"
     deploy, metrics = ES.point_deploy(2, 1, tmp_path)        # not trained: an untrained export
     assert metrics is None and deploy.layers[0]["kind"] == "embed"
     assert (deploy.layers[0]["d"], deploy.layers[0]["q"]) == (2, 1)
