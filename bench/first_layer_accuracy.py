@@ -1,0 +1,309 @@
+"""First-layer variants on equal footing: accuracy of every variant over two seeds, same net and schedule.
+
+    python -m bench.first_layer_accuracy              # docs/RESULTS.md sections + plots from runs/t1/
+    python -m bench.first_layer_accuracy --commands   # the model.train command of every run not finished
+
+Every row is the shipped network and 30-epoch schedule (``model.train``'s defaults) with only the
+first layer changed, plus the shipped default's distillation lever (``pixel_embedding_kd``: the
+pixel embedding trained with ``--teacher`` pointing at a float_first run). A run lives in
+``RUNS/<row>_s<seed>/``: ``checkpoint.pt`` (written after every epoch; its ``args`` give the
+command) and, once finished, ``metrics.json`` (accuracy by ``model.golden`` on the 10,000 test
+images, the check golden == PyTorch, training time). Unfinished runs are listed with the epoch they
+reached, never averaged.
+
+Writes two sections of docs/RESULTS.md ("First-layer variants, two seeds" and "The shipped
+default: target and ablation"), ``docs/plots/first_layer_curves.png`` (test accuracy per epoch of
+every run) and ``docs/plots/embedding_table.png`` (the shipped default's learned table next to its
+thermometer initialisation).
+"""
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .report import ROOT, git_revision, log, machine, plot_path, run_cli, table, write_section
+
+RUNS = ROOT / "runs" / "t1"
+RESULTS_DOC = ROOT / "docs" / "RESULTS.md"
+SHIPPED = ROOT / "model" / "shipped" / "default.npz"
+SEEDS = (0, 1)
+TEACHER = "runs/t1/float_first_s1/checkpoint.pt"
+#: Rows of the table: run name (``RUNS/<name>_s<seed>``), what its first layer is, and the
+#: ``model.train`` options that make the row (beside ``--seed`` and ``--out``).
+ROWS = (
+    ("pixel_embedding_kd", "pixel embedding, d = 8, Q = 2, distilled from float_first",
+     {"variant": "pixel_embedding", "teacher": TEACHER}),
+    ("pixel_embedding", "pixel embedding, d = 8, Q = 2", {"variant": "pixel_embedding"}),
+    ("float_first", "float first layer (on the host)", {"variant": "float_first"}),
+    ("naive", "pixels cut to 2 bits (`p >> 6`)", {"variant": "naive"}),
+    ("uint8_bitserial", "8-bit pixels, bit-serial", {"variant": "uint8_bitserial"}),
+)
+TITLE = "First-layer variants, two seeds"
+TARGET_TITLE = "The shipped default: target and ablation"
+TARGET_ACCURACY = 0.925
+TARGET_GAP = 0.003
+
+
+def _train_defaults():
+    from model.train import parse_args
+    return vars(parse_args([]))
+
+
+def _shown_path(path):
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def command(args):
+    """The ``model.train`` command line of a run, from the ``args`` its checkpoint keeps.
+
+    Options equal to their default are left out; ``--resume`` (how it was continued, not what it
+    trained) never appears.
+    """
+    defaults = _train_defaults()
+    parts = ["python -m model.train"]
+    for key, default in defaults.items():
+        if key in ("resume", "block_list") or key not in args:
+            continue
+        value = args[key]
+        if value == default:
+            continue
+        flag = "--" + key.replace("_", "-")
+        parts.append(flag if value is True else f"{flag} {value}")
+    return " ".join(parts)
+
+
+def load_run(run_dir):
+    """What is known of one run: ``None`` if it never started, else a dict with ``args``, ``epoch``,
+    ``epochs``, ``history`` and, once finished, ``metrics``."""
+    import torch
+    run_dir = Path(run_dir)
+    metrics_path, checkpoint_path = run_dir / "metrics.json", run_dir / "checkpoint.pt"
+    if not checkpoint_path.is_file():
+        return None
+    checkpoint = torch.load(checkpoint_path, weights_only=False, map_location="cpu")
+    state = {"args": checkpoint["args"], "epoch": checkpoint["epoch"],
+             "epochs": checkpoint["args"]["epochs"], "history": checkpoint["history"],
+             "train_time_s": checkpoint["train_time"], "metrics": None, "dir": run_dir}
+    if metrics_path.is_file():
+        state["metrics"] = json.loads(metrics_path.read_text())
+    return state
+
+
+def load_all(runs=RUNS):
+    return {(name, seed): load_run(Path(runs) / f"{name}_s{seed}") for name, _, _ in ROWS for seed in SEEDS}
+
+
+def accuracy(state):
+    """Golden accuracy on the 10,000 test images of a finished run, else ``None``."""
+    return state["metrics"]["golden_acc"] if state and state["metrics"] else None
+
+
+def _cell(state):
+    if state is None:
+        return "not started"
+    if state["metrics"] is None:
+        last = state["history"][-1]["test_acc_int"] if state["history"] else None
+        reached = f", {100 * last:.2f} % after it" if last is not None else ""
+        return f"running: epoch {state['epoch']}/{state['epochs']}{reached}"
+    return f"{100 * accuracy(state):.2f} %"
+
+
+def mean_accuracy(states):
+    """Mean over the seeds when every seed finished, else ``None``."""
+    values = [accuracy(s) for s in states]
+    return None if any(v is None for v in values) else float(np.mean(values))
+
+
+def _exact(state):
+    m = state and state["metrics"]
+    if not m or "golden_pred_equal" not in m:
+        return "-"
+    ok = m["golden_pred_equal"] and m["golden_logits_int_equal"] and m["golden_logits_max_abs_diff"] == 0
+    return "yes" if ok else "**no**"
+
+
+def shipped_run(states, shipped=SHIPPED):
+    """``(name, seed)`` of the run whose deploy file is the shipped default, or ``None``."""
+    if not Path(shipped).is_file():
+        return None
+    digest = hashlib.sha256(Path(shipped).read_bytes()).hexdigest()
+    for key, state in states.items():
+        deploy = state and state["dir"] / "deploy.npz"
+        if deploy and deploy.is_file() and hashlib.sha256(deploy.read_bytes()).hexdigest() == digest:
+            return key
+    return None
+
+
+def section_lines(states, *, argv):
+    rows, missing = [], []
+    shipped = shipped_run(states)
+    for name, label, _ in ROWS:
+        per_seed = [states[(name, s)] for s in SEEDS]
+        mean = mean_accuracy(per_seed)
+        if shipped and shipped[0] == name:
+            label += f" (**shipped default**: seed {shipped[1]})"
+        times = ", ".join(f"{s['train_time_s'] / 60:.0f} min" if s and s["metrics"] else "-"
+                          for s in per_seed)
+        first = next((s for s in per_seed if s), None)
+        rows.append([label, *[_cell(s) for s in per_seed],
+                     f"**{100 * mean:.2f} %**" if mean is not None else "-",
+                     " / ".join(_exact(s) for s in per_seed), times,
+                     f"`{command(first['args'])}`" if first else "-"])
+        missing += [f"{name}_s{s}" for s, st in zip(SEEDS, per_seed) if not (st and st["metrics"])]
+    lines = [
+        f"`python -m bench.first_layer_accuracy {' '.join(argv)}`".replace(" `", "`")
+        + f" (revision {git_revision()}, {machine()}). The shipped network (`--width 32 --blocks "
+        f"32:1,32:1,64:2,64:1`) and schedule (30 epochs, Adam 2e-3 with the table at 10x, cosine to "
+        f"0, batch 128, random horizontal flips), seeds 0 and 1, only the first layer changed. "
+        f"Accuracy by `model.golden` on all 10,000 test images from each run's deploy file; "
+        f"\"golden == PyTorch\" means equal predictions, equal integer logits and float logits "
+        f"equal to the last bit on all 10,000. The command is that of the row's first run (the other "
+        f"seed's differs in `--seed` and `--out`); "
+        f"`--compile` (torch.compile, about 1.4x faster on one thread) changes float rounding in "
+        f"training only. Training times are wall time of one thread with two runs sharing the "
+        f"2-core machine.", ""]
+    lines += table(["first layer", *[f"seed {s}" for s in SEEDS], "mean",
+                    "golden == PyTorch (per seed)", "training time (per seed)", "command"], rows)
+    if missing:
+        lines += ["", "Not finished: " + ", ".join(f"`{m}`" for m in missing)
+                  + " (`python -m bench.first_layer_accuracy --commands` prints their commands; "
+                    "a run continues from its checkpoint with `--resume`)."]
+    lines += ["", "![test accuracy per epoch](plots/first_layer_curves.png)"]
+    return lines
+
+
+def target_lines(states):
+    """Item 3's check: the default against the target and against float_first, and the ablation."""
+    default = [states[("pixel_embedding_kd", s)] for s in SEEDS]
+    plain = [states[("pixel_embedding", s)] for s in SEEDS]
+    reference = [states[("float_first", s)] for s in SEEDS]
+    means = {key: mean_accuracy(v) for key, v in
+             (("default", default), ("plain", plain), ("float_first", reference))}
+    lines = [f"Target: a default of at least {100 * TARGET_ACCURACY:.1f} % with binary weights in "
+             f"every layer and 2-bit activations, within {100 * TARGET_GAP:.1f} points of float_first "
+             f"on the same network, schedule and seeds (means of seeds {SEEDS[0]} and {SEEDS[1]}).", ""]
+    if means["default"] is None or means["float_first"] is None:
+        lines.append("Not decided yet: a run of the default or of float_first has not finished.")
+    else:
+        gap = means["float_first"] - means["default"]
+        met = means["default"] >= TARGET_ACCURACY and gap <= TARGET_GAP
+        lines.append(f"Default {100 * means['default']:.2f} %, float_first {100 * means['float_first']:.2f} "
+                     f"%: {gap * 100:+.2f} points behind float_first. Target **{'met' if met else 'not met'}**.")
+    lines += ["", "Ablation (one lever, distillation; every other setting the same):", ""]
+    body = []
+    for label, states_ in (("pixel embedding, labels only", plain),
+                           ("+ distillation from float_first (`--teacher`, alpha 0.5, T = 4)", default)):
+        mean = mean_accuracy(states_)
+        body.append([label, *[_cell(s) for s in states_],
+                     f"{100 * mean:.2f} %" if mean is not None else "-"])
+    lines += table(["", *[f"seed {s}" for s in SEEDS], "mean"], body)
+    return lines
+
+
+def plot_curves(states, png):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7.5, 4.4))
+    colours = dict(zip([n for n, _, _ in ROWS], ["C3", "C0", "C2", "C7", "C1"]))
+    for (name, seed), state in states.items():
+        if not state or not state["history"]:
+            continue
+        epochs = [h["epoch"] for h in state["history"]]
+        acc = [100 * h["test_acc_int"] for h in state["history"]]
+        ax.plot(epochs, acc, color=colours[name], linestyle="-" if seed == SEEDS[0] else "--",
+                label=f"{name} seed {seed}")
+    ax.set_ylim(85, 94)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy (%), integer path")
+    ax.set_title("First-layer variants, shipped network, 30-epoch schedule")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+def plot_table(deploy_path, png):
+    """The learned table of a deploy file's embed layer beside its thermometer initialisation."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from model import deploy as mdeploy
+    from model.layers import thermometer_table
+    embed = next(layer for layer in mdeploy.load(deploy_path).layers if layer["kind"] == "embed")
+    learned, d, q = embed["arrays"]["table"][0], embed["d"], embed["q"]
+    init = thermometer_table(d, q)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    x = np.arange(256)
+    for ax, values, title in ((axes[0], init, f"thermometer initialisation (d={d}, Q={q})"),
+                              (axes[1], learned, "learned (shipped default)")):
+        for j in range(d):
+            ax.step(x, values[:, j] + 0.06 * (j - (d - 1) / 2), where="post", label=f"dim {j}")
+        ax.set_title(title)
+        ax.set_xlabel("pixel value")
+        ax.set_xlim(0, 255)
+        ax.set_yticks(range(2 ** q))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("code")
+    axes[1].legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    changed = int((learned != init).sum())
+    return changed, learned.size
+
+
+def missing_commands(states, runs=RUNS):
+    """The command that finishes (``--resume``) or starts every run without ``metrics.json``."""
+    out = []
+    for (name, seed), state in states.items():
+        if state and state["metrics"]:
+            continue
+        if state:
+            out.append(f"{command(state['args'])} --resume")
+            continue
+        template = next((s["args"] for (n, _), s in states.items() if n == name and s), None)
+        if template is None:
+            options = next(o for n, _, o in ROWS if n == name)
+            template = dict(_train_defaults(), threads=1, quiet=True, compile=True, **options)
+        out.append(command(dict(template, seed=seed, out=_shown_path(Path(runs) / f"{name}_s{seed}"))))
+    return out
+
+
+def run(argv=None, *, runs=RUNS, doc=RESULTS_DOC, write=True):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(prog="python -m bench.first_layer_accuracy",
+                                 description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", default=str(runs), help="directory of the <row>_s<seed>/ runs")
+    ap.add_argument("--commands", action="store_true", help="print the commands of unfinished runs")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args(argv)
+    states = load_all(args.runs)
+    if args.commands:
+        print("\n".join(missing_commands(states, args.runs)))
+        return states
+    lines = section_lines(states, argv=argv)
+    target = target_lines(states)
+    if write and not args.no_write:
+        plot_curves(states, plot_path("first_layer_curves.png"))
+        changed, total = plot_table(SHIPPED, plot_path("embedding_table.png"))
+        log(f"shipped default's table: {changed} of {total} entries differ from the initialisation")
+        write_section(TITLE, lines, doc=doc)
+        write_section(TARGET_TITLE, target, doc=doc)
+        log(f"wrote the '{TITLE}' and '{TARGET_TITLE}' sections of {doc.name}")
+    print("\n".join(lines + [""] + target))
+    return states
+
+
+def main(argv=None):
+    return run_cli(lambda: (run(argv), 0)[1])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""bench.first_layer_accuracy: the two-seed first-layer table and the default's target check."""
+
+import json
+
+import torch
+
+from bench import first_layer_accuracy as FLA
+from model.train import parse_args
+
+
+def _run(runs, name, seed, *, accuracy=None, epoch=30, argv=()):
+    run_dir = runs / f"{name}_s{seed}"
+    run_dir.mkdir(parents=True)
+    args = vars(parse_args(["--seed", str(seed), "--threads", "1", "--out", str(run_dir), *argv]))
+    history = [{"epoch": e + 1, "test_acc_int": 0.85 + 0.002 * e} for e in range(epoch)]
+    torch.save({"args": args, "epoch": epoch, "history": history, "train_time": 1800.0},
+               run_dir / "checkpoint.pt")
+    if accuracy is not None:
+        (run_dir / "metrics.json").write_text(json.dumps(
+            {"golden_acc": accuracy, "golden_pred_equal": True, "golden_logits_int_equal": True,
+             "golden_logits_max_abs_diff": 0.0}))
+
+
+def test_command_leaves_out_defaults_and_resume(tmp_path):
+    args = vars(parse_args(["--variant", "naive", "--compile", "--threads", "1", "--resume",
+                            "--out", "runs/t1/naive_s1", "--seed", "1"]))
+    assert FLA.command(args) == ("python -m model.train --variant naive --seed 1 --threads 1 "
+                                 "--out runs/t1/naive_s1 --compile")
+
+
+def test_table_means_only_finished_seeds_and_target(tmp_path):
+    runs = tmp_path / "runs"
+    teacher = ["--teacher", "t.pt"]
+    _run(runs, "pixel_embedding_kd", 0, accuracy=0.9262, argv=teacher)
+    _run(runs, "pixel_embedding_kd", 1, accuracy=0.9248, argv=teacher)
+    _run(runs, "float_first", 0, accuracy=0.9269, argv=["--variant", "float_first"])
+    _run(runs, "float_first", 1, accuracy=0.9261, argv=["--variant", "float_first"])
+    _run(runs, "pixel_embedding", 0, accuracy=0.9211)
+    _run(runs, "naive", 0, epoch=12, argv=["--variant", "naive"])
+    states = FLA.load_all(runs)
+    text = "\n".join(FLA.section_lines(states, argv=[]))
+    assert "| 92.62 % | 92.48 % | **92.55 %** | yes / yes |" in text
+    # one seed only: no mean; a run in progress shows its epoch and last accuracy, never a mean
+    assert "| pixel embedding, d = 8, Q = 2 | 92.11 % | not started | - |" in text
+    assert "running: epoch 12/30, 87.20 % after it | not started | - |" in text
+    assert "`python -m model.train --threads 1 --out " in text and "--teacher t.pt`" in text
+    assert "`naive_s1`" in text and "`pixel_embedding_kd_s0`" not in text.split("Not finished")[1]
+    target = "\n".join(FLA.target_lines(states))
+    # 92.55 % >= 92.5 % and 0.10 points behind float_first's 92.65 %
+    assert "Default 92.55 %, float_first 92.65 %: +0.10 points behind" in target
+    assert "Target **met**" in target
+    _run(runs, "float_first", 2, accuracy=0.99)              # not a seed of the table: ignored
+    assert "Target **met**" in "\n".join(FLA.target_lines(FLA.load_all(runs)))
+
+
+def test_target_not_met_when_gap_too_large_or_unfinished(tmp_path):
+    runs = tmp_path / "runs"
+    for seed, acc in ((0, 0.9252), (1, 0.9254)):
+        _run(runs, "pixel_embedding_kd", seed, accuracy=acc, argv=["--teacher", "t.pt"])
+    _run(runs, "float_first", 0, accuracy=0.9300, argv=["--variant", "float_first"])
+    assert "Not decided yet" in "\n".join(FLA.target_lines(FLA.load_all(runs)))
+    _run(runs, "float_first", 1, accuracy=0.9290, argv=["--variant", "float_first"])
+    target = "\n".join(FLA.target_lines(FLA.load_all(runs)))
+    assert "+0.42 points behind" in target and "Target **not met**" in target
+
+
+def test_missing_commands_start_or_resume(tmp_path):
+    runs = tmp_path / "runs"
+    _run(runs, "naive", 0, epoch=3, argv=["--variant", "naive", "--compile"])
+    commands = FLA.missing_commands(FLA.load_all(runs), runs)
+    assert any(c.endswith("--compile --resume") and "--variant naive" in c for c in commands)
+    seed1 = [c for c in commands if "naive_s1" in c]
+    assert len(seed1) == 1 and "--seed 1" in seed1[0] and "--resume" not in seed1[0]
+    kd = [c for c in commands if "pixel_embedding_kd_s0" in c]
+    assert len(kd) == 1 and f"--teacher {FLA.TEACHER}" in kd[0]
+    assert len(commands) == 2 * len(FLA.ROWS)
+
+
+def test_plots(tmp_path):
+    runs = tmp_path / "runs"
+    _run(runs, "pixel_embedding", 0, accuracy=0.92)
+    FLA.plot_curves(FLA.load_all(runs), tmp_path / "c.png")
+    changed, total = FLA.plot_table(FLA.SHIPPED, tmp_path / "t.png")
+    assert 0 < changed < total == 256 * 8
+    assert (tmp_path / "c.png").stat().st_size > 1000 and (tmp_path / "t.png").stat().st_size > 1000
