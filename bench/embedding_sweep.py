@@ -16,7 +16,7 @@ the compiled simulator, steady state), the whole network's, and the table's bits
 unit's logic and block RAM do not change with d and Q (the table is built for the configuration's
 widest entry), so the hardware cost of a point is its cycles and the share of the table it uses.
 Points not trained yet are measured for cycles and listed as such. Writes the "Embedding sweep"
-section of docs/BENCHMARKS.md and ``docs/plots/embedding_sweep.png``.
+section of docs/RESULTS.md and ``docs/plots/embedding_sweep.png``.
 """
 
 import argparse
@@ -31,7 +31,7 @@ from contract.config import config_name
 from firmware.session import (DEFAULT_MODEL, DEFAULT_BOARD, resolve_config, resolve_backend,
                               load_images, open_transport, board_fmax)
 
-from .first_layer import measure_variant
+from .first_layer import measure_variant, embed_window, synth_embed_point, synth_shipped_unit
 from .report import write_section, plot_path, machine, git_revision, table, run_cli, log, ROOT
 
 TITLE = "Embedding sweep (d x Q)"
@@ -39,6 +39,7 @@ D_VALUES = (1, 2, 4, 8, 16)
 Q_VALUES = (1, 2)
 ENTRY_BITS = 16          # the embedding unit's table entry (contract/config.py)
 RUNS = ROOT / "runs" / "sweep_shipped"
+RESULTS_DOC = ROOT / "docs" / "RESULTS.md"
 
 
 def grid():
@@ -94,8 +95,9 @@ def point_deploy(d, q, runs):
     return mdeploy.validate(header, arrays), None
 
 
-def measure(points, configs, transports, images, runs):
-    """One row per point: accuracy and, per configuration, cycles of the first layer and in all."""
+def measure(points, configs, transports, images, runs, *, synth=True):
+    """One row per point: accuracy and, per configuration, cycles of the first layer and in all,
+    and (``synth``) the cells of the embedding unit specialised to the point (Yosys synth_ecp5)."""
     rows = []
     for d, q in points:
         deploy, metrics = point_deploy(d, q, runs)
@@ -107,44 +109,58 @@ def measure(points, configs, transports, images, runs):
             hw = measure_variant(deploy, config, transport, images)
             row["hardware"][config_name(config)] = {
                 key: hw[key] for key in ("cycles", "first_cycles", "golden_equal", "n_images")}
+            if synth:
+                cells = synth_embed_point(config, d, q, embed_window(hw["compiled"]), log=log)
+                row["hardware"][config_name(config)].update(
+                    lut4=cells["LUT4_eq"], ebr=cells["DP16KD"], ff=cells["TRELLIS_FF"])
         rows.append(row)
     return rows
 
 
 def plot(rows, png):
-    """Accuracy against the first layer's cycles, one panel per configuration."""
+    """Accuracy against the first layer's cycles (top) and against the cells of the embedding unit
+    specialised to the point (bottom, where measured), one column per configuration."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     configs = list(rows[0]["hardware"])
-    fig, axes = plt.subplots(1, len(configs), figsize=(5.5 * len(configs), 4.2), squeeze=False)
-    for ax, config in zip(axes[0], configs):
-        for q, marker in zip(Q_VALUES, ("o", "s")):
-            pts = [r for r in rows if r["q"] == q and r["accuracy"] is not None]
-            cycles = [r["hardware"][config]["first_cycles"] for r in pts]
-            if pts:
-                ax.plot(cycles, [100 * r["accuracy"] for r in pts], marker, linestyle="-",
-                        label=f"Q = {q}")
-            for r, c in zip(pts, cycles):
-                ax.annotate(f"d={r['d']}", (c, 100 * r["accuracy"]), fontsize=7,
-                            textcoords="offset points", xytext=(4, -8))
-        untrained = [r for r in rows if r["accuracy"] is None]
-        if untrained:
-            ax.text(0.02, 0.02, "not trained yet: " +
-                    ", ".join(f"d{r['d']}Q{r['q']}" for r in untrained),
-                    transform=ax.transAxes, fontsize=7)
-        ax.set_xlabel(f"first-layer cycles per image on {config} (EMBED + stem1)")
-        ax.set_ylabel("test accuracy, model.golden (%)")
-        if any(r["accuracy"] is not None for r in rows):
-            ax.legend(fontsize=8)
-    fig.suptitle("Pixel embedding d x Q on the shipped network (cycles: hardware counters)",
-                 fontsize=10)
+    costs = [("first_cycles", "first-layer cycles per image on {} (EMBED + stem1)")]
+    if all("lut4" in r["hardware"][c] for r in rows for c in configs):
+        costs.append(("lut4", "LUT4 of the embedding unit specialised to (d, Q), {}"))
+    fig, axes = plt.subplots(len(costs), len(configs), figsize=(5.5 * len(configs), 4.0 * len(costs)),
+                             squeeze=False)
+    for row_axes, (key, xlabel) in zip(axes, costs):
+        for ax, config in zip(row_axes, configs):
+            for q, marker in zip(Q_VALUES, ("o", "s")):
+                pts = sorted((r for r in rows if r["q"] == q and r["accuracy"] is not None),
+                             key=lambda r: r["hardware"][config][key])
+                xs = [r["hardware"][config][key] for r in pts]
+                if pts:
+                    ax.plot(xs, [100 * r["accuracy"] for r in pts], marker, linestyle="-",
+                            label=f"Q = {q}")
+                for r, x in zip(pts, xs):
+                    ax.annotate(f"d={r['d']}", (x, 100 * r["accuracy"]), fontsize=7,
+                                textcoords="offset points", xytext=(4, -8))
+            untrained = [r for r in rows if r["accuracy"] is None]
+            if untrained:
+                ax.text(0.02, 0.02, "not trained yet: " +
+                        ", ".join(f"d{r['d']}Q{r['q']}" for r in untrained),
+                        transform=ax.transAxes, fontsize=7)
+            ax.set_xlabel(xlabel.format(config))
+            ax.set_ylabel("test accuracy, model.golden (%)")
+            ax.grid(alpha=0.3)
+            if any(r["accuracy"] is not None for r in rows):
+                ax.legend(fontsize=8)
+    fig.suptitle("Pixel embedding d x Q on the shipped network (cycles: hardware counters; "
+                 "cells: Yosys synth_ecp5)", fontsize=10)
     fig.tight_layout()
     fig.savefig(png, dpi=110)
     plt.close(fig)
 
 
-def section_lines(rows, *, configs, hz, argv, runs, epochs, seed, png_name, compile=False):
+def section_lines(rows, *, configs, hz, argv, runs, epochs, seed, png_name, compile=False,
+                  shipped_units=None):
+    """The section; ``shipped_units``: ``{config name: cells}`` of the embedding unit as built."""
     names = [config_name(c) for c in configs]
     body = []
     for r in rows:
@@ -155,19 +171,30 @@ def section_lines(rows, *, configs, hz, argv, runs, epochs, seed, png_name, comp
             hw = r["hardware"][name]
             cells += [f"{hw['first_cycles']:,.0f} / {hw['cycles']:,.0f}",
                       f"{hw['golden_equal']}/{hw['n_images']}"]
+            if "lut4" in hw:
+                cells.append(f"{hw['lut4']:,} / {hw['ebr']}")
         body.append([r["d"], r["q"], f"{r['table_bits']:,}", acc, *cells, minutes])
     header = ["d", "Q", "table bits", "accuracy (golden, 10k)"]
     for name in names:
         header += [f"{name}: first-layer / all cycles", f"{name}: logits == golden"]
+        if rows and "lut4" in rows[0]["hardware"][name]:
+            header.append(f"{name}: unit specialised to (d, Q): LUT4 / EBR")
     runs_shown = os.path.relpath(runs, ROOT)
+    built = ""
+    if shipped_units:
+        built = " ".join(f"As built for {name} (d, Q and mode set at run time) the unit takes "
+                         f"{cells['LUT4_eq']:,} LUT4 and {cells['DP16KD']} DP16KD for every point."
+                         for name, cells in shipped_units.items())
     return [
         f"`python -m bench.embedding_sweep {' '.join(argv)}`".replace(" `", "`"),
         f"(commit {git_revision()}, {machine()}). The shipped network with only the pixel embedding's "
         f"d and Q changed. Training: "
         f"`{_shown(train_command('D', 'Q', runs=runs_shown, epochs=epochs, seed=seed, compile=compile))}` "
         f"(the same schedule for every point). Cycles per image: a steady-state image on the compiled "
-        f"simulator (hardware counters). The embedding unit's LUTs and block RAM are the same for every "
-        f"point (its table is built for 16-bit entries); table bits = 256 x d x Q. At "
+        f"simulator (hardware counters). Cells: Yosys `synth_ecp5` of the embedding unit with its "
+        f"EMBED mode pinned to the point's d and Q (and the window mode the compiler chose), so that "
+        f"Yosys removes what the point does not use: what a build for that one point would cost "
+        f"(LUT4 counts a carry cell as 2). {built} Table bits = 256 x d x Q. At "
         f"{hz / 1e6:g} MHz, 1,000 cycles are {1000 / hz * 1e6:.1f} us.",
         "",
         *table(header + ["train time"], body),
@@ -219,14 +246,16 @@ def run(argv=None, *, write=True):
     finally:
         for transport in transports:
             asyncio.run(transport.close())
+    shipped_units = {config_name(c): synth_shipped_unit(c, log=log) for c in configs}
     hz = board_fmax(args.board)[0]
     name = "embedding_sweep.png"
     plot(rows, plot_path(name))
     lines = section_lines(rows, configs=configs, hz=hz, argv=argv, runs=args.runs, epochs=args.epochs,
-                          seed=args.seed, png_name=name, compile=args.compile)
+                          seed=args.seed, png_name=name, compile=args.compile,
+                          shipped_units=shipped_units)
     if write and not args.no_write:
-        write_section(TITLE, lines)
-        log(f"wrote the '{TITLE}' section of docs/BENCHMARKS.md")
+        write_section(TITLE, lines, doc=RESULTS_DOC)
+        log(f"wrote the '{TITLE}' section of docs/RESULTS.md")
     print("\n".join(lines))
     return rows
 

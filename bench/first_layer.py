@@ -200,11 +200,11 @@ def embed_window(compiled):
     return next((t.window for t in compiled.tensors.values() if t.window), None)
 
 
-def _pinned_unit(config, mode, window=None):
+def _pinned_unit(config, mode, window=None, d=EMBED_D, q=EMBED_Q):
     """The embedding unit inside a wrapper that ties its mode inputs to constants, so that Yosys
     removes what that mode does not use. ``mode``: ``"shipped"`` (runtime mode, all channels: the
     unit as built), ``"raw"`` (1-channel 8-bit pixels, nsub = 8 / a_planes: the uint8_bitserial
-    input path), ``"embed"`` (1 channel, d = EMBED_D, q = EMBED_Q, nsub=1, and ``window`` (see
+    input path), ``"embed"`` (1 channel, ``d`` and ``q`` (default EMBED_D, EMBED_Q), nsub=1, and ``window`` (see
     :func:`embed_window`) when the compiled network uses the window mode: the default network's
     path)."""
     from amaranth.hdl import Elaboratable, Module, Signal
@@ -220,7 +220,7 @@ def _pinned_unit(config, mode, window=None):
             m.submodules.unit = unit
             const = dict(raw=1, emb_c=1, emb_d=1, emb_q=8, nsub=-(-8 // config.a_planes),
                          win_k=0, stride=0, pad=0) \
-                if mode == "raw" else dict(raw=0, emb_c=1, emb_d=EMBED_D, emb_q=EMBED_Q, nsub=1,
+                if mode == "raw" else dict(raw=0, emb_c=1, emb_d=d, emb_q=q, nsub=1,
                                            win_k=window["k"] if window else 0,
                                            stride=window["stride"] if window else 0,
                                            pad=window["pad"] if window else 0)
@@ -252,16 +252,15 @@ def _flatten(obj):
         yield (), None, obj
 
 
-def synth_input_paths(config, window=None, *, log=log, force=False):
-    """Yosys synth_ecp5 of the three pinned forms (``window``: the embedding's window mode, see
-    :func:`embed_window`); cached by the unit's source, the config and the window. The result
-    names the window it was synthesised with (``"window"``)."""
+def _synth_cached(key_text, make_forms, *, log=log, force=False):
+    """Yosys synth_ecp5 cell counts of the forms ``make_forms()`` returns (``{name: (top, ports)}``),
+    cached in SYNTH_CACHE under a key of the embedding unit's source and ``key_text`` (a cache hit
+    elaborates nothing)."""
     from accel.build import resolve_tool
     from accel.toolchain_reports import ECP5_CELLS, parse_yosys_stat
     from amaranth.back import rtlil
     src = (ROOT / "accel" / "embedding.py").read_text()
-    key = hashlib.sha256((src + repr(config) + f"d{EMBED_D}q{EMBED_Q}w{sorted((window or {}).items())}")
-                         .encode()).hexdigest()[:16]
+    key = hashlib.sha256((src + key_text).encode()).hexdigest()[:16]
     cache = {}
     if SYNTH_CACHE.is_file():
         try:
@@ -273,25 +272,50 @@ def synth_input_paths(config, window=None, *, log=log, force=False):
     out = SYNTH_CACHE.parent / "synth"
     out.mkdir(parents=True, exist_ok=True)
     res = {}
-    for mode in ("shipped", "raw", "embed"):
-        top, ports = _pinned_unit(config, mode, window)
-        il = out / f"input_{mode}.il"
+    for name, (top, ports) in make_forms().items():
+        il = out / f"input_{name}.il"
         il.write_text(rtlil.convert(top, name="top", **({} if ports is None else {"ports": ports})))
         script = (f"read_rtlil {il.name}; synth_ecp5 -top top -run :map_luts; setattr -unset keep; "
                   f"opt_clean -purge; synth_ecp5 -top top -run map_luts:; stat")
         t0 = time.time()
-        log(f"  synth_ecp5 of the input path ({mode}) ...")
-        subprocess.run(["nice", "-n", "10", resolve_tool("yosys"), "-q", "-l", f"input_{mode}.log", "-p", script],
+        log(f"  synth_ecp5 of the input path ({name}) ...")
+        subprocess.run(["nice", "-n", "10", resolve_tool("yosys"), "-q", "-l", f"input_{name}.log", "-p", script],
                        cwd=out, check=True, stdout=subprocess.DEVNULL)
-        c = parse_yosys_stat((out / f"input_{mode}.log").read_text(), ECP5_CELLS)
+        c = parse_yosys_stat((out / f"input_{name}.log").read_text(), ECP5_CELLS)
         c["LUT4_eq"] = c["LUT4"] + 2 * c["CCU2C"]
         c["seconds"] = round(time.time() - t0, 1)
-        res[mode] = c
-    res["window"] = window
+        res[name] = c
+    cache = json.loads(SYNTH_CACHE.read_text()) if SYNTH_CACHE.is_file() else {}
     cache[key] = res
     SYNTH_CACHE.parent.mkdir(parents=True, exist_ok=True)
     SYNTH_CACHE.write_text(json.dumps(cache, indent=1) + "\n")
     return res
+
+
+def synth_input_paths(config, window=None, *, log=log, force=False):
+    """Yosys synth_ecp5 of the three pinned forms (``window``: the embedding's window mode, see
+    :func:`embed_window`); cached by the unit's source, the config and the window. The result
+    names the window it was synthesised with (``"window"``)."""
+    key_text = repr(config) + f"d{EMBED_D}q{EMBED_Q}w{sorted((window or {}).items())}"
+    forms = lambda: {mode: _pinned_unit(config, mode, window) for mode in ("shipped", "raw", "embed")}
+    res = dict(_synth_cached(key_text, forms, log=log, force=force))
+    res["window"] = window
+    return res
+
+
+def synth_shipped_unit(config, *, log=log, force=False):
+    """Yosys synth_ecp5 of the embedding unit as built (d, Q and the mode set at run time)."""
+    forms = lambda: {"shipped": _pinned_unit(config, "shipped")}
+    return _synth_cached(repr(config) + "shipped unit", forms, log=log, force=force)["shipped"]
+
+
+def synth_embed_point(config, d, q, window=None, *, log=log, force=False):
+    """Yosys synth_ecp5 of the embedding unit specialised to one (d, Q): its EMBED mode pinned to
+    constants (1 channel, ``d``, ``q``, ``window``), so that Yosys removes what other modes need.
+    Cached like :func:`synth_input_paths`."""
+    key_text = repr(config) + f"point d{d}q{q}w{sorted((window or {}).items())}"
+    forms = lambda: {f"embed_d{d}_q{q}": _pinned_unit(config, "embed", window, d=d, q=q)}
+    return _synth_cached(key_text, forms, log=log, force=force)[f"embed_d{d}_q{q}"]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ utilisation measurement (real SoC, pysim, a small random network) and the sectio
 other benchmarks run in seconds on small inputs.
 """
 
+import json
+
 import numpy as np
 import pytest
 
@@ -114,14 +116,19 @@ def test_embedding_sweep_grid_rows_and_plot(tmp_path):
     deploy, metrics = ES.point_deploy(2, 1, tmp_path)        # not trained: an untrained export
     assert metrics is None and deploy.layers[0]["kind"] == "embed"
     assert (deploy.layers[0]["d"], deploy.layers[0]["q"]) == (2, 1)
-    hardware = {"default85": dict(cycles=17672.0, first_cycles=1734.0, golden_equal=2, n_images=2),
-                "small25": dict(cycles=69991.0, first_cycles=2561.0, golden_equal=2, n_images=2)}
+    hardware = {"default85": dict(cycles=17672.0, first_cycles=1734.0, golden_equal=2, n_images=2,
+                                  lut4=812, ebr=1, ff=300),
+                "small25": dict(cycles=69991.0, first_cycles=2561.0, golden_equal=2, n_images=2,
+                                lut4=640, ebr=1, ff=250)}
     rows = [dict(d=1, q=1, accuracy=0.9012, train_time_s=600.0, table_bits=256, hardware=hardware),
             dict(d=8, q=2, accuracy=None, train_time_s=None, table_bits=4096, hardware=hardware)]
     from contract.config import DEFAULT85, SMALL25
     text = "\n".join(ES.section_lines(rows, configs=[DEFAULT85, SMALL25], hz=40e6, argv=[],
-                                      runs=tmp_path, epochs=10, seed=0, png_name="e.png"))
-    assert "| 1 | 1 | 256 | 90.12 % | 1,734 / 17,672 | 2/2 | 2,561 / 69,991 | 2/2 | 10 min |" in text
+                                      runs=tmp_path, epochs=10, seed=0, png_name="e.png",
+                                      shipped_units={"default85": {"LUT4_eq": 1500, "DP16KD": 2}}))
+    assert ("| 1 | 1 | 256 | 90.12 % | 1,734 / 17,672 | 2/2 | 812 / 1 | 2,561 / 69,991 | 2/2 | 640 / 1 "
+            "| 10 min |") in text
+    assert "As built for default85 (d, Q and mode set at run time) the unit takes 1,500 LUT4" in text
     assert "| 8 | 2 | 4,096 | not trained yet |" in text
     ES.plot(rows, tmp_path / "e.png")
     assert (tmp_path / "e.png").stat().st_size > 1000
@@ -191,3 +198,19 @@ def test_board_throughput_bad_board_is_one_line(capsys):
     assert BT.main(["--boards", "ulx3s-99f", "--no-write"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "ulx3s-99f" in err
+
+
+def test_embedding_unit_specialised_to_a_point_is_synthesised_and_cached(tmp_path, monkeypatch):
+    from contract.config import SMALL25
+    monkeypatch.setattr(FL, "SYNTH_CACHE", tmp_path / "synth.json")
+    small = FL.synth_embed_point(SMALL25, 1, 1, log=lambda *_: None)
+    large = FL.synth_embed_point(SMALL25, 8, 2, log=lambda *_: None)
+    built = FL.synth_shipped_unit(SMALL25, log=lambda *_: None)
+    # pinning d and Q lets Yosys drop the other modes: both specialised units are smaller than the
+    # unit as built, which keeps every mode
+    assert 0 < small["LUT4_eq"] < built["LUT4_eq"] and 0 < large["LUT4_eq"] < built["LUT4_eq"]
+    assert small["DP16KD"] >= 1 and built["DP16KD"] >= small["DP16KD"]
+    cached = json.loads((tmp_path / "synth.json").read_text())
+    assert len(cached) == 3
+    monkeypatch.setattr(FL, "_pinned_unit", None)            # a cache hit elaborates nothing
+    assert FL.synth_embed_point(SMALL25, 1, 1, log=lambda *_: None) == small
