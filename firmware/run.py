@@ -180,6 +180,9 @@ def _main(args):
     else:
         load_note = f"the parameter load before the first batch: {batches[0].load_cycles}"
     print(f"batch: {batch_size} image(s) per start, {len(batches)} batch(es)")
+    resets = sum(b.board_resets for b in batches)
+    if resets:
+        print(f"board resets: {resets}, each recovered by loading the model again and rerunning")
     print(f"cycles/image: {per_image:.0f} ({load_note}); "
           f"MAC array busy {100 * util:.1f}% of cycles")
     if fmax_hz:

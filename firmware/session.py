@@ -275,7 +275,8 @@ def run_batches(transport, compiled, images, batch_size, *, reload_params=False,
                 # run_image's CYCLES include the parameter load when it runs that program.
                 r = await acc.run_image(chunk[0], compiled, profile=False,
                                         reload_params=reload_params)
-                results.append(BatchResult([r.logits_int], r.cycles, r.mac_busy))
+                results.append(BatchResult([r.logits_int], r.cycles, r.mac_busy,
+                                           board_resets=r.board_resets))
             else:
                 results.append(await acc.run_batch(chunk, compiled, reload_params=reload_params))
             done += len(chunk)

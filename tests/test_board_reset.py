@@ -114,6 +114,17 @@ def test_reset_during_the_load_program_is_recovered(workload):
     assert run(board.read_words(REG.SCRATCH, 1)) == [LOADED_MARK]
 
 
+def test_run_batches_reports_the_resets_it_recovered(workload):
+    """``firmware.session.run_batches`` (what ``firmware.run`` uses) keeps each result's count."""
+    from firmware.session import run_batches
+    compiled, images, expected = workload
+    board = PySimTransport(micro_soc(), resettable=True)
+    batches = run_batches(ResetOnStart(board, RESET_AFTER_START, times=1), compiled, images, 1)
+    assert board.resets == 1
+    assert [b.board_resets for b in batches] == [1, 0]
+    assert [b.logits_int[0] for b in batches] == expected
+
+
 def test_reset_between_runs_is_recovered(workload):
     """Reset while the host does nothing: the next run starts with the registers at their reset
     values (no window), fails, and the driver finds the mark gone."""
