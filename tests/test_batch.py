@@ -16,6 +16,7 @@ from firmware.cxxrtl_sim import CxxrtlTransport
 from firmware.driver import Accelerator, BatchResult, REG, ID_VALUE
 from firmware.link_model import batch_link, transfer_bytes
 from firmware.serial_transport import SerialTransport
+from simulated_serial import DeviceModelSerial
 
 
 def run(coro):
@@ -146,51 +147,25 @@ def test_too_large_batch_refused_by_driver(soc):
 
 # The link model against SerialTransport's bytes --------------------------------------------------
 
-class CountingPort:
-    """A pyserial stand-in wired to the bridge's DeviceModel and a register file in which a start
-    is done at once; counts the bytes each way."""
+class CountingPort(DeviceModelSerial):
+    """A ``DeviceModelSerial`` on a register file in which a start is done at once; it counts the
+    bytes each way (``bytes_written``, ``bytes_read``)."""
     def __init__(self, max_words):
+        super().__init__(max_words=max_words, clk_hz=50_000_000)
         self.mem = {}
         self.status = 0
-        self.device = P.DeviceModel(self._read, self._write, max_words=max_words, clk_hz=50_000_000)
-        self.rx = bytearray()
-        self.timeout = None
-        self.written = 0
-        self.read_bytes = 0
 
-    def _read(self, addr):
+    def bus_read(self, addr):
         if addr == REG.STATUS:
             return self.status
         if addr == REG.ID:
             return ID_VALUE
         return self.mem.get(addr, 0)
 
-    def _write(self, addr, value):
+    def bus_write(self, addr, value):
         if addr == REG.CTRL and value & regs.CTRL_START_MASK:
             self.status = regs.STATUS_DONE_MASK
         self.mem[addr] = value
-
-    def write(self, data):
-        self.written += len(data)
-        self.rx += self.device.feed(bytes(data))
-        return len(data)
-
-    def read(self, n):
-        if not self.rx:
-            self.rx += self.device.idle()
-        out = bytes(self.rx[:n])
-        del self.rx[:n]
-        self.read_bytes += len(out)
-        return out
-
-    def flush(self):
-        pass
-
-    def reset_input_buffer(self):
-        self.rx.clear()
-
-    def close(self):
-        pass
 
 
 @pytest.mark.parametrize("max_words", [16, P.DEFAULT_MAX_WORDS])
@@ -204,9 +179,9 @@ def test_link_model_counts_the_bytes_on_the_line(max_words):
     run(acc.run_batch(images, compiled))            # writes the programs, runs the load program
 
     def measured(coro):
-        w, r = port.written, port.read_bytes
+        w, r = port.bytes_written, port.bytes_read
         run(coro)
-        return port.written - w, port.read_bytes - r
+        return port.bytes_written - w, port.bytes_read - r
 
     for k, coro in ((5, acc.run_batch(images, compiled)), (2, acc.run_batch(images[:2], compiled)),
                     (1, acc.run_image(images[0], compiled, profile=False))):

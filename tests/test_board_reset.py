@@ -31,6 +31,7 @@ from firmware.sim_transport import PySimTransport
 from firmware.transport import Transport
 from model import golden
 from model.random_deploy import random_deploy
+from simulated_serial import DeviceModelSerial, SimulatedSerial
 
 
 # The parameter-loading program of this model runs for several hundred cycles: a reset 120 cycles
@@ -160,7 +161,7 @@ def test_reset_reported_in_one_line_without_recovery(workload):
 
 # Behind the bridge: SerialTransport -> bytes -> FrameBridge -> SoC, one reset for both ----------
 
-class BridgeBoard:
+class BridgeBoard(SimulatedSerial):
     """A serial port whose far end is a board in Amaranth's simulator: ``FrameBridge`` (the UART
     bridge without its 8N1 line, tested in tests/test_uart_bridge.py) on the host port of the
     MICRO SoC, both in one ``sync`` domain with a reset, as on the board (``accel.build.BoardTop``).
@@ -175,6 +176,7 @@ class BridgeBoard:
     def __init__(self):
         from accel.uart_bridge import FrameBridge
         self.idle_timeout = 40
+        super().__init__(quiet_limit=3 * self.idle_timeout + 200)
         self.bridge = FrameBridge(max_words=32, timeout_cycles=self.idle_timeout, bus_timeout=400,
                                   clk_freq=1000)
         self.soc = micro_soc()
@@ -184,10 +186,8 @@ class BridgeBoard:
         m.submodules.soc = self.soc
         wiring.connect(m, self.bridge.bus, self.soc.host)
         self.to_device = collections.deque()
-        self.from_device = bytearray()
         self.cycles = 0
         self.resets = 0
-        self.timeout = None
         self._busy_trigger = None
         self._byte_trigger = None
         self.sim = Simulator(m)
@@ -239,40 +239,19 @@ class BridgeBoard:
                 ctx.set(self.domain.rst, 0)
                 self.resets += 1
 
-    def _run(self, cycles):
-        end = self.cycles + cycles
+    def advance(self):
+        end = self.cycles + 1
         while self.cycles < end:
             self.sim.advance()
 
-    # The pyserial interface SerialTransport uses.
-    def write(self, data):
-        self.to_device.extend(bytes(data))
+    def deliver(self, data):
+        self.to_device.extend(data)
         quiet = 0
         while self.to_device and quiet < 3 * self.idle_timeout:
             before = len(self.to_device)
-            self._run(1)
+            self.advance()
             quiet = 0 if len(self.to_device) != before else quiet + 1
         self.to_device.clear()                 # bytes nobody takes are lost on a real line too
-        return len(data)
-
-    def flush(self):
-        pass
-
-    def reset_input_buffer(self):
-        self.from_device.clear()
-
-    def read(self, n):
-        quiet = 0
-        while len(self.from_device) < n and quiet < 3 * self.idle_timeout + 200:
-            before = len(self.from_device)
-            self._run(1)
-            quiet = 0 if len(self.from_device) != before else quiet + 1
-        out = bytes(self.from_device[:n])
-        del self.from_device[:n]
-        return out
-
-    def close(self):
-        pass
 
 
 def serial_session(board, workload, arm):
@@ -318,31 +297,28 @@ def test_reset_behind_the_serial_bridge_is_recovered(workload, case):
 
 # The command line ------------------------------------------------------------------------------
 
-class AlwaysResetBoard:
+class AlwaysResetBoard(DeviceModelSerial):
     """A pyserial stand-in for a board that is reset whenever the accelerator is started: the
     bridge protocol's reference model (``contract.protocol.DeviceModel``) in front of main memory
     and the CSR block's registers, which a start sets back to their reset values."""
 
     def __init__(self, config):
-        from contract import protocol as P
         from contract.registers import constants
         from firmware import regs
+        super().__init__(max_words=256, clk_hz=50_000_000)
         self.constants = {regs.REGISTERS[name]: value for name, value in constants(config).items()
                           if name in regs.REGISTERS}
         self.memory = [0] * config.mem_words
         self.registers = {}
         self.starts = 0
-        self.device = P.DeviceModel(self._read, self._write, max_words=256, clk_hz=50_000_000)
-        self.rx = bytearray()
-        self.timeout = None
 
-    def _read(self, addr):
+    def bus_read(self, addr):
         if addr < len(self.memory):
             return self.memory[addr]
         offset = (addr - REG.ID) * 4
         return self.constants.get(offset, self.registers.get(offset, 0))
 
-    def _write(self, addr, value):
+    def bus_write(self, addr, value):
         if addr < len(self.memory):
             self.memory[addr] = value
         elif addr == REG.CTRL and value & CTRL_START:
@@ -350,26 +326,6 @@ class AlwaysResetBoard:
             self.registers.clear()                # the reset: STATUS idle, SCRATCH 0, no window
         else:
             self.registers[(addr - REG.ID) * 4] = value
-
-    def write(self, data):
-        self.rx += self.device.feed(bytes(data))
-        return len(data)
-
-    def read(self, n):
-        if not self.rx:
-            self.rx += self.device.idle()
-        out = bytes(self.rx[:n])
-        del self.rx[:n]
-        return out
-
-    def flush(self):
-        pass
-
-    def reset_input_buffer(self):
-        self.rx.clear()
-
-    def close(self):
-        pass
 
 
 def test_cli_reports_a_board_reset_in_one_line(workload, tmp_path, monkeypatch, capsys):

@@ -11,25 +11,22 @@ from hypothesis import given, settings, strategies as st
 from contract import protocol as P
 from firmware.serial_transport import SerialTransport, STATUS_WORD, STATUS_DONE, STATUS_ERROR
 from firmware.transport import TransportError
+from simulated_serial import DeviceModelSerial, SimulatedSerial
 
 
 MEM_WORDS = 4096
 
 
-class FakeSerial:
-    """A pyserial stand-in wired to a DeviceModel. When the host reads and no byte is waiting,
-    the line has been idle: the model's idle timeout fires (``idle()``), as on the board.
-
-    ``faults`` is a list of callables applied per host frame: ``fault(direction, data) -> data``.
+class FakeSerial(DeviceModelSerial):
+    """A ``DeviceModelSerial`` on main memory and a STATUS register, with injected line faults: in
+    a fraction ``p_fault`` of the frames crossing the line in one of ``directions``, a fault of one
+    of ``kinds`` (``"flip"``, ``"drop_byte"``, ``"truncate"``, ``"lose"``).
     """
     def __init__(self, *, max_words=64, clk_hz=50_000_000, rng=None, p_fault=0.0, kinds=(),
                  directions=("to_device", "to_host")):
+        super().__init__(max_words=max_words, clk_hz=clk_hz)
         self.mem = [0] * MEM_WORDS
         self.status = 0
-        self.device = P.DeviceModel(self._read, self._write, max_words=max_words, clk_hz=clk_hz)
-        self.rx = bytearray()           # device -> host bytes waiting
-        self.timeout = None
-        self.closed = False
         self.rng = rng or random.Random(0)
         self.p_fault = p_fault
         self.kinds = kinds
@@ -39,7 +36,7 @@ class FakeSerial:
         self.status_reads = 0
         self.done_after = None
 
-    def _read(self, addr):
+    def bus_read(self, addr):
         if addr == STATUS_WORD:
             self.status_reads += 1
             if self.done_after is not None and self.status_reads >= self.done_after:
@@ -49,12 +46,12 @@ class FakeSerial:
             raise P.DeviceModel.BusError()
         return self.mem[addr]
 
-    def _write(self, addr, value):
+    def bus_write(self, addr, value):
         if addr >= MEM_WORDS:
             raise P.DeviceModel.BusError()
         self.mem[addr] = value
 
-    def _damage(self, data, direction):
+    def through_line(self, data, direction):
         if (not data or direction not in self.directions or self.rng.random() >= self.p_fault
                 or not self.kinds):
             return data
@@ -71,27 +68,9 @@ class FakeSerial:
             data = bytearray()
         return bytes(data)
 
-    # pyserial interface
-    def write(self, data):
+    def deliver(self, data):
         self.frames_written += 1
-        self.rx += self._damage(self.device.feed(self._damage(bytes(data), "to_device")), "to_host")
-        return len(data)
-
-    def flush(self):
-        pass
-
-    def reset_input_buffer(self):
-        self.rx.clear()
-
-    def read(self, n):
-        if not self.rx:
-            self.rx += self._damage(self.device.idle(), "to_host")
-        out = bytes(self.rx[:n])
-        del self.rx[:n]
-        return out
-
-    def close(self):
-        self.closed = True
+        super().deliver(data)
 
 
 def run(coro):
@@ -156,8 +135,8 @@ def test_lost_write_response_is_not_repeated():
     def write_losing_first_response(data):
         n = original(data)
         if not lost:
-            lost.append(bytes(fake.rx))
-            fake.rx.clear()            # the response of the first attempt never arrives
+            lost.append(bytes(fake.from_device))
+            fake.from_device.clear()   # the response of the first attempt never arrives
             # A change by the accelerator between the write and its resend must survive.
             fake.mem[7] = 1234
         return n
@@ -219,7 +198,8 @@ def test_not_a_bridge():
         def write(self, data):
             # Something that answers with a valid frame but the wrong magic.
             req = P.decode_request(data)
-            self.rx += P.encode_response(P.Response(0, req.cmd, req.seq, (0x1234, 1 << 16 | 8, 0)))
+            answer = P.Response(0, req.cmd, req.seq, (0x1234, 1 << 16 | 8, 0))
+            self.from_device += P.encode_response(answer)
             return len(data)
     fake = Echo()
     with pytest.raises(TransportError, match="not an accelerator bridge"):
@@ -247,7 +227,7 @@ def test_argument_checks():
 
 # Through the gateware: SerialTransport -> bytes -> FrameBridge (pysim) -> Wishbone -> SRAM ---------
 
-class PySimSerial:
+class PySimSerial(SimulatedSerial):
     """A serial port whose far end is the FrameBridge gateware in Amaranth's simulator, at byte
     level (the UART itself is tested in tests/test_uart_bridge.py). Reads run the simulation until
     the bytes are there or the line has been quiet for longer than the bridge's idle timeout."""
@@ -260,6 +240,7 @@ class PySimSerial:
         from accel.uart_bridge import FrameBridge
 
         self.timeout_cycles = 40
+        super().__init__(quiet_limit=3 * self.timeout_cycles + 200)
         self.bridge = bridge = FrameBridge(max_words=8, timeout_cycles=self.timeout_cycles,
                                            bus_timeout=50, clk_freq=50_000_000)
         self.sram = sram = wishbone.SRAM(1024)
@@ -270,9 +251,7 @@ class PySimSerial:
         wiring.connect(m, bridge.bus, dec.bus)
         wiring.connect(m, dec.mem, sram.bus)
         self.to_device = collections.deque()
-        self.from_device = bytearray()
         self.cycles = 0
-        self.timeout = None
         self.damage_next = damage_first_request
         self.sim = Simulator(m)
         self.sim.add_clock(1e-6)
@@ -295,39 +274,22 @@ class PySimSerial:
             if out is not None:
                 self.from_device.append(out)
 
-    def _run(self, cycles):
-        end = self.cycles + cycles
+    def advance(self):
+        end = self.cycles + 1
         while self.cycles < end:
             self.sim.advance()
 
-    def write(self, data):
-        data = bytearray(data)
-        if self.damage_next:
+    def through_line(self, data, direction):
+        if direction == "to_device" and self.damage_next:
             self.damage_next = False
+            data = bytearray(data)
             data[len(data) // 2] ^= 0x40
+        return bytes(data)
+
+    def deliver(self, data):
         self.to_device.extend(data)
         while self.to_device:
-            self._run(1)
-        return len(data)
-
-    def flush(self):
-        pass
-
-    def reset_input_buffer(self):
-        self.from_device.clear()
-
-    def read(self, n):
-        quiet = 0
-        while len(self.from_device) < n and quiet < 3 * self.timeout_cycles + 200:
-            before = len(self.from_device)
-            self._run(1)
-            quiet = 0 if len(self.from_device) != before else quiet + 1
-        out = bytes(self.from_device[:n])
-        del self.from_device[:n]
-        return out
-
-    def close(self):
-        pass
+            self.advance()
 
 
 def test_transport_through_the_gateware_bridge():
