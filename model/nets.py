@@ -31,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import deploy as dp
+from .float_teacher import KIND as FLOAT_TEACHER_KIND, FloatERNet
 from .layers import (RESIDUAL_SCALE, THR_LIMIT, ActQuant, BinaryConv2d, FixedEmbedding,
                      PixelEmbedding, bn_affine, fold_float_thresholds, fold_thresholds)
 
@@ -391,7 +392,16 @@ def build_net(variant="pixel_embedding", **kw):
 
 
 def net_from_config(config):
-    """Rebuild an (untrained) :class:`ERNet` from ``ERNet.config`` / ``header["training"]["net"]``."""
+    """Rebuild an (untrained) network from its ``config``.
+
+    An :class:`ERNet` from ``ERNet.config`` / ``header["training"]["net"]``, or a
+    :class:`model.float_teacher.FloatERNet` from a config whose ``"kind"`` is ``"float_teacher"``.
+    """
     cfg = dict(config)
     cfg["blocks"] = [tuple(b) for b in cfg["blocks"]]
+    kind = cfg.pop("kind", None)
+    if kind is not None:
+        if kind != FLOAT_TEACHER_KIND:
+            raise ValueError(f"unknown network kind {kind!r} (known: {FLOAT_TEACHER_KIND!r})")
+        return FloatERNet(**cfg)
     return ERNet(**cfg)

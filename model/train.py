@@ -9,6 +9,10 @@ Writes ``OUT/checkpoint.pt`` after every epoch (``--resume`` continues from it),
 accuracy is that of the integer path; the golden executor is run on the whole test set and must
 give the same predictions and logits (reported in metrics.json).
 
+``--variant float_teacher`` trains :class:`model.float_teacher.FloatERNet` (the same topology in
+float, a teacher for ``--teacher``) with the same loop; it has no integer form, so it writes no
+deploy file and its metrics.json records the float test accuracy only.
+
 CPU only, plain PyTorch. Under ``torchrun`` (``WORLD_SIZE`` set) a gloo process group is created,
 the model is wrapped in DistributedDataParallel and each rank trains on its shard; rank 0 evaluates
 and writes the files.
@@ -30,12 +34,15 @@ from . import deploy as dp
 from . import golden
 from .data import DataError, load_fashion_mnist
 from .distill import distillation_loss, load_teacher
+from .float_teacher import KIND as FLOAT_TEACHER, FloatERNet
 from .nets import VARIANTS, ERNet
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m model.train", description=__doc__.split("\n")[0])
-    p.add_argument("--variant", default="pixel_embedding", choices=VARIANTS)
+    p.add_argument("--variant", default="pixel_embedding", choices=VARIANTS + (FLOAT_TEACHER,),
+                   help="first layer of the W1A2 network, or float_teacher: the same topology in "
+                        "float (no deploy file; a teacher for --teacher)")
     p.add_argument("--d", type=int, default=8, help="embedding dimension (pixel_embedding)")
     p.add_argument("--q-bits", type=int, default=2,
                    help="embedding code bits (pixel_embedding) / input bits (naive)")
@@ -80,6 +87,8 @@ def parse_args(argv=None):
         p.error("--distill-alpha must be in 0..1")
     if args.distill_temperature <= 0:
         p.error("--distill-temperature must be > 0")
+    if args.variant == FLOAT_TEACHER and args.deploy is not None:
+        p.error("--deploy: a float_teacher run has no integer form and writes no deploy file")
     for name in ("d", "width", "epochs", "batch_size", "threads"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
@@ -127,6 +136,15 @@ def evaluate(net, images, labels, batch=1000):
     return (pi == labels).float().mean().item(), (pf == labels).float().mean().item(), pi
 
 
+@torch.no_grad()
+def evaluate_float(net, images, labels, batch=1000):
+    """Accuracy of a network that has only a float path (:class:`FloatERNet`), in eval mode."""
+    net.eval()
+    preds = torch.cat([net.forward_float(images[i:i + batch]).argmax(1)
+                       for i in range(0, len(images), batch)])
+    return (preds == labels).float().mean().item()
+
+
 def _atomic_save(obj, path):
     tmp = Path(str(path) + ".tmp")
     torch.save(obj, tmp)
@@ -158,8 +176,13 @@ def main(argv=None):
 
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
-    net = ERNet(args.variant, in_channels=1, image_size=28, num_classes=10, width=args.width,
-                d=args.d, q_embed=args.q_bits, init=args.init, blocks=args.block_list)
+    float_only = args.variant == FLOAT_TEACHER
+    if float_only:
+        net = FloatERNet(in_channels=1, image_size=28, num_classes=10, width=args.width,
+                         blocks=args.block_list)
+    else:
+        net = ERNet(args.variant, in_channels=1, image_size=28, num_classes=10, width=args.width,
+                    d=args.d, q_embed=args.q_bits, init=args.init, blocks=args.block_list)
     model = net
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(net)
@@ -238,8 +261,11 @@ def main(argv=None):
         rec = {"epoch": epoch + 1, "train_loss": tot_loss / max(tot_n, 1),
                "train_acc": tot_ok / max(tot_n, 1), "epoch_time_s": time.time() - t0}
         if rank == 0:
-            acc_i, acc_f, _ = evaluate(net, xte_t, yte_t)
-            rec.update(test_acc_int=acc_i, test_acc_float=acc_f)
+            if float_only:
+                rec.update(test_acc_float=evaluate_float(net, xte_t, yte_t))
+            else:
+                acc_i, acc_f, _ = evaluate(net, xte_t, yte_t)
+                rec.update(test_acc_int=acc_i, test_acc_float=acc_f)
             history.append(rec)
             print(json.dumps(rec), flush=True)
             _atomic_save({"model": net.state_dict(), "opt": opt.state_dict(),
@@ -250,8 +276,6 @@ def main(argv=None):
     if rank != 0:
         return 0
 
-    acc_i, acc_f, preds = evaluate(net, xte_t, yte_t)
-    net.eval()
     training = {"dataset": "fashion-mnist", "epochs": args.epochs, "batch_size": args.batch_size,
                 "lr": args.lr, "embed_lr_mult": args.embed_lr_mult, "optimizer": "adam",
                 "schedule": "cosine",
@@ -261,8 +285,19 @@ def main(argv=None):
                              "temperature": args.distill_temperature} if teacher else None),
                 "train_images": int(len(xtr)), "test_images": int(len(xte)),
                 "train_time_s": round(train_time, 1), "threads": args.threads,
-                "world_size": world, "torch": torch.__version__, "compiled": args.compile,
-                "test_acc_int": acc_i, "test_acc_float_sim": acc_f}
+                "world_size": world, "torch": torch.__version__, "compiled": args.compile}
+    if float_only:
+        metrics = dict(training, init=None, test_acc_float=evaluate_float(net, xte_t, yte_t),
+                       variant=args.variant, d=None, q_bits=None, width=args.width,
+                       blocks=args.blocks, history=history, deploy=None, golden_acc=None)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        print(f"{args.variant}: float network, no integer form: wrote no deploy file, only "
+              f"{out / 'checkpoint.pt'} and {out / 'metrics.json'}", file=sys.stderr)
+        print(json.dumps({k: v for k, v in metrics.items() if k != "history"}), flush=True)
+        return 0
+    acc_i, acc_f, preds = evaluate(net, xte_t, yte_t)
+    net.eval()
+    training.update(test_acc_int=acc_i, test_acc_float_sim=acc_f)
     header, arrays = net.export(training)
     dp.save(deploy_path, header, arrays)
     metrics = dict(training, variant=args.variant, d=args.d, q_bits=args.q_bits, width=args.width,
