@@ -2,8 +2,6 @@
 distillation from it."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -12,6 +10,8 @@ import torch.nn as nn
 from model.distill import load_teacher
 from model.float_teacher import FloatERNet
 from model.nets import ERNet, net_from_config
+# the tiny model.train run (64 images, one 32:2 block, one thread) of the distillation tests
+from test_model_distill import _train
 
 
 def _images(n, channels=1, size=28, seed=0):
@@ -65,13 +65,6 @@ def test_bad_arguments_and_unknown_kind():
         FloatERNet(width=8, blocks=[(8, 3)])
     with pytest.raises(ValueError, match="unknown network kind"):
         net_from_config(dict(FloatERNet(width=8).config, kind="other"))
-
-
-def _train(out, *extra):
-    cmd = [sys.executable, "-m", "model.train", "--epochs", "1", "--train-limit", "64",
-           "--test-limit", "64", "--blocks", "32:2", "--batch-size", "32", "--quiet",
-           "--threads", "1", "--out", str(out), *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 
 def test_train_float_teacher_resume_and_distil_from_it(tmp_path):
