@@ -1,6 +1,6 @@
 """First-layer study: pixel embedding on-chip vs a float first layer on the host vs 8-bit bit-serial.
 
-    python -m bench.first_layer                     # trained variants of runs/var_<variant>/
+    python -m bench.first_layer                     # trained variants of runs/t1/<variant>_s<seed>/
     python -m bench.first_layer --golden-accuracy --no-write
 
 The same network (the variants differ only in the first layer, ``model/nets.py``) on the same
@@ -15,7 +15,7 @@ hardware (DEFAULT configuration, the compiled simulator of the SoC):
 - ``naive`` (extra row): pixels cut to q bits through a fixed table.
 
 Per variant: accuracy (``model.golden`` on the 10k test images: the ``golden_acc`` that
-``model.train`` recorded in ``runs/var_<variant>/metrics.json``, or recomputed with
+``model.train`` recorded in ``runs/t1/<variant>_s<seed>/metrics.json``, or recomputed with
 ``--golden-accuracy``), first-layer and
 total cycles per image from the hardware counters (``LAYER_CYCLES``, ``CYCLES``), images/s
 *modelled* as fmax / cycles, and for ``float_first`` the host's first-layer time *measured* on this
@@ -47,7 +47,9 @@ os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
 
 TITLE = "First-layer study"
 VARIANTS = ("pixel_embedding", "float_first", "uint8_bitserial", "naive")
-RUNS = ROOT / "runs"
+RUNS = ROOT / "runs" / "t1"
+#: The runs of bench.first_layer_accuracy's two-seed table; the first seed with a deploy file is used.
+SEEDS = (0, 1)
 SYNTH_CACHE = ROOT / "build" / "bench" / "first_layer_synth.json"
 
 
@@ -57,11 +59,14 @@ SYNTH_CACHE = ROOT / "build" / "bench" / "first_layer_synth.json"
 def variant_deploy(variant, runs=RUNS, fallback_net=None):
     """``(DeployModel, source, metrics or None, trained)`` of a variant.
 
-    The trained ``runs/var_<variant>/deploy.npz`` if present, else an untrained export of the same
-    network with that first layer (cycles do not depend on the weights; accuracy is then n/a).
+    The trained ``RUNS/<variant>_s<seed>/deploy.npz`` of the first seed that has one, else an
+    untrained export of the same network with that first layer (cycles do not depend on the
+    weights; accuracy is then n/a).
     """
     from model import deploy as mdeploy
-    d = Path(runs) / f"var_{variant}"
+    d = next((Path(runs) / f"{variant}_s{seed}" for seed in SEEDS
+              if (Path(runs) / f"{variant}_s{seed}" / "deploy.npz").is_file()),
+             Path(runs) / f"{variant}_s{SEEDS[0]}")
     path = d / "deploy.npz"
     metrics = None
     if (d / "metrics.json").is_file():
@@ -86,7 +91,7 @@ def _default_net():
     """The network of the trained variants (their checkpoints) or of the shipped default."""
     import torch
     for v in VARIANTS:
-        ck = RUNS / f"var_{v}" / "checkpoint.pt"
+        ck = RUNS / f"{v}_s{SEEDS[0]}" / "checkpoint.pt"
         if ck.is_file():
             try:
                 return torch.load(ck, map_location="cpu", weights_only=False)["config"]
@@ -564,11 +569,11 @@ def run(argv=None, *, write=True, transport=None):
     ap.add_argument("--backend", default="auto", choices=("auto", "cxxrtl", "verilator", "pysim"),
                     help="simulator (default auto: Verilator when installed, else CXXRTL)")
     ap.add_argument("--board", default=DEFAULT_BOARD)
-    ap.add_argument("--runs", default=str(RUNS), help="directory with var_<variant>/ training runs")
+    ap.add_argument("--runs", default=str(RUNS), help="directory with <variant>_s<seed>/ training runs")
     ap.add_argument("--quick", action="store_true", help="(accepted for python -m bench; no effect)")
     ap.add_argument("--golden-accuracy", action="store_true",
                     help="run model.golden on the 10k test images instead of taking the accuracy "
-                         "model.train recorded with it in runs/var_<variant>/metrics.json")
+                         "model.train recorded with it in runs/t1/<variant>_s<seed>/metrics.json")
     ap.add_argument("--no-synth", action="store_true", help="skip the input-path synthesis")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)

@@ -214,3 +214,19 @@ def test_embedding_unit_specialised_to_a_point_is_synthesised_and_cached(tmp_pat
     assert len(cached) == 3
     monkeypatch.setattr(FL, "_pinned_unit", None)            # a cache hit elaborates nothing
     assert FL.synth_embed_point(SMALL25, 1, 1, log=lambda *_: None) == small
+
+
+def test_first_layer_study_reads_the_two_seed_runs(tmp_path):
+    """bench.first_layer takes a variant's deploy file from the first seed of the two-seed table
+    that has one, and an untrained export of the same network otherwise."""
+    import shutil
+    from model import deploy as mdeploy
+    run = tmp_path / "pixel_embedding_s1"
+    run.mkdir()
+    shutil.copy(FL.DEFAULT_MODEL, run / "deploy.npz")
+    (run / "metrics.json").write_text(json.dumps({"golden_acc": 0.9218}))
+    deploy, source, metrics, trained = FL.variant_deploy("pixel_embedding", tmp_path)
+    assert trained and source.endswith("pixel_embedding_s1/deploy.npz") and metrics["golden_acc"] == 0.9218
+    net = mdeploy.load(FL.DEFAULT_MODEL).header["training"]["net"]
+    deploy, source, metrics, trained = FL.variant_deploy("naive", tmp_path, fallback_net=net)
+    assert not trained and metrics is None and source.startswith("untrained export")
