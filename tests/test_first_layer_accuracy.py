@@ -45,12 +45,14 @@ def test_table_means_only_finished_seeds_and_target(tmp_path):
     assert "running: epoch 12/30, 87.20 % after it | not started | - |" in text
     assert "`python -m model.train --threads 1 --out " in text and "--teacher t.pt`" in text
     assert "`naive_s1`" in text and "`pixel_embedding_kd_s0`" not in text.split("Not finished")[1]
-    target = "\n".join(FLA.target_lines(states))
+    target = "\n".join(FLA.target_lines(states, teacher_run=tmp_path / "no_teacher"))
     # 92.55 % >= 92.5 % and 0.10 points behind float_first's 92.65 %
-    assert "Default 92.55 %, float_first 92.65 %: +0.10 points behind" in target
-    assert "Target **met**" in target
+    assert "float_first: 92.65 %" in target
+    assert "| 92.62 % | 92.48 % | 92.55 % | +0.10 | **met** |" in target
+    assert "| labels only | 92.11 % | not started | - | - | not decided" in target
+    assert "float teacher" in target and target.endswith("not finished.")
     _run(runs, "float_first", 2, accuracy=0.99)              # not a seed of the table: ignored
-    assert "Target **met**" in "\n".join(FLA.target_lines(FLA.load_all(runs)))
+    assert "**met**" in "\n".join(FLA.target_lines(FLA.load_all(runs)))
 
 
 def test_target_not_met_when_gap_too_large_or_unfinished(tmp_path):
@@ -58,10 +60,14 @@ def test_target_not_met_when_gap_too_large_or_unfinished(tmp_path):
     for seed, acc in ((0, 0.9252), (1, 0.9254)):
         _run(runs, "pixel_embedding_kd", seed, accuracy=acc, argv=["--teacher", "t.pt"])
     _run(runs, "float_first", 0, accuracy=0.9300, argv=["--variant", "float_first"])
-    assert "Not decided yet" in "\n".join(FLA.target_lines(FLA.load_all(runs)))
+    assert "**met**" not in "\n".join(FLA.target_lines(FLA.load_all(runs)))
     _run(runs, "float_first", 1, accuracy=0.9290, argv=["--variant", "float_first"])
-    target = "\n".join(FLA.target_lines(FLA.load_all(runs)))
-    assert "+0.42 points behind" in target and "Target **not met**" in target
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    (teacher / "metrics.json").write_text(json.dumps({"test_acc_float": 0.9391}))
+    target = "\n".join(FLA.target_lines(FLA.load_all(runs), teacher_run=teacher))
+    assert "| 92.52 % | 92.54 % | 92.53 % | +0.42 | not met |" in target
+    assert "93.91 % (float, 10,000 test images)" in target
 
 
 def test_missing_commands_start_or_resume(tmp_path):
