@@ -178,8 +178,30 @@ def section_lines(states, *, argv):
         lines += ["", "Not finished: " + ", ".join(f"`{m}`" for m in missing)
                   + " (`python -m bench.first_layer_accuracy --commands` prints their commands; "
                     "a run continues from its checkpoint with `--resume`)."]
+    reading = reading_lines(states)
+    if reading:
+        lines += ["", "Reading (means of the two seeds; the seed-to-seed spread is the scale of the "
+                      "noise):", ""] + reading
     lines += ["", "![test accuracy per epoch](plots/first_layer_curves.png)"]
     return lines
+
+
+def reading_lines(states, reference="pixel_embedding"):
+    """Each finished row against the plain pixel embedding, and the spread between seeds."""
+    means = {name: mean_accuracy([states[(name, s)] for s in SEEDS]) for name, _, _ in ROWS}
+    labels = {name: label for name, label, _ in ROWS}
+    out = []
+    if means[reference] is not None:
+        for name, _, _ in ROWS:
+            if name != reference and means[name] is not None:
+                out.append(f"- {labels[name]}: {100 * (means[name] - means[reference]):+.2f} points "
+                           f"against {labels[reference]}.")
+    spreads = [abs(accuracy(states[(name, SEEDS[0])]) - accuracy(states[(name, SEEDS[1])]))
+               for name, _, _ in ROWS if means[name] is not None]
+    if spreads:
+        out.append(f"- Seed {SEEDS[0]} against seed {SEEDS[1]} of the same row: "
+                   f"{100 * min(spreads):.2f} to {100 * max(spreads):.2f} points apart.")
+    return out
 
 
 #: Candidates for the shipped default (the pixel-embedding rows) and what each adds to the plain one.
