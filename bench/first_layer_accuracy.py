@@ -42,6 +42,8 @@ ROWS = (
      {"variant": "pixel_embedding", "teacher": FLOAT_TEACHER}),
     ("pixel_embedding_kd", "pixel embedding, d = 8, Q = 2, distilled from float_first",
      {"variant": "pixel_embedding", "teacher": TEACHER}),
+    ("pixel_embedding_lr1", "pixel embedding, d = 8, Q = 2, table at the base learning rate",
+     {"variant": "pixel_embedding", "embed_lr_mult": 1.0}),
     ("pixel_embedding", "pixel embedding, d = 8, Q = 2", {"variant": "pixel_embedding"}),
     ("float_first", "float first layer (on the host)", {"variant": "float_first"}),
     ("naive", "pixels cut to 2 bits (`p >> 6`)", {"variant": "naive"}),
@@ -208,7 +210,9 @@ def reading_lines(states, reference="pixel_embedding"):
 CANDIDATES = (("pixel_embedding", "labels only"),
               ("pixel_embedding_kd", "+ distillation from float_first (`--teacher`, alpha 0.5, T = 4)"),
               ("pixel_embedding_kdf", "+ distillation from the float teacher (`--teacher`, alpha 0.5, "
-                                      "T = 4)"))
+                                      "T = 4)"),
+              ("pixel_embedding_lr1", "table at the base learning rate (`--embed-lr-mult 1`, "
+                                      "default 10)"))
 
 
 def teacher_accuracy(run=ROOT / FLOAT_TEACHER_RUN):
@@ -253,7 +257,7 @@ def plot_curves(states, png):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7.5, 4.4))
-    colours = dict(zip([n for n, _, _ in ROWS], ["C4", "C3", "C0", "C2", "C7", "C1"]))
+    colours = dict(zip([n for n, _, _ in ROWS], ["C4", "C3", "C5", "C0", "C2", "C7", "C1"]))
     for (name, seed), state in states.items():
         if not state or not state["history"]:
             continue
