@@ -21,6 +21,11 @@ def _run(runs, name, seed, *, accuracy=None, epoch=30, argv=()):
              "golden_logits_max_abs_diff": 0.0}))
 
 
+def _load(runs):
+    """The states of ``runs`` alone (without the shipped file standing in for a missing run)."""
+    return FLA.load_all(runs, shipped=None)
+
+
 def test_command_leaves_out_defaults_and_resume(tmp_path):
     args = vars(parse_args(["--variant", "naive", "--compile", "--threads", "1", "--resume",
                             "--out", "runs/t1/naive_s1", "--seed", "1"]))
@@ -37,7 +42,7 @@ def test_table_means_only_finished_seeds_and_target(tmp_path):
     _run(runs, "float_first", 1, accuracy=0.9261, argv=["--variant", "float_first"])
     _run(runs, "pixel_embedding", 0, accuracy=0.9211)
     _run(runs, "naive", 0, epoch=12, argv=["--variant", "naive"])
-    states = FLA.load_all(runs)
+    states = _load(runs)
     text = "\n".join(FLA.section_lines(states, argv=[]))
     assert "| 92.62 % | 92.48 % | **92.55 %** | yes / yes |" in text
     # one seed only: no mean; a run in progress shows its epoch and last accuracy, never a mean
@@ -48,7 +53,7 @@ def test_table_means_only_finished_seeds_and_target(tmp_path):
     assert "- Seed 0 against seed 1 of the same row: 0.08 to 0.14 points apart." in text
     assert "points against" not in text
     _run(runs, "pixel_embedding", 1, accuracy=0.9218)
-    reading = "\n".join(FLA.reading_lines(FLA.load_all(runs)))
+    reading = "\n".join(FLA.reading_lines(_load(runs)))
     assert "- float first layer (on the host): +0.50 points against pixel embedding" in reading
     assert "distilled from float_first: +0.40 points" in reading
     assert "`naive_s1`" in text and "`pixel_embedding_kd_s0`" not in text.split("Not finished")[1]
@@ -59,7 +64,7 @@ def test_table_means_only_finished_seeds_and_target(tmp_path):
     assert "| labels only | 92.11 % | not started | - | - | not decided" in target
     assert "float teacher" in target and target.endswith("not finished.")
     _run(runs, "float_first", 2, accuracy=0.99)              # not a seed of the table: ignored
-    assert "**met**" in "\n".join(FLA.target_lines(FLA.load_all(runs)))
+    assert "**met**" in "\n".join(FLA.target_lines(_load(runs)))
 
 
 def test_target_not_met_when_gap_too_large_or_unfinished(tmp_path):
@@ -67,12 +72,12 @@ def test_target_not_met_when_gap_too_large_or_unfinished(tmp_path):
     for seed, acc in ((0, 0.9252), (1, 0.9254)):
         _run(runs, "pixel_embedding_kd", seed, accuracy=acc, argv=["--teacher", "t.pt"])
     _run(runs, "float_first", 0, accuracy=0.9300, argv=["--variant", "float_first"])
-    assert "**met**" not in "\n".join(FLA.target_lines(FLA.load_all(runs)))
+    assert "**met**" not in "\n".join(FLA.target_lines(_load(runs)))
     _run(runs, "float_first", 1, accuracy=0.9290, argv=["--variant", "float_first"])
     teacher = tmp_path / "teacher"
     teacher.mkdir()
     (teacher / "metrics.json").write_text(json.dumps({"test_acc_float": 0.9391}))
-    target = "\n".join(FLA.target_lines(FLA.load_all(runs), teacher_run=teacher))
+    target = "\n".join(FLA.target_lines(_load(runs), teacher_run=teacher))
     assert "| 92.52 % | 92.54 % | 92.53 % | +0.42 | not met |" in target
     assert "93.91 % (float, 10,000 test images)" in target
 
@@ -80,7 +85,7 @@ def test_target_not_met_when_gap_too_large_or_unfinished(tmp_path):
 def test_missing_commands_start_or_resume(tmp_path):
     runs = tmp_path / "runs"
     _run(runs, "naive", 0, epoch=3, argv=["--variant", "naive", "--compile"])
-    commands = FLA.missing_commands(FLA.load_all(runs), runs)
+    commands = FLA.missing_commands(_load(runs), runs)
     assert any(c.endswith("--compile --resume") and "--variant naive" in c for c in commands)
     seed1 = [c for c in commands if "naive_s1" in c]
     assert len(seed1) == 1 and "--seed 1" in seed1[0] and "--resume" not in seed1[0]
@@ -92,7 +97,31 @@ def test_missing_commands_start_or_resume(tmp_path):
 def test_plots(tmp_path):
     runs = tmp_path / "runs"
     _run(runs, "pixel_embedding", 0, accuracy=0.92)
-    FLA.plot_curves(FLA.load_all(runs), tmp_path / "c.png")
+    FLA.plot_curves(_load(runs), tmp_path / "c.png")
     changed, total = FLA.plot_table(FLA.SHIPPED, tmp_path / "t.png")
     assert 0 < changed < total == 256 * 8
     assert (tmp_path / "c.png").stat().st_size > 1000 and (tmp_path / "t.png").stat().st_size > 1000
+
+
+def test_shipped_file_stands_in_for_its_missing_run(tmp_path):
+    from model import deploy as mdeploy, golden
+    from model.data import load_fixture
+    runs = tmp_path / "runs"
+    _run(runs, "pixel_embedding", 1, accuracy=0.9218)
+    images, labels = load_fixture()
+    states = FLA.load_all(runs, test=(images, labels))
+    training = mdeploy.load(FLA.SHIPPED).header["training"]
+    assert training["seed"] == 0 and training["net"]["variant"] == "pixel_embedding"
+    state = states[("pixel_embedding", 0)]
+    expected = float((golden.predict(mdeploy.load(FLA.SHIPPED), images) == labels).mean())
+    assert state["shipped_file"] and state["metrics"]["golden_acc"] == expected
+    assert FLA.command(state["args"]) == (f"python -m model.train --threads 1 "
+                                          f"--out {runs / 'pixel_embedding_s0'} --quiet")
+    assert FLA.shipped_run(states) == ("pixel_embedding", 0)
+    text = "\n".join(FLA.section_lines(states, argv=[]))
+    assert "shipped default**: seed 0" in text and "golden == PyTorch cannot be checked" in text
+    assert f"{100 * expected:.2f} %" in text
+    assert not any("pixel_embedding_s0" in c for c in FLA.missing_commands(states, runs))
+    # a run of that row and seed on disk is what counts; the shipped file only fills a gap
+    _run(runs, "pixel_embedding", 0, accuracy=0.9300)
+    assert not FLA.load_all(runs, test=(images, labels))[("pixel_embedding", 0)].get("shipped_file")
