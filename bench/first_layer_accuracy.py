@@ -3,9 +3,10 @@
     python -m bench.first_layer_accuracy              # docs/RESULTS.md sections + plots from runs/t1/
     python -m bench.first_layer_accuracy --commands   # the model.train command of every run not finished
 
-Every row is the shipped network and 30-epoch schedule (``model.train``'s defaults) with only the
-first layer changed, plus the shipped default's distillation lever (``pixel_embedding_kd``: the
-pixel embedding trained with ``--teacher`` pointing at a float_first run). A run lives in
+Every run is the shipped network and 30-epoch schedule (``model.train``'s defaults). The first table
+changes only the first layer (``VARIANTS``); the second keeps the pixel embedding and changes one
+training lever per row (``CANDIDATES``: distillation from a teacher, the table's learning rate, a
+table left at its thermometer initialisation). A run lives in
 ``RUNS/<row>_s<seed>/``: ``checkpoint.pt`` (written after every epoch; its ``args`` give the
 command) and, once finished, ``metrics.json`` (accuracy by ``model.golden`` on the 10,000 test
 images, the check golden == PyTorch, training time). Unfinished runs are listed with the epoch they
@@ -35,8 +36,8 @@ TEACHER = "runs/t1/float_first_s1/checkpoint.pt"
 #: The full-precision teacher (model.float_teacher: no deploy file, float accuracy only).
 FLOAT_TEACHER_RUN = "runs/t1/float_teacher_s1"
 FLOAT_TEACHER = f"{FLOAT_TEACHER_RUN}/checkpoint.pt"
-#: Rows of the table: run name (``RUNS/<name>_s<seed>``), what its first layer is, and the
-#: ``model.train`` options that make the row (beside ``--seed`` and ``--out``).
+#: Every run the two sections read: run name (``RUNS/<name>_s<seed>``), what its first layer is, and
+#: the ``model.train`` options that make it (beside ``--seed`` and ``--out``).
 ROWS = (
     ("pixel_embedding_kdf", "pixel embedding, d = 8, Q = 2, distilled from the float teacher",
      {"variant": "pixel_embedding", "teacher": FLOAT_TEACHER}),
@@ -44,11 +45,15 @@ ROWS = (
      {"variant": "pixel_embedding", "teacher": TEACHER}),
     ("pixel_embedding_lr1", "pixel embedding, d = 8, Q = 2, table at the base learning rate",
      {"variant": "pixel_embedding", "embed_lr_mult": 1.0}),
+    ("pixel_embedding_fixed", "pixel embedding, d = 8, Q = 2, table not trained (thermometer code)",
+     {"variant": "pixel_embedding", "embed_lr_mult": 0.0}),
     ("pixel_embedding", "pixel embedding, d = 8, Q = 2", {"variant": "pixel_embedding"}),
     ("float_first", "float first layer (on the host)", {"variant": "float_first"}),
     ("naive", "pixels cut to 2 bits (`p >> 6`)", {"variant": "naive"}),
     ("uint8_bitserial", "8-bit pixels, bit-serial", {"variant": "uint8_bitserial"}),
 )
+#: The first-layer table: the four ways into the network, each with the shipped training recipe.
+VARIANTS = ("pixel_embedding", "float_first", "naive", "uint8_bitserial")
 TITLE = "First-layer variants, two seeds"
 TARGET_TITLE = "The shipped default: target and ablation"
 TARGET_ACCURACY = 0.925
@@ -203,7 +208,9 @@ def shipped_run(states, shipped=SHIPPED):
 def section_lines(states, *, argv):
     rows, missing = [], []
     shipped = shipped_run(states)
-    for name, label, _ in ROWS:
+    labels = {name: label for name, label, _ in ROWS}
+    for name in VARIANTS:
+        label = labels[name]
         per_seed = [states[(name, s)] for s in SEEDS]
         mean = mean_accuracy(per_seed)
         if shipped and shipped[0] == name:
@@ -230,7 +237,8 @@ def section_lines(states, *, argv):
         f"2-core machine.", ""]
     lines += table(["first layer", *[f"seed {s}" for s in SEEDS], "mean",
                     "golden == PyTorch (per seed)", "training time (per seed)", "command"], rows)
-    from_shipped = [key for key, state in states.items() if state and state.get("shipped_file")]
+    from_shipped = [key for key, state in states.items()
+                    if state and state.get("shipped_file") and key[0] in VARIANTS]
     for name, seed in from_shipped:
         lines += ["", f"Seed {seed} of `{name}` is the shipped default `model/shipped/default.npz`: "
                       f"the same command, trained at an earlier revision, whose deploy header records "
@@ -249,18 +257,19 @@ def section_lines(states, *, argv):
     return lines
 
 
-def reading_lines(states, reference="pixel_embedding"):
-    """Each finished row against the plain pixel embedding, and the spread between seeds."""
-    means = {name: mean_accuracy([states[(name, s)] for s in SEEDS]) for name, _, _ in ROWS}
+def reading_lines(states, reference="pixel_embedding", names=VARIANTS):
+    """Each finished row of ``names`` against the plain pixel embedding, and the spread between
+    seeds."""
+    means = {name: mean_accuracy([states[(name, s)] for s in SEEDS]) for name in names}
     labels = {name: label for name, label, _ in ROWS}
     out = []
     if means[reference] is not None:
-        for name, _, _ in ROWS:
+        for name in names:
             if name != reference and means[name] is not None:
                 out.append(f"- {labels[name]}: {100 * (means[name] - means[reference]):+.2f} points "
                            f"against {labels[reference]}.")
     spreads = [abs(accuracy(states[(name, SEEDS[0])]) - accuracy(states[(name, SEEDS[1])]))
-               for name, _, _ in ROWS if means[name] is not None]
+               for name in names if means[name] is not None]
     if spreads:
         out.append(f"- Seed {SEEDS[0]} against seed {SEEDS[1]} of the same row: "
                    f"{100 * min(spreads):.2f} to {100 * max(spreads):.2f} points apart.")
@@ -273,7 +282,9 @@ CANDIDATES = (("pixel_embedding", "labels only"),
               ("pixel_embedding_kdf", "+ distillation from the float teacher (`--teacher`, alpha 0.5, "
                                       "T = 4)"),
               ("pixel_embedding_lr1", "table at the base learning rate (`--embed-lr-mult 1`, "
-                                      "default 10)"))
+                                      "default 10)"),
+              ("pixel_embedding_fixed", "table not trained: ERN's generalized thermometer code, its "
+                                        "initialisation (`--embed-lr-mult 0`)"))
 
 
 def teacher_accuracy(run=ROOT / FLOAT_TEACHER_RUN):
@@ -305,6 +316,9 @@ def target_lines(states, *, teacher_run=ROOT / FLOAT_TEACHER_RUN):
                      f"{100 * mean:.2f} %" if mean is not None else "-", gap, verdict])
     lines += table(["pixel embedding, d = 8, Q = 2", *[f"seed {s}" for s in SEEDS], "mean",
                     "points behind float_first", "target"], body)
+    reading = reading_lines(states, names=[name for name, _ in CANDIDATES])
+    if reading:
+        lines += ["", "Reading:", ""] + reading
     teacher = teacher_accuracy(teacher_run)
     lines += ["", "The float teacher (`--variant float_teacher`: the same topology with float "
                   "weights and ReLU, no deploy file; seed 1): "
@@ -318,7 +332,7 @@ def plot_curves(states, png):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7.5, 4.4))
-    colours = dict(zip([n for n, _, _ in ROWS], ["C4", "C3", "C5", "C0", "C2", "C7", "C1"]))
+    colours = dict(zip([n for n, _, _ in ROWS], ["C4", "C3", "C5", "C8", "C0", "C2", "C7", "C1"]))
     for (name, seed), state in states.items():
         if not state or not state["history"]:
             continue
