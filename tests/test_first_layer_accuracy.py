@@ -86,6 +86,20 @@ def test_target_not_met_when_gap_too_large_or_unfinished(tmp_path):
     assert "93.91 % (float, 10,000 test images)" in target
 
 
+def test_epoch_accuracy_from_either_path(tmp_path):
+    runs = tmp_path / "runs"
+    _run(runs, "naive", 0, epoch=2, argv=["--variant", "naive"])
+    checkpoint = torch.load(runs / "naive_s0" / "checkpoint.pt", weights_only=False)
+    # model.train records only the float simulation after each epoch
+    checkpoint["history"] += [{"epoch": 3, "test_acc_float": 0.8765}]
+    checkpoint["epoch"] = 3
+    torch.save(checkpoint, runs / "naive_s0" / "checkpoint.pt")
+    state = _load(runs)[("naive", 0)]
+    assert [FLA.epoch_accuracy(h) for h in state["history"]] == [0.85, 0.852, 0.8765]
+    assert "running: epoch 3/30, 87.65 % after it" in "\n".join(FLA.section_lines(_load(runs), argv=[]))
+    FLA.plot_curves(_load(runs), tmp_path / "c.png")
+
+
 def test_missing_commands_start_or_resume(tmp_path):
     runs = tmp_path / "runs"
     _run(runs, "naive", 0, epoch=3, argv=["--variant", "naive", "--compile"])
