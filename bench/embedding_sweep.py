@@ -249,11 +249,11 @@ def run(argv=None, *, write=True):
     shipped_units = {config_name(c): synth_shipped_unit(c, log=log) for c in configs}
     hz = board_fmax(args.board)[0]
     name = "embedding_sweep.png"
-    plot(rows, plot_path(name))
     lines = section_lines(rows, configs=configs, hz=hz, argv=argv, runs=args.runs, epochs=args.epochs,
                           seed=args.seed, png_name=name, compile=args.compile,
                           shipped_units=shipped_units)
     if write and not args.no_write:
+        plot(rows, plot_path(name))
         write_section(TITLE, lines, doc=RESULTS_DOC)
         log(f"wrote the '{TITLE}' section of docs/RESULTS.md")
     print("\n".join(lines))

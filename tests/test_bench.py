@@ -134,6 +134,28 @@ def test_embedding_sweep_grid_rows_and_plot(tmp_path):
     assert (tmp_path / "e.png").stat().st_size > 1000
 
 
+def test_embedding_sweep_no_write_writes_nothing(tmp_path, monkeypatch):
+    """``--no-write`` leaves docs/ alone: neither the section nor the plot (the measurement itself,
+    simulators and Yosys, is stood in for; test_embedding_sweep_grid_rows_and_plot covers its rows)."""
+    from bench import embedding_sweep as ES
+
+    class Closed:
+        async def close(self):
+            pass
+
+    written = []
+    monkeypatch.setattr(ES, "load_images", lambda n: (None, None, None))
+    monkeypatch.setattr(ES, "open_transport", lambda config, backend: Closed())
+    monkeypatch.setattr(ES, "measure", lambda points, configs, *rest, **kw: [])
+    monkeypatch.setattr(ES, "synth_shipped_unit", lambda config, log: {"LUT4_eq": 1, "DP16KD": 1})
+    monkeypatch.setattr(ES, "plot", lambda rows, png: written.append(png))
+    monkeypatch.setattr(ES, "write_section", lambda *a, **kw: written.append(a))
+    ES.run(["--no-write", "--points", "8:2", "--runs", str(tmp_path)])
+    assert written == []
+    ES.run(["--points", "8:2", "--runs", str(tmp_path)], write=True)
+    assert len(written) == 2
+
+
 def test_board_throughput_on_the_smallest_board(tmp_path, capsys):
     """bench.board_throughput on the ULX3S-12F (its TINY12 SoC in pysim) with a random model that
     fits it and a batch of 2, the shipped model that does not fit it, and the simulated line at
