@@ -45,6 +45,8 @@ ROWS = (
      {"variant": "pixel_embedding", "teacher": TEACHER}),
     ("pixel_embedding_lr1", "pixel embedding, d = 8, Q = 2, table at the base learning rate",
      {"variant": "pixel_embedding", "embed_lr_mult": 1.0}),
+    ("pixel_embedding_lr03", "pixel embedding, d = 8, Q = 2, table at 0.3x the base learning rate",
+     {"variant": "pixel_embedding", "embed_lr_mult": 0.3}),
     ("pixel_embedding_fixed", "pixel embedding, d = 8, Q = 2, table not trained (thermometer code)",
      {"variant": "pixel_embedding", "embed_lr_mult": 0.0}),
     ("pixel_embedding", "pixel embedding, d = 8, Q = 2", {"variant": "pixel_embedding"}),
@@ -100,7 +102,8 @@ def load_run(run_dir):
     checkpoint = torch.load(checkpoint_path, weights_only=False, map_location="cpu")
     state = {"args": checkpoint["args"], "epoch": checkpoint["epoch"],
              "epochs": checkpoint["args"]["epochs"], "history": checkpoint["history"],
-             "train_time_s": checkpoint["train_time"], "metrics": None, "dir": run_dir}
+             "train_time_s": checkpoint["train_time"], "metrics": None,
+             "deploy": run_dir / "deploy.npz"}
     if metrics_path.is_file():
         state["metrics"] = json.loads(metrics_path.read_text())
     return state
@@ -119,20 +122,20 @@ def shipped_args(training, out=None):
     return args
 
 
-def load_shipped(shipped=SHIPPED, test=None, out=None):
+def load_shipped(shipped=SHIPPED, test=None, out=None, deploy=None):
     """The shipped default as a finished run of the plain pixel-embedding row: its deploy header
     records the command (seed 0, the shipped schedule) and the training time, but no checkpoint or
     per-epoch history was kept, so its accuracy is measured here by ``model.golden`` on all 10,000
     test images (``test``: ``(images, labels)``, by default the 10,000) and golden == PyTorch
-    cannot be checked."""
+    cannot be checked. ``deploy``: the file ``shipped`` already loaded, if the caller has it."""
     from model import deploy as mdeploy, golden
     from model.data import load_fashion_mnist
-    deploy = mdeploy.load(shipped)
+    deploy = mdeploy.load(shipped) if deploy is None else deploy
     training = deploy.header["training"]
     images, labels = load_fashion_mnist("test") if test is None else test
     golden_acc = float((golden.predict(deploy, images) == labels).mean())
     return {"args": shipped_args(training, out), "epoch": training["epochs"], "epochs": training["epochs"],
-            "history": [], "train_time_s": training["train_time_s"], "dir": Path(shipped).parent,
+            "history": [], "train_time_s": training["train_time_s"], "deploy": Path(shipped),
             "metrics": {"golden_acc": golden_acc, "test_images": len(labels)}, "shipped_file": True}
 
 
@@ -154,11 +157,12 @@ def load_all(runs=RUNS, shipped=SHIPPED, test=None):
               for name, _, _ in ROWS for seed in SEEDS}
     if shipped is not None and Path(shipped).is_file():
         from model import deploy as mdeploy
-        args = shipped_args(mdeploy.load(shipped).header["training"])
+        deploy = mdeploy.load(shipped)
+        args = shipped_args(deploy.header["training"])
         key = (_row_of(args), args["seed"])
         if key in states and states[key] is None:
             out = _shown_path(Path(runs) / f"{key[0]}_s{key[1]}")
-            states[key] = load_shipped(shipped, test, out)
+            states[key] = load_shipped(shipped, test, out, deploy)
     return states
 
 
@@ -203,9 +207,7 @@ def shipped_run(states, shipped=SHIPPED):
         return None
     digest = hashlib.sha256(Path(shipped).read_bytes()).hexdigest()
     for key, state in states.items():
-        if state and state.get("shipped_file"):
-            return key
-        deploy = state and state["dir"] / "deploy.npz"
+        deploy = state and state["deploy"]
         if deploy and deploy.is_file() and hashlib.sha256(deploy.read_bytes()).hexdigest() == digest:
             return key
     return None
@@ -289,6 +291,8 @@ CANDIDATES = (("pixel_embedding", "labels only"),
                                       "T = 4)"),
               ("pixel_embedding_lr1", "table at the base learning rate (`--embed-lr-mult 1`, "
                                       "default 10)"),
+              ("pixel_embedding_lr03", "table at 0.3x the base learning rate "
+                                       "(`--embed-lr-mult 0.3`)"),
               ("pixel_embedding_fixed", "table not trained: ERN's generalized thermometer code, its "
                                         "initialisation (`--embed-lr-mult 0`)"))
 
@@ -338,7 +342,7 @@ def plot_curves(states, png):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7.5, 4.4))
-    colours = dict(zip([n for n, _, _ in ROWS], ["C4", "C3", "C5", "C8", "C0", "C2", "C7", "C1"]))
+    colours = dict(zip([n for n, _, _ in ROWS], ["C4", "C3", "C5", "C9", "C8", "C0", "C2", "C7", "C1"]))
     for (name, seed), state in states.items():
         if not state or not state["history"]:
             continue

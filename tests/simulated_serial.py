@@ -3,13 +3,16 @@ pyserial surface it uses, once, in front of a simulated far end that each test's
 
 ``SimulatedSerial`` is the port itself; ``DeviceModelSerial`` puts the bridge protocol's reference
 model (``contract.protocol.DeviceModel``) at the far end, for ports whose board is a Python
-model rather than gateware.
+model rather than gateware; ``FrameBridgeSerial`` the ``FrameBridge`` gateware in Amaranth's
+simulator, byte by byte.
 """
+
+import collections
 
 from contract import protocol as P
 
 
-__all__ = ["SimulatedSerial", "DeviceModelSerial"]
+__all__ = ["SimulatedSerial", "DeviceModelSerial", "FrameBridgeSerial"]
 
 
 class SimulatedSerial:
@@ -144,3 +147,48 @@ class DeviceModelSerial(SimulatedSerial):
     def advance(self):
         if not self.from_device:
             self.from_device += self.through_line(self.device.idle(), "to_host")
+
+
+class FrameBridgeSerial(SimulatedSerial):
+    """A port whose far end is ``bridge`` (an ``accel.uart_bridge.FrameBridge``) in Amaranth's
+    simulator, at byte level: the UART itself is tested in tests/test_uart_bridge.py.
+
+    Subclasses build the design around the bridge and run a testbench that calls :meth:`pump`
+    once per clock cycle; ``advance`` is one cycle.
+
+    Members
+    -------
+    to_device : collections.deque
+        Bytes the host wrote that the bridge has not taken yet.
+    cycles : int
+        Clock cycles simulated.
+    """
+
+    def __init__(self, *, quiet_limit):
+        super().__init__(quiet_limit=quiet_limit)
+        self.to_device = collections.deque()
+        self.cycles = 0
+
+    async def pump(self, ctx):
+        """One clock cycle of the line: offer the bridge the next byte, take the byte it sends.
+        Returns ``(taken, sent)``: whether it took a byte, and whether it sent one."""
+        bridge = self.bridge
+        ctx.set(bridge.tx.ready, 1)
+        pending = bool(self.to_device)
+        ctx.set(bridge.rx.valid, pending)
+        if pending:
+            ctx.set(bridge.rx.payload, self.to_device[0])
+        taken = pending and ctx.get(bridge.rx.ready)
+        sent = ctx.get(bridge.tx.payload) if ctx.get(bridge.tx.valid) else None
+        await ctx.tick()
+        self.cycles += 1
+        if taken:
+            self.to_device.popleft()
+        if sent is not None:
+            self.from_device.append(sent)
+        return bool(taken), sent is not None
+
+    def advance(self):
+        end = self.cycles + 1
+        while self.cycles < end:
+            self.sim.advance()

@@ -15,7 +15,6 @@ reset on the real SoC (MICRO, Amaranth's simulator):
 """
 
 import asyncio
-import collections
 
 import numpy as np
 import pytest
@@ -31,7 +30,7 @@ from firmware.sim_transport import PySimTransport
 from firmware.transport import Transport
 from model import golden
 from model.random_deploy import random_deploy
-from simulated_serial import DeviceModelSerial, SimulatedSerial
+from simulated_serial import DeviceModelSerial, FrameBridgeSerial
 
 
 # The parameter-loading program of this model runs for several hundred cycles: a reset 120 cycles
@@ -161,7 +160,7 @@ def test_reset_reported_in_one_line_without_recovery(workload):
 
 # Behind the bridge: SerialTransport -> bytes -> FrameBridge -> SoC, one reset for both ----------
 
-class BridgeBoard(SimulatedSerial):
+class BridgeBoard(FrameBridgeSerial):
     """A serial port whose far end is a board in Amaranth's simulator: ``FrameBridge`` (the UART
     bridge without its 8N1 line, tested in tests/test_uart_bridge.py) on the host port of the
     MICRO SoC, both in one ``sync`` domain with a reset, as on the board (``accel.build.BoardTop``).
@@ -185,8 +184,6 @@ class BridgeBoard(SimulatedSerial):
         m.submodules.bridge = self.bridge
         m.submodules.soc = self.soc
         wiring.connect(m, self.bridge.bus, self.soc.host)
-        self.to_device = collections.deque()
-        self.cycles = 0
         self.resets = 0
         self._busy_trigger = None
         self._byte_trigger = None
@@ -208,24 +205,13 @@ class BridgeBoard(SimulatedSerial):
         return False
 
     async def _server(self, ctx):
-        b = self.bridge
-        ctx.set(b.tx.ready, 1)
         while True:
-            pending = bool(self.to_device)
-            ctx.set(b.rx.valid, pending)
-            if pending:
-                ctx.set(b.rx.payload, self.to_device[0])
-            taken = pending and ctx.get(b.rx.ready)
-            out = ctx.get(b.tx.payload) if ctx.get(b.tx.valid) else None
             busy = ctx.get(self.soc.busy)
-            await ctx.tick()
-            self.cycles += 1
+            taken, sent = await self.pump(ctx)
             reset = False
             if taken:
-                self.to_device.popleft()
                 reset |= self._count_byte("to_device")
-            if out is not None:
-                self.from_device.append(out)
+            if sent:
                 reset |= self._count_byte("to_host")
             if busy and self._busy_trigger is not None:
                 self._busy_trigger -= 1
@@ -233,16 +219,11 @@ class BridgeBoard(SimulatedSerial):
             if reset:
                 self._busy_trigger = self._byte_trigger = None
                 ctx.set(self.domain.rst, 1)
-                ctx.set(b.rx.valid, 0)
+                ctx.set(self.bridge.rx.valid, 0)
                 await ctx.tick()
                 self.cycles += 1
                 ctx.set(self.domain.rst, 0)
                 self.resets += 1
-
-    def advance(self):
-        end = self.cycles + 1
-        while self.cycles < end:
-            self.sim.advance()
 
     def deliver(self, data):
         self.to_device.extend(data)

@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 from contract import protocol as P
 from firmware.serial_transport import SerialTransport, STATUS_WORD, STATUS_DONE, STATUS_ERROR
 from firmware.transport import TransportError
-from simulated_serial import DeviceModelSerial, SimulatedSerial
+from simulated_serial import DeviceModelSerial, FrameBridgeSerial
 
 
 MEM_WORDS = 4096
@@ -227,12 +227,11 @@ def test_argument_checks():
 
 # Through the gateware: SerialTransport -> bytes -> FrameBridge (pysim) -> Wishbone -> SRAM ---------
 
-class PySimSerial(SimulatedSerial):
-    """A serial port whose far end is the FrameBridge gateware in Amaranth's simulator, at byte
-    level (the UART itself is tested in tests/test_uart_bridge.py). Reads run the simulation until
-    the bytes are there or the line has been quiet for longer than the bridge's idle timeout."""
+class PySimSerial(FrameBridgeSerial):
+    """A serial port whose far end is the FrameBridge gateware on an SRAM in Amaranth's simulator.
+    Reads run the simulation until the bytes are there or the line has been quiet for longer than
+    the bridge's idle timeout."""
     def __init__(self, damage_first_request=False):
-        import collections
         from amaranth.hdl import Module
         from amaranth.lib import wiring
         from amaranth.sim import Simulator
@@ -250,34 +249,14 @@ class PySimSerial(SimulatedSerial):
         m.submodules.dec = dec = wishbone.Decoder([("mem", 0, 1024)])
         wiring.connect(m, bridge.bus, dec.bus)
         wiring.connect(m, dec.mem, sram.bus)
-        self.to_device = collections.deque()
-        self.cycles = 0
         self.damage_next = damage_first_request
         self.sim = Simulator(m)
         self.sim.add_clock(1e-6)
         self.sim.add_testbench(self._server)
 
     async def _server(self, ctx):
-        b = self.bridge
-        ctx.set(b.tx.ready, 1)
         while True:
-            pending = bool(self.to_device)
-            ctx.set(b.rx.valid, pending)
-            if pending:
-                ctx.set(b.rx.payload, self.to_device[0])
-            taken = pending and ctx.get(b.rx.ready)
-            out = ctx.get(b.tx.payload) if ctx.get(b.tx.valid) else None
-            await ctx.tick()
-            self.cycles += 1
-            if taken:
-                self.to_device.popleft()
-            if out is not None:
-                self.from_device.append(out)
-
-    def advance(self):
-        end = self.cycles + 1
-        while self.cycles < end:
-            self.sim.advance()
+            await self.pump(ctx)
 
     def through_line(self, data, direction):
         if direction == "to_device" and self.damage_next:
