@@ -107,10 +107,12 @@ def measure(points, configs, transports, images, runs, *, synth=True):
                    hardware={})
         for config, transport in zip(configs, transports):
             hw = measure_variant(deploy, config, transport, images)
-            row["hardware"][config_name(config)] = {
-                key: hw[key] for key in ("cycles", "first_cycles", "golden_equal", "n_images")}
+            window = embed_window(hw["compiled"])
+            row["hardware"][config_name(config)] = dict(
+                {key: hw[key] for key in ("cycles", "first_cycles", "golden_equal", "n_images")},
+                mode="window" if window else "plain")
             if synth:
-                cells = synth_embed_point(config, d, q, embed_window(hw["compiled"]), log=log)
+                cells = synth_embed_point(config, d, q, window, log=log)
                 row["hardware"][config_name(config)].update(
                     lut4=cells["LUT4_eq"], ebr=cells["DP16KD"], ff=cells["TRELLIS_FF"])
         rows.append(row)
@@ -169,6 +171,7 @@ def section_lines(rows, *, configs, hz, argv, runs, epochs, seed, png_name, comp
         cells = []
         for name in names:
             hw = r["hardware"][name]
+            cells += [hw["mode"]] if "mode" in hw else []
             cells += [f"{hw['first_cycles']:,.0f} / {hw['cycles']:,.0f}",
                       f"{hw['golden_equal']}/{hw['n_images']}"]
             if "lut4" in hw:
@@ -176,6 +179,7 @@ def section_lines(rows, *, configs, hz, argv, runs, epochs, seed, png_name, comp
         body.append([r["d"], r["q"], f"{r['table_bits']:,}", acc, *cells, minutes])
     header = ["d", "Q", "table bits", "accuracy (golden, 10k)"]
     for name in names:
+        header += [f"{name}: EMBED mode"] if rows and "mode" in rows[0]["hardware"][name] else []
         header += [f"{name}: first-layer / all cycles", f"{name}: logits == golden"]
         if rows and "lut4" in rows[0]["hardware"][name]:
             header.append(f"{name}: unit specialised to (d, Q): LUT4 / EBR")
@@ -194,7 +198,12 @@ def section_lines(rows, *, configs, hz, argv, runs, epochs, seed, png_name, comp
         f"simulator (hardware counters). Cells: Yosys `synth_ecp5` of the embedding unit with its "
         f"EMBED mode pinned to the point's d and Q (and the window mode the compiler chose), so that "
         f"Yosys removes what the point does not use: what a build for that one point would cost "
-        f"(LUT4 counts a carry cell as 2). {built} Table bits = 256 x d x Q. At "
+        f"(LUT4 counts a carry cell as 2). {built} EMBED mode: `window` where the compiler lets the "
+        f"EMBED write the first conv's k x k windows, which needs the k x d codes of a window row "
+        f"to fit the array's input lanes (ARCHITECTURE 3.3; p_i = "
+        + ", ".join(f"{c.p_i} on {name}" for c, name in zip(configs, names))
+        + "); else `plain`: the first layer then runs as a k x k conv over the embedded map, so it "
+        f"takes more cycles and the unit needs no window walker. Table bits = 256 x d x Q. At "
         f"{hz / 1e6:g} MHz, 1,000 cycles are {1000 / hz * 1e6:.1f} us.",
         "",
         *table(header + ["train time"], body),

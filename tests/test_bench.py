@@ -117,17 +117,19 @@ def test_embedding_sweep_grid_rows_and_plot(tmp_path):
     assert metrics is None and deploy.layers[0]["kind"] == "embed"
     assert (deploy.layers[0]["d"], deploy.layers[0]["q"]) == (2, 1)
     hardware = {"default85": dict(cycles=17672.0, first_cycles=1734.0, golden_equal=2, n_images=2,
-                                  lut4=812, ebr=1, ff=300),
+                                  mode="window", lut4=812, ebr=1, ff=300),
                 "small25": dict(cycles=69991.0, first_cycles=2561.0, golden_equal=2, n_images=2,
-                                lut4=640, ebr=1, ff=250)}
+                                mode="plain", lut4=640, ebr=1, ff=250)}
     rows = [dict(d=1, q=1, accuracy=0.9012, train_time_s=600.0, table_bits=256, hardware=hardware),
             dict(d=8, q=2, accuracy=None, train_time_s=None, table_bits=4096, hardware=hardware)]
     from contract.config import DEFAULT85, SMALL25
     text = "\n".join(ES.section_lines(rows, configs=[DEFAULT85, SMALL25], hz=40e6, argv=[],
                                       runs=tmp_path, epochs=10, seed=0, png_name="e.png",
                                       shipped_units={"default85": {"LUT4_eq": 1500, "DP16KD": 2}}))
-    assert ("| 1 | 1 | 256 | 90.12 % | 1,734 / 17,672 | 2/2 | 812 / 1 | 2,561 / 69,991 | 2/2 | 640 / 1 "
-            "| 10 min |") in text
+    assert ("| 1 | 1 | 256 | 90.12 % | window | 1,734 / 17,672 | 2/2 | 812 / 1 | plain | 2,561 / 69,991 "
+            "| 2/2 | 640 / 1 | 10 min |") in text
+    assert "| default85: EMBED mode | default85: first-layer / all cycles |" in text
+    assert "p_i = 32 on default85, 16 on small25)" in text
     assert "As built for default85 (d, Q and mode set at run time) the unit takes 1,500 LUT4" in text
     assert "| 8 | 2 | 4,096 | not trained yet |" in text
     ES.plot(rows, tmp_path / "e.png")
