@@ -3,18 +3,20 @@
     python -m bench.first_layer_accuracy              # docs/RESULTS.md sections + plots from runs/t1/
     python -m bench.first_layer_accuracy --commands   # the model.train command of every run not finished
 
-Every run is the shipped network and 30-epoch schedule (``model.train``'s defaults). The first table
-changes only the first layer (``VARIANTS``); the second keeps the pixel embedding and changes one
-training lever per row (``CANDIDATES``: distillation from a teacher, the table's learning rate, a
-table left at its thermometer initialisation). A run lives in
+Every run is the shipped network, and but for the schedule rows (``*_e40``) the shipped 30-epoch
+schedule (``model.train``'s defaults). The first table changes only the first layer (``VARIANTS``);
+the second keeps the pixel embedding and changes one training lever per row (``CANDIDATES``:
+distillation from a teacher, the table's learning rate, a table left at its thermometer
+initialisation, a longer schedule, checked against float_first on that same schedule). A run lives in
 ``RUNS/<row>_s<seed>/``: ``checkpoint.pt`` (written after every epoch; its ``args`` give the
 command) and, once finished, ``metrics.json`` (accuracy by ``model.golden`` on the 10,000 test
 images, the check golden == PyTorch, training time). Unfinished runs are listed with the epoch they
 reached, never averaged.
 
 Writes two sections of docs/RESULTS.md ("First-layer variants, two seeds" and "The shipped
-default: target and ablation"), ``docs/plots/first_layer_curves.png`` (test accuracy per epoch of
-every run) and ``docs/plots/embedding_table.png`` (the shipped default's learned table next to its
+default: target and ablation"), ``docs/plots/first_layer_curves.png`` and
+``docs/plots/default_candidates_curves.png`` (test accuracy per epoch of the runs of each table) and
+``docs/plots/embedding_table.png`` (the shipped default's learned table next to its
 thermometer initialisation).
 """
 
@@ -49,8 +51,13 @@ ROWS = (
      {"variant": "pixel_embedding", "embed_lr_mult": 0.3}),
     ("pixel_embedding_fixed", "pixel embedding, d = 8, Q = 2, table not trained (thermometer code)",
      {"variant": "pixel_embedding", "embed_lr_mult": 0.0}),
+    ("pixel_embedding_lr1_e40", "pixel embedding, d = 8, Q = 2, table at the base learning rate, "
+                                "40 epochs", {"variant": "pixel_embedding", "embed_lr_mult": 1.0,
+                                              "epochs": 40}),
     ("pixel_embedding", "pixel embedding, d = 8, Q = 2", {"variant": "pixel_embedding"}),
     ("float_first", "float first layer (on the host)", {"variant": "float_first"}),
+    ("float_first_e40", "float first layer (on the host), 40 epochs",
+     {"variant": "float_first", "epochs": 40}),
     ("naive", "pixels cut to 2 bits (`p >> 6`)", {"variant": "naive"}),
     ("uint8_bitserial", "8-bit pixels, bit-serial", {"variant": "uint8_bitserial"}),
 )
@@ -284,17 +291,21 @@ def reading_lines(states, reference="pixel_embedding", names=VARIANTS):
     return out
 
 
-#: Candidates for the shipped default (the pixel-embedding rows) and what each adds to the plain one.
-CANDIDATES = (("pixel_embedding", "labels only"),
-              ("pixel_embedding_kd", "+ distillation from float_first (`--teacher`, alpha 0.5, T = 4)"),
+#: Candidates for the shipped default (the pixel-embedding rows): what each changes against the
+#: plain one, and the float_first row with the same schedule that it must come within the gap of.
+CANDIDATES = (("pixel_embedding", "labels only", "float_first"),
+              ("pixel_embedding_kd", "+ distillation from float_first (`--teacher`, alpha 0.5, T = 4)",
+               "float_first"),
               ("pixel_embedding_kdf", "+ distillation from the float teacher (`--teacher`, alpha 0.5, "
-                                      "T = 4)"),
+                                      "T = 4)", "float_first"),
               ("pixel_embedding_lr1", "table at the base learning rate (`--embed-lr-mult 1`, "
-                                      "default 10)"),
+                                      "default 10)", "float_first"),
               ("pixel_embedding_lr03", "table at 0.3x the base learning rate "
-                                       "(`--embed-lr-mult 0.3`)"),
+                                       "(`--embed-lr-mult 0.3`)", "float_first"),
               ("pixel_embedding_fixed", "table not trained: ERN's generalized thermometer code, its "
-                                        "initialisation (`--embed-lr-mult 0`)"))
+                                        "initialisation (`--embed-lr-mult 0`)", "float_first"),
+              ("pixel_embedding_lr1_e40", "table at the base learning rate and 40 epochs instead of "
+                                          "30 (`--embed-lr-mult 1 --epochs 40`)", "float_first_e40"))
 
 
 def teacher_accuracy(run=ROOT / FLOAT_TEACHER_RUN):
@@ -306,29 +317,37 @@ def teacher_accuracy(run=ROOT / FLOAT_TEACHER_RUN):
 def target_lines(states, *, teacher_run=ROOT / FLOAT_TEACHER_RUN):
     """The default's target, checked for every candidate against float_first, as an ablation table
     (each row changes one lever of the plain pixel-embedding row)."""
-    reference = mean_accuracy([states[("float_first", s)] for s in SEEDS])
+    labels = {name: label for name, label, _ in ROWS}
+    references = dict.fromkeys(ref for _, _, ref in CANDIDATES)
+    for ref in references:
+        references[ref] = mean_accuracy([states[(ref, s)] for s in SEEDS])
     lines = [f"Target: a default of at least {100 * TARGET_ACCURACY:.1f} % with binary weights in "
              f"every layer and 2-bit activations, within {100 * TARGET_GAP:.1f} points of float_first "
              f"on the same network, schedule and seeds (means of seeds {SEEDS[0]} and {SEEDS[1]}; "
-             f"float_first: " + (f"{100 * reference:.2f} %" if reference is not None else "not finished")
+             + "; ".join(f"{labels[ref]}: " + (f"{100 * mean:.2f} %" if mean is not None
+                                               else "not finished")
+                         for ref, mean in references.items())
              + "). Each row changes one lever of the plain pixel embedding; every other setting is "
                "the same.", ""]
     body = []
-    for name, label in CANDIDATES:
+    for name, label, ref in CANDIDATES:
         per_seed = [states[(name, s)] for s in SEEDS]
-        mean = mean_accuracy(per_seed)
+        mean, reference = mean_accuracy(per_seed), references[ref]
         if mean is None or reference is None:
             verdict, gap = "not decided (a run has not finished)", "-"
         else:
             met = mean >= TARGET_ACCURACY and reference - mean <= TARGET_GAP
             verdict, gap = ("**met**" if met else "not met"), f"{100 * (reference - mean):+.2f}"
         body.append([label, *[_cell(s) for s in per_seed],
-                     f"{100 * mean:.2f} %" if mean is not None else "-", gap, verdict])
+                     f"{100 * mean:.2f} %" if mean is not None else "-",
+                     f"{100 * reference:.2f} %" if reference is not None else "not finished",
+                     gap, verdict])
     lines += table(["pixel embedding, d = 8, Q = 2", *[f"seed {s}" for s in SEEDS], "mean",
-                    "points behind float_first", "target"], body)
-    reading = reading_lines(states, names=[name for name, _ in CANDIDATES])
+                    "float_first, same schedule (mean)", "points behind it", "target"], body)
+    reading = reading_lines(states, names=[name for name, _, _ in CANDIDATES])
     if reading:
         lines += ["", "Reading:", ""] + reading
+    lines += ["", "![test accuracy per epoch](plots/default_candidates_curves.png)"]
     teacher = teacher_accuracy(teacher_run)
     lines += ["", "The float teacher (`--variant float_teacher`: the same topology with float "
                   "weights and ReLU, no deploy file; seed 1): "
@@ -337,14 +356,16 @@ def target_lines(states, *, teacher_run=ROOT / FLOAT_TEACHER_RUN):
     return lines
 
 
-def plot_curves(states, png):
+def plot_curves(states, png, names=VARIANTS, title="First-layer variants, shipped network, "
+                                                   "30-epoch schedule"):
+    """Test accuracy per epoch of the rows ``names``, both seeds."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7.5, 4.4))
-    colours = dict(zip([n for n, _, _ in ROWS], ["C4", "C3", "C5", "C9", "C8", "C0", "C2", "C7", "C1"]))
+    colours = dict(zip(names, [f"C{i}" for i in range(10)] + ["k", "m", "y"]))
     for (name, seed), state in states.items():
-        if not state or not state["history"]:
+        if name not in colours or not state or not state["history"]:
             continue
         epochs = [h["epoch"] for h in state["history"]]
         acc = [100 * epoch_accuracy(h) for h in state["history"]]
@@ -353,7 +374,7 @@ def plot_curves(states, png):
     ax.set_ylim(85, 94)
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy (%) after the epoch")
-    ax.set_title("First-layer variants, shipped network, 30-epoch schedule")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2, loc="lower right")
     fig.tight_layout()
@@ -424,6 +445,9 @@ def run(argv=None, *, runs=RUNS, doc=RESULTS_DOC, write=True):
     target = target_lines(states)
     if write and not args.no_write:
         plot_curves(states, plot_path("first_layer_curves.png"))
+        plot_curves(states, plot_path("default_candidates_curves.png"),
+                    names=[name for name, _, _ in CANDIDATES] + ["float_first", "float_first_e40"],
+                    title="Candidates for the default against float_first")
         changed, total = plot_table(SHIPPED, plot_path("embedding_table.png"))
         log(f"shipped default's table: {changed} of {total} entries differ from the initialisation")
         write_section(TITLE, lines, doc=doc)

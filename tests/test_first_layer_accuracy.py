@@ -63,9 +63,9 @@ def test_table_means_only_finished_seeds_and_target(tmp_path):
     assert "distilled from float_first: +0.40 points" in "\n".join(
         FLA.target_lines(_load(runs), teacher_run=tmp_path / "no_teacher"))
     # 92.55 % >= 92.5 % and 0.10 points behind float_first's 92.65 %
-    assert "float_first: 92.65 %" in target
-    assert "| 92.62 % | 92.48 % | 92.55 % | +0.10 | **met** |" in target
-    assert "| labels only | 92.11 % | not started | - | - | not decided" in target
+    assert "float first layer (on the host): 92.65 %" in target
+    assert "| 92.62 % | 92.48 % | 92.55 % | 92.65 % | +0.10 | **met** |" in target
+    assert "| labels only | 92.11 % | not started | - | 92.65 % | - | not decided" in target
     assert "float teacher" in target and target.endswith("not finished.")
     _run(runs, "float_first", 2, accuracy=0.99)              # not a seed of the table: ignored
     assert "**met**" in "\n".join(FLA.target_lines(_load(runs)))
@@ -82,8 +82,31 @@ def test_target_not_met_when_gap_too_large_or_unfinished(tmp_path):
     teacher.mkdir()
     (teacher / "metrics.json").write_text(json.dumps({"test_acc_float": 0.9391}))
     target = "\n".join(FLA.target_lines(_load(runs), teacher_run=teacher))
-    assert "| 92.52 % | 92.54 % | 92.53 % | +0.42 | not met |" in target
+    assert "| 92.52 % | 92.54 % | 92.53 % | 92.95 % | +0.42 | not met |" in target
     assert "93.91 % (float, 10,000 test images)" in target
+
+
+def test_longer_schedule_is_judged_against_float_first_on_that_schedule(tmp_path):
+    runs = tmp_path / "runs"
+    e40 = ["--embed-lr-mult", "1", "--epochs", "40"]
+    for seed, acc in ((0, 0.9262), (1, 0.9258)):
+        _run(runs, "pixel_embedding_lr1_e40", seed, accuracy=acc, epoch=40, argv=e40)
+        _run(runs, "float_first", seed, accuracy=0.9260, argv=["--variant", "float_first"])
+    states = _load(runs)
+    assert FLA._row_of(states[("pixel_embedding_lr1_e40", 0)]["args"]) == "pixel_embedding_lr1_e40"
+    row = next(line for line in FLA.target_lines(states) if "40 epochs instead of 30" in line)
+    # within the gap of the 30-epoch float_first, but that is not the same schedule
+    assert row.endswith("| 92.62 % | 92.58 % | 92.60 % | not finished | - | not decided (a run has "
+                        "not finished) |")
+    for seed, acc in ((0, 0.9300), (1, 0.9296)):
+        _run(runs, "float_first_e40", seed, accuracy=acc, epoch=40,
+             argv=["--variant", "float_first", "--epochs", "40"])
+    target = FLA.target_lines(_load(runs))
+    row = next(line for line in target if "40 epochs instead of 30" in line)
+    assert row.endswith("| 92.60 % | 92.98 % | +0.38 | not met |")
+    assert "float first layer (on the host), 40 epochs: 92.98 %" in target[0]
+    FLA.plot_curves(_load(runs), tmp_path / "c.png", names=["pixel_embedding_lr1_e40", "float_first_e40"])
+    assert (tmp_path / "c.png").stat().st_size > 1000
 
 
 def test_epoch_accuracy_from_either_path(tmp_path):
