@@ -344,7 +344,7 @@ def target_lines(states, *, teacher_run=ROOT / FLOAT_TEACHER_RUN):
                      gap, verdict])
     lines += table(["pixel embedding, d = 8, Q = 2", *[f"seed {s}" for s in SEEDS], "mean",
                     "float_first, same schedule (mean)", "points behind it", "target"], body)
-    reading = reading_lines(states, names=[name for name, _, _ in CANDIDATES])
+    reading = reading_lines(states, names=[name for name, _, _ in CANDIDATES]) + pooled_lines(states)
     if reading:
         lines += ["", "Reading:", ""] + reading
     lines += ["", "![test accuracy per epoch](plots/default_candidates_curves.png)"]
@@ -356,8 +356,29 @@ def target_lines(states, *, teacher_run=ROOT / FLOAT_TEACHER_RUN):
     return lines
 
 
+def pooled_lines(states):
+    """Every finished run of the candidates, whatever its lever and seed, against every finished
+    float_first run that a candidate is judged against: how far apart the two groups lie."""
+    def finished(names):
+        return [accuracy(state) for (name, _), state in states.items()
+                if name in names and accuracy(state) is not None]
+    embedding = finished({name for name, _, _ in CANDIDATES})
+    float_first = finished({ref for _, _, ref in CANDIDATES})
+    if not embedding or not float_first:
+        return []
+    line = (f"- All {len(embedding)} finished pixel-embedding runs above, whatever the lever and "
+            f"seed: {100 * min(embedding):.2f} to {100 * max(embedding):.2f} % (mean "
+            f"{100 * np.mean(embedding):.2f} %); all {len(float_first)} finished float_first runs "
+            f"they are judged against: {100 * min(float_first):.2f} to {100 * max(float_first):.2f} % "
+            f"(mean {100 * np.mean(float_first):.2f} %).")
+    if max(embedding) < min(float_first):
+        line += (f" The best pixel-embedding run is {100 * (min(float_first) - max(embedding)):.2f} "
+                 f"points below the worst float_first run.")
+    return [line]
+
+
 def plot_curves(states, png, names=VARIANTS, title="First-layer variants, shipped network, "
-                                                   "30-epoch schedule"):
+                                                   "30-epoch schedule", ylim=(85, 94)):
     """Test accuracy per epoch of the rows ``names``, both seeds."""
     import matplotlib
     matplotlib.use("Agg")
@@ -371,7 +392,7 @@ def plot_curves(states, png, names=VARIANTS, title="First-layer variants, shippe
         acc = [100 * epoch_accuracy(h) for h in state["history"]]
         ax.plot(epochs, acc, color=colours[name], linestyle="-" if seed == SEEDS[0] else "--",
                 label=f"{name} seed {seed}")
-    ax.set_ylim(85, 94)
+    ax.set_ylim(*ylim)
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy (%) after the epoch")
     ax.set_title(title)
@@ -447,7 +468,7 @@ def run(argv=None, *, runs=RUNS, doc=RESULTS_DOC, write=True):
         plot_curves(states, plot_path("first_layer_curves.png"))
         plot_curves(states, plot_path("default_candidates_curves.png"),
                     names=[name for name, _, _ in CANDIDATES] + ["float_first", "float_first_e40"],
-                    title="Candidates for the default against float_first")
+                    title="Candidates for the default against float_first", ylim=(89, 93.5))
         changed, total = plot_table(SHIPPED, plot_path("embedding_table.png"))
         log(f"shipped default's table: {changed} of {total} entries differ from the initialisation")
         write_section(TITLE, lines, doc=doc)

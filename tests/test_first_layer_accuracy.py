@@ -105,6 +105,21 @@ def test_longer_schedule_is_judged_against_float_first_on_that_schedule(tmp_path
     row = next(line for line in target if "40 epochs instead of 30" in line)
     assert row.endswith("| 92.60 % | 92.98 % | +0.38 | not met |")
     assert "float first layer (on the host), 40 epochs: 92.98 %" in target[0]
+    # every finished candidate run against every float_first run a candidate is judged against
+    assert ("- All 2 finished pixel-embedding runs above, whatever the lever and seed: 92.58 to "
+            "92.62 % (mean 92.60 %); all 4 finished float_first runs they are judged against: "
+            "92.60 to 93.00 % (mean 92.79 %).") in target
+    _run(runs, "pixel_embedding", 0, accuracy=0.9211)
+    pooled = FLA.pooled_lines(_load(runs))[0]
+    assert pooled.endswith("92.11 to 92.62 % (mean 92.44 %); all 4 finished float_first runs they "
+                           "are judged against: 92.60 to 93.00 % (mean 92.79 %).")
+    _run(runs, "pixel_embedding", 1, accuracy=0.9280)      # above the worst float_first run
+    assert "points below the worst" not in FLA.pooled_lines(_load(runs))[0]
+    (runs / "pixel_embedding_s1").rename(runs / "ignored")
+    (runs / "pixel_embedding_lr1_e40_s0").rename(runs / "ignored0")
+    (runs / "pixel_embedding_lr1_e40_s1").rename(runs / "ignored1")
+    assert FLA.pooled_lines(_load(runs))[0].endswith(
+        "The best pixel-embedding run is 0.49 points below the worst float_first run.")
     FLA.plot_curves(_load(runs), tmp_path / "c.png", names=["pixel_embedding_lr1_e40", "float_first_e40"])
     assert (tmp_path / "c.png").stat().st_size > 1000
 
