@@ -314,6 +314,13 @@ def teacher_accuracy(run=ROOT / FLOAT_TEACHER_RUN):
     return json.loads(path.read_text())["test_acc_float"] if path.is_file() else None
 
 
+def _unfinished_mean(states, name):
+    """What is known of a row without a mean: its finished seeds, or that it has none."""
+    done = [f"{100 * accuracy(states[(name, s)]):.2f} % (seed {s})" for s in SEEDS
+            if accuracy(states[(name, s)]) is not None]
+    return f"no mean yet, {', '.join(done)}" if done else "not finished"
+
+
 def target_lines(states, *, teacher_run=ROOT / FLOAT_TEACHER_RUN):
     """The default's target, checked for every candidate against float_first, as an ablation table
     (each row changes one lever of the plain pixel-embedding row)."""
@@ -325,7 +332,7 @@ def target_lines(states, *, teacher_run=ROOT / FLOAT_TEACHER_RUN):
              f"every layer and 2-bit activations, within {100 * TARGET_GAP:.1f} points of float_first "
              f"on the same network, schedule and seeds (means of seeds {SEEDS[0]} and {SEEDS[1]}; "
              + "; ".join(f"{labels[ref]}: " + (f"{100 * mean:.2f} %" if mean is not None
-                                               else "not finished")
+                                               else _unfinished_mean(states, ref))
                          for ref, mean in references.items())
              + "). Each row changes one lever of the plain pixel embedding; every other setting is "
                "the same.", ""]
