@@ -3,9 +3,10 @@
     python -m bench.embedding_sweep --train --epochs 10     # train the grid (resumable), then measure
     python -m bench.embedding_sweep                         # measure what is trained so far
 
-The grid is d in {1, 2, 4, 8, 16} and Q in {1, 2} where the point fits the accelerator: a table entry
-(d x Q bits) fits the embedding unit's 16-bit entries (``contract/config.py``) and d fits the EMBED
-descriptor's ``emb_d`` field (``contract/isa.py``, 4 bits: d <= 15), so d = 16 is out: 8 points.
+The grid is d in {1, 2, 4, 8, 16} and Q in {1, 2}: 10 points. A table entry holds 16 bits
+(``contract/config.py``) and the EMBED descriptor at most 15 codes (``emb_d``), so at d = 16 the
+compiler splits each pixel's embedding over two table channels (``firmware/compiler/table_split.py``:
+the host sends each pixel twice, both looked up in the same cycle).
 Every point is the shipped network (``model/shipped/default.npz``'s ``training.net``) with only d and Q
 changed, trained with the same schedule (``--epochs``, ``--seed``), each run in
 ``RUNS/d<d>_q<Q>/`` (``python -m model.train ... --resume`` continues an interrupted one).
@@ -37,16 +38,13 @@ from .report import write_section, plot_path, machine, git_revision, table, run_
 TITLE = "Embedding sweep (d x Q)"
 D_VALUES = (1, 2, 4, 8, 16)
 Q_VALUES = (1, 2)
-ENTRY_BITS = 16          # the embedding unit's table entry (contract/config.py)
 RUNS = ROOT / "runs" / "sweep_shipped"
 RESULTS_DOC = ROOT / "docs" / "RESULTS.md"
 
 
 def grid():
-    """``(d, q)`` points the accelerator runs, in plot order."""
-    from firmware.compiler.limits import field_max
-    return [(d, q) for q in Q_VALUES for d in D_VALUES
-            if d * q <= ENTRY_BITS and d <= field_max("emb_d")]
+    """``(d, q)`` points of the sweep, in plot order."""
+    return [(d, q) for q in Q_VALUES for d in D_VALUES]
 
 
 def shipped_net():
@@ -108,11 +106,12 @@ def measure(points, configs, transports, images, runs, *, synth=True):
         for config, transport in zip(configs, transports):
             hw = measure_variant(deploy, config, transport, images)
             window = embed_window(hw["compiled"])
+            split = hw["compiled"].image_repeat
             row["hardware"][config_name(config)] = dict(
                 {key: hw[key] for key in ("cycles", "first_cycles", "golden_equal", "n_images")},
-                mode="window" if window else "plain")
+                mode="window" if window else "plain" if split == 1 else f"plain, {split} table channels")
             if synth:
-                cells = synth_embed_point(config, d, q, window, log=log)
+                cells = synth_embed_point(config, d // split, q, window, channels=split, log=log)
                 row["hardware"][config_name(config)].update(
                     lut4=cells["LUT4_eq"], ebr=cells["DP16KD"], ff=cells["TRELLIS_FF"])
         rows.append(row)
@@ -203,7 +202,9 @@ def section_lines(rows, *, configs, hz, argv, runs, epochs, seed, png_name, comp
         f"to fit the array's input lanes (ARCHITECTURE 3.3; p_i = "
         + ", ".join(f"{c.p_i} on {name}" for c, name in zip(configs, names))
         + "); else `plain`: the first layer then runs as a k x k conv over the embedded map, so it "
-        f"takes more cycles and the unit needs no window walker. Table bits = 256 x d x Q. At "
+        f"takes more cycles and the unit needs no window walker; `plain, 2 table channels` where d x Q "
+        f"exceeds a 16-bit table entry or d the descriptor's 15 codes, so that each pixel is sent "
+        f"twice and looked up in two table channels at once (ARCHITECTURE 3.6). Table bits = 256 x d x Q. At "
         f"{hz / 1e6:g} MHz, 1,000 cycles are {1000 / hz * 1e6:.1f} us.",
         "",
         *table(header + ["train time"], body),
@@ -242,7 +243,7 @@ def run(argv=None, *, write=True):
         unknown = [p for p in wanted if p not in points]
         if unknown:
             ap.error(f"--points: {unknown[0][0]}:{unknown[0][1]} is not in the grid "
-                     f"(d in {D_VALUES}, Q in {Q_VALUES}, d x Q <= {ENTRY_BITS}, d <= 15)")
+                     f"(d in {D_VALUES}, Q in {Q_VALUES})")
         points = wanted
     if args.train:
         train_missing(points, runs=args.runs, epochs=args.epochs, seed=args.seed,

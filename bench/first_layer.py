@@ -205,11 +205,11 @@ def embed_window(compiled):
     return next((t.window for t in compiled.tensors.values() if t.window), None)
 
 
-def _pinned_unit(config, mode, window=None, d=EMBED_D, q=EMBED_Q):
+def _pinned_unit(config, mode, window=None, d=EMBED_D, q=EMBED_Q, channels=1):
     """The embedding unit inside a wrapper that ties its mode inputs to constants, so that Yosys
     removes what that mode does not use. ``mode``: ``"shipped"`` (runtime mode, all channels: the
     unit as built), ``"raw"`` (1-channel 8-bit pixels, nsub = 8 / a_planes: the uint8_bitserial
-    input path), ``"embed"`` (1 channel, ``d`` and ``q`` (default EMBED_D, EMBED_Q), nsub=1, and ``window`` (see
+    input path), ``"embed"`` (``channels`` table channels, ``d`` and ``q`` (default EMBED_D, EMBED_Q), nsub=1, and ``window`` (see
     :func:`embed_window`) when the compiled network uses the window mode: the default network's
     path)."""
     from amaranth.hdl import Elaboratable, Module, Signal
@@ -225,7 +225,7 @@ def _pinned_unit(config, mode, window=None, d=EMBED_D, q=EMBED_Q):
             m.submodules.unit = unit
             const = dict(raw=1, emb_c=1, emb_d=1, emb_q=8, nsub=-(-8 // config.a_planes),
                          win_k=0, stride=0, pad=0) \
-                if mode == "raw" else dict(raw=0, emb_c=1, emb_d=d, emb_q=q, nsub=1,
+                if mode == "raw" else dict(raw=0, emb_c=channels, emb_d=d, emb_q=q, nsub=1,
                                            win_k=window["k"] if window else 0,
                                            stride=window["stride"] if window else 0,
                                            pad=window["pad"] if window else 0)
@@ -314,12 +314,14 @@ def synth_shipped_unit(config, *, log=log, force=False):
     return _synth_cached(repr(config) + "shipped unit", forms, log=log, force=force)["shipped"]
 
 
-def synth_embed_point(config, d, q, window=None, *, log=log, force=False):
-    """Yosys synth_ecp5 of the embedding unit specialised to one (d, Q): its EMBED mode pinned to
-    constants (1 channel, ``d``, ``q``, ``window``), so that Yosys removes what other modes need.
-    Cached like :func:`synth_input_paths`."""
+def synth_embed_point(config, d, q, window=None, *, channels=1, log=log, force=False):
+    """Yosys synth_ecp5 of the embedding unit specialised to one EMBED mode: pinned to constants
+    (``channels`` table channels of ``d`` codes of ``q`` bits, ``window``), so that Yosys removes
+    what other modes need. Cached like :func:`synth_input_paths`."""
     key_text = repr(config) + f"point d{d}q{q}w{sorted((window or {}).items())}"
-    forms = lambda: {f"embed_d{d}_q{q}": _pinned_unit(config, "embed", window, d=d, q=q)}
+    key_text += f"c{channels}" if channels != 1 else ""
+    forms = lambda: {f"embed_d{d}_q{q}": _pinned_unit(config, "embed", window, d=d, q=q,
+                                                      channels=channels)}
     return _synth_cached(key_text, forms, log=log, force=force)[f"embed_d{d}_q{q}"]
 
 

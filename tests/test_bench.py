@@ -106,8 +106,9 @@ def test_first_layer_and_cpu_sections_format(tmp_path):
 
 def test_embedding_sweep_grid_rows_and_plot(tmp_path):
     from bench import embedding_sweep as ES
-    # d = 16 does not fit the EMBED descriptor's 4-bit emb_d field; d x Q <= 16 bits otherwise
-    assert ES.grid() == [(1, 1), (2, 1), (4, 1), (8, 1), (1, 2), (2, 2), (4, 2), (8, 2)]
+    # d = 16 runs with its table split over two table channels (firmware/compiler/table_split.py)
+    assert ES.grid() == [(1, 1), (2, 1), (4, 1), (8, 1), (16, 1), (1, 2), (2, 2), (4, 2), (8, 2),
+                         (16, 2)]
     cmd = ES.train_command(4, 2, runs=tmp_path, epochs=3, seed=5)
     assert cmd[cmd.index("--d") + 1] == "4" and cmd[cmd.index("--q-bits") + 1] == "2"
     assert cmd[cmd.index("--blocks") + 1] == "32:1,32:1,64:2,64:1" and cmd[-1].endswith("d4_q2")

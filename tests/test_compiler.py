@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from contract import isa
 from contract.config import CONFIGS, TINY, SMALL, DEFAULT, BUF_RESIDUAL, BUF_CODE_BANK0
@@ -379,9 +380,13 @@ def test_fit_checks_name_the_layer():
     m = build([dict(name="c", input="e0", cout=4, codes="a"), dict(name="head", kind="head", input="a")],
               C=3, d=3, q=2)
     assert _err(m, TINY).startswith("layer embed: C*d=9 embedded channels exceed p_i=8")
+    # an embedding wider than a table entry is split over table channels while there are enough
     m = build([dict(name="c", input="e0", cout=4, codes="a"), dict(name="head", kind="head", input="a")],
               C=1, d=9, q=2)
-    assert _err(m, SMALL).startswith("layer embed: d*q=18 bits exceeds the 16-bit table entry")
+    assert _err(m, SMALL.replace(emb_channels=2)) == (
+        "layer embed: d=9 codes of 2 bits need 3 table channels per image channel (an entry holds "
+        "16 bits, 15 codes), 3 in all, the embedding table holds 2")
+    assert compile_model(m, SMALL).image_repeat == 3
     m = build([dict(name="c", input="e0", cout=4, codes="a"), dict(name="head", kind="head", input="a")],
               C=4, d=2, q=1)
     assert _err(m, TINY).startswith("layer embed: 4 image channels, the embedding table holds 3")
@@ -652,3 +657,38 @@ def test_shipped_model_on_small_configs_matches_or_names_the_layer(cfg):
         check_against_golden(m, CONFIGS[cfg], n_images=1)
     except CompileError as e:
         assert str(e).split(":")[0].removeprefix("layer ") in names, e
+
+
+# --- embeddings wider than a table entry (firmware/compiler/table_split.py) ---------------------
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 64), st.integers(1, 8))
+def test_table_split_is_the_fewest_channels_that_fit(d, q):
+    from firmware.compiler.table_split import table_split
+    fits = lambda s: d % s == 0 and d // s <= 15 and (d // s) * q <= 16
+    s = table_split(d, q)
+    assert s is not None and fits(s) and not any(fits(r) for r in range(1, s))
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.data())
+def test_split_embedding_matches_golden(data):
+    """d x q wider than a 16-bit entry or d > 15 codes: the EMBED reads each pixel once per table
+    channel and fills the same lanes; logits and every feature map equal golden's. One image
+    channel on SMALL (p_i = 16), two on DEFAULT (p_i = 32; both hold four table channels); a d
+    whose split needs more table channels is refused (``test_fit_checks_name_the_layer``)."""
+    from firmware.compiler.table_split import table_split
+    C = data.draw(st.sampled_from([1, 2]), label="C")
+    config = SMALL if C == 1 else DEFAULT
+    d, q = data.draw(st.sampled_from([(d, q) for q in (1, 2) for d in range(2, 17)
+                                      if C * d <= config.p_i and (d * q > 16 or d > 15)
+                                      and C * table_split(d, q) <= config.emb_channels]),
+                     label="d, q")
+    H, W = data.draw(st.integers(3, 9), label="H"), data.draw(st.integers(3, 9), label="W")
+    m = resnet_like(C=C, H=H, W=W, width=16, q=q, d=d, seed=data.draw(st.integers(0, 99), label="seed"))
+    cm = check_against_golden(m, config, seed=d)
+    s = table_split(d, q)
+    embed = next(x["fields"] for x in cm.descriptors if x["fields"]["op"] == isa.Op.EMBED)
+    assert s > 1 and cm.image_repeat == s
+    assert (embed["emb_c"], embed["emb_d"], embed["emb_q"]) == (C * s, d // s, q)
+    assert cm.input_words == -(-C * s * H * W // 4)

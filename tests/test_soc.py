@@ -88,3 +88,22 @@ def test_every_feature_map_matches_golden():
             got = compiled.decode_dump(name, await acc.transport.read_words(addr, words))
             np.testing.assert_array_equal(got, expected.tensors[name][0], err_msg=name)
     asyncio.run(main())
+
+
+def test_split_embedding_matches_golden():
+    """An embedding of d = 16 codes of 2 bits (32 bits: two table entries per pixel) on the RTL:
+    the host sends each pixel twice and the EMBED looks it up in two table channels at once
+    (firmware/compiler/table_split.py); logits equal golden's."""
+    from test_compiler import resnet_like
+    config = TINY.replace(p_i=16)
+    deploy = resnet_like(C=1, H=6, W=5, width=16, q=2, d=16, seed=3)
+    compiled = compile_model(deploy, config)
+    assert compiled.image_repeat == 2
+    images = np.random.default_rng(3).integers(0, 256, (2, 1, 6, 5), dtype=np.uint8)
+    expected = golden.run(deploy, images, keep_tensors=False).logits_int
+
+    async def main():
+        acc = Accelerator(PySimTransport(config))
+        await acc.load(compiled)
+        return [list((await acc.run_image(image, compiled)).logits_int) for image in images]
+    assert asyncio.run(main()) == expected.tolist()

@@ -16,6 +16,7 @@ from .input_affine import check_input_affine
 from .limits import V_THR_LIMIT, field_max
 from .network import NetworkPlan, layer_inputs
 from .records import LayerPlan, TensorPlacement
+from .table_split import table_split
 from .window_mode import plan_window
 
 __all__ = ["analyse_network"]
@@ -127,14 +128,19 @@ def _check_embed(network, idx, L, plan):
         return
     if C > c.emb_channels or C > field_max("emb_c"):
         raise layer_error(L, f"{C} image channels, the embedding table holds {c.emb_channels}")
-    if not 1 <= d <= field_max("emb_d"):
-        raise layer_error(L, f"d={d} outside 1..{field_max('emb_d')}")
+    if d < 1:
+        raise layer_error(L, f"d={d} outside 1..{c.p_i} (p_i)")
     if not 1 <= q <= min(c.a_planes, field_max("emb_q")):
         raise layer_error(L, f"q={q} outside 1..{min(c.a_planes, field_max('emb_q'))} (a_planes)")
-    if d * q > EMB_ENTRY_BITS:
-        raise layer_error(L, f"d*q={d * q} bits exceeds the {EMB_ENTRY_BITS}-bit table entry")
     if C * d > c.p_i:
         raise layer_error(L, f"C*d={C * d} embedded channels exceed p_i={c.p_i}")
+    split = table_split(d, q)         # not None: q <= a_planes fits an entry
+    table_channels = min(c.emb_channels, field_max("emb_c"))
+    if C * split > table_channels:
+        raise layer_error(L, f"d={d} codes of {q} bits need {split} table channels per image channel "
+                             f"(an entry holds {EMB_ENTRY_BITS} bits, {field_max('emb_d')} codes), "
+                             f"{C * split} in all, the embedding table holds {table_channels}")
+    network.table_split = split
     name = L["outputs"]["codes"]
     _add_tensor(network, L, name, "codes", (C * d, H, W), q, (1 << q) - 1)
     if network.window is None:

@@ -37,6 +37,10 @@ class CompiledModel:
         ``host_flat``; see :mod:`.host_embed`).
     input_shape : tuple
         ``(C, H, W)`` of the uint8 image.
+    image_repeat : int
+        Input kind ``"image"``: how many times the host sends each channel of a pixel (channel
+        ``c`` as channels ``c*image_repeat ..``), so that each of an embedding's table channels
+        looks it up (``firmware.compiler.table_split``).
     output_addr, output_words : int
         Where the program STOREs the logits: ``n_cog`` residual words, ``res_bits``-wide signed lanes,
         as 32-bit lanes; ``decode_logits`` turns them into int64 ``logits_int``.
@@ -91,11 +95,13 @@ class CompiledModel:
     host_flat: bool = False
     logits_gain: int = 1
     logits_offset: np.ndarray = field(default=None, repr=False)
+    image_repeat: int = 1
 
     # ---- I/O ---------------------------------------------------------------------------------
     def encode_image(self, image):
-        """uint8 ``(C, H, W)`` image as main-memory words (HWC, 4 bytes per word, little-endian)."""
-        return host_input.image_words(image, self.input_shape)
+        """uint8 ``(C, H, W)`` image as main-memory words (HWC, 4 bytes per word, little-endian),
+        each channel ``image_repeat`` times."""
+        return host_input.image_words(image, self.input_shape, self.image_repeat)
 
     def host_prepare(self, image):
         """For a ``host_conv`` first layer: compute it on the host (model.golden's function) and
@@ -208,7 +214,9 @@ class CompiledModel:
             f"{n_image} per image)",
             f"memory image: {words} words ({4 * words} bytes) at [{self.window_base}, {self.window_limit})",
             f"entry points: prog_load_addr={self.prog_load_addr} prog_image_addr={self.prog_image_addr}",
-            f"input: {self.input_kind} {tuple(self.input_shape)} at {self.input_addr} ({self.input_words} words); "
+            f"input: {self.input_kind} {tuple(self.input_shape)}"
+            + (f", each channel sent {self.image_repeat} times" if self.image_repeat > 1 else "")
+            + f" at {self.input_addr} ({self.input_words} words); "
             f"logits: {self.num_classes} classes at {self.output_addr} ({self.output_words} words)",
             f"MACs per image: {self.total_macs}",
             f"ideal cycles per image (conv layers): {self.ideal_cycles}",

@@ -21,9 +21,10 @@ def check_image(image, input_shape):
     return image
 
 
-def image_words(image, input_shape):
-    """A uint8 ``(C, H, W)`` image as main-memory words (HWC, 4 bytes per word, little-endian)."""
-    return layout.encode_image(check_image(image, input_shape))
+def image_words(image, input_shape, repeat=1):
+    """A uint8 ``(C, H, W)`` image as main-memory words (HWC, 4 bytes per word, little-endian),
+    each channel ``repeat`` times in a row (an embedding split over table channels)."""
+    return layout.encode_image(np.repeat(check_image(image, input_shape), repeat, axis=0))
 
 
 def host_conv_codes(layer, arrays, image):

@@ -18,7 +18,7 @@ class InputOutput:
     Members
     -------
     input_kind : str
-        ``"image"`` (EMBED of HWC bytes), ``"raw"`` (EMBED raw), ``"host_codes"`` (the host
+        ``"image"`` (EMBED of HWC bytes, each channel ``table_split`` times), ``"raw"`` (EMBED raw), ``"host_codes"`` (the host
         computes the ``host_conv`` first layer and writes its code map in code-bank layout) or
         ``"host_embed"`` (the host writes the embed's or raw input's codes in code-bank layout,
         flattened for a fully connected reader; see :mod:`.host_embed`).
@@ -52,7 +52,7 @@ def plan_input_output(network):
         input_words = Hi * Wi * ceil_div(Ci, c.p_i) * ceil_div(in_t.bits, c.a_planes) * c.lanes(BUF_CODE_BANK0)
     else:
         input_kind = "raw" if first["kind"] == "raw_input" else "image"
-        input_words = ceil_div(C * H * W, 4)
+        input_words = ceil_div(C * network.table_split * H * W, 4)
     output_words = ceil_div(logits.shape[0], c.p_o) * c.lanes(BUF_RESIDUAL)
     return InputOutput(input_kind=input_kind, input_words=input_words, output_words=output_words,
                        host_layer=first if host else None, logits=logits)

@@ -98,7 +98,7 @@ def build_compiled_model(network, buffers, params, base, dump=False):
         config=c, memory=memory, program=program, descriptors=descriptors,
         prog_load_addr=addr["program"], prog_image_addr=prog_image_addr,
         input_addr=addr["input"], input_words=io.input_words, input_kind=io.input_kind,
-        input_shape=network.input_shape, output_addr=addr["output"], output_words=io.output_words,
+        input_shape=network.input_shape, image_repeat=network.table_split, output_addr=addr["output"], output_words=io.output_words,
         window_base=base, window_limit=limit, num_classes=network.num_classes,
         logits_res_base=io.logits.res_base, logits_groups=ceil_div(network.num_classes, c.p_o),
         allocations=_allocation_map(network, buffers, params, io, addr, sizes, len(load), len(image),

@@ -45,6 +45,9 @@ class NetworkPlan:
     host_embed : dict or None
         ``{"reader", "flat"}`` when the host writes the first layer's codes (see
         :func:`~.host_embed.plan_host_embed`), else None.
+    table_split : int
+        Table channels per image channel for the EMBED (see :func:`~.table_split.table_split`);
+        the host sends each image byte this many times.
     """
     config: AccelConfig
     layers: list
@@ -56,6 +59,7 @@ class NetworkPlan:
     window_conv: str = None
     window: dict = None
     host_embed: dict = None
+    table_split: int = 1
 
     @classmethod
     def from_header(cls, header, arrays, config):
@@ -84,9 +88,10 @@ class NetworkPlan:
         return H, W, int(layer["k"]), int(layer["stride"]), int(layer["pad"]), n_cig
 
     def embed_fields(self, layer):
-        """The EMBED descriptor's geometry fields (window mode included)."""
+        """The EMBED descriptor's geometry fields (window mode and table split included)."""
         C, H, W = self.input_shape
-        f = dict(op=isa.Op.EMBED, nsub=1, h_in=H, w_in=W, emb_c=C, emb_d=int(layer["d"]),
+        s = self.table_split
+        f = dict(op=isa.Op.EMBED, nsub=1, h_in=H, w_in=W, emb_c=C * s, emb_d=int(layer["d"]) // s,
                  emb_q=int(layer["q"]))
         if self.window is not None:
             f.update(self.window)

@@ -78,14 +78,18 @@ def pack_parameters(network, buffers):
 
 
 def pack_embedding_table(network, layer):
-    """An embed layer's table, one entry per (channel, pixel value): ``d`` codes of ``q`` bits,
-    code ``j`` at bit ``j*q``; in window mode the one table repeated for each window column."""
+    """An embed layer's table, one entry per (table channel, pixel value): ``d`` codes of ``q``
+    bits, code ``j`` at bit ``j*q``; split over ``network.table_split`` table channels per image
+    channel, channel ``c*s + i`` holding codes ``i*d/s .. (i+1)*d/s - 1``; in window mode the one
+    table repeated for each window column."""
     table = np.asarray(network.arrays[f"{layer['name']}.table"], dtype=np.int64)   # (C, 256, d)
     q = int(layer["q"])
-    _, _, d = table.shape
+    C, _, d = table.shape
     if table.max(initial=0) >= (1 << q):
         raise layer_error(layer, f"table codes exceed q={q} bits")
-    entries = (table << (np.arange(d, dtype=np.int64) * q)).sum(axis=-1)   # (C, 256)
+    s = network.table_split
+    table = table.reshape(C, 256, s, d // s).transpose(0, 2, 1, 3).reshape(C * s, 256, d // s)
+    entries = (table << (np.arange(d // s, dtype=np.int64) * q)).sum(axis=-1)   # (C*s, 256)
     if network.window is not None:
         # window column kx looks its pixel up in table channel kx: the one table k times
         entries = np.repeat(entries, network.window["k"], axis=0)

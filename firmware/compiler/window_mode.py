@@ -4,6 +4,7 @@ from firmware.layout import ceil_div
 
 from .limits import field_max
 from .network import layer_inputs
+from .table_split import table_split
 
 __all__ = ["plan_window"]
 
@@ -41,6 +42,8 @@ def plan_window(network, im2col=True):
     d, q = int(emb["d"]), int(emb["q"])
     k, s, p = int(conv["k"]), int(conv["stride"]), int(conv["pad"])
     if int(conv["cin"]) != d or int(conv["in_bits"]) != q or ceil_div(q, c.a_planes) != 1:
+        return None, None
+    if table_split(d, q) != 1:            # window mode reads one table channel per window column
         return None, None
     if not (1 <= k <= min(c.emb_channels, field_max("k")) and 1 <= s <= field_max("stride")
             and 0 <= p <= field_max("pad") and 1 <= d and k * d <= c.p_i):
