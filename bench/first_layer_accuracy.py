@@ -7,7 +7,7 @@ Every run is the shipped network, and but for the schedule rows (``*_e40``) the 
 schedule (``model.train``'s defaults). The first table changes only the first layer (``VARIANTS``);
 the second keeps the pixel embedding and changes one training lever per row (``CANDIDATES``:
 distillation from a teacher, the table's learning rate, a table left at its thermometer
-initialisation, a longer schedule, checked against float_first on that same schedule). A run lives in
+initialisation, a wider embedding (d = 16), a longer schedule, checked against float_first on that same schedule). A run lives in
 ``RUNS/<row>_s<seed>/``: ``checkpoint.pt`` (written after every epoch; its ``args`` give the
 command) and, once finished, ``metrics.json`` (accuracy by ``model.golden`` on the 10,000 test
 images, the check golden == PyTorch, training time). Unfinished runs are listed with the epoch they
@@ -54,6 +54,8 @@ ROWS = (
     ("pixel_embedding_lr1_e40", "pixel embedding, d = 8, Q = 2, table at the base learning rate, "
                                 "40 epochs", {"variant": "pixel_embedding", "embed_lr_mult": 1.0,
                                               "epochs": 40}),
+    ("pixel_embedding_d16", "pixel embedding, d = 16, Q = 2 (two table channels per pixel)",
+     {"variant": "pixel_embedding", "d": 16}),
     ("pixel_embedding", "pixel embedding, d = 8, Q = 2", {"variant": "pixel_embedding"}),
     ("float_first", "float first layer (on the host)", {"variant": "float_first"}),
     ("float_first_e40", "float first layer (on the host), 40 epochs",
@@ -61,6 +63,8 @@ ROWS = (
     ("naive", "pixels cut to 2 bits (`p >> 6`)", {"variant": "naive"}),
     ("uint8_bitserial", "8-bit pixels, bit-serial", {"variant": "uint8_bitserial"}),
 )
+#: What each row's first layer is, by run name.
+LABELS = {name: label for name, label, _ in ROWS}
 #: The first-layer table: the four ways into the network, each with the shipped training recipe.
 VARIANTS = ("pixel_embedding", "float_first", "naive", "uint8_bitserial")
 TITLE = "First-layer variants, two seeds"
@@ -223,9 +227,8 @@ def shipped_run(states, shipped=SHIPPED):
 def section_lines(states, *, argv):
     rows, missing = [], []
     shipped = shipped_run(states)
-    labels = {name: label for name, label, _ in ROWS}
     for name in VARIANTS:
-        label = labels[name]
+        label = LABELS[name]
         per_seed = [states[(name, s)] for s in SEEDS]
         mean = mean_accuracy(per_seed)
         if shipped and shipped[0] == name:
@@ -276,13 +279,12 @@ def reading_lines(states, reference="pixel_embedding", names=VARIANTS):
     """Each finished row of ``names`` against the plain pixel embedding, and the spread between
     seeds."""
     means = {name: mean_accuracy([states[(name, s)] for s in SEEDS]) for name in names}
-    labels = {name: label for name, label, _ in ROWS}
     out = []
     if means[reference] is not None:
         for name in names:
             if name != reference and means[name] is not None:
-                out.append(f"- {labels[name]}: {100 * (means[name] - means[reference]):+.2f} points "
-                           f"against {labels[reference]}.")
+                out.append(f"- {LABELS[name]}: {100 * (means[name] - means[reference]):+.2f} points "
+                           f"against {LABELS[reference]}.")
     spreads = [abs(accuracy(states[(name, SEEDS[0])]) - accuracy(states[(name, SEEDS[1])]))
                for name in names if means[name] is not None]
     if spreads:
@@ -304,6 +306,8 @@ CANDIDATES = (("pixel_embedding", "labels only", "float_first"),
                                        "(`--embed-lr-mult 0.3`)", "float_first"),
               ("pixel_embedding_fixed", "table not trained: ERN's generalized thermometer code, its "
                                         "initialisation (`--embed-lr-mult 0`)", "float_first"),
+              ("pixel_embedding_d16", "d = 16 instead of 8: 32 bits per pixel, split over two table "
+                                      "channels (`--d 16`)", "float_first"),
               ("pixel_embedding_lr1_e40", "table at the base learning rate and 40 epochs instead of "
                                           "30 (`--embed-lr-mult 1 --epochs 40`)", "float_first_e40"))
 
@@ -324,14 +328,13 @@ def _unfinished_mean(states, name):
 def target_lines(states, *, teacher_run=ROOT / FLOAT_TEACHER_RUN):
     """The default's target, checked for every candidate against float_first, as an ablation table
     (each row changes one lever of the plain pixel-embedding row)."""
-    labels = {name: label for name, label, _ in ROWS}
     references = dict.fromkeys(ref for _, _, ref in CANDIDATES)
     for ref in references:
         references[ref] = mean_accuracy([states[(ref, s)] for s in SEEDS])
     lines = [f"Target: a default of at least {100 * TARGET_ACCURACY:.1f} % with binary weights in "
              f"every layer and 2-bit activations, within {100 * TARGET_GAP:.1f} points of float_first "
              f"on the same network, schedule and seeds (means of seeds {SEEDS[0]} and {SEEDS[1]}; "
-             + "; ".join(f"{labels[ref]}: " + (f"{100 * mean:.2f} %" if mean is not None
+             + "; ".join(f"{LABELS[ref]}: " + (f"{100 * mean:.2f} %" if mean is not None
                                                else _unfinished_mean(states, ref))
                          for ref, mean in references.items())
              + "). Each row changes one lever of the plain pixel embedding; every other setting is "
@@ -474,7 +477,8 @@ def run(argv=None, *, runs=RUNS, doc=RESULTS_DOC, write=True):
     if write and not args.no_write:
         plot_curves(states, plot_path("first_layer_curves.png"))
         plot_curves(states, plot_path("default_candidates_curves.png"),
-                    names=[name for name, _, _ in CANDIDATES] + ["float_first", "float_first_e40"],
+                    names=[name for name, _, _ in CANDIDATES]
+                    + list(dict.fromkeys(reference for _, _, reference in CANDIDATES)),
                     title="Candidates for the default against float_first", ylim=(89, 93.5))
         changed, total = plot_table(SHIPPED, plot_path("embedding_table.png"))
         log(f"shipped default's table: {changed} of {total} entries differ from the initialisation")
