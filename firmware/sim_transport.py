@@ -109,9 +109,9 @@ class PySimTransport(Transport):
             top.submodules.dut = dut
         self.sim = Simulator(top)
         self.sim.add_clock(clock_period)
-        self.sim.add_testbench(self._server)
-        if resettable:
-            self.sim.add_testbench(self._reset_button, background=True)
+        # Amaranth makes a testbench's coroutine when it is added; added at the first operation,
+        # a transport that never runs leaves no coroutine unawaited behind.
+        self._testbenches = [(self._server, False)] + ([(self._reset_button, True)] if resettable else [])
         self._vcd = None
         if os.environ.get("PEA_VCD") == "1":
             vcd_dir = Path(__file__).resolve().parent.parent / "build" / "vcd"
@@ -197,6 +197,9 @@ class PySimTransport(Transport):
         if self._closed:
             raise TransportError("the simulation transport is closed")
         self._queue.append(op)
+        for testbench, background in self._testbenches:
+            self.sim.add_testbench(testbench, background=background)
+        self._testbenches = []
         while not op.done:
             self.sim.advance()
         if op.error is not None:
