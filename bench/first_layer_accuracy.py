@@ -5,13 +5,13 @@
 
 Every run is the shipped network, and but for the schedule rows (``*_e40``) the shipped 30-epoch
 schedule (``model.train``'s defaults). The first table changes only the first layer (``VARIANTS``);
-the second keeps the pixel embedding and changes one training lever per row (``CANDIDATES``:
-distillation from a teacher, the table's learning rate, a table left at its thermometer
-initialisation, a wider embedding (d = 16), a longer schedule, checked against float_first on that same schedule). A run lives in
-``RUNS/<row>_s<seed>/``: ``checkpoint.pt`` (written after every epoch; its ``args`` give the
-command) and, once finished, ``metrics.json`` (accuracy by ``model.golden`` on the 10,000 test
-images, the check golden == PyTorch, training time). Unfinished runs are listed with the epoch they
-reached, never averaged.
+the second keeps the pixel embedding and changes one lever per row (``CANDIDATES``: distillation
+from a teacher, the table's learning rate, a table left at its thermometer initialisation, a wider
+embedding (d = 16), a wider first layer, a longer schedule), each checked against float_first on
+the same network and schedule. A run lives in ``RUNS/<row>_s<seed>/``: ``checkpoint.pt`` (written
+after every epoch; its ``args`` give the command) and, once finished, ``metrics.json`` (accuracy by
+``model.golden`` on the 10,000 test images, the check golden == PyTorch, training time). Unfinished
+runs are listed with the epoch they reached, never averaged.
 
 Writes two sections of docs/RESULTS.md ("First-layer variants, two seeds" and "The shipped
 default: target and ablation"), ``docs/plots/first_layer_curves.png`` and
@@ -56,10 +56,14 @@ ROWS = (
                                               "epochs": 40}),
     ("pixel_embedding_d16", "pixel embedding, d = 16, Q = 2 (two table channels per pixel)",
      {"variant": "pixel_embedding", "d": 16}),
+    ("pixel_embedding_stem64", "pixel embedding, d = 8, Q = 2, first layer 64 wide",
+     {"variant": "pixel_embedding", "stem_width": 64}),
     ("pixel_embedding", "pixel embedding, d = 8, Q = 2", {"variant": "pixel_embedding"}),
     ("float_first", "float first layer (on the host)", {"variant": "float_first"}),
     ("float_first_e40", "float first layer (on the host), 40 epochs",
      {"variant": "float_first", "epochs": 40}),
+    ("float_first_stem64", "float first layer (on the host), 64 wide",
+     {"variant": "float_first", "stem_width": 64}),
     ("naive", "pixels cut to 2 bits (`p >> 6`)", {"variant": "naive"}),
     ("uint8_bitserial", "8-bit pixels, bit-serial", {"variant": "uint8_bitserial"}),
 )
@@ -308,6 +312,9 @@ CANDIDATES = (("pixel_embedding", "labels only", "float_first"),
                                         "initialisation (`--embed-lr-mult 0`)", "float_first"),
               ("pixel_embedding_d16", "d = 16 instead of 8: 32 bits per pixel, split over two table "
                                       "channels (`--d 16`)", "float_first"),
+              ("pixel_embedding_stem64", "first layer 64 wide instead of 32 (stem1 8 -> 64, stem2 "
+                                         "64 -> 32: `--stem-width 64`; fits the 25F)",
+               "float_first_stem64"),
               ("pixel_embedding_lr1_e40", "table at the base learning rate and 40 epochs instead of "
                                           "30 (`--embed-lr-mult 1 --epochs 40`)", "float_first_e40"))
 

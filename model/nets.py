@@ -119,6 +119,9 @@ class ERNet(nn.Module):
         CIFAR-10-like inputs.
     width : int
         Channels of the stem and the first stage (multiple of 32 for the accelerator).
+    stem_width : int, optional
+        Channels of stem1 (the first layer's output, which stem2 reads); ``width`` when None. A
+        wider first layer without widening the residual stream, whose layers hold most weights.
     d, q_embed : int
         Embedding dimension and code bits (``pixel_embedding``); ``q_embed`` is also the bits of
         the ``naive`` quantization.
@@ -131,7 +134,7 @@ class ERNet(nn.Module):
     """
 
     def __init__(self, variant="pixel_embedding", in_channels=1, image_size=28, num_classes=10,
-                 width=64, d=4, q_embed=2, q=2, blocks=None, init="thermometer"):
+                 width=64, d=4, q_embed=2, q=2, blocks=None, init="thermometer", stem_width=None):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
@@ -139,6 +142,9 @@ class ERNet(nn.Module):
         self.config = dict(variant=variant, in_channels=in_channels, image_size=image_size,
                            num_classes=num_classes, width=width, d=d, q_embed=q_embed, q=q,
                            blocks=[list(b) for b in blocks], init=init)
+        if stem_width is not None:        # older configs (and deploy headers) have no stem_width
+            self.config["stem_width"] = stem_width
+        stem = width if stem_width is None else stem_width
         self.variant, self.q, self.num_classes = variant, q, num_classes
         self.in_channels, self.image_size = in_channels, image_size
         self.embed = self.host = None
@@ -152,12 +158,12 @@ class ERNet(nn.Module):
         elif variant == "uint8_bitserial":
             cin1, self.first_bits = in_channels, 8
         else:
-            self.host = nn.Conv2d(in_channels, width, 3, 2, 1, bias=True)
+            self.host = nn.Conv2d(in_channels, stem, 3, 2, 1, bias=True)
         if self.host is None:
-            self.stem1 = BinaryConv2d(cin1, width, 3, 2, "channel",
+            self.stem1 = BinaryConv2d(cin1, stem, 3, 2, "channel",
                                       const=1.0 / math.sqrt(9 * cin1 * ((1 << self.first_bits) - 1)))
-        self.bn1, self.act1 = _bn(width), ActQuant(q, ACT_STEP)
-        self.stem2 = BinaryConv2d(width, width, 3, 1, "const")
+        self.bn1, self.act1 = _bn(stem), ActQuant(q, ACT_STEP)
+        self.stem2 = BinaryConv2d(stem, width, 3, 1, "const")
         layers, c = [], width
         for cout, s in blocks:
             layers.append(ERNBlock(c, cout, s, q))

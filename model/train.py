@@ -48,6 +48,8 @@ def parse_args(argv=None):
                    help="embedding code bits (pixel_embedding) / input bits (naive)")
     p.add_argument("--init", default="thermometer", choices=("thermometer", "linear", "random"))
     p.add_argument("--width", type=int, default=32, help="stem channels")
+    p.add_argument("--stem-width", type=int, default=None,
+                   help="channels of the first layer's output (stem1; default --width)")
     p.add_argument("--blocks", default="32:1,32:1,64:2,64:1",
                    help="ERN blocks as cout:stride,... (default 32:1,32:1,64:2,64:1)")
     p.add_argument("--epochs", type=int, default=30)
@@ -89,6 +91,10 @@ def parse_args(argv=None):
         p.error("--distill-temperature must be > 0")
     if args.variant == FLOAT_TEACHER and args.deploy is not None:
         p.error("--deploy: a float_teacher run has no integer form and writes no deploy file")
+    if args.stem_width is not None and args.stem_width < 1:
+        p.error("--stem-width must be >= 1")
+    if args.stem_width is not None and args.variant == FLOAT_TEACHER:
+        p.error("--stem-width: the float teacher keeps the stem at --width")
     for name in ("d", "width", "epochs", "batch_size", "threads"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
@@ -182,7 +188,8 @@ def main(argv=None):
                          blocks=args.block_list)
     else:
         net = ERNet(args.variant, in_channels=1, image_size=28, num_classes=10, width=args.width,
-                    d=args.d, q_embed=args.q_bits, init=args.init, blocks=args.block_list)
+                    d=args.d, q_embed=args.q_bits, init=args.init, blocks=args.block_list,
+                    stem_width=args.stem_width)
     model = net
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(net)
@@ -300,7 +307,7 @@ def main(argv=None):
     header, arrays = net.export(training)
     dp.save(deploy_path, header, arrays)
     metrics = dict(training, variant=args.variant, d=args.d, q_bits=args.q_bits, width=args.width,
-                   blocks=args.blocks,
+                   stem_width=args.stem_width, blocks=args.blocks,
                    history=history, deploy=str(deploy_path),
                    deploy_bytes=deploy_path.stat().st_size)
     if not args.no_golden:

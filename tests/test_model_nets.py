@@ -102,6 +102,23 @@ def test_golden_equals_pytorch_random_small_nets(seed):
     check_equal(net, images)
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_stem_width_golden_equals_pytorch(variant):
+    """A first layer wider than the residual stream (stem1 48 -> stem2 48 -> 16): golden ==
+    PyTorch, the layers' shapes, and the config rebuilds the same network."""
+    from model.nets import net_from_config
+    images, _ = load_fixture()
+    torch.manual_seed(5)
+    net = randomize(ERNet(variant, width=16, stem_width=48, blocks=[(16, 1), (32, 2)]),
+                    torch.from_numpy(images[:64]), 5)
+    _, _, model = check_equal(net, images[:64])
+    first = model.layers[1] if variant != "float_first" else model.layers[0]
+    stem2 = next(L for L in model.layers if L["name"] == "stem2")
+    assert (first.get("cout", first["arrays"]["weight"].shape[0]), stem2["cin"], stem2["cout"]) == (48, 48, 16)
+    assert net.config["stem_width"] == 48 and net_from_config(net.config).config == net.config
+    assert "stem_width" not in ERNet(variant, width=16).config     # older configs stay as they were
+
+
 def test_export_bound_and_sizes(tmp_path):
     net = ERNet("pixel_embedding", width=64, blocks=[(64, 1), (64, 2), (64, 1)])
     b = net.int_bound()
