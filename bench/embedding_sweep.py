@@ -133,8 +133,9 @@ def plot(rows, png):
     for row_axes, (key, xlabel) in zip(axes, costs):
         for ax, config in zip(row_axes, configs):
             for q, marker in zip(Q_VALUES, ("o", "s")):
+                # joined in order of d: each line is the embedding growing at one Q
                 pts = sorted((r for r in rows if r["q"] == q and r["accuracy"] is not None),
-                             key=lambda r: r["hardware"][config][key])
+                             key=lambda r: r["d"])
                 xs = [r["hardware"][config][key] for r in pts]
                 if pts:
                     ax.plot(xs, [100 * r["accuracy"] for r in pts], marker, linestyle="-",

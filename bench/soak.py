@@ -8,8 +8,9 @@ Its generator parameters (``model.random_deploy.random_deploy``) are drawn from 
 to the configuration (:func:`network_parameters`): the first layer kind (``embed`` with its ``d`` and
 ``q``, ``raw_input``, ``host_conv``), image channels and sizes up to the largest the configuration's
 code banks hold, conv kernels (1..7), strides (1..3), paddings, widths, residuals, pools, int-map
-outputs, class counts; and the compiler's options (weight streaming, the EMBED window mode). A
-network the compiler refuses (``CompileError``) is counted as refused, not as a failure.
+outputs, class counts; and the compiler's options (weight streaming, the EMBED window mode,
+embeddings split over table channels). A network the compiler refuses (``CompileError``) is counted
+as refused, not as a failure.
 
 Each network that compiles runs ``--images`` random images through
 
@@ -56,7 +57,7 @@ DEFAULT_CONFIGS = ("tiny", "small25")
 # What the sample in tests/test_soak.py must cover: every first-layer kind, the layer options and the
 # compiler's options (keys of ``SoakResult.coverage``).
 COVERAGE_KEYS = ("first:embed", "first:raw_input", "first:host_conv", "embed:d>1", "embed:q=1",
-                 "embed:q=2", "embed:window_mode", "conv:k=1", "conv:k=3", "conv:k>3", "conv:k=2",
+                 "embed:q=2", "embed:window_mode", "embed:table_split", "conv:k=1", "conv:k=3", "conv:k>3", "conv:k=2",
                  "conv:stride=1", "conv:stride=2", "conv:stride=3", "conv:pad=0", "conv:pad<k//2",
                  "conv:pad>0", "conv:in_bits=8", "conv:in_bits=1", "conv:in_bits=2", "conv:q=1",
                  "conv:q=2", "conv:residual", "conv:pool", "conv:acc", "conv:acc+codes",
@@ -126,7 +127,9 @@ def network_parameters(seed, config, contract_options=False):
                      random_pad=bool(rng.random() < 0.5), max_embed_d=max_embed_d,
                      residual_probability=float(rng.choice([0.3, 0.6, 0.9])),
                      pool_probability=float(rng.choice([0.2, 0.5])),
-                     acc_probability=acc_probability)
+                     acc_probability=acc_probability,
+                     # a stream of its own, so that the other draws of a seed stay as they were
+                     wide_embed=bool(np.random.default_rng([int(seed), 0x51D]).random() < 0.5))
     if contract_options:
         generator.update(input_maps=True, head_kernel=True)
     compile_options = dict(stream_weights=bool(rng.random() < 0.2), im2col=bool(rng.random() < 0.85))
@@ -180,6 +183,8 @@ def network_coverage(deploy, compiled, compile_options, largest):
             keys.add("head:classes>p_o")
     if any(getattr(t, "window", None) for t in compiled.tensors.values()):
         keys.add("embed:window_mode")
+    if compiled.image_repeat > 1:
+        keys.add("embed:table_split")
     return keys
 
 

@@ -24,7 +24,7 @@ def _random_thresholds(rng, cout, q, spread, center=0):
 
 def random_deploy(seed, *, hardware=True, channels=None, height=None, width=None, first=None,
                   num_classes=None, max_convs=5, chan_choices=None, kernel_choices=None,
-                  stride_choices=None, random_pad=False, max_embed_d=None,
+                  stride_choices=None, random_pad=False, max_embed_d=None, wide_embed=False,
                   residual_probability=0.6, pool_probability=0.2, acc_probability=0.5,
                   input_maps=False, head_kernel=False):
     """Build a small random valid deploy model (random shapes, residuals, heads).
@@ -59,6 +59,10 @@ def random_deploy(seed, *, hardware=True, channels=None, height=None, width=None
         Largest embedding dimension ``d``: drawn from ``1..min(16 // q, max_embed_d)`` (the
         compiler needs ``channels * d <= p_i``), clipped to 15 with ``hardware``. None keeps the
         default draw (``1..16 // q`` clipped to 8).
+    wide_embed : bool
+        With ``max_embed_d``: draw ``d`` from ``1..max_embed_d`` whatever ``q``, so that some
+        embeddings exceed a 16-bit table entry or the 15 codes of ``emb_d`` (the compiler splits
+        them over table channels, ``firmware/compiler/table_split.py``).
     residual_probability, pool_probability, acc_probability : float
         How often a conv adds an earlier int map of its output shape (when there is one), max-pools
         its codes (when it has codes only and an even output), and writes its int map (``acc``).
@@ -108,6 +112,8 @@ def random_deploy(seed, *, hardware=True, channels=None, height=None, width=None
         if max_embed_d is None:
             d = int(rng.integers(1, (16 // q if hardware else 8) + 1))
             d = min(d, 8)
+        elif wide_embed:
+            d = int(rng.integers(1, max_embed_d + 1))
         else:
             d = int(rng.integers(1, min(16 // q, max_embed_d) + 1))
             if hardware:
