@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """AddressGenerator against a Python model of the CONV walk: every word-set's addresses and side band."""
 
 import random

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """CodeWordOutput against a Python model: ``nsub`` plane-major sub-words per pixel at consecutive
 addresses, or one word per window destination walking up through the windows above; random
 stalls on both sides."""

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """CodeWriter against a Python model: 2x2 max-pool over 4 consecutive pixels, packing into
 plane-major code words, partial last groups, write addresses, and the ``finished`` pulse."""
 

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """EmbeddingUnit against the NumPy reference (table, raw and window modes), random stalls on both
 streams; every word's bank address checked."""
 

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """WindowGeometry against the formulas of window mode's walk limits, two cycles after its inputs."""
 
 import pytest

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """EmbeddingLanes against a Python model: lane c*d + j gets entry c's bits [j*q, (j+1)*q) (0 for a
 channel switched off or a lane past c*d), raw mode lane c the pixel's byte c."""
 

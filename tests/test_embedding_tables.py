@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """EmbeddingTables: entries written through the one write port land in their channel's table; a
 look-up returns every channel's entry, read with ``read_en`` and held with ``hold_en``."""
 

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """LayerEngine end to end: buffers loaded through the local port, EMBED and CONV descriptors packed
 with contract.isa.pack, results read back through the local port and compared bit for bit with NumPy."""
 
@@ -5,6 +6,7 @@ import random
 
 import numpy as np
 import pytest
+from amaranth.hdl import Fragment
 from hypothesis import given, settings, strategies as st, HealthCheck
 
 from contract import isa
@@ -74,7 +76,9 @@ def test_conv_layers_b():
 
 def test_conv_layers_split_weight_buffer():
     """The weight buffer in four column groups, each with its own address-register copies."""
-    assert LayerEngine(CFG, wbuf_group_lanes=1).wbuf.groups == 4
+    engine = LayerEngine(CFG, wbuf_group_lanes=1)
+    assert engine.wbuf.groups == 4
+    Fragment.get(engine, None)        # and it elaborates (which also leaves no part unused)
     run_cases(CASES_A, 3, "engine_conv_split", wbuf_group_lanes=1)
 
 

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """EngineBuffers: local-bus lane decoding and read-back against a Python model of the buffers,
 the engine's ports (ownership of the read ports, writes, column groups) and the table writes."""
 

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """MACArray against the NumPy/Python reference, with random stalls on both streams."""
 
 import os

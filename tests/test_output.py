@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """OutputUnit against a NumPy reference: residual add, residual write, sums, thresholds in both
 directions, 2x2 max-pool, packing of partial code groups; random stalls on the input stream."""
 

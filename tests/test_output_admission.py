@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """PixelAdmission in a model of the output unit's pipeline: pixels are taken only with the group's
 thresholds loaded and no load running, one group at a time, writing pixels at least m cycles apart,
 and every pixel is taken in the end; random gaps on the input stream."""

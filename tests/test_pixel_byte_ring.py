@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """PixelByteRing against a Python model: the image's bytes come out ``c`` per pixel in order, with
 random stalls on the word stream and random delays in taking pixels; the counters end the run."""
 

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """ResidualWriter against a Python model: ``res_out`` writes each pixel's values back to its
 residual word, ``sum`` writes each group's per-row sums (wrapped to ``res_bits``) to consecutive
 words from ``res_base``; pixels come with random gaps."""

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """ThresholdCompare against the reference threshold function, for random values (in and beyond
 the 17-bit comparison range), thresholds, negate flags and code widths."""
 

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """ThresholdLoader against the threshold buffer's contents: each group's entries land in their rows
 as -T, ``loaded`` comes ``rows + 4`` cycles after a load starts, and nothing loads while pixels are
 on their way or thresholds are off."""

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """UART and UART-to-Wishbone bridge gateware, against the host codec (contract/protocol.py).
 
 * UART rx/tx at the bit level with random bytes and random gaps, a framing error, baud checks.

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """WindowWalker (with its WindowGeometry) against a Python model of window mode's walk: every step's
 inside flag, emitted destination and window-row taps, with random stalls of the step."""
 

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Wishbone signature, SRAM, Decoder and Arbiter, against a Python model of memory.
 
 Initiators are testbench processes that issue random reads and byte-masked writes with random idle
