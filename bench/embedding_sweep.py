@@ -5,8 +5,9 @@
 
 The grid is d in {1, 2, 4, 8, 16} and Q in {1, 2}: 10 points. A table entry holds 16 bits
 (``contract/config.py``) and the EMBED descriptor at most 15 codes (``emb_d``), so at d = 16 the
-compiler splits each pixel's embedding over two table channels (``firmware/compiler/table_split.py``:
-the host sends each pixel twice, both looked up in the same cycle).
+compiler splits each pixel's embedding over two table channels
+(``firmware/compiler/table_split.py``: the host sends each pixel twice, both looked up in the same
+cycle).
 Every point is the shipped network (``model/shipped/default.npz``'s ``training.net``) with only d and Q
 changed, trained with the same schedule (``--epochs``, ``--seed``), each run in
 ``RUNS/d<d>_q<Q>/`` (``python -m model.train ... --resume`` continues an interrupted one).
@@ -109,7 +110,8 @@ def measure(points, configs, transports, images, runs, *, synth=True):
             split = hw["compiled"].image_repeat
             row["hardware"][config_name(config)] = dict(
                 {key: hw[key] for key in ("cycles", "first_cycles", "golden_equal", "n_images")},
-                mode="window" if window else "plain" if split == 1 else f"plain, {split} table channels")
+                mode=("window" if window else "plain" if split == 1
+                      else f"plain, {split} table channels"))
             if synth:
                 cells = synth_embed_point(config, d // split, q, window, channels=split, log=log)
                 row["hardware"][config_name(config)].update(
@@ -203,9 +205,10 @@ def section_lines(rows, *, configs, hz, argv, runs, epochs, seed, png_name, comp
         f"to fit the array's input lanes (ARCHITECTURE 3.3; p_i = "
         + ", ".join(f"{c.p_i} on {name}" for c, name in zip(configs, names))
         + "); else `plain`: the first layer then runs as a k x k conv over the embedded map, so it "
-        f"takes more cycles and the unit needs no window walker; `plain, 2 table channels` where d x Q "
-        f"exceeds a 16-bit table entry or d the descriptor's 15 codes, so that each pixel is sent "
-        f"twice and looked up in two table channels at once (ARCHITECTURE 3.6). Table bits = 256 x d x Q. At "
+        f"takes more cycles and the unit needs no window walker; `plain, 2 table channels` where "
+        f"d x Q exceeds a 16-bit table entry or d the descriptor's 15 codes, so that each pixel is "
+        f"sent twice and looked up in two table channels at once (ARCHITECTURE 3.6). Table bits = "
+        f"256 x d x Q. At "
         f"{hz / 1e6:g} MHz, 1,000 cycles are {1000 / hz * 1e6:.1f} us.",
         "",
         *table(header + ["train time"], body),

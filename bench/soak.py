@@ -57,7 +57,8 @@ DEFAULT_CONFIGS = ("tiny", "small25")
 # What the sample in tests/test_soak.py must cover: every first-layer kind, the layer options and the
 # compiler's options (keys of ``SoakResult.coverage``).
 COVERAGE_KEYS = ("first:embed", "first:raw_input", "first:host_conv", "embed:d>1", "embed:q=1",
-                 "embed:q=2", "embed:window_mode", "embed:table_split", "conv:k=1", "conv:k=3", "conv:k>3", "conv:k=2",
+                 "embed:q=2", "embed:window_mode", "embed:table_split", "conv:k=1", "conv:k=3",
+                 "conv:k>3", "conv:k=2",
                  "conv:stride=1", "conv:stride=2", "conv:stride=3", "conv:pad=0", "conv:pad<k//2",
                  "conv:pad>0", "conv:in_bits=8", "conv:in_bits=1", "conv:in_bits=2", "conv:q=1",
                  "conv:q=2", "conv:residual", "conv:pool", "conv:acc", "conv:acc+codes",

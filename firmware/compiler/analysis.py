@@ -137,9 +137,9 @@ def _check_embed(network, idx, L, plan):
     split = table_split(d, q)         # not None: q <= a_planes fits an entry
     table_channels = min(c.emb_channels, field_max("emb_c"))
     if C * split > table_channels:
-        raise layer_error(L, f"d={d} codes of {q} bits need {split} table channels per image channel "
-                             f"(an entry holds {EMB_ENTRY_BITS} bits, {field_max('emb_d')} codes), "
-                             f"{C * split} in all, the embedding table holds {table_channels}")
+        raise layer_error(L, f"d={d} codes of {q} bits need {split} table channels per image "
+                             f"channel (an entry holds {EMB_ENTRY_BITS} bits, {field_max('emb_d')} "
+                             f"codes), {C * split} in all, the embedding table holds {table_channels}")
     network.table_split = split
     name = L["outputs"]["codes"]
     _add_tensor(network, L, name, "codes", (C * d, H, W), q, (1 << q) - 1)

@@ -18,8 +18,9 @@ class InputOutput:
     Members
     -------
     input_kind : str
-        ``"image"`` (EMBED of HWC bytes, each channel ``table_split`` times), ``"raw"`` (EMBED raw), ``"host_codes"`` (the host
-        computes the ``host_conv`` first layer and writes its code map in code-bank layout) or
+        ``"image"`` (EMBED of HWC bytes, each channel ``table_split`` times), ``"raw"`` (EMBED
+        raw), ``"host_codes"`` (the host computes the ``host_conv`` first layer and writes its code
+        map in code-bank layout) or
         ``"host_embed"`` (the host writes the embed's or raw input's codes in code-bank layout,
         flattened for a fully connected reader; see :mod:`.host_embed`).
     input_words : int
